@@ -1,0 +1,221 @@
+"""Compile the gold corpus from its markup, and count what it holds.
+
+The gold interviews are authored as plain transcripts with inline coding marks, so the text stays
+editable and the offsets are computed, never typed:
+
+* ``[[passage]]{code_a,code_b}`` is a passage coded by coder ``A``;
+* ``<<passage>>{code_c}`` is a passage coded by coder ``B`` (double-coded transcripts only).
+
+Marks of one coder may nest; marks of the two coders may overlap freely. ``build_corpus`` strips
+the marks and writes ``transcripts/<stem>.txt`` (UTF-8), copies ``<stem>.meta.yaml`` beside it, and
+writes ``codings.csv`` (``source,start,end,code,coder``, offsets in code points of the written text).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+import sys
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from pipeline.codebook import Codebook, load_codebook
+from pipeline.errors import InputError
+
+MARKS = {"[[": ("A", "]]"), "<<": ("B", ">>")}
+_TOKEN = re.compile(r"\[\[|<<|\]\]\{([^}]*)\}|>>\{([^}]*)\}|\]\]|>>")
+CODING_COLUMNS = ("source", "start", "end", "code", "coder")
+
+
+@dataclass(frozen=True)
+class Coding:
+    """One code applied by one coder to the span ``[start, end)`` of a source text."""
+
+    source: str
+    start: int
+    end: int
+    code: str
+    coder: str
+
+
+def compile_markup(markup: str, source: str = "<markup>") -> tuple[str, list[Coding]]:
+    """Strip coding marks from ``markup``; return the plain text and the codings on it."""
+    out: list[str] = []
+    pos = 0  # offset in the plain text
+    last = 0
+    stacks: dict[str, list[tuple[int, int]]] = {"A": [], "B": []}
+    codings: list[Coding] = []
+
+    def line_of(index: int) -> int:
+        return markup.count("\n", 0, index) + 1
+
+    for match in _TOKEN.finditer(markup):
+        piece = markup[last : match.start()]
+        out.append(piece)
+        pos += len(piece)
+        last = match.end()
+        token = match.group(0)
+        if token in MARKS:
+            stacks[MARKS[token][0]].append((pos, match.start()))
+            continue
+        coder = "A" if token.startswith("]]") else "B"
+        codes_text = match.group(1) if coder == "A" else match.group(2)
+        if codes_text is None:
+            raise InputError(f"line {line_of(match.start())}: {token!r} closes a passage without {{codes}}", source)
+        if not stacks[coder]:
+            raise InputError(f"line {line_of(match.start())}: {token[:2]!r} without an opening mark", source)
+        start, _ = stacks[coder].pop()
+        codes = [c.strip() for c in re.split(r"[,;]", codes_text) if c.strip()]
+        if not codes:
+            raise InputError(f"line {line_of(match.start())}: empty code list", source)
+        text_so_far = "".join(out)
+        # trim whitespace at the edges of the passage
+        end = pos
+        while start < end and text_so_far[start].isspace():
+            start += 1
+        while end > start and text_so_far[end - 1].isspace():
+            end -= 1
+        if end <= start:
+            raise InputError(f"line {line_of(match.start())}: empty passage", source)
+        for code in codes:
+            codings.append(Coding(source, start, end, code, coder))
+    out.append(markup[last:])
+    for coder, stack in stacks.items():
+        if stack:
+            raise InputError(f"line {line_of(stack[-1][1])}: coder {coder} passage never closed", source)
+    return "".join(out), codings
+
+
+def compile_file(path: Path, codebook: Codebook) -> tuple[str, list[Coding]]:
+    """Compile one markup file, checking its codes against the codebook."""
+    text = path.read_text(encoding="utf-8")
+    plain, codings = compile_markup(text, path.name)
+    unknown = sorted({c.code for c in codings} - set(codebook.impact_ids))
+    if unknown:
+        raise InputError(f"unknown code(s): {', '.join(unknown)}", path)
+    return plain, codings
+
+
+def write_codings(codings: list[Coding], path: Path) -> None:
+    """Write codings as CSV, sorted, through a temporary file."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CODING_COLUMNS)
+        for c in sorted(codings, key=lambda c: (c.source, c.start, c.end, c.code, c.coder)):
+            writer.writerow((c.source, c.start, c.end, c.code, c.coder))
+    tmp.replace(path)
+
+
+def build_corpus(markup_dir: Path, out_dir: Path, codebook: Codebook | None = None) -> list[Coding]:
+    """Compile every ``*.txt`` in ``markup_dir`` into ``out_dir/transcripts`` and ``out_dir/codings.csv``."""
+    codebook = codebook or load_codebook()
+    files = sorted(markup_dir.glob("*.txt"))
+    if not files:
+        raise InputError("no markup files (*.txt)", markup_dir)
+    transcripts = out_dir / "transcripts"
+    transcripts.mkdir(parents=True, exist_ok=True)
+    codings: list[Coding] = []
+    for path in files:
+        plain, file_codings = compile_file(path, codebook)
+        target = transcripts / f"{path.stem}.txt"
+        target.write_text(plain, encoding="utf-8", newline="")
+        meta = path.with_name(f"{path.stem}.meta.yaml")
+        if meta.exists():
+            shutil.copyfile(meta, transcripts / meta.name)
+        codings.extend(Coding(target.name, c.start, c.end, c.code, c.coder) for c in file_codings)
+    write_codings(codings, out_dir / "codings.csv")
+    return codings
+
+
+# --- a quick checker for authors (the full statistics live in the datasheet command) -------------
+
+_LABEL = re.compile(r"^(?:\[\d{1,2}:\d{2}(?::\d{2})?\]\s*)?([^\W\d][^:\n]{0,40}?)\s?:\s", re.M)
+
+
+def _turn_labels(text: str) -> list[tuple[int, str]]:
+    return [(m.start(), m.group(1).strip()) for m in _LABEL.finditer(text)]
+
+
+def check(paths: list[Path]) -> None:
+    """Print per-file and total counts for authors: words, passages per code, multi-code share."""
+    codebook = load_codebook()
+    per_code: Counter[str] = Counter()
+    per_code_b: Counter[str] = Counter()
+    total_words = 0
+    passages = multi = 0
+    for path in paths:
+        plain, codings = compile_file(path, codebook)
+        meta_path = path.with_name(f"{path.stem}.meta.yaml")
+        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+        interviewers = set(meta.get("interviewers") or [])
+        labels = _turn_labels(plain)
+        by_span: dict[tuple[int, int, str], set[str]] = defaultdict(set)
+        for c in codings:
+            by_span[(c.start, c.end, c.coder)].add(c.code)
+        # coverage of participant text by coder A
+        covered = [False] * len(plain)
+        for s, e, coder in by_span:
+            if coder == "A":
+                covered[s:e] = [True] * (e - s)
+        participant = uncoded = 0
+        bounds = [p for p, _ in labels] + [len(plain)]
+        for i, (p, label) in enumerate(labels):
+            if label in interviewers:
+                continue
+            for k in range(p, bounds[i + 1]):
+                if not plain[k].isspace():
+                    participant += 1
+                    uncoded += not covered[k]
+        for (s, _end, coder), codes in by_span.items():
+            turn = [label for p, label in labels if p <= s]
+            if turn and turn[-1] in interviewers:
+                print(
+                    f"  WARNING {path.name}: coder {coder} passage at {s} lies in an interviewer turn", file=sys.stderr
+                )
+            if coder == "A":
+                passages += 1
+                multi += len(codes) > 1
+                per_code.update(codes)
+            else:
+                per_code_b.update(codes)
+        words = len(plain.split())
+        total_words += words
+        share = uncoded / participant if participant else 0.0
+        print(
+            f"{path.name}: {words} words, {sum(1 for k in by_span if k[2] == 'A')} A passages, "
+            f"{sum(1 for k in by_span if k[2] == 'B')} B passages, participant text uncoded by A: {share:.0%}"
+        )
+    print(
+        f"TOTAL: {len(paths)} files, {total_words} words, {passages} A passages, "
+        f"{multi / passages if passages else 0:.0%} with 2+ codes"
+    )
+    for impact in codebook.impact_ids:
+        print(f"  {impact:40s} A={per_code[impact]:3d}  B={per_code_b[impact]:3d}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pipeline.corpus build [MARKUP_DIR OUT_DIR]`` or ``check FILE...``."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if argv and argv[0] == "check":
+            check([Path(p) for p in argv[1:]])
+        elif argv and argv[0] == "build":
+            markup = Path(argv[1]) if len(argv) > 1 else Path("data/gold/markup")
+            out = Path(argv[2]) if len(argv) > 2 else Path("data/gold")
+            print(f"{len(build_corpus(markup, out))} codings written")
+        else:
+            print(main.__doc__)
+            return 2
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

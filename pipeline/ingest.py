@@ -1,0 +1,337 @@
+"""Ingest transcripts: decode the file, read its sidecar, find speaker turns and their roles.
+
+Offsets are Unicode code points into the text *as decoded* (a UTF-8 or UTF-16 byte-order mark is
+not part of the text; line endings are kept as they are, CRLF included), so that
+``transcript.text[turn.start:turn.end]`` always holds.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from pipeline.errors import InputError
+
+TRANSCRIPT_SUFFIXES = (".txt", ".md", ".docx")
+SIDECAR_SUFFIX = ".meta.yaml"
+SIDECAR_KEYS = frozenset(
+    {
+        "language",
+        "site",
+        "innovation",
+        "interview_type",
+        "stakeholder_groups",
+        "interviewers",
+        "participants",
+        "code_switching",
+        "date",
+        "study",
+        "title",
+        "notes",
+    }
+)
+INTERVIEW_TYPES = ("individual", "dyad", "group")
+
+#: Labels read as interviewer when the sidecar does not list the interviewers.
+DEFAULT_INTERVIEWER_PATTERNS = (
+    r"interviewer\s*\d*",
+    r"interviewe(?:ur|use)\s*\d*",
+    r"i",
+    r"q",
+    r"moderat(?:or|rice|eur)",
+    r"modérat(?:eur|rice)",
+    r"animat(?:eur|rice)",
+    r"researcher",
+    r"chercheu(?:r|se)",
+)
+
+_TIMESTAMP = r"\[(?P<timestamp>\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?)\][ \t]*"
+_TURN_LINE = re.compile(
+    rf"^[ \t]*(?:{_TIMESTAMP})?(?P<label>[^\W\d_][^:\n\r\[\]{{}}.!?]{{0,39}}?)[ \t]*:(?:[ \t]+|(?=\r?$))",
+    re.MULTILINE,
+)
+_MAX_LABEL_WORDS = 4
+#: Words that start sentences rather than speaker labels ("So: ...", "Then I said: ...").
+_NOT_LABEL_START = frozenset(
+    (
+        "and but so then well like because if when i you he she we they it this that there here yes no okay ok "
+        "et mais donc alors pis ben puis quand si je tu il elle on nous vous ils elles ça ce c oui non"
+    ).split()
+)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One speaker turn: ``text[start:end]`` is what the speaker said (the label excluded)."""
+
+    index: int
+    speaker: str
+    role: str  # "interviewer" or "participant"
+    start: int
+    end: int
+    timestamp: str | None = None
+
+
+@dataclass
+class Transcript:
+    """A decoded transcript with its sidecar metadata and speaker turns."""
+
+    source: str
+    text: str
+    turns: list[Turn]
+    meta: dict = field(default_factory=dict)
+    encoding: str = "utf-8"
+    warnings: list[str] = field(default_factory=list)
+    path: str | None = None
+
+    @property
+    def language(self) -> str | None:
+        return self.meta.get("language")
+
+
+# --- decoding ------------------------------------------------------------------------------------
+
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+_WESTERN = {"cp1252", "windows-1252", "latin_1", "iso8859_1", "iso8859_15", "latin-1", "cp1250", "mac_roman"}
+
+
+def _control_share(text: str) -> float:
+    bad = sum(1 for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\r\n\t\f\v")
+    return bad / max(len(text), 1)
+
+
+def decode_bytes(raw: bytes, path: str | Path) -> tuple[str, str, list[str]]:
+    """Decode transcript bytes; return ``(text, encoding, warnings)``.
+
+    UTF-8 (with or without BOM) and UTF-16 with BOM are read silently; cp1252/latin-1 text is
+    detected with charset-normalizer, decoded and reported as a warning. Anything else is an error.
+    """
+    if not raw.strip():
+        raise InputError("empty file", path)
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            try:
+                text = raw.decode(encoding)
+            except UnicodeDecodeError:
+                raise InputError(
+                    f"undecodable bytes: starts with a {encoding} byte-order mark but is not {encoding}", path
+                ) from None
+            if encoding == "utf-16":
+                text = text.lstrip("\ufeff")
+            if not text.strip():
+                raise InputError("empty file", path)
+            return text, encoding, []
+    if b"\x00" in raw:
+        raise InputError("binary file (NUL bytes; not a text transcript)", path)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(raw).best()
+        encoding = best.encoding if best is not None else None
+        if encoding is None or encoding.lower() not in _WESTERN:
+            raise InputError(
+                f"undecodable bytes: not UTF-8, UTF-16 or cp1252/latin-1 (detector says {encoding or 'nothing'})", path
+            ) from None
+        encoding = "cp1252" if encoding.lower() in {"cp1252", "windows-1252"} else encoding
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError:
+            text, encoding = raw.decode("latin-1"), "latin-1"
+        warning = f"{Path(path).name}: decoded as {encoding}, not UTF-8; save transcripts as UTF-8 to be sure"
+        if _control_share(text) > 0.01:
+            raise InputError("binary file (control characters; not a text transcript)", path) from None
+        return text, encoding, [warning]
+    if _control_share(text) > 0.01:
+        raise InputError("binary file (control characters; not a text transcript)", path)
+    return text, "utf-8", []
+
+
+def read_docx(path: Path) -> str:
+    """Text of a .docx, one line per paragraph (python-docx)."""
+    import zipfile
+
+    from docx import Document
+    from docx.opc.exceptions import PackageNotFoundError
+
+    try:
+        document = Document(str(path))
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise InputError(f"not a readable .docx ({type(exc).__name__})", path) from None
+    text = "\n".join(paragraph.text for paragraph in document.paragraphs)
+    if not text.strip():
+        raise InputError("empty file (the .docx holds no text)", path)
+    return text
+
+
+def read_text(path: str | Path) -> tuple[str, str, list[str]]:
+    """Read a transcript file (.txt, .md or .docx); return ``(text, encoding, warnings)``."""
+    path = Path(path)
+    if path.suffix.lower() not in TRANSCRIPT_SUFFIXES:
+        raise InputError(
+            f"unknown extension {path.suffix or '(none)'!r}: expected {', '.join(TRANSCRIPT_SUFFIXES)}", path
+        )
+    if not path.is_file():
+        raise InputError("no such file", path)
+    if path.suffix.lower() == ".docx":
+        return read_docx(path), "docx", []
+    return decode_bytes(path.read_bytes(), path)
+
+
+# --- sidecar -------------------------------------------------------------------------------------
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """``interview.txt`` -> ``interview.meta.yaml``."""
+    path = Path(path)
+    return path.with_name(path.stem + SIDECAR_SUFFIX)
+
+
+def read_sidecar(path: str | Path) -> dict:
+    """Read and validate ``<stem>.meta.yaml`` beside a transcript; ``{}`` when there is none."""
+    meta_path = sidecar_path(path)
+    if not meta_path.exists():
+        return {}
+    try:
+        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"sidecar is not valid UTF-8 YAML ({type(exc).__name__})", meta_path) from None
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        raise InputError("sidecar must be a YAML mapping", meta_path)
+    unknown = sorted(set(meta) - SIDECAR_KEYS)
+    if unknown:
+        raise InputError(
+            f"unknown sidecar key(s): {', '.join(map(str, unknown))} (allowed: {', '.join(sorted(SIDECAR_KEYS))})",
+            meta_path,
+        )
+    if "interview_type" in meta and meta["interview_type"] not in INTERVIEW_TYPES:
+        raise InputError(f"interview_type must be one of {', '.join(INTERVIEW_TYPES)}", meta_path)
+    for key in ("interviewers", "stakeholder_groups"):
+        if key in meta and not isinstance(meta[key], list):
+            raise InputError(f"{key} must be a list", meta_path)
+    if "participants" in meta and not isinstance(meta["participants"], dict):
+        raise InputError("participants must map each speaker label to a stakeholder group", meta_path)
+    return meta
+
+
+# --- turns and roles -----------------------------------------------------------------------------
+
+
+class RoleResolver:
+    """Decides whether a speaker label is an interviewer or a participant.
+
+    The sidecar's explicit ``interviewers`` list wins; otherwise labels are matched against
+    configurable patterns (case-insensitive, whole label).
+    """
+
+    def __init__(self, interviewers: list[str] | None = None, patterns: tuple[str, ...] = DEFAULT_INTERVIEWER_PATTERNS):
+        self.interviewers = {label.strip().casefold() for label in interviewers} if interviewers else None
+        self.pattern = re.compile(rf"(?:{'|'.join(patterns)})", re.IGNORECASE)
+
+    def role(self, label: str) -> str:
+        key = label.strip().casefold()
+        if self.interviewers is not None:
+            return "interviewer" if key in self.interviewers else "participant"
+        return "interviewer" if self.pattern.fullmatch(key) else "participant"
+
+
+def _span(text: str, start: int, end: int) -> tuple[int, int]:
+    """Shrink ``[start, end)`` to exclude surrounding whitespace."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def find_turns(text: str, roles: RoleResolver, known_speakers: set[str] | None = None) -> list[Turn]:
+    """Split ``text`` into speaker turns (``Name: text``, ``Name : text``, ``[00:12:03] Name: text``).
+
+    A line only opens a turn when its label looks like a speaker: one listed in the sidecar, an
+    interviewer label, a timestamped label, a label used at least twice in the file, or a short
+    capitalised label that does not start like a sentence.
+    Lines without a label continue the current turn. Returns ``[]`` when nothing looks like a turn.
+    """
+    candidates = [m for m in _TURN_LINE.finditer(text) if len(m.group("label").split()) <= _MAX_LABEL_WORDS]
+    counts: dict[str, int] = {}
+    for match in candidates:
+        key = match.group("label").strip().casefold()
+        counts[key] = counts.get(key, 0) + 1
+    known = {s.casefold() for s in known_speakers} if known_speakers else None
+
+    def is_speaker(match: re.Match[str]) -> bool:
+        label = match.group("label").strip()
+        key = label.casefold()
+        if known:
+            return key in known
+        if match.group("timestamp") or counts[key] >= 2 or roles.role(label) == "interviewer":
+            return True
+        # a label used once: short, capitalised, and not the start of a sentence
+        words = label.split()
+        return len(words) <= 2 and label[0].isupper() and words[0].casefold().strip("'’") not in _NOT_LABEL_START
+
+    openings = [m for m in candidates if is_speaker(m)]
+    turns: list[Turn] = []
+    for index, match in enumerate(openings):
+        limit = openings[index + 1].start() if index + 1 < len(openings) else len(text)
+        start, end = _span(text, match.end(), limit)
+        label = match.group("label").strip()
+        turns.append(Turn(len(turns), label, roles.role(label), start, end, match.group("timestamp")))
+    return turns
+
+
+def paragraph_turns(text: str) -> list[Turn]:
+    """One participant turn per paragraph (blocks separated by blank lines), for unlabelled text."""
+    turns = []
+    for match in re.finditer(r"\S(?:.*?)(?=(?:\r?\n[ \t]*){2,}|\Z)", text, re.DOTALL):
+        start, end = _span(text, match.start(), match.end())
+        if end > start:
+            turns.append(Turn(len(turns), "participant", "participant", start, end))
+    return turns
+
+
+def load_transcript(
+    path: str | Path, interviewer_patterns: tuple[str, ...] = DEFAULT_INTERVIEWER_PATTERNS
+) -> Transcript:
+    """Read a transcript and its sidecar, and find its turns and their roles."""
+    path = Path(path)
+    text, encoding, warnings = read_text(path)
+    meta = read_sidecar(path)
+    roles = RoleResolver(meta.get("interviewers"), interviewer_patterns)
+    known = set(meta.get("interviewers") or []) | set((meta.get("participants") or {}).keys())
+    turns = find_turns(text, roles, known or None)
+    if not turns:
+        turns = paragraph_turns(text)
+        warnings.append(f"{path.name}: no speaker labels found; each paragraph is read as one participant turn")
+    return Transcript(path.name, text, turns, meta, encoding, warnings, str(path))
+
+
+def collect_transcripts(inputs: list[str | Path]) -> list[Path]:
+    """Expand inputs (files or folders) into transcript files, sorted within each folder."""
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(
+                p
+                for p in item.iterdir()
+                if p.is_file() and p.suffix.lower() in TRANSCRIPT_SUFFIXES and not p.name.startswith((".", "~$"))
+            )
+            if not found:
+                raise InputError(f"folder holds no transcripts ({', '.join(TRANSCRIPT_SUFFIXES)})", item)
+            files.extend(found)
+        elif item.exists():
+            files.append(item)
+        else:
+            raise InputError("no such file or folder", item)
+    names = [p.name for p in files]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InputError(f"two inputs share the file name {duplicates[0]!r}; sources are named by file name")
+    return files

@@ -1,0 +1,27 @@
+"""``params.yaml``: one section per stage, as DVC expects. Missing file -> built-in defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from pipeline.errors import InputError
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+def load_params(path: str | Path | None = None) -> dict:
+    """Read the parameters file (``params.yaml`` in the working directory when it exists)."""
+    path = Path(path) if path else DEFAULT_PARAMS
+    if not path.exists():
+        if path == DEFAULT_PARAMS:
+            return {}
+        raise InputError("no such parameters file", path)
+    try:
+        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"parameters file is not valid UTF-8 YAML ({type(exc).__name__})", path) from None
+    if not isinstance(params, dict):
+        raise InputError("parameters file must be a YAML mapping of stage sections", path)
+    return params

@@ -1,0 +1,300 @@
+"""Segment transcripts into coding units: turns -> sentences (spaCy) -> units, with a language each.
+
+Output: the *segment table* (one row per segment), documented in ``docs/architecture.md``:
+``source, segment_id, start, end, speaker, role, turn, language, text, question,
+stakeholder_group, transcript_language``. ``text == transcript_text[start:end]`` always holds.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from functools import cached_property
+
+import pandas as pd
+
+from pipeline.errors import InputError
+from pipeline.ingest import Transcript, Turn
+
+SEGMENT_COLUMNS = (
+    "source",
+    "segment_id",
+    "start",
+    "end",
+    "speaker",
+    "role",
+    "turn",
+    "language",
+    "text",
+    "question",
+    "stakeholder_group",
+    "transcript_language",
+)
+UNITS = ("turn", "sentence", "window")
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """How transcripts are cut into coding units (``params.yaml: segment``)."""
+
+    unit: str = "sentence"  # turn | sentence | window
+    max_tokens: int = 80  # a unit never grows past this many words (turns are split at sentences)
+    min_chars: int = 25  # shorter sentences are merged into a neighbour within the same turn
+    window_sentences: int = 3  # unit=window: at most this many sentences per unit
+    languages: tuple[str, ...] = ("en", "fr")
+    min_words_language: int = 5  # shorter segments inherit their turn's / transcript's language
+    seed: int = 0
+    spacy_models: dict[str, str] = field(default_factory=lambda: {"en": "en_core_web_sm", "fr": "fr_core_news_sm"})
+
+    def __post_init__(self) -> None:
+        if self.unit not in UNITS:
+            raise InputError(f"segment unit must be one of {', '.join(UNITS)}, not {self.unit!r}")
+        if self.max_tokens < 1 or self.min_chars < 0 or self.window_sentences < 1:
+            raise InputError("segment max_tokens and window_sentences must be >= 1, min_chars >= 0")
+        object.__setattr__(self, "languages", tuple(self.languages))
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> SegmentConfig:
+        """Build from a ``params.yaml`` section, refusing unknown keys."""
+        values = dict(values or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(f"unknown segment parameter(s): {', '.join(unknown)}")
+        return cls(**values)
+
+
+class LanguageDetector:
+    """langdetect restricted to the configured languages, seeded so results are reproducible."""
+
+    def __init__(self, languages: tuple[str, ...], seed: int = 0) -> None:
+        from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
+
+        factory = DetectorFactory()
+        profiles = []
+        for language in languages:
+            profile = os.path.join(PROFILES_DIRECTORY, language)
+            if not os.path.exists(profile):
+                raise InputError(f"langdetect has no profile for language {language!r}")
+            with open(profile, encoding="utf-8") as handle:
+                profiles.append(handle.read())
+        factory.load_json_profile(profiles)
+        factory.set_seed(seed)
+        self._factory = factory
+
+    def detect(self, text: str) -> str | None:
+        """The most probable configured language of ``text``, or None when it has no letters."""
+        from langdetect.lang_detect_exception import LangDetectException
+
+        detector = self._factory.create()
+        detector.append(text)
+        try:
+            return detector.detect()
+        except LangDetectException:
+            return None
+
+
+class SentenceSplitter:
+    """Sentence boundaries per language with spaCy: a trained pipeline when installed, else a sentencizer."""
+
+    def __init__(self, models: dict[str, str]) -> None:
+        self.models = models
+        self._nlp: dict[str, object] = {}
+
+    def _load(self, language: str):
+        import spacy
+
+        name = self.models.get(language)
+        if name:
+            try:
+                nlp = spacy.load(name, exclude=["ner", "lemmatizer", "attribute_ruler", "morphologizer", "tagger"])
+                if "senter" in nlp.disabled:
+                    # the trained sentence recogniser is faster than the parser and as good for units
+                    if "parser" in nlp.pipe_names:
+                        nlp.disable_pipe("parser")
+                    nlp.enable_pipe("senter")
+                return nlp
+            except OSError:
+                pass  # not installed: fall back to the rule-based sentencizer
+        nlp = spacy.blank(language if language in ("en", "fr") else "xx")
+        nlp.add_pipe("sentencizer")
+        return nlp
+
+    def nlp(self, language: str):
+        if language not in self._nlp:
+            self._nlp[language] = self._load(language)
+        return self._nlp[language]
+
+    def split(self, text: str, language: str) -> list[tuple[int, int]]:
+        """``(start, end)`` of each sentence in ``text``, whitespace trimmed.
+
+        A line break inside a turn is a hard boundary (transcribers start a new line for a new thought);
+        spaCy then splits each line into sentences.
+        """
+        lines = [(m.start(), m.group(0)) for m in re.finditer(r"[^\r\n]*\S[^\r\n]*", text)]
+        spans = []
+        for (offset, _), doc in zip(lines, self.nlp(language).pipe(line for _, line in lines), strict=True):
+            for sent in doc.sents:
+                start, end = sent.start_char + offset, sent.end_char + offset
+                while start < end and text[start].isspace():
+                    start += 1
+                while end > start and text[end - 1].isspace():
+                    end -= 1
+                if end > start:
+                    spans.append((start, end))
+        return spans or [(0, len(text))]
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+class Segmenter:
+    """Turns transcripts into the segment table (a spaCy-like component: config in, rows out)."""
+
+    def __init__(self, config: SegmentConfig | None = None) -> None:
+        self.config = config or SegmentConfig()
+
+    @cached_property
+    def detector(self) -> LanguageDetector:
+        return LanguageDetector(self.config.languages, self.config.seed)
+
+    @cached_property
+    def splitter(self) -> SentenceSplitter:
+        return SentenceSplitter(self.config.spacy_models)
+
+    def _merge_short(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Merge fragments shorter than ``min_chars`` into the next sentence (or the previous one)."""
+        merged: list[tuple[int, int]] = []
+        pending: int | None = None
+        for start, end in spans:
+            if pending is not None:
+                start, pending = pending, None
+            if end - start < self.config.min_chars:
+                pending = start
+                continue
+            merged.append((start, end))
+        if pending is not None:
+            if merged:
+                merged[-1] = (merged[-1][0], spans[-1][1])
+            else:
+                merged.append((pending, spans[-1][1]))
+        return merged
+
+    def _pack(self, text: str, spans: list[tuple[int, int]], max_sentences: int | None) -> list[tuple[int, int]]:
+        """Greedily group consecutive sentences up to ``max_tokens`` words (and ``max_sentences``)."""
+        units: list[tuple[int, int]] = []
+        current: tuple[int, int] | None = None
+        count = 0
+        for start, end in spans:
+            if current is not None:
+                fits = _words(text[current[0] : end]) <= self.config.max_tokens
+                if fits and (max_sentences is None or count < max_sentences):
+                    current, count = (current[0], end), count + 1
+                    continue
+                units.append(current)
+            current, count = (start, end), 1
+        if current is not None:
+            units.append(current)
+        return units
+
+    def units(self, text: str, language: str) -> list[tuple[int, int]]:
+        """Coding units of one turn's ``text``, as offsets relative to it."""
+        config = self.config
+        if config.unit == "turn" and _words(text) <= config.max_tokens:
+            return [(0, len(text))]
+        sentences = self._merge_short(text, self.splitter.split(text, language))
+        pieces = [piece for sentence in sentences for piece in self._split_long(text, sentence)]
+        if config.unit == "sentence":
+            return pieces
+        return self._pack(text, pieces, config.window_sentences if config.unit == "window" else None)
+
+    def _split_long(self, text: str, span: tuple[int, int]) -> list[tuple[int, int]]:
+        """A single sentence longer than ``max_tokens`` words is cut at word boundaries."""
+        start, end = span
+        if _words(text[start:end]) <= self.config.max_tokens:
+            return [span]
+        words = [(m.start() + start, m.end() + start) for m in re.finditer(r"\S+", text[start:end])]
+        step = self.config.max_tokens
+        return [(words[i][0], words[min(i + step, len(words)) - 1][1]) for i in range(0, len(words), step)]
+
+    def _language(self, text: str, fallback: str | None) -> str | None:
+        if _words(text) >= self.config.min_words_language:
+            return self.detector.detect(text) or fallback
+        return fallback
+
+    def segment(self, transcript: Transcript) -> list[dict]:
+        """Rows of the segment table for one transcript."""
+        text, meta = transcript.text, transcript.meta
+        declared = meta.get("language") if meta.get("language") in self.config.languages else None
+        stakeholders = {str(k).casefold(): str(v) for k, v in (meta.get("participants") or {}).items()}
+        turn_languages = [self._language(text[t.start : t.end], None) for t in transcript.turns]
+        majority = Counter(lang for lang in turn_languages if lang).most_common(1)
+        transcript_language = declared or (majority[0][0] if majority else self.config.languages[0])
+        rows: list[dict] = []
+        question = ""
+        for turn, turn_language in zip(transcript.turns, turn_languages, strict=True):
+            turn_language = turn_language or transcript_language
+            turn_text = text[turn.start : turn.end]
+            for start, end in self.units(turn_text, turn_language):
+                start, end = start + turn.start, end + turn.start
+                segment_text = text[start:end]
+                rows.append(
+                    self._row(
+                        transcript,
+                        turn,
+                        start,
+                        end,
+                        segment_text,
+                        turn_language,
+                        question,
+                        stakeholders,
+                        transcript_language,
+                    )
+                )
+            if turn.role == "interviewer":
+                question = turn_text
+        return rows
+
+    def _row(
+        self,
+        transcript: Transcript,
+        turn: Turn,
+        start: int,
+        end: int,
+        segment_text: str,
+        turn_language: str,
+        question: str,
+        stakeholders: dict[str, str],
+        transcript_language: str,
+    ) -> dict:
+        return {
+            "source": transcript.source,
+            "segment_id": f"{transcript.source}:{start}-{end}",
+            "start": start,
+            "end": end,
+            "speaker": turn.speaker,
+            "role": turn.role,
+            "turn": turn.index,
+            "language": self._language(segment_text, turn_language),
+            "text": segment_text,
+            "question": question if turn.role == "participant" else "",
+            "stakeholder_group": stakeholders.get(turn.speaker.casefold(), ""),
+            "transcript_language": transcript_language,
+        }
+
+
+def segment_table(
+    transcripts: list[Transcript], config: SegmentConfig | None = None, progress: bool = False
+) -> pd.DataFrame:
+    """The segment table for several transcripts (columns: :data:`SEGMENT_COLUMNS`)."""
+    from tqdm.auto import tqdm
+
+    segmenter = Segmenter(config)
+    rows: list[dict] = []
+    for transcript in tqdm(transcripts, desc="segmenting", unit="file", disable=not progress):
+        rows.extend(segmenter.segment(transcript))
+    frame = pd.DataFrame(rows, columns=list(SEGMENT_COLUMNS))
+    return frame.astype({"start": "int64", "end": "int64", "turn": "int64"})

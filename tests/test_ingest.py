@@ -1,0 +1,139 @@
+import docx
+import pytest
+
+from pipeline.errors import InputError
+from pipeline.ingest import RoleResolver, decode_bytes, find_turns, load_transcript
+from tests.conftest import TEST_DATA
+
+FRENCH = "Intervieweuse : Qu'est-ce qui a changé?\nLocataire : Ben, je me sens mieux, là. Ça a été très difficile.\n"
+
+
+def test_turns_with_french_colon_timestamps_and_multiline():
+    text = (
+        "[00:12:03] Intervieweuse : Pis, pour les intervenants?\r\n"
+        "[00:12:09] Intervenante 2 : Ben... au début, non.\r\n"
+        "Mais après: oui, on a changé.\r\n"
+        "\r\n"
+        "Vraiment.\r\n"
+        "[00:13:00] Intervieweuse : Merci.\r\n"
+    )
+    turns = find_turns(text, RoleResolver())
+    assert [(t.speaker, t.role, t.timestamp) for t in turns] == [
+        ("Intervieweuse", "interviewer", "00:12:03"),
+        ("Intervenante 2", "participant", "00:12:09"),
+        ("Intervieweuse", "interviewer", "00:13:00"),
+    ]
+    assert (
+        text[turns[1].start : turns[1].end] == "Ben... au début, non.\r\nMais après: oui, on a changé.\r\n\r\nVraiment."
+    )
+
+
+def test_a_colon_inside_speech_does_not_open_a_turn():
+    text = (
+        "Interviewer: And then?\nTenant: She told me this: you can do it.\n"
+        "And so I said: fine, okay.\nInterviewer: Right.\n"
+    )
+    turns = find_turns(text, RoleResolver())
+    assert [t.speaker for t in turns] == ["Interviewer", "Tenant", "Interviewer"]
+    assert "And so I said: fine" in text[turns[1].start : turns[1].end]
+
+
+@pytest.mark.parametrize(
+    "label,role",
+    [
+        ("Interviewer", "interviewer"),
+        ("Intervieweuse", "interviewer"),
+        ("Intervieweur 2", "interviewer"),
+        ("I", "interviewer"),
+        ("Q", "interviewer"),
+        ("Moderator", "interviewer"),
+        ("Animatrice", "interviewer"),
+        ("Tenant 3", "participant"),
+        ("Pair aidante", "participant"),
+        ("Iris", "participant"),
+    ],
+)
+def test_default_interviewer_patterns(label, role):
+    assert RoleResolver().role(label) == role
+
+
+def test_sidecar_interviewer_list_wins(tmp_path):
+    # in a family support group the "Animatrice" is a participant, not the interviewer
+    (tmp_path / "g.txt").write_text(
+        "Chercheuse : Bonjour.\nAnimatrice : Bonjour à vous.\nMère : Allo.\nChercheuse : On commence.\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "g.meta.yaml").write_text(
+        "language: fr\ninterviewers: [Chercheuse]\nparticipants: {Animatrice: other_actors, Mère: family_members}\n",
+        encoding="utf-8",
+    )
+    transcript = load_transcript(tmp_path / "g.txt")
+    assert [(t.speaker, t.role) for t in transcript.turns] == [
+        ("Chercheuse", "interviewer"),
+        ("Animatrice", "participant"),
+        ("Mère", "participant"),
+        ("Chercheuse", "interviewer"),
+    ]
+
+
+def test_encodings_utf8_bom_utf16_and_cp1252(tmp_path):
+    for name, raw, encoding in [
+        ("bom.txt", b"\xef\xbb\xbf" + FRENCH.encode("utf-8"), "utf-8-sig"),
+        ("u16.txt", FRENCH.encode("utf-16"), "utf-16"),
+        ("plain.txt", FRENCH.encode("utf-8"), "utf-8"),
+    ]:
+        (tmp_path / name).write_bytes(raw)
+        transcript = load_transcript(tmp_path / name)
+        assert transcript.text == FRENCH and transcript.encoding == encoding and not transcript.warnings
+    (tmp_path / "win.txt").write_bytes(FRENCH.replace("\n", "\r\n").encode("cp1252"))
+    transcript = load_transcript(tmp_path / "win.txt")
+    assert transcript.text == FRENCH.replace("\n", "\r\n")
+    assert transcript.encoding == "cp1252"
+    assert "win.txt: decoded as cp1252" in transcript.warnings[0]
+    turn = transcript.turns[1]
+    assert transcript.text[turn.start : turn.end] == "Ben, je me sens mieux, là. Ça a été très difficile."
+
+
+@pytest.mark.parametrize(
+    "raw,problem",
+    [
+        (b"", "empty file"),
+        (b"  \n\r\n", "empty file"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file"),
+        (b"\xff\xfe" + "Intervieweuse : allo".encode("utf-16-le")[:-1], "undecodable"),
+    ],
+)
+def test_bad_bytes(raw, problem):
+    with pytest.raises(InputError, match=problem):
+        decode_bytes(raw, "x.txt")
+
+
+def test_docx(tmp_path):
+    document = docx.Document()
+    for line in FRENCH.strip().split("\n"):
+        document.add_paragraph(line)
+    document.save(tmp_path / "entrevue.docx")
+    transcript = load_transcript(tmp_path / "entrevue.docx")
+    assert [t.role for t in transcript.turns] == ["interviewer", "participant"]
+    assert transcript.text[transcript.turns[1].start : transcript.turns[1].end].startswith("Ben, je me sens")
+
+
+def test_unlabelled_text_is_one_participant_turn_per_paragraph(tmp_path):
+    (tmp_path / "notes.txt").write_text("First paragraph,\nstill first.\n\n\nSecond one.\n", encoding="utf-8")
+    transcript = load_transcript(tmp_path / "notes.txt")
+    assert [transcript.text[t.start : t.end] for t in transcript.turns] == [
+        "First paragraph,\nstill first.",
+        "Second one.",
+    ]
+    assert "no speaker labels" in transcript.warnings[0]
+
+
+def test_test_transcripts_have_the_right_speakers():
+    transcript = load_transcript(TEST_DATA / "transcripts" / "qc-groupe-test.txt")
+    assert {t.speaker for t in transcript.turns} == {
+        "Intervieweuse",
+        "Locataire 1",
+        "Locataire 2",
+        "Locataire 3",
+        "Intervenant",
+    }

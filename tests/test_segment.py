@@ -1,0 +1,161 @@
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.ingest import RoleResolver, Transcript, find_turns, load_transcript
+from pipeline.segment import SegmentConfig, Segmenter, segment_table
+from tests.conftest import TEST_DATA
+
+SEGMENTERS = {
+    unit: Segmenter(SegmentConfig(unit=unit, max_tokens=12, min_chars=15)) for unit in ("turn", "sentence", "window")
+}
+
+WORDS = [
+    "rétablissement",
+    "pair",
+    "aidante",
+    "ça",
+    "été",
+    "très",
+    "naïve",
+    "Noël",
+    "œuvre",
+    "I",
+    "felt",
+    "better",
+    "😊",
+    "🏠",
+    "don't",
+    "c'est",
+    "fait",
+    "que",
+    "pis",
+    "ben",
+    "tsé",
+    "WRAP",
+    "—",
+    "«",
+    "»",
+    "l'équipe",
+    "…",
+]
+ENDS = [".", "!", "?", "...", "", " [laughs]."]
+
+
+@st.composite
+def transcripts(draw):
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    labels = ["Interviewer", "Locataire 1", "Tenant 2", "Pair aidante"]
+    lines = []
+    for _ in range(draw(st.integers(1, 6))):
+        label = draw(st.sampled_from(labels))
+        sep = draw(st.sampled_from([": ", " : "]))
+        paragraphs = []
+        for _ in range(draw(st.integers(1, 3))):
+            sentences = [
+                " ".join(draw(st.lists(st.sampled_from(WORDS), min_size=1, max_size=15))) + draw(st.sampled_from(ENDS))
+                for _ in range(draw(st.integers(1, 4)))
+            ]
+            paragraphs.append(" ".join(sentences))
+        blank = draw(st.sampled_from(["", newline]))
+        lines.append(label + sep + (newline + blank).join(paragraphs))
+    return newline.join(lines) + newline
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=transcripts(), unit=st.sampled_from(["turn", "sentence", "window"]))
+def test_offsets_always_point_at_the_segment_text(text, unit):
+    turns = find_turns(text, RoleResolver())
+    transcript = Transcript("t.txt", text, turns, {"language": "fr"})
+    rows = SEGMENTERS[unit].segment(transcript)
+    assert rows, "a transcript with turns gives segments"
+    previous_end = 0
+    for row in rows:
+        assert text[row["start"] : row["end"]] == row["text"]
+        assert row["text"] == row["text"].strip() and row["text"]
+        assert row["start"] >= previous_end  # segments never overlap and keep their order
+        previous_end = row["end"]
+        turn = turns[row["turn"]]
+        assert turn.start <= row["start"] and row["end"] <= turn.end  # a segment stays inside its turn
+
+
+def _segments(unit: str, **overrides) -> pd.DataFrame:
+    transcript = load_transcript(TEST_DATA / "transcripts" / "qc-groupe-test.txt")
+    return segment_table([transcript], SegmentConfig(unit=unit, **overrides))
+
+
+def test_units_turn_sentence_window():
+    by_turn, by_sentence, by_window = (_segments(u) for u in ("turn", "sentence", "window"))
+    transcript = load_transcript(TEST_DATA / "transcripts" / "qc-groupe-test.txt")
+    assert len(by_turn) == len(transcript.turns)  # no turn here is longer than max_tokens
+    assert len(by_sentence) > len(by_window) >= len(by_turn)
+    long_turn = by_sentence[by_sentence.turn == 6]
+    # "Honnêtement, oui." is shorter than min_chars: merged into the next sentence
+    assert list(long_turn.text) == [
+        "Honnêtement, oui. Au début j'étais sceptique, je me disais que c'était encore un autre projet qui allait "
+        "disparaître.",
+        "Mais en la regardant faire, j'ai changé ma façon d'intervenir avec les locataires.",
+    ]
+
+
+def test_short_fragments_merge_within_their_turn_only():
+    table = _segments("sentence", min_chars=25)
+    assert "Ouais. [rires]" in set(table.text)  # a whole short turn stays: there is nothing to merge with
+    merged = table[table.text.str.startswith("Honnêtement, oui.")]
+    assert len(merged) == 1 and "sceptique" in merged.text.iloc[0]
+
+
+def test_long_turns_split_at_sentence_boundaries():
+    table = _segments("turn", max_tokens=25)
+    assert (table.text.str.split().str.len() <= 25).all()
+    turn = table[table.turn == 6]
+    assert len(turn) == 2 and turn.text.iloc[0].endswith("disparaître.")
+    cut = _segments("turn", max_tokens=12)  # a single sentence longer than max_tokens is cut between words
+    assert (cut.text.str.split().str.len() <= 12).all() and len(cut[cut.turn == 6]) == 4
+
+
+def test_questions_roles_and_stakeholders():
+    table = _segments("sentence")
+    answer = table[table.text.str.contains("devenir pair aidant")].iloc[0]
+    assert answer.question == "Pis vous, personnellement, dans votre rôle?"
+    assert answer.role == "participant" and answer.stakeholder_group == "tenants"
+    assert (table[table.role == "interviewer"].question == "").all()
+
+
+def test_sentence_level_language_inside_a_french_turn():
+    table = _segments("sentence")
+    english = table[table.text.str.startswith("I mean, we used to just apply the rules")]
+    assert english.language.tolist() == ["en"]
+    assert english.transcript_language.tolist() == ["fr"]
+    short = table[table.text == "Ouais. [rires]"]
+    assert short.language.tolist() == ["fr"]  # too short to detect: inherits the transcript's language
+
+
+def test_language_accuracy_on_labelled_sentences():
+    labels = pd.read_csv(TEST_DATA / "language_labels.csv")
+    segmenter = Segmenter(SegmentConfig())
+    assert (labels.text.str.split().str.len() >= 5).all()
+    predicted = [segmenter.detector.detect(text) for text in labels.text]
+    accuracy = (labels.language == predicted).mean()
+    assert accuracy >= 0.95, f"language accuracy {accuracy:.2%}"
+    # seeded: the same answers every time
+    assert predicted == [segmenter.detector.detect(text) for text in labels.text]
+
+
+def test_segment_table_of_both_test_transcripts(run_cli, tmp_path):
+    out = tmp_path / "segments.parquet"
+    result = run_cli("segment", TEST_DATA / "transcripts", "--out", out)
+    assert result.code == 0, result.err
+    table = pd.read_parquet(out)
+    assert result.out.strip().startswith("2 files, 26 turns,")
+    for source, frame in table.groupby("source"):
+        text = (TEST_DATA / "transcripts" / source).read_bytes().decode("utf-8")  # CRLF kept
+        assert all(text[s:e] == t for s, e, t in zip(frame.start, frame.end, frame.text, strict=True))
+    assert set(table.language) == {"en", "fr"}
+    assert table.segment_id.is_unique
+
+
+@pytest.mark.parametrize("unit", ["turn", "window"])
+def test_same_input_same_output(unit):
+    assert _segments(unit).equals(_segments(unit))
