@@ -147,6 +147,18 @@ def export_qdpx_command(
 # --- end of REFI-QDA commands -------------------------------------------------------------------
 
 
+# --- agreement commands (pipeline/agreement.py) are registered below this line ------------------
+# --- end of agreement commands ------------------------------------------------------------------
+
+
+# --- corpus statistics commands (pipeline/datasheet.py) are registered below this line ----------
+# --- end of corpus statistics commands ----------------------------------------------------------
+
+
+# --- model commands (pipeline/train.py, pipeline/code.py) are registered below this line -------
+# --- end of model commands ----------------------------------------------------------------------
+
+
 def main() -> None:
     """Entry point of the ``imri`` console script."""
     try:
