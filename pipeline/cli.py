@@ -148,10 +148,100 @@ def export_qdpx_command(
 
 
 # --- agreement commands (pipeline/agreement.py) are registered below this line ------------------
+
+
+class _ListOptionsCommand(typer.core.TyperCommand):
+    """A command whose ``--coders`` and ``--codes`` take several values in a row (``--coders A B``)."""
+
+    def parse_args(self, ctx, args):
+        from pipeline.agreement import expand_list_options
+
+        return super().parse_args(ctx, expand_list_options(args, ("--coders", "--codes")))
+
+
+@app.command("agreement", cls=_ListOptionsCommand)
+def agreement_command(
+    inputs: list[Path] | None = typer.Argument(
+        None, help="Codings tables (source,start,end,code,coder), .qdpx projects and/or imri code output folders."
+    ),
+    text_dir: Path | None = typer.Option(None, "--text-dir", help="Folder of the transcripts the codings refer to."),
+    coders: list[str] | None = typer.Option(None, "--coders", help="Coders to compare, two or more (default: all)."),
+    codes: list[str] | None = typer.Option(None, "--codes", help="Codes to compare (default: every code used)."),
+    unit: str = typer.Option("character", "--unit", help="Unit of analysis: character, segment or document."),
+    include_interviewer: bool = typer.Option(False, "--include-interviewer", help="Analyse interviewer text too."),
+    ignore_uncoded: bool = typer.Option(False, "--ignore-uncoded", help="Leave out text that no coder coded."),
+    overlap: str = typer.Option("either", "--overlap", help="Segment unit: either, segment, span or any."),
+    min_overlap: float = typer.Option(0.5, "--min-overlap", help="Segment unit: share of segment/span covered."),
+    segments: Path | None = typer.Option(None, "--segments", help="Segment table for --unit segment."),
+    long: Path | None = typer.Option(None, "--long", help="Generic reliability data: CSV with unit,coder,value."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for 95% intervals (0: none)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    codebook: Path | None = CodebookOption,
+    params: Path | None = ParamsOption,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+) -> None:
+    """Inter-rater agreement (percent, Cohen, Fleiss, Krippendorff, AC1, PABAK) per code, with 95% intervals."""
+    from pipeline.agreement import UnitConfig, format_table, run_agreement
+
+    result = run_agreement(
+        inputs or [],
+        text_dir=text_dir,
+        coders=coders,
+        codes=codes,
+        config=UnitConfig(unit, include_interviewer, ignore_uncoded, overlap, min_overlap),
+        long=long,
+        segments=segments,
+        codebook=codebook,
+        params=params,
+        n_boot=bootstrap,
+        seed=seed,
+    )
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    typer.echo(result.to_json() if as_json else format_table(result))
+
+
 # --- end of agreement commands ------------------------------------------------------------------
 
 
 # --- corpus statistics commands (pipeline/datasheet.py) are registered below this line ----------
+
+GoldOption = typer.Option(Path("data/gold"), "--gold", help="Compiled gold corpus (transcripts/, codings.csv).")
+NewStudyOption = typer.Option(Path("data/new_study"), "--new-study", help="Folder of uncoded new-study transcripts.")
+
+
+@corpus_app.command("stats")
+def corpus_stats_command(
+    gold: Path = GoldOption,
+    new_study: Path = NewStudyOption,
+    as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+    codebook: Path | None = CodebookOption,
+) -> None:
+    """Print the corpus counts: interviews, words, languages, sites, coded passages per code and coder."""
+    import json
+
+    from pipeline.codebook import load_codebook
+    from pipeline.datasheet import corpus_stats, format_stats
+
+    stats = corpus_stats(gold, new_study, load_codebook(codebook))
+    typer.echo(json.dumps(stats, indent=2, ensure_ascii=False) if as_json else format_stats(stats).rstrip())
+
+
+@corpus_app.command("datasheet")
+def corpus_datasheet_command(
+    gold: Path = GoldOption,
+    new_study: Path = NewStudyOption,
+    datasheet: Path = typer.Option(Path("data/DATASHEET.md"), "--datasheet", help="Datasheet to update."),
+    codebook: Path | None = CodebookOption,
+) -> None:
+    """Regenerate the counts between the generated-section markers of the datasheet."""
+    from pipeline.codebook import load_codebook
+    from pipeline.datasheet import corpus_stats, update_datasheet
+
+    changed = update_datasheet(datasheet, corpus_stats(gold, new_study, load_codebook(codebook)))
+    typer.echo(f"{datasheet}: {'generated section updated' if changed else 'already up to date'}")
+
+
 # --- end of corpus statistics commands ----------------------------------------------------------
 
 
