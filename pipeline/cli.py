@@ -165,7 +165,9 @@ def agreement_command(
         None, help="Codings tables (source,start,end,code,coder), .qdpx projects and/or imri code output folders."
     ),
     text_dir: Path | None = typer.Option(None, "--text-dir", help="Folder of the transcripts the codings refer to."),
-    coders: list[str] | None = typer.Option(None, "--coders", help="Coders to compare, two or more (default: all)."),
+    coders: list[str] | None = typer.Option(
+        None, "--coders", help="Coders to compare, two or more: --coders A B, after the inputs (default: all)."
+    ),
     codes: list[str] | None = typer.Option(None, "--codes", help="Codes to compare (default: every code used)."),
     unit: str = typer.Option("character", "--unit", help="Unit of analysis: character, segment or document."),
     include_interviewer: bool = typer.Option(False, "--include-interviewer", help="Analyse interviewer text too."),

@@ -1,0 +1,1217 @@
+"""Inter-rater agreement: percent agreement, Cohen's and Fleiss' kappa, Krippendorff's alpha, Gwet's AC1, PABAK.
+
+Reliability data are a ``coders x units`` table of nominal values with missing entries. Coded spans
+(``source,start,end,code,coder``) become one *binary* variable per code (present / absent) over units
+of analysis:
+
+* ``character``: every character of the included text (like NVivo's coding comparison);
+* ``segment``: every segment of the segment table; a code is present in a segment when a coder's spans of it
+  overlap the segment enough (:class:`UnitConfig` ``overlap`` / ``min_overlap``);
+* ``document``: every transcript; a code is present when a coder coded it anywhere in the included text.
+
+Included text is the participants' turns (interviewer turns too with ``include_interviewer``); with
+``ignore_uncoded`` units that no coder coded with any of the codes are left out. A coder takes part in a
+transcript when it has at least one coding there (the folder of a model: every transcript it segmented);
+elsewhere its values are *missing*. Transcripts that fewer than two of the coders took part in are left out.
+
+Definitions (``m`` coders, ``q`` categories, ``n_uk`` coders putting unit ``u`` in category ``k``):
+
+* ``percent_agreement``: mean over units of the share of agreeing coder pairs,
+  ``sum_k n_uk (n_uk - 1) / (m (m - 1))`` (for two coders: the share of units they agree on);
+* ``cohen_kappa`` (two coders only): ``(po - pe) / (1 - pe)``, ``pe = sum_k pA_k pB_k`` -- for a binary code
+  ``Pyes_A * Pyes_B + Pno_A * Pno_B``, NVivo's coding-comparison formula;
+* ``fleiss_kappa``: ``pe = sum_k p_k^2`` with ``p_k`` the pooled share of category ``k``;
+* ``gwet_ac1``: ``pe = sum_k p_k (1 - p_k) / (q - 1)``;
+* ``pabak``: ``(q po - 1) / (q - 1)`` (``2 po - 1`` for a binary code);
+* ``krippendorff_alpha``: nominal alpha from the coincidence matrix, using every unit with at least two values
+  (missing data allowed). The other metrics use the units that every coder coded.
+
+A binary code has ``q = 2``; other data have ``q`` = the number of categories observed (at least 2).
+Undefined values are ``NaN`` (``null`` in JSON), never an error: kappa and alpha when chance agreement is
+1 (a code nobody used, or everyone put every unit in one category: percent agreement, PABAK and AC1 are then
+1), every metric when there is no unit. Intervals are 95% percentile bootstrap intervals resampling
+transcripts (clusters) with replacement, from a seeded generator; replicates where a metric is undefined
+are left out of its interval.
+
+For span input, the headline metrics are the mean over codes of the per-code values (codes whose value is
+undefined left out); ``pooled`` treats every (unit, code) decision as one binary rating.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from pipeline.corpus import CODING_COLUMNS, Coding
+from pipeline.errors import InputError
+from pipeline.ingest import Transcript
+
+METRICS = ("percent_agreement", "cohen_kappa", "fleiss_kappa", "krippendorff_alpha", "gwet_ac1", "pabak")
+UNITS = ("character", "segment", "document")
+OVERLAP_RULES = ("either", "segment", "span", "any")
+LONG_COLUMNS = ("unit", "coder", "value")
+MODEL_SEGMENT_COLUMNS = ("source", "start", "end", "role", "codes")
+COMPARISON_COLUMNS = (
+    "code",
+    "source",
+    "units",
+    "kappa",
+    "agreement",
+    "a_and_b",
+    "not_a_and_not_b",
+    "disagreement",
+    "a_and_not_b",
+    "b_and_not_a",
+)
+MAX_CODERS = 30
+_EPS = 1e-12
+
+
+class SpanLike(Protocol):
+    """Anything with the attributes of :class:`~pipeline.corpus.Coding` (e.g. a REFI-QDA coding)."""
+
+    source: str
+    start: int
+    end: int
+    code: str
+    coder: str
+
+
+# --- results -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnitConfig:
+    """How coded spans become units of analysis (see the module docstring)."""
+
+    unit: str = "character"  # character | segment | document
+    include_interviewer: bool = False
+    ignore_uncoded: bool = False
+    overlap: str = "either"  # segment unit: either | segment | span | any
+    min_overlap: float = 0.5  # share of the segment (or of the span) that must be covered
+
+    def __post_init__(self) -> None:
+        if self.unit not in UNITS:
+            raise InputError(f"unit must be one of {', '.join(UNITS)} (got {self.unit!r})")
+        if self.overlap not in OVERLAP_RULES:
+            raise InputError(f"overlap must be one of {', '.join(OVERLAP_RULES)} (got {self.overlap!r})")
+        if not 0.0 < self.min_overlap <= 1.0:
+            raise InputError(f"min_overlap must be in (0, 1] (got {self.min_overlap})")
+
+    @property
+    def roles(self) -> frozenset[str]:
+        """Speaker roles whose text is analysed."""
+        return frozenset({"participant", "interviewer"} if self.include_interviewer else {"participant"})
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A metric's value and its 95% bootstrap interval (``NaN`` when undefined or not bootstrapped)."""
+
+    value: float
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"value": v, "ci95": [low, high]}``; ``null`` for undefined numbers and for a missing interval."""
+        ci = None if math.isnan(self.ci_low) or math.isnan(self.ci_high) else [self.ci_low, self.ci_high]
+        return {"value": _json_number(self.value), "ci95": ci}
+
+
+@dataclass(frozen=True)
+class MetricSet:
+    """The metrics of one analysis (one code, all codes pooled, ...) and its number of units."""
+
+    estimates: dict[str, Estimate]
+    n_units: int
+
+    def __getitem__(self, metric: str) -> float:
+        return self.estimates[metric].value
+
+    def to_dict(self) -> dict[str, Any]:
+        """The metric keys (``cohen_kappa`` is ``null`` unless there are two coders) and ``n_units``."""
+        out: dict[str, Any] = {name: None for name in METRICS}
+        out.update({name: estimate.to_dict() for name, estimate in self.estimates.items()})
+        out["n_units"] = self.n_units
+        return out
+
+
+@dataclass
+class AgreementResult:
+    """Agreement between ``coders``: headline metrics, and per code and pooled for span input."""
+
+    coders: list[str]
+    overall: MetricSet
+    per_code: dict[str, MetricSet] | None = None
+    pooled: MetricSet | None = None
+    unit: str = "unit"
+    sources: list[str] = field(default_factory=list)
+    n_boot: int = 0
+    seed: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` object: metric keys, ``n_units``, ``coders`` (+ ``per_code`` and ``pooled`` for spans)."""
+        out = self.overall.to_dict()
+        out["coders"] = list(self.coders)
+        if self.per_code is not None:
+            out["per_code"] = {code: metrics.to_dict() for code, metrics in self.per_code.items()}
+            out["pooled"] = self.pooled.to_dict() if self.pooled is not None else None
+        return out
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as JSON text (no NaN: undefined values are ``null``)."""
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+
+    def rows(self) -> list[tuple[str, MetricSet]]:
+        """``(label, metrics)`` for each code, then ``(mean over codes)`` and ``(pooled)``; or ``(all units)``."""
+        if self.per_code is None:
+            return [("(all units)", self.overall)]
+        rows = list(self.per_code.items())
+        rows.append(("(mean over codes)", self.overall))
+        if self.pooled is not None:
+            rows.append(("(pooled)", self.pooled))
+        return rows
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per code (and summary row) and metric: ``code, metric, value, ci_low, ci_high, n_units``."""
+        records = [
+            (label, name, e.value, e.ci_low, e.ci_high, metrics.n_units)
+            for label, metrics in self.rows()
+            for name, e in metrics.estimates.items()
+        ]
+        return pd.DataFrame(records, columns=["code", "metric", "value", "ci_low", "ci_high", "n_units"])
+
+
+def _json_number(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+# --- the metrics on weighted unit patterns ------------------------------------------------------
+
+
+def _chance_corrected(po: np.ndarray, pe: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(1.0 - pe > _EPS, (po - pe) / (1.0 - pe), np.nan)
+
+
+def _category_counts(patterns: np.ndarray, q: int) -> sparse.csr_matrix:
+    """``(P, q)``: how many coders put each pattern's unit in each category (``-1`` = missing)."""
+    rows = np.repeat(np.arange(patterns.shape[0]), patterns.shape[1])
+    flat = patterns.ravel()
+    valid = flat >= 0
+    counts = sparse.csr_matrix(
+        (np.ones(int(valid.sum())), (rows[valid], flat[valid])), shape=(patterns.shape[0], q), dtype=float
+    )
+    counts.sum_duplicates()
+    return counts
+
+
+def _weighted(weights: np.ndarray, matrix: sparse.csr_matrix) -> np.ndarray:
+    """``weights @ matrix`` as a dense ``(B, q)`` array."""
+    return np.asarray((matrix.T @ weights.T).T, dtype=float)
+
+
+def _one_hot(column: np.ndarray, q: int) -> sparse.csr_matrix:
+    rows = np.arange(len(column))
+    return sparse.csr_matrix((np.ones(len(column)), (rows, np.clip(column, 0, None))), shape=(len(column), q))
+
+
+def _metric_values(patterns: np.ndarray, weights: np.ndarray, q: int) -> dict[str, np.ndarray]:
+    """Every metric for each row of ``weights`` (``(B, P)``: how many units show each of the ``P`` patterns).
+
+    ``patterns`` is ``(P, m)``: one row per distinct unit, the category index of each coder or ``-1``.
+    """
+    m = patterns.shape[1]
+    counts = _category_counts(patterns, q)
+    coders_per_unit = np.asarray(counts.sum(axis=1)).ravel()
+    same_pairs = np.asarray(counts.multiply(counts - counts.sign()).sum(axis=1)).ravel()  # sum_k n_k (n_k - 1)
+    complete_weights = weights * (coders_per_unit == m)
+    pairable_weights = weights * (coders_per_unit >= 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n_complete = complete_weights.sum(axis=1)
+        po = np.where(n_complete > 0, complete_weights @ (same_pairs / (m * (m - 1))) / n_complete, np.nan)
+        shares = _weighted(complete_weights, counts) / (n_complete * m)[:, None]  # pooled share of each category
+        values = {
+            "percent_agreement": po,
+            "fleiss_kappa": _chance_corrected(po, (shares**2).sum(axis=1)),
+            "gwet_ac1": _chance_corrected(po, (shares * (1.0 - shares)).sum(axis=1) / (q - 1)),
+            "pabak": (q * po - 1.0) / (q - 1),
+        }
+        if m == 2:
+            first = _weighted(complete_weights, _one_hot(patterns[:, 0], q))
+            second = _weighted(complete_weights, _one_hot(patterns[:, 1], q))
+            values["cohen_kappa"] = _chance_corrected(po, (first * second).sum(axis=1) / n_complete**2)
+        # Krippendorff: n values in pairable units, n_c per category, trace of the coincidence matrix
+        n = pairable_weights @ coders_per_unit
+        n_c = _weighted(pairable_weights, counts)
+        trace = pairable_weights @ (same_pairs / np.maximum(coders_per_unit - 1.0, 1.0))
+        expected = n**2 - (n_c**2).sum(axis=1)
+        values["krippendorff_alpha"] = np.where(
+            (n >= 2) & (expected > 1e-9 * np.maximum(n, 1.0) ** 2), 1.0 - (n - 1.0) * (n - trace) / expected, np.nan
+        )
+    return values
+
+
+@dataclass
+class _Tallies:
+    """Reliability data reduced to distinct unit patterns, counted per cluster (transcript)."""
+
+    patterns: np.ndarray  # (P, m) category indices, -1 = missing
+    counts: sparse.csr_matrix  # (G, P) units of each pattern in each cluster
+    n_categories: int
+
+    @property
+    def n_units(self) -> int:
+        pairable = (self.patterns >= 0).sum(axis=1) >= 2
+        return int(round(float(np.asarray(self.counts.sum(axis=0)).ravel() @ pairable)))
+
+    def weights(self, draws: np.ndarray) -> np.ndarray:
+        """``(B, P)`` pattern weights for ``draws`` (``(B, G)``: how often each cluster is drawn)."""
+        return np.asarray((self.counts.T @ draws.T).T, dtype=float)
+
+
+def _pattern_index(codes: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct columns of ``codes`` (``(m, ...)`` category indices, ``-1`` missing).
+
+    Returns ``(patterns, inverse)``: ``patterns`` is ``(P, m)``, ``inverse`` has the shape of ``codes[0]``.
+    """
+    m = codes.shape[0]
+    base = q + 1
+    if base**m >= 2**62:
+        flat = codes.reshape(m, -1).T
+        patterns, inverse = np.unique(flat, axis=0, return_inverse=True)
+        return patterns.astype(np.int64), np.asarray(inverse).reshape(codes.shape[1:])
+    powers = base ** np.arange(m, dtype=np.int64)
+    keys = np.tensordot(powers, codes.astype(np.int64) + 1, axes=1)
+    if base**m <= 1 << 22:  # small key space: count instead of sorting
+        seen = np.flatnonzero(np.bincount(keys.ravel(), minlength=base**m))
+        lookup = np.zeros(base**m, dtype=np.int64)
+        lookup[seen] = np.arange(len(seen))
+        unique_keys, inverse = seen, lookup[keys]
+    else:
+        unique_keys, inverse = np.unique(keys, return_inverse=True)
+        inverse = np.asarray(inverse).reshape(keys.shape)
+    patterns = (unique_keys[:, None] // powers[None, :]) % base - 1
+    return patterns.astype(np.int64), inverse
+
+
+def _count_matrix(clusters: np.ndarray, inverse: np.ndarray, n_clusters: int, n_patterns: int) -> sparse.csr_matrix:
+    """``(G, P)`` units of each pattern in each cluster."""
+    if n_clusters * n_patterns <= 4_000_000:
+        flat = clusters * n_patterns + inverse
+        dense = np.bincount(flat, minlength=n_clusters * n_patterns).reshape(n_clusters, n_patterns)
+        return sparse.csr_matrix(dense.astype(float))
+    counts = sparse.csr_matrix(
+        (np.ones(len(inverse)), (clusters, inverse)), shape=(n_clusters, n_patterns), dtype=float
+    )
+    counts.sum_duplicates()
+    return counts
+
+
+def _tally(codes: np.ndarray, clusters: np.ndarray, n_clusters: int, q: int) -> _Tallies:
+    """Tally ``codes`` (``(m, n)`` category indices, ``-1`` missing) per cluster of each unit."""
+    patterns, inverse = _pattern_index(codes, q)
+    counts = _count_matrix(np.asarray(clusters, dtype=np.int64), inverse, n_clusters, patterns.shape[0])
+    return _Tallies(patterns, counts, q)
+
+
+def _binary_tallies(binary: np.ndarray, clusters: np.ndarray, n_clusters: int) -> tuple[list[_Tallies], _Tallies]:
+    """Tallies of ``(m, n, K)`` binary data: one per code, in a shared pattern space, and their sum (pooled)."""
+    patterns, inverse = _pattern_index(binary, 2)  # inverse: (n, K)
+    per_code = [
+        _Tallies(patterns, _count_matrix(clusters, inverse[:, k], n_clusters, patterns.shape[0]), 2)
+        for k in range(binary.shape[2])
+    ]
+    total = sum((t.counts for t in per_code), sparse.csr_matrix((n_clusters, patterns.shape[0])))
+    return per_code, _Tallies(patterns, sparse.csr_matrix(total), 2)
+
+
+def _bootstrap_draws(n_clusters: int, n_boot: int, seed: int, chunk: int) -> Iterable[np.ndarray]:
+    """Chunks of ``(b, G)`` cluster counts, each row a resample of the clusters with replacement."""
+    rng = np.random.default_rng(seed)
+    for low in range(0, n_boot, chunk):
+        size = min(chunk, n_boot - low)
+        picks = rng.integers(0, n_clusters, size=(size, n_clusters))
+        flat = (picks + np.arange(size)[:, None] * n_clusters).ravel()
+        yield np.bincount(flat, minlength=size * n_clusters).reshape(size, n_clusters).astype(float)
+
+
+def _evaluate(tallies: Sequence[_Tallies], n_clusters: int, n_boot: int, seed: int) -> list[dict[str, np.ndarray]]:
+    """For each tally: every metric's point value (index 0) followed by ``n_boot`` bootstrap replicates."""
+    out = []
+    for tally in tallies:
+        point = _metric_values(tally.patterns, np.asarray(tally.counts.sum(axis=0), dtype=float), tally.n_categories)
+        out.append({name: np.concatenate([values, np.full(n_boot, np.nan)]) for name, values in point.items()})
+    if n_boot > 0 and n_clusters > 0:
+        chunk = max(1, min(n_boot, 2_000_000 // n_clusters))
+        done = 0
+        for draws in _bootstrap_draws(n_clusters, n_boot, seed, chunk):
+            for tally, values in zip(tallies, out, strict=True):
+                replicate = _metric_values(tally.patterns, tally.weights(draws), tally.n_categories)
+                for name, value in replicate.items():
+                    values[name][1 + done : 1 + done + len(draws)] = value
+            done += len(draws)
+    return out
+
+
+def _interval(replicates: np.ndarray) -> tuple[float, float]:
+    finite = replicates[np.isfinite(replicates)]
+    if finite.size == 0:
+        return math.nan, math.nan
+    low, high = np.percentile(finite, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def _metric_set(values: Mapping[str, np.ndarray], n_units: int) -> MetricSet:
+    estimates = {}
+    for name in METRICS:
+        if name in values:
+            series = values[name]
+            low, high = _interval(series[1:])
+            estimates[name] = Estimate(float(series[0]), low, high)
+    return MetricSet(estimates, n_units)
+
+
+def _mean_over_codes(per_code: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Mean over codes of each metric, point value and every replicate, undefined codes left out."""
+    out = {}
+    for name in per_code[0]:
+        stack = np.vstack([values[name] for values in per_code])
+        finite = np.isfinite(stack)
+        total = np.where(finite, stack, 0.0).sum(axis=0)
+        count = finite.sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[name] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return out
+
+
+# --- reliability data as arrays ---------------------------------------------------------------------
+
+
+def encode_reliability_data(data: Any) -> tuple[np.ndarray, list[Any]]:
+    """``coders x units`` values (numbers or strings; ``None``/``NaN``/``""`` missing) -> category indices.
+
+    Returns ``(codes, categories)``: ``codes[i, u]`` indexes ``categories`` (sorted when sortable), ``-1`` missing.
+    """
+    values = np.asarray(data, dtype=object)
+    if values.ndim != 2:
+        raise ValueError("reliability data must be a 2-D coders x units table")
+    missing = pd.isna(values) | (values == "")
+    present = values[~missing]
+    categories = list(dict.fromkeys(present.tolist()))
+    try:
+        categories.sort()
+    except TypeError:
+        categories.sort(key=lambda value: (type(value).__name__, str(value)))
+    index = {category: i for i, category in enumerate(categories)}
+    codes = np.full(values.shape, -1, dtype=np.int64)
+    codes[~missing] = [index[value] for value in present.tolist()]
+    return codes, categories
+
+
+def _check_coders(codes: np.ndarray) -> None:
+    if codes.shape[0] < 2:
+        raise InputError(f"agreement needs at least two coders (got {codes.shape[0]})")
+    if codes.shape[0] > MAX_CODERS:
+        raise InputError(f"at most {MAX_CODERS} coders at a time (got {codes.shape[0]})")
+
+
+def reliability_metrics(data: Any, n_categories: int | None = None) -> dict[str, float]:
+    """Every metric for ``coders x units`` nominal reliability data (no intervals).
+
+    ``n_categories`` (for AC1 and PABAK) defaults to the number of categories observed, at least 2.
+    ``cohen_kappa`` is only present for two coders.
+    """
+    codes, categories = encode_reliability_data(data)
+    _check_coders(codes)
+    q = max(n_categories or 0, len(categories), 2)
+    tally = _tally(codes, np.zeros(codes.shape[1], dtype=np.int64), 1, q)
+    values = _metric_values(tally.patterns, np.asarray(tally.counts.sum(axis=0), dtype=float), q)
+    return {name: float(values[name][0]) for name in METRICS if name in values}
+
+
+def percent_agreement(data: Any) -> float:
+    """Mean share of agreeing coder pairs over the units every coder coded."""
+    return reliability_metrics(data)["percent_agreement"]
+
+
+def cohen_kappa(first: Sequence[Any], second: Sequence[Any]) -> float:
+    """Cohen's kappa of two coders over the units both coded."""
+    return reliability_metrics([list(first), list(second)])["cohen_kappa"]
+
+
+def fleiss_kappa(data: Any) -> float:
+    """Fleiss' kappa over the units every coder coded."""
+    return reliability_metrics(data)["fleiss_kappa"]
+
+
+def krippendorff_alpha(data: Any) -> float:
+    """Krippendorff's alpha (nominal) with missing data."""
+    return reliability_metrics(data)["krippendorff_alpha"]
+
+
+def gwet_ac1(data: Any, n_categories: int | None = None) -> float:
+    """Gwet's AC1 over the units every coder coded (``n_categories`` possible categories, default observed)."""
+    return reliability_metrics(data, n_categories)["gwet_ac1"]
+
+
+def pabak(data: Any, n_categories: int | None = None) -> float:
+    """Prevalence- and bias-adjusted kappa ``(q po - 1) / (q - 1)``."""
+    return reliability_metrics(data, n_categories)["pabak"]
+
+
+def _clusters(clusters: Sequence[Any] | None, n_units: int) -> tuple[np.ndarray, int]:
+    if clusters is None:
+        return np.arange(n_units, dtype=np.int64), n_units
+    labels, uniques = pd.factorize(pd.Series(list(clusters), dtype=object), sort=True)
+    if len(labels) != n_units:
+        raise ValueError(f"clusters has {len(labels)} entries for {n_units} units")
+    return labels.astype(np.int64), len(uniques)
+
+
+def agreement(
+    data: Any,
+    coders: Sequence[str] | None = None,
+    clusters: Sequence[Any] | None = None,
+    n_categories: int | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> AgreementResult:
+    """Agreement on nominal ``coders x units`` data, with bootstrap intervals.
+
+    ``clusters`` groups units for the bootstrap (e.g. the transcript of each unit); by default units are
+    resampled one by one.
+    """
+    codes, categories = encode_reliability_data(data)
+    _check_coders(codes)
+    coders = list(coders) if coders is not None else [f"coder{i + 1}" for i in range(codes.shape[0])]
+    q = max(n_categories or 0, len(categories), 2)
+    labels, n_clusters = _clusters(clusters, codes.shape[1])
+    tally = _tally(codes, labels, n_clusters, q)
+    (values,) = _evaluate([tally], n_clusters, n_boot, seed)
+    return AgreementResult(coders, _metric_set(values, tally.n_units), unit="unit", n_boot=n_boot, seed=seed)
+
+
+def binary_agreement(
+    values: np.ndarray,
+    coders: Sequence[str],
+    codes: Sequence[str],
+    clusters: Sequence[Any] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    unit: str = "unit",
+) -> AgreementResult:
+    """Per-code, mean and pooled agreement on binary codings.
+
+    ``values`` is ``(coders, units, codes)``: 1 applied, 0 not applied, -1 or NaN missing (the coder did not
+    code that unit). ``clusters`` gives each unit's transcript for the bootstrap (default: each unit alone).
+    """
+    array = np.asarray(values, dtype=float)
+    if array.ndim != 3 or array.shape[0] != len(coders) or array.shape[2] != len(codes):
+        raise ValueError("values must be (coders, units, codes) matching coders and codes")
+    binary = np.where(np.isnan(array) | (array < 0), -1, (array > 0).astype(np.int64)).astype(np.int8)
+    _check_coders(binary)
+    labels, n_clusters = _clusters(clusters, binary.shape[1])
+    per_code, pooled = _binary_tallies(binary, labels, n_clusters)
+    evaluated = _evaluate([*per_code, pooled], n_clusters, n_boot, seed)
+    n_units = per_code[0].n_units if codes else 0
+    per_code_sets = {
+        code: _metric_set(v, tally.n_units) for code, v, tally in zip(codes, evaluated[:-1], per_code, strict=True)
+    }
+    overall = _mean_over_codes(evaluated[:-1]) if codes else evaluated[-1]
+    return AgreementResult(
+        list(coders),
+        _metric_set(overall, n_units),
+        per_code_sets,
+        _metric_set(evaluated[-1], pooled.n_units),
+        unit=unit,
+        n_boot=n_boot,
+        seed=seed,
+    )
+
+
+# --- spans -> units ---------------------------------------------------------------------------------
+
+
+@dataclass
+class SpanUnits:
+    """The binary reliability data behind :func:`span_agreement`: one row per unit of analysis."""
+
+    values: np.ndarray  # (coders, units, codes) int8: 1 applied, 0 not, -1 coder absent from the transcript
+    clusters: np.ndarray  # (units,) index into sources
+    starts: np.ndarray  # (units,) offsets of each unit in its transcript
+    ends: np.ndarray
+    sources: list[str]
+    coders: list[str]
+    codes: list[str]
+
+
+def _role_mask(transcript: Transcript, roles: Collection[str]) -> np.ndarray:
+    mask = np.zeros(len(transcript.text), dtype=bool)
+    if not transcript.turns:
+        mask[:] = True
+        return mask
+    for turn in transcript.turns:
+        if turn.role in roles:
+            mask[turn.start : turn.end] = True
+    return mask
+
+
+def _coverage(spans: Sequence[tuple[int, int, int]], n_codes: int, length: int) -> np.ndarray:
+    """``(codes, length)`` bool: which characters each code covers, from ``(code, start, end)`` spans."""
+    diff = np.zeros((n_codes, length + 1), dtype=np.int32)
+    if spans:
+        array = np.asarray(spans, dtype=np.int64)
+        np.add.at(diff, (array[:, 0], array[:, 1]), 1)
+        np.add.at(diff, (array[:, 0], array[:, 2]), -1)
+    return np.cumsum(diff[:, :-1], axis=1) > 0
+
+
+def _merge(spans: np.ndarray) -> np.ndarray:
+    """Union of ``(start, end)`` spans as sorted, disjoint spans."""
+    if len(spans) == 0:
+        return spans.reshape(0, 2)
+    spans = spans[np.argsort(spans[:, 0], kind="stable")]
+    merged = [list(spans[0])]
+    for start, end in spans[1:]:
+        if start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return np.asarray(merged, dtype=np.int64)
+
+
+def _overlap(spans: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """``(spans, segments)`` characters shared by each span and each segment."""
+    low = np.maximum(spans[:, :1], starts[None, :])
+    high = np.minimum(spans[:, 1:], ends[None, :])
+    return np.clip(high - low, 0, None)
+
+
+def segment_presence(
+    spans: np.ndarray, starts: np.ndarray, ends: np.ndarray, rule: str = "either", min_overlap: float = 0.5
+) -> np.ndarray:
+    """Whether a code whose spans are ``spans`` (``(k, 2)``) is present in each segment ``[starts, ends)``.
+
+    Rules: ``segment``: the spans cover at least ``min_overlap`` of the segment; ``span``: some span has at least
+    ``min_overlap`` of its length inside the segment; ``either`` (default): one of the two; ``any``: any overlap.
+    """
+    starts, ends = np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+    spans = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+    if len(spans) == 0 or len(starts) == 0:
+        return np.zeros(len(starts), dtype=bool)
+    if rule == "any":
+        return (_overlap(spans, starts, ends) > 0).any(axis=0)
+    lengths = np.maximum(ends - starts, 1)
+    covered = _overlap(_merge(spans), starts, ends).sum(axis=0) / lengths >= min_overlap
+    if rule == "segment":
+        return covered
+    span_share = (_overlap(spans, starts, ends) / np.maximum(spans[:, 1:] - spans[:, :1], 1)).max(axis=0)
+    inside = span_share >= min_overlap
+    return inside if rule == "span" else covered | inside
+
+
+def _check_spans(codings: Sequence[SpanLike], transcripts: Mapping[str, Transcript], where: str | Path | None) -> None:
+    for coding in codings:
+        transcript = transcripts.get(coding.source)
+        if transcript is None:
+            raise InputError(f"no transcript for source {coding.source!r}", where)
+        if not 0 <= coding.start < coding.end <= len(transcript.text):
+            raise InputError(
+                f"offsets {coding.start}-{coding.end} of a {coding.code!r} coding by {coding.coder!r} are out of "
+                f"range for {coding.source} ({len(transcript.text)} characters)",
+                where,
+            )
+
+
+def _segment_frame(segments: pd.DataFrame, where: str | Path | None) -> pd.DataFrame:
+    missing = [c for c in ("source", "start", "end") if c not in segments.columns]
+    if missing:
+        raise InputError(f"segment table lacks column(s): {', '.join(missing)}", where)
+    frame = segments[[c for c in ("source", "start", "end", "role") if c in segments.columns]].copy()
+    try:
+        frame["start"] = frame["start"].astype("int64")
+        frame["end"] = frame["end"].astype("int64")
+    except (TypeError, ValueError):
+        raise InputError("segment table: start and end must be integers", where) from None
+    frame["source"] = frame["source"].astype(str)
+    return frame
+
+
+def span_units(
+    codings: Sequence[SpanLike],
+    transcripts: Mapping[str, Transcript],
+    coders: Sequence[str],
+    codes: Sequence[str],
+    config: UnitConfig | None = None,
+    segments: pd.DataFrame | None = None,
+    present: Mapping[str, Collection[str]] | None = None,
+    where: str | Path | None = None,
+) -> SpanUnits:
+    """Turn coded spans into binary reliability data over units (see :func:`span_agreement`)."""
+    config = config or UnitConfig()
+    coders, codes = list(coders), list(codes)
+    selected = [c for c in codings if c.coder in set(coders)]
+    if present is None:
+        present = {coder: {c.source for c in selected if c.coder == coder} for coder in coders}
+    sources = shared_sources(present, coders)
+    selected = [c for c in selected if c.source in set(sources)]
+    _check_spans(selected, transcripts, where)
+    missing = [s for s in sources if s not in transcripts]
+    if missing:
+        raise InputError(f"no transcript for source {missing[0]!r}", where)
+    code_index = {code: k for k, code in enumerate(codes)}
+    spans: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
+    for c in selected:
+        if c.code in code_index:
+            spans.setdefault((c.source, c.coder), []).append((code_index[c.code], c.start, c.end))
+    table = _segment_frame(segments, where) if config.unit == "segment" and segments is not None else None
+    if config.unit == "segment" and table is None:
+        raise InputError("the segment unit needs a segment table")
+    blocks, clusters, starts, ends = [], [], [], []
+    for g, source in enumerate(sources):
+        taking_part = [source in present.get(coder, ()) for coder in coders]
+        by_coder = [spans.get((source, coder), []) for coder in coders]
+        block, unit_starts, unit_ends = _source_units(
+            transcripts[source], by_coder, taking_part, len(codes), config, table, where
+        )
+        blocks.append(block)
+        clusters.append(np.full(block.shape[1], g, dtype=np.int64))
+        starts.append(unit_starts)
+        ends.append(unit_ends)
+    empty = np.zeros((len(coders), 0, len(codes)), dtype=np.int8)
+    return SpanUnits(
+        np.concatenate(blocks, axis=1) if blocks else empty,
+        np.concatenate(clusters) if clusters else np.zeros(0, dtype=np.int64),
+        np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64),
+        np.concatenate(ends) if ends else np.zeros(0, dtype=np.int64),
+        sources,
+        coders,
+        codes,
+    )
+
+
+def shared_sources(present: Mapping[str, Collection[str]], coders: Sequence[str]) -> list[str]:
+    """The transcripts that at least two of ``coders`` took part in, sorted."""
+    every = {source for coder in coders for source in present.get(coder, ())}
+    return sorted(s for s in every if sum(s in present.get(coder, ()) for coder in coders) >= 2)
+
+
+def _source_units(
+    transcript: Transcript,
+    spans_by_coder: Sequence[Sequence[tuple[int, int, int]]],
+    taking_part: Sequence[bool],
+    n_codes: int,
+    config: UnitConfig,
+    segments: pd.DataFrame | None,
+    where: str | Path | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(coders, units, codes)`` values of one transcript, and each unit's offsets."""
+    length = len(transcript.text)
+    if config.unit == "segment":
+        rows = segments[segments["source"] == transcript.source]
+        if "role" in rows.columns:
+            rows = rows[rows["role"].isin(config.roles)]
+        seg_starts, seg_ends = rows["start"].to_numpy(np.int64), rows["end"].to_numpy(np.int64)
+        if len(rows) and (seg_starts.min() < 0 or seg_ends.max() > length or (seg_ends <= seg_starts).any()):
+            raise InputError(f"segment offsets out of range for {transcript.source} ({length} characters)", where)
+        present = np.stack([_segment_block(spans, seg_starts, seg_ends, n_codes, config) for spans in spans_by_coder])
+    else:
+        included = _role_mask(transcript, config.roles)
+        cover = np.stack([_coverage(spans, n_codes, length) for spans in spans_by_coder])  # (m, K, L)
+        if config.unit == "document":
+            present = (cover & included[None, None, :]).any(axis=2)[:, None, :]  # (m, 1, K)
+            seg_starts, seg_ends = np.zeros(1, dtype=np.int64), np.full(1, length, dtype=np.int64)
+        else:
+            index = np.flatnonzero(included)
+            present = cover[:, :, index].transpose(0, 2, 1)
+            seg_starts, seg_ends = index.astype(np.int64), index.astype(np.int64) + 1
+    block = present.astype(np.int8)
+    block[~np.asarray(taking_part, dtype=bool)] = -1
+    if config.ignore_uncoded:
+        coded = (block == 1).any(axis=(0, 2))
+        block, seg_starts, seg_ends = block[:, coded], seg_starts[coded], seg_ends[coded]
+    return block, seg_starts, seg_ends
+
+
+def _segment_block(
+    spans: Sequence[tuple[int, int, int]], starts: np.ndarray, ends: np.ndarray, n_codes: int, config: UnitConfig
+) -> np.ndarray:
+    """``(segments, codes)`` presence of each code in each segment for one coder."""
+    out = np.zeros((len(starts), n_codes), dtype=bool)
+    array = np.asarray(spans, dtype=np.int64).reshape(-1, 3)
+    for k in np.unique(array[:, 0]):
+        out[:, k] = segment_presence(array[array[:, 0] == k, 1:], starts, ends, config.overlap, config.min_overlap)
+    return out
+
+
+def span_agreement(
+    codings: Sequence[SpanLike],
+    transcripts: Mapping[str, Transcript],
+    coders: Sequence[str],
+    codes: Sequence[str] | None = None,
+    config: UnitConfig | None = None,
+    segments: pd.DataFrame | None = None,
+    present: Mapping[str, Collection[str]] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    where: str | Path | None = None,
+) -> AgreementResult:
+    """Agreement between ``coders`` on coded spans: per code, mean over codes and pooled.
+
+    ``transcripts`` maps each source to its :class:`~pipeline.ingest.Transcript` (roles come from its turns);
+    ``codes`` defaults to every code the coders used, sorted; ``segments`` is the segment table
+    (``source,start,end[,role]``) for the ``segment`` unit; ``present`` maps each coder to the transcripts it
+    coded (default: those where it has a coding). The bootstrap resamples transcripts. Offsets out of range
+    or a source without a transcript raise :class:`InputError` naming ``where``.
+    """
+    coders = list(coders)
+    if len(set(coders)) < 2:
+        raise InputError(f"agreement needs at least two coders (got {', '.join(coders) or 'none'})", where)
+    if codes is None:
+        codes = sorted({c.code for c in codings if c.coder in set(coders)})
+    units = span_units(codings, transcripts, coders, codes, config, segments, present, where)
+    if not units.sources:
+        raise InputError(f"no transcript was coded by at least two of the coders {', '.join(coders)}", where)
+    result = binary_agreement(
+        units.values, coders, units.codes, units.clusters, n_boot, seed, unit=(config or UnitConfig()).unit
+    )
+    result.sources = units.sources
+    return result
+
+
+def coding_comparison(
+    codings: Sequence[SpanLike],
+    transcripts: Mapping[str, Transcript],
+    coders: Sequence[str],
+    codes: Sequence[str] | None = None,
+    config: UnitConfig | None = None,
+    segments: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """NVivo's coding-comparison table for two coders A and B: one row per code and transcript.
+
+    Columns ``code, source, units, kappa, agreement, a_and_b, not_a_and_not_b, disagreement, a_and_not_b,
+    b_and_not_a`` (percentages of the transcript's units, 0-100; kappa NaN when undefined).
+    """
+    if len(coders) != 2:
+        raise InputError("a coding comparison is between exactly two coders")
+    if codes is None:
+        codes = sorted({c.code for c in codings if c.coder in set(coders)})
+    units = span_units(codings, transcripts, coders, codes, config, segments)
+    rows = []
+    for g, source in enumerate(units.sources):
+        block = units.values[:, units.clusters == g, :]
+        for k, code in enumerate(units.codes):
+            a, b = block[0, :, k] == 1, block[1, :, k] == 1
+            n = len(a)
+            both, neither = int((a & b).sum()), int((~a & ~b).sum())
+            a_only, b_only = int((a & ~b).sum()), int((~a & b).sum())
+            expected = (a.sum() * b.sum() + (~a).sum() * (~b).sum()) / n if n else math.nan
+            kappa = (both + neither - expected) / (n - expected) if n and n - expected > _EPS else math.nan
+            pct = 100.0 / n if n else math.nan
+            rows.append(
+                {
+                    "code": code,
+                    "source": source,
+                    "units": n,
+                    "kappa": kappa,
+                    "agreement": (both + neither) * pct,
+                    "a_and_b": both * pct,
+                    "not_a_and_not_b": neither * pct,
+                    "disagreement": (a_only + b_only) * pct,
+                    "a_and_not_b": a_only * pct,
+                    "b_and_not_a": b_only * pct,
+                }
+            )
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+# --- reading inputs -----------------------------------------------------------------------------------
+
+
+def _split_names(values: Iterable[str] | None) -> list[str] | None:
+    """``["A", "B,C"]`` -> ``["A", "B", "C"]``; ``None`` stays ``None``."""
+    if not values:
+        return None
+    return list(dict.fromkeys(part.strip() for value in values for part in value.split(",") if part.strip()))
+
+
+def read_codings(path: str | Path) -> list[Coding]:
+    """Read a codings table (``source,start,end,code,coder``; ``.csv`` or ``.parquet``), checking every row."""
+    from pipeline.io import read_table
+
+    frame = read_table(path)
+    missing = [c for c in CODING_COLUMNS if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"bad columns: expected {','.join(CODING_COLUMNS)}, missing {', '.join(missing)} "
+            f"(found {','.join(map(str, frame.columns))})",
+            path,
+        )
+    codings = []
+    for row_number, row in enumerate(frame[list(CODING_COLUMNS)].itertuples(index=False), start=2):
+        source, start, end, code, coder = row
+        if any(pd.isna(value) or str(value).strip() == "" for value in row):
+            raise InputError(f"row {row_number}: empty field", path)
+        try:
+            start_i, end_i = int(str(start).strip()), int(str(end).strip())
+        except ValueError:
+            raise InputError(f"row {row_number}: start and end must be integers", path) from None
+        if not 0 <= start_i < end_i:
+            raise InputError(f"row {row_number}: empty or negative span {start_i}-{end_i}", path)
+        codings.append(Coding(str(source).strip(), start_i, end_i, str(code).strip(), str(coder).strip()))
+    return codings
+
+
+@dataclass
+class ModelOutput:
+    """An ``imri code`` output folder read as one more coder."""
+
+    coder: str
+    codings: list[Coding]
+    segments: pd.DataFrame
+    sources: set[str]
+
+
+def model_name(folder: str | Path) -> str:
+    """The coder name of a model output folder: ``model.json``'s ``name``, else its ``version``, else ``model``."""
+    path = Path(folder) / "model.json"
+    if not path.is_file():
+        return "model"
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read model.json ({type(exc).__name__})", path) from None
+    if isinstance(info, dict):
+        for key in ("name", "version"):
+            if isinstance(info.get(key), str | int | float) and str(info[key]).strip():
+                return str(info[key]).strip()
+    return "model"
+
+
+def read_model_output(folder: str | Path) -> ModelOutput:
+    """Read an ``imri code`` output folder: its ``segments.csv`` codes become codings of the model's segments."""
+    from pipeline.io import read_table
+
+    folder = Path(folder)
+    table_path = folder / "segments.csv"
+    if not table_path.is_file():
+        raise InputError("not an imri code output folder (no segments.csv)", folder)
+    table = read_table(table_path)
+    missing = [c for c in MODEL_SEGMENT_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputError(f"bad columns: segments.csv lacks {', '.join(missing)}", table_path)
+    segments = _segment_frame(table, table_path)
+    coder = model_name(folder)
+    codings = []
+    for row, codes in zip(segments.itertuples(index=False), table["codes"], strict=True):
+        if pd.isna(codes):
+            continue
+        for code in str(codes).split(";"):
+            if code.strip():
+                codings.append(Coding(row.source, int(row.start), int(row.end), code.strip(), coder))
+    return ModelOutput(coder, codings, segments, set(segments["source"]))
+
+
+def read_long(path: str | Path) -> tuple[np.ndarray, list[str], list[str]]:
+    """Read generic reliability data ``unit,coder,value``; return ``(data, coders, units)``.
+
+    ``data`` is ``coders x units`` (object; ``None`` where a coder gave no value). An empty value is missing.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such file", path)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise InputError(f"cannot read CSV ({type(exc).__name__})", path) from None
+    missing = [c for c in LONG_COLUMNS if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"bad columns: expected {','.join(LONG_COLUMNS)}, missing {', '.join(missing)} "
+            f"(found {','.join(map(str, frame.columns))})",
+            path,
+        )
+    frame = frame[list(LONG_COLUMNS)].apply(lambda column: column.str.strip())
+    if (frame["unit"] == "").any() or (frame["coder"] == "").any():
+        first = int(np.flatnonzero((frame["unit"] == "") | (frame["coder"] == ""))[0])
+        raise InputError(f"row {first + 2}: empty unit or coder", path)
+    frame = frame[frame["value"] != ""].drop_duplicates()
+    clash = frame.duplicated(["unit", "coder"], keep=False)
+    if clash.any():
+        unit, coder = frame[clash].iloc[0][["unit", "coder"]]
+        raise InputError(f"coder {coder!r} gives unit {unit!r} two different values", path)
+    coders = list(dict.fromkeys(frame["coder"]))
+    units = list(dict.fromkeys(frame["unit"]))
+    wide = frame.pivot(index="coder", columns="unit", values="value").reindex(index=coders, columns=units)
+    data = wide.astype(object).where(wide.notna(), None).to_numpy(dtype=object)
+    return data, coders, units
+
+
+def transcript_from_text(source: str, text: str) -> Transcript:
+    """A :class:`Transcript` for text without a file (e.g. a REFI-QDA source): turns found as on ingest."""
+    from pipeline.ingest import RoleResolver, find_turns, paragraph_turns
+
+    turns = find_turns(text, RoleResolver()) or paragraph_turns(text)
+    return Transcript(source, text, turns)
+
+
+def _pick_coders(wanted: Sequence[str] | None, available: Sequence[str], where: str | Path | None) -> list[str]:
+    available = list(dict.fromkeys(available))
+    if wanted:
+        unknown = [c for c in wanted if c not in available]
+        if unknown:
+            raise InputError(
+                f"unknown coder(s): {', '.join(unknown)} (the input has: {', '.join(available) or 'none'})", where
+            )
+        coders = list(dict.fromkeys(wanted))
+    else:
+        coders = available
+    if len(coders) < 2:
+        raise InputError(
+            f"agreement needs at least two coders; {'only ' + coders[0] + ' was' if coders else 'none was'} given "
+            f"(the input has: {', '.join(available) or 'none'})",
+            where,
+        )
+    return coders
+
+
+@dataclass
+class _SpanInputs:
+    codings: list[SpanLike] = field(default_factory=list)
+    texts: dict[str, str] = field(default_factory=dict)
+    present: dict[str, set[str]] = field(default_factory=dict)
+    known_codes: set[str] = field(default_factory=set)
+    codebook_checked: bool = True
+    segments: pd.DataFrame | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, codings: Sequence[SpanLike]) -> None:
+        self.codings.extend(codings)
+        for c in codings:
+            self.present.setdefault(c.coder, set()).add(c.source)
+
+
+def _read_span_inputs(inputs: Sequence[Path], codebook: Any) -> _SpanInputs:
+    from pipeline.qdpx import read_qdpx
+
+    read = _SpanInputs(known_codes=set(codebook.impact_ids))
+    for path in map(Path, inputs):
+        if path.is_dir():
+            model = read_model_output(path)
+            if model.coder in read.present:
+                raise InputError(f"coder {model.coder!r} appears in two inputs (rename the model in model.json)", path)
+            codebook.check_codes({c.code for c in model.codings}, path / "segments.csv")
+            read.add(model.codings)
+            read.present[model.coder] = set(model.sources)
+            if read.segments is None:
+                read.segments = model.segments
+        elif path.suffix.lower() == ".qdpx":
+            project = read_qdpx(path)
+            read.add(project.codings)
+            read.texts.update(project.sources)
+            read.known_codes |= {code.path for code in project.codes}
+            read.warnings.extend(f"{path.name}: {w}" for w in project.warnings)
+        elif path.suffix.lower() in (".csv", ".parquet"):
+            codings = read_codings(path)
+            codebook.check_codes({c.code for c in codings}, path)
+            read.add(codings)
+        elif not path.exists():
+            raise InputError("no such file or folder", path)
+        else:
+            raise InputError("unknown input: give a codings table (.csv/.parquet), a .qdpx project or a folder", path)
+    return read
+
+
+def _load_transcripts(
+    sources: Iterable[str], texts: Mapping[str, str], text_dir: Path | None, where: Path | None
+) -> tuple[dict[str, Transcript], list[str]]:
+    from pipeline.ingest import load_transcript
+
+    transcripts: dict[str, Transcript] = {}
+    warnings: list[str] = []
+    for source in sorted(set(sources)):
+        if source in texts:
+            transcripts[source] = transcript_from_text(source, texts[source])
+            continue
+        if text_dir is None:
+            raise InputError(f"--text-dir is needed to read the transcript {source!r}", where)
+        path = Path(text_dir) / source
+        if not path.is_file():
+            raise InputError(f"transcript {source!r} not found", text_dir)
+        transcript = load_transcript(path)
+        warnings.extend(transcript.warnings)
+        transcripts[source] = transcript
+    return transcripts, warnings
+
+
+def _codes_to_compare(
+    wanted: Sequence[str] | None, read: _SpanInputs, coders: Sequence[str], codebook: Any, where: Path | None
+) -> list[str]:
+    order = {code: i for i, code in enumerate(codebook.impact_ids)}
+    if wanted:
+        unknown = sorted(set(wanted) - read.known_codes)
+        if unknown:
+            raise InputError(
+                f"{len(unknown)} code(s) not in codebook {codebook.id} v{codebook.version}: {', '.join(unknown[:10])}",
+                where,
+            )
+        return list(dict.fromkeys(wanted))
+    used = {c.code for c in read.codings if c.coder in set(coders)}
+    return sorted(used, key=lambda code: (order.get(code, len(order)), code))
+
+
+def run_agreement(
+    inputs: Sequence[str | Path] = (),
+    *,
+    text_dir: str | Path | None = None,
+    coders: Sequence[str] | None = None,
+    codes: Sequence[str] | None = None,
+    config: UnitConfig | None = None,
+    long: str | Path | None = None,
+    segments: str | Path | None = None,
+    codebook: str | Path | None = None,
+    params: str | Path | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> AgreementResult:
+    """``imri agreement``: read the inputs, pick coders and codes, build units and compute the metrics.
+
+    ``inputs`` are codings tables, REFI-QDA projects and ``imri code`` output folders (merged); or ``long``,
+    a ``unit,coder,value`` CSV. For the segment unit the segment table is ``segments``, else a model folder's
+    ``segments.csv``, else the transcripts segmented with the ``segment`` section of ``params``.
+    """
+    if n_boot < 0:
+        raise InputError(f"--bootstrap must be 0 or more (got {n_boot})")
+    coders, codes = _split_names(coders), _split_names(codes)
+    if long is not None:
+        if inputs:
+            raise InputError("give either --long FILE.csv or span inputs, not both", long)
+        if codes:
+            raise InputError("--codes applies to coded spans, not to --long data", long)
+        data, available, _ = read_long(long)
+        picked = _pick_coders(coders, available, long)
+        rows = [available.index(c) for c in picked]
+        result = agreement(data[rows], picked, n_boot=n_boot, seed=seed)
+        result.unit = "the units of the --long table"
+        return result
+    if not inputs:
+        raise InputError("no input: give a codings table, a .qdpx project or an imri code folder (or --long)")
+    from pipeline.codebook import load_codebook
+
+    book = load_codebook(codebook)
+    where = Path(inputs[0]) if len(inputs) == 1 else None
+    read = _read_span_inputs([Path(p) for p in inputs], book)
+    picked = _pick_coders(coders, sorted(read.present), where)
+    chosen = _codes_to_compare(codes, read, picked, book, where)
+    sources = shared_sources(read.present, picked)
+    transcripts, warnings = _load_transcripts(sources, read.texts, Path(text_dir) if text_dir else None, where)
+    config = config or UnitConfig()
+    table = _segments_for(config, segments, read, transcripts, picked, params)
+    result = span_agreement(read.codings, transcripts, picked, chosen, config, table, read.present, n_boot, seed, where)
+    result.warnings = read.warnings + warnings
+    return result
+
+
+def _segments_for(
+    config: UnitConfig,
+    segments: str | Path | None,
+    read: _SpanInputs,
+    transcripts: Mapping[str, Transcript],
+    coders: Sequence[str],
+    params: str | Path | None,
+) -> pd.DataFrame | None:
+    if config.unit != "segment":
+        return None
+    if segments is not None:
+        from pipeline.io import read_table
+
+        return _segment_frame(read_table(segments), segments)
+    if read.segments is not None:
+        return read.segments
+    from pipeline.params import load_params
+    from pipeline.segment import SegmentConfig, segment_table
+
+    shared = shared_sources(read.present, coders)
+    config_section = load_params(params).get("segment") or {}
+    return segment_table([transcripts[s] for s in shared], SegmentConfig.from_dict(dict(config_section)))
+
+
+# --- output -------------------------------------------------------------------------------------------
+
+
+def _fmt(value: float, width: int = 6) -> str:
+    return f"{'n/a':>{width}}" if math.isnan(value) else f"{value:>{width}.3f}"
+
+
+def _fmt_ci(estimate: Estimate) -> str:
+    if math.isnan(estimate.ci_low):
+        return f"{'':15}"
+    return f"[{estimate.ci_low:.2f}, {estimate.ci_high:.2f}]".rjust(15)
+
+
+def format_table(result: AgreementResult) -> str:
+    """A readable table: one row per code (+ mean and pooled), every metric, intervals for kappa and alpha."""
+    two = len(result.coders) == 2
+    label_width = max([len(label) for label, _ in result.rows()] + [10])
+    header = (
+        f"{'code':<{label_width}} {'units':>9} {'%agree':>6} {'Cohen κ' if two else 'Fleiss κ':>8} "
+        f"{'95% CI':>15} {'Fleiss κ' if two else '':>8} {'Kripp. α':>8} {'95% CI':>15} {'AC1':>6} {'PABAK':>6}"
+    )
+    lines = [_describe(result), header, "-" * len(header)]
+    kappa = "cohen_kappa" if two else "fleiss_kappa"
+    for label, metrics in result.rows():
+        e = metrics.estimates
+        lines.append(
+            f"{label:<{label_width}} {metrics.n_units:>9} {_fmt(e['percent_agreement'].value)} "
+            f"{_fmt(e[kappa].value, 8)} {_fmt_ci(e[kappa])} "
+            f"{_fmt(e['fleiss_kappa'].value, 8) if two else '':>8} "
+            f"{_fmt(e['krippendorff_alpha'].value, 8)} {_fmt_ci(e['krippendorff_alpha'])} "
+            f"{_fmt(e['gwet_ac1'].value)} {_fmt(e['pabak'].value)}"
+        )
+    return "\n".join(lines)
+
+
+def _describe(result: AgreementResult) -> str:
+    parts = [f"coders {', '.join(result.coders)}", f"unit: {result.unit}"]
+    if result.sources:
+        parts.append(f"{len(result.sources)} transcript(s)")
+    if result.n_boot:
+        what = "transcripts" if result.sources else "units"
+        parts.append(f"95% CI: {result.n_boot} bootstrap resamples of {what}, seed {result.seed}")
+    return "Agreement: " + "; ".join(parts)
+
+
+def expand_list_options(args: Sequence[str], options: Collection[str]) -> list[str]:
+    """Let ``--coders A B C`` mean ``--coders A --coders B --coders C`` (values run to the next ``-`` token)."""
+    out: list[str] = []
+    current: str | None = None
+    waiting = rest = False
+    for arg in args:
+        if rest:
+            out.append(arg)
+            continue
+        if current is not None and not arg.startswith("-"):
+            out += [current, arg]
+            waiting = False
+            continue
+        if waiting:
+            out.append(current)  # an option without a value is left for the parser to report
+        current, waiting = None, False
+        if arg in options:
+            current, waiting = arg, True
+        else:
+            rest = arg == "--"
+            out.append(arg)
+    if waiting:
+        out.append(current)
+    return out
