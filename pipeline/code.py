@@ -1,0 +1,243 @@
+"""Code new transcripts with a trained model (or zero-shot) and build the human review queue.
+
+Writes into the output folder:
+
+* ``segments.csv`` and ``segments.parquet``: the segment table plus ``codes`` (``;``-joined impact
+  ids above their thresholds), ``confidence``, ``needs_review`` and one ``p:<impact_id>`` column per
+  impact. Interviewer segments stay in the table with empty codes and empty probabilities.
+* ``review_queue.csv``: participant segments that need a human, highest priority first.
+* ``summary.json``; ``coded.qdpx`` (REFI-QDA project with the suggestions as codings by the model);
+  ``model.json`` (a copy of the model's card, so the run says what coded it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.codebook import Codebook
+from pipeline.errors import InputError
+
+
+@dataclass(frozen=True)
+class ReviewConfig:
+    """``params.yaml: review``: when a segment goes to a human."""
+
+    margin: float = 0.3  # a decision whose certainty (0 at the threshold, 1 at 0 or 1) is below this is uncertain
+    rare_positives: int = 30  # impacts with fewer training segments than this are "rare"
+    close_pair: float = 0.1  # two suggested impacts within this probability of each other
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> ReviewConfig:
+        values = dict(values or {})
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise InputError(f"unknown review parameter(s): {', '.join(unknown)}")
+        return cls(**values)
+
+
+def certainty(proba: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """0/1 codes, and the certainty of each decision: 0 at the threshold, 1 at probability 0 or 1."""
+    codes = (proba >= thresholds).astype(np.int8)
+    above = (proba - thresholds) / np.maximum(1 - thresholds, 1e-9)
+    below = (thresholds - proba) / np.maximum(thresholds, 1e-9)
+    return codes, np.where(codes == 1, above, below)
+
+
+def decide(proba: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """0/1 codes and a confidence per segment in [0.5, 1]: its least certain decision, rescaled."""
+    codes, sure = certainty(proba, thresholds)
+    return codes, 0.5 + 0.5 * sure.min(axis=1)
+
+
+def review_priority(
+    proba: np.ndarray, thresholds: np.ndarray, positives: np.ndarray, config: ReviewConfig
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Priority (higher first), the review flag and the reasons, per segment.
+
+    A segment needs review when one of its decisions is uncertain, when it gets a rare impact, or
+    when two suggested impacts are close together. Priority grows with the least certain decision,
+    with a bonus for rare impacts and close pairs.
+    """
+    codes, sure = certainty(proba, thresholds)
+    least = sure.min(axis=1)
+    near = least < config.margin
+    rare = ((positives < config.rare_positives)[None, :] & (codes == 1)).any(axis=1)
+    suggested = np.where(codes == 1, proba, 0.0)
+    top2 = np.sort(suggested, axis=1)[:, -2:]
+    close = (top2[:, 0] > 0) & (top2[:, 1] - top2[:, 0] < config.close_pair)
+    needs = near | rare | close
+    priority = (1 - least) + 0.3 * rare + 0.2 * close
+    labels = (("uncertain decision", near), ("rare code", rare), ("two codes close", close))
+    reasons = ["; ".join(name for name, flags in labels if flags[i]) for i in range(len(proba))]
+    return priority, needs, reasons
+
+
+def zero_shot_proba(table: pd.DataFrame, codebook: Codebook, encoder_id: str) -> np.ndarray:
+    """Uncalibrated zero-shot scores: similarity to the codebook's texts, standardised per impact.
+
+    A segment scores 0.5 for an impact when its similarity is two standard deviations above that
+    impact's mean over the participant segments of this run; these are not probabilities.
+    """
+    from pipeline.classify import ZeroShotScorer
+    from pipeline.model import embed_segments
+
+    descriptions, owners = codebook_descriptions(codebook, encoder_id)
+    segments, _ = embed_segments(table, encoder_id)
+    sims = ZeroShotScorer(descriptions, owners, len(codebook.impacts)).decision(segments)
+    participant = (table.role == "participant").to_numpy()
+    reference = sims[participant] if participant.any() else sims
+    z = (sims - reference.mean(axis=0)) / np.maximum(reference.std(axis=0), 1e-6)
+    return 1.0 / (1.0 + np.exp(-2.0 * (z - 2.0)))
+
+
+def codebook_descriptions(codebook: Codebook, encoder_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """Embedded names, definitions and include hints of each impact, in English and French."""
+    from pipeline.embed import EmbeddingCache, get_encoder
+
+    texts, owners = [], []
+    for j, impact in enumerate(codebook.impacts):
+        entries = [impact.name["en"], impact.name["fr"], f"{impact.name['en']}: {impact.definition}", *impact.include]
+        texts += entries
+        owners += [j] * len(entries)
+    cache = EmbeddingCache(get_encoder(encoder_id))
+    return cache.encode(texts, "passage"), np.asarray(owners)
+
+
+def previous_turn_text(table: pd.DataFrame) -> list[str]:
+    """For each segment, the text of the turn before its own (the context a reviewer reads first)."""
+    context = []
+    for _, frame in table.groupby("source", sort=False):
+        turn_text = frame.groupby("turn").text.agg(" ".join)
+        previous = {
+            turn: turn_text.get(prev, "")
+            for turn, prev in zip(turn_text.index, [None, *turn_text.index[:-1]], strict=True)
+        }
+        context += [previous[t] for t in frame.turn]
+    return context
+
+
+@dataclass
+class CodingRun:
+    """What ``imri code`` produced (the tables are also written to disk)."""
+
+    segments: pd.DataFrame
+    queue: pd.DataFrame
+    summary: dict
+
+
+def code_segments(
+    table: pd.DataFrame,
+    proba: np.ndarray,
+    thresholds: np.ndarray,
+    positives: np.ndarray,
+    codebook: Codebook,
+    review: ReviewConfig,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Add codes, confidence, review flags and probabilities to a segment table; build the queue."""
+    ids = codebook.impact_ids
+    participant = (table.role == "participant").to_numpy()
+    codes, confidence = decide(proba, thresholds)
+    priority, needs, reasons = review_priority(proba, thresholds, positives, review)
+    out = table.reset_index(drop=True).copy()
+    id_array = np.asarray(ids)
+    out["codes"] = [
+        ";".join(id_array[row.astype(bool)]) if p else "" for row, p in zip(codes, participant, strict=True)
+    ]
+    out["confidence"] = np.where(participant, np.round(confidence, 4), np.nan)
+    out["needs_review"] = needs & participant
+    probabilities = pd.DataFrame(
+        np.round(np.where(participant[:, None], proba, np.nan), 4), columns=[f"p:{i}" for i in ids]
+    )
+    out = pd.concat([out, probabilities], axis=1)
+    order = np.argsort(-proba, axis=1)[:, :3]
+    suggestions = [" ; ".join(f"{ids[j]} ({proba[i, j]:.2f})" for j in order[i]) for i in range(len(out))]
+    queue = out.loc[
+        out.needs_review, ["source", "segment_id", "start", "end", "speaker", "language", "text", "codes", "confidence"]
+    ].copy()
+    queue.insert(0, "priority", np.round(priority[out.needs_review.to_numpy()], 4))
+    rows = np.flatnonzero(out.needs_review.to_numpy())
+    queue["reason"] = [reasons[i] for i in rows]
+    queue["suggestions"] = [suggestions[i] for i in rows]
+    queue["question"] = out.question.iloc[rows].to_numpy()
+    queue["context"] = np.asarray(previous_turn_text(out), dtype=object)[rows]
+    queue = queue.sort_values(["priority", "segment_id"], ascending=[False, True], kind="mergesort")
+    return out, queue.reset_index(drop=True)
+
+
+def summarise(segments: pd.DataFrame, codebook: Codebook, model_name: str) -> dict:
+    participant = segments[segments.role == "participant"]
+    per_code = {
+        i: int(participant.codes.str.split(";").apply(lambda c, i=i: i in c).sum()) for i in codebook.impact_ids
+    }
+    per_category = {
+        c.id: sum(n for i, n in per_code.items() if codebook.category_of(i) == c.id) for c in codebook.categories
+    }
+    return {
+        "model": model_name,
+        "transcripts": int(segments.source.nunique()),
+        "segments": int(len(segments)),
+        "participant_segments": int(len(participant)),
+        "coded_segments": int((participant.codes != "").sum()),
+        "codes_per_category": per_category,
+        "codes_per_impact": per_code,
+        "sent_to_review": int(participant.needs_review.sum()),
+        "share_sent_to_review": round(float(participant.needs_review.mean()) if len(participant) else 0.0, 4),
+        "languages": {k: int(v) for k, v in participant.language.value_counts().sort_index().items()},
+    }
+
+
+def write_run(
+    out_dir: Path,
+    segments: pd.DataFrame,
+    queue: pd.DataFrame,
+    summary: dict,
+    card: dict,
+    texts: dict[str, str],
+    codebook: Codebook,
+    gold_codings: pd.DataFrame | None = None,
+) -> None:
+    """Write every output of a run into a staging folder, then move each file into ``out_dir``."""
+    import shutil
+    import tempfile
+
+    from pipeline.io import write_table
+    from pipeline.qdpx import export_qdpx
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".imri-code-", dir=out_dir))
+    try:
+        write_table(segments, staging / "segments.csv")
+        write_table(segments, staging / "segments.parquet")
+        write_table(queue, staging / "review_queue.csv")
+        (staging / "summary.json").write_text(
+            json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        (staging / "model.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        coder = f"{card['name']}-{card['version']}"
+        coded = segments[(segments.role == "participant") & (segments.codes != "")]
+        rows = [
+            {
+                "source": r["source"],
+                "start": r["start"],
+                "end": r["end"],
+                "code": code,
+                "coder": coder,
+                "description": f"p={r[f'p:{code}']:.3f}",
+            }
+            for _, r in coded.iterrows()
+            for code in r["codes"].split(";")
+        ]
+        codings = pd.DataFrame(rows, columns=["source", "start", "end", "code", "coder", "description"])
+        if gold_codings is not None:
+            gold = gold_codings[gold_codings.source.isin(texts)].assign(description="")
+            codings = pd.concat([codings, gold[codings.columns]], ignore_index=True)
+        export_qdpx(texts, codings, staging / "coded.qdpx", codebook, project_name=f"imri code ({coder})")
+        for item in sorted(staging.iterdir()):
+            item.replace(out_dir / item.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

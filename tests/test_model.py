@@ -1,0 +1,209 @@
+"""Training, coding and the review queue, on a small slice of the real gold set with a real encoder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from pipeline.classify import CalibratedModel, RidgeScorer, best_thresholds, grouped_folds, platt
+from pipeline.labels import LabelConfig, segment_labels
+from tests.conftest import ROOT
+
+GOLD = ROOT / "data" / "gold"
+NEW = ROOT / "data" / "new_study"
+# two double-coded (bc-01, qc-02) and four single-coded transcripts, both languages
+SUBSET = ["bc-01", "bc-02", "on-01", "qc-01", "qc-02", "nb1-03"]
+
+
+@pytest.fixture(scope="module")
+def small_gold(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gold")
+    (folder / "transcripts").mkdir()
+    for stem in SUBSET:
+        for suffix in (".txt", ".meta.yaml"):
+            shutil.copy(GOLD / "transcripts" / f"{stem}{suffix}", folder / "transcripts")
+    codings = pd.read_csv(GOLD / "codings.csv")
+    codings[codings.source.isin([f"{s}.txt" for s in SUBSET])].to_csv(folder / "codings.csv", index=False)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params["train"]["cv_folds"] = 3
+    params["embed"]["encoder"] = "use-m3"  # the fastest real encoder; e5-small is checked in test_e5_rebuild
+    params["evaluate"] = {"encoders": ["use-m3"], "heads": ["ridge"], "baselines": ["lexical", "tfidf-logreg"],
+                          "bootstrap": 50}
+    (folder / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(small_gold, tmp_path_factory):
+    from pipeline.params import load_params
+    from pipeline.train import train_model
+
+    out = tmp_path_factory.mktemp("models") / "small"
+    card = train_model([small_gold], out, load_params(small_gold / "params.yaml"))
+    return out, card
+
+
+@pytest.fixture(scope="module")
+def coded(trained, small_gold, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "run"
+    inputs = [NEW / "ns-02.txt", NEW / "ns-05.txt"]
+    return out, inputs
+
+
+def test_labels_from_spans():
+    segments = pd.DataFrame({
+        "source": ["t.txt"] * 4, "start": [0, 20, 60, 100], "end": [18, 58, 98, 140],
+        "role": ["interviewer", "participant", "participant", "participant"],
+    })
+    codings = pd.DataFrame({
+        "source": ["t.txt", "t.txt", "t.txt", "t.txt"], "start": [0, 20, 70, 100], "end": [58, 45, 76, 110],
+        "code": ["a", "b", "a", "b"], "coder": ["A", "A", "A", "B"],
+    })
+    labels = segment_labels(segments, codings, ["a", "b"], ["A"], LabelConfig(0.5, 0.5))
+    # interviewer segment never labelled; 25/38 of segment 2 covered by b and all of the span of a;
+    # segment 3 holds the whole short span of a; coder B is not asked for
+    assert labels.tolist() == [[0, 0], [1, 1], [1, 0], [0, 0]]
+    strict = segment_labels(segments, codings, ["a", "b"], ["A"], LabelConfig(0.9, 1.01))
+    assert strict.tolist() == [[0, 0], [1, 0], [0, 0], [0, 0]]  # only a segment wholly inside a span
+
+
+def test_grouped_folds_never_split_a_transcript():
+    groups = np.repeat([f"t{i}" for i in range(7)], 5)
+    for train, test in grouped_folds(groups, 5):
+        assert not set(groups[train]) & set(groups[test])
+
+
+def test_thresholds_and_calibration_on_separable_data():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 5))
+    Y = np.column_stack([(X[:, 0] > 1).astype(int), (X[:, 1] + X[:, 2] > 1.5).astype(int)])
+    groups = np.repeat(np.arange(30), 10)
+    model = CalibratedModel(lambda: RidgeScorer(1.0), 5).fit(X, Y, groups)
+    proba = model.predict_proba(X)
+    assert ((proba >= 0) & (proba <= 1)).all()
+    assert (model.predict(X) == Y).mean() > 0.9
+    assert best_thresholds(np.array([[1], [0], [1], [0]]), np.array([[0.9], [0.2], [0.6], [0.5]]))[0] == 0.525
+    assert platt(np.array([0.0]), np.array([1.0]), np.array([0.0]))[0] == 0.5
+
+
+def test_train_writes_a_safe_model_folder(trained):
+    folder, card = trained
+    assert sorted(p.name for p in folder.iterdir()) == ["head.npz", "model.json"]
+    with np.load(folder / "head.npz", allow_pickle=False) as head:
+        assert head["coef"].shape == (21, 3 * 512)
+        assert ((head["thresholds"] > 0) & (head["thresholds"] < 1)).all()
+    saved = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    assert saved["codebook"]["id"] == "imri" and len(saved["codebook"]["impact_ids"]) == 21
+    assert saved["encoder"]["id"] == "use-m3"
+    assert saved["training_data"]["transcripts"] == len(SUBSET)
+    assert len(saved["training_data"]["sha256"]) == 64
+    assert "scikit-learn" in saved["libraries"]
+    # six transcripts are little data, but a model that learned nothing would sit near 0
+    assert 0.15 < saved["cv_metrics"]["macro_f1"] <= 1
+    assert set(saved["cv_metrics"]["by_language"]) == {"en", "fr"}
+
+
+def test_code_writes_segments_queue_summary_and_project(trained, coded, run_cli):
+    model, _ = trained
+    out, inputs = coded
+    result = run_cli("code", *inputs, "--model", model, "--out", out)
+    assert result.code == 0, result.err
+    assert "segments to review" in result.out
+    segments = pd.read_csv(out / "segments.csv", keep_default_na=False)
+    card = json.loads((model / "model.json").read_text(encoding="utf-8"))
+    ids = card["codebook"]["impact_ids"]
+    thresholds = np.load(model / "head.npz")["thresholds"]
+    assert [f"p:{i}" for i in ids] == [c for c in segments.columns if c.startswith("p:")]
+    interviewer = segments[segments.role == "interviewer"]
+    assert len(interviewer) and (interviewer.codes == "").all()
+    participant = segments[segments.role == "participant"]
+    proba = participant[[f"p:{i}" for i in ids]].astype(float).to_numpy()
+    assert ((proba >= 0) & (proba <= 1)).all()
+    expected = [";".join(np.asarray(ids)[row >= thresholds - 5e-5]) for row in proba]
+    assert participant.codes.tolist() == expected  # codes are exactly the impacts above their thresholds
+    texts = {p.name: p.read_text(encoding="utf-8") for p in inputs}
+    assert all(texts[s][a:b] == t for s, a, b, t in zip(segments.source, segments.start, segments.end,
+                                                        segments.text, strict=True))
+    queue = pd.read_csv(out / "review_queue.csv", keep_default_na=False)
+    assert queue.priority.is_monotonic_decreasing
+    flagged = set(participant[participant.needs_review.astype(str) == "True"].segment_id)
+    assert set(queue.segment_id) == flagged and len(queue) > 0
+    assert all(len(s.split(" ; ")) == 3 for s in queue.suggestions)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["participant_segments"] == len(participant)
+    assert summary["sent_to_review"] == len(queue)
+    assert sum(summary["codes_per_impact"].values()) == sum(len(c.split(";")) for c in participant.codes if c)
+
+
+def test_coded_project_imports_back(trained, coded, run_cli):
+    from pipeline.qdpx import read_qdpx
+
+    out, inputs = coded
+    if not (out / "coded.qdpx").exists():
+        assert run_cli("code", *inputs, "--model", trained[0], "--out", out).code == 0
+    project = read_qdpx(out / "coded.qdpx")
+    segments = pd.read_csv(out / "segments.csv", keep_default_na=False)
+    expected = sorted((r.source.removesuffix(".txt"), r.start, r.end, c) for r in segments.itertuples() if r.codes
+                      for c in r.codes.split(";"))
+    found = sorted((c.source.removesuffix(".txt"), c.start, c.end, c.code) for c in project.codings)
+    assert found == expected and len(found) > 0
+    assert {c.coder for c in project.codings} == {f"{json.loads((out / 'model.json').read_text())['name']}-"
+                                                   f"{json.loads((out / 'model.json').read_text())['version']}"}
+
+
+def test_same_input_and_model_give_the_same_output(trained, tmp_path, run_cli):
+    model, _ = trained
+    runs = []
+    for name in ("one", "two"):
+        assert run_cli("code", NEW / "ns-06.txt", "--model", model, "--out", tmp_path / name).code == 0
+        runs.append((tmp_path / name / "segments.csv").read_bytes())
+    assert runs[0] == runs[1]
+
+
+def test_zero_shot_needs_no_model(tmp_path, run_cli, small_gold):
+    result = run_cli("code", NEW / "ns-08.txt", "--zero-shot", "--out", tmp_path / "zs",
+                     "--params", small_gold / "params.yaml")
+    assert result.code == 0, result.err
+    segments = pd.read_csv(tmp_path / "zs" / "segments.csv", keep_default_na=False)
+    assert segments.codes.str.len().gt(0).any()
+    assert json.loads((tmp_path / "zs" / "model.json").read_text())["name"] == "zero-shot"
+
+
+def test_bad_model_folder_and_codebook(trained, tmp_path, run_cli):
+    missing = run_cli("code", NEW / "ns-02.txt", "--model", tmp_path / "nope", "--out", tmp_path / "o")
+    assert missing.code == 2 and "imri train" in missing.err and missing.err.count("\n") == 1
+    other = tmp_path / "other.yaml"
+    book = yaml.safe_load((ROOT / "configs" / "codebook" / "imri_v1.yaml").read_text(encoding="utf-8"))
+    book["impacts"] = book["impacts"][:5]
+    other.write_text(yaml.safe_dump(book, allow_unicode=True), encoding="utf-8")
+    wrong = run_cli("code", NEW / "ns-02.txt", "--model", trained[0], "--codebook", other, "--out", tmp_path / "o")
+    assert wrong.code == 2 and "trained with codebook imri" in wrong.err
+    empty = tmp_path / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    result = run_cli("code", empty, "--model", trained[0], "--out", tmp_path / "o")
+    assert result.code == 2 and f"{empty}: empty file" in result.err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+    unknown = run_cli("train", "--gold", tmp_path, "--out", tmp_path / "m")
+    assert unknown.code == 2 and "a gold set needs transcripts/ and codings.csv" in unknown.err
+
+
+def test_embedding_cache_embeds_only_new_text(tmp_path):
+    from pipeline.embed import EmbeddingCache, UseM3
+
+    class CountingUse(UseM3):
+        calls: list[int] = []
+
+        def _encode(self, texts, batch_size, progress):
+            self.calls.append(len(texts))
+            return super()._encode(texts, batch_size, progress)
+
+    encoder = CountingUse()
+    first = EmbeddingCache(encoder, tmp_path).encode(["Je me sens mieux.", "I feel better.", "I feel better."])
+    again = EmbeddingCache(encoder, tmp_path).encode(["I feel better.", "Something new here."])
+    assert encoder.calls == [2, 1]
+    assert np.allclose(first[1], again[0]) and np.allclose(np.linalg.norm(again, axis=1), 1, atol=1e-5)
