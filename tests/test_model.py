@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -12,30 +11,9 @@ import yaml
 
 from pipeline.classify import CalibratedModel, RidgeScorer, best_thresholds, grouped_folds, platt
 from pipeline.labels import LabelConfig, segment_labels
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SUBSET
 
-GOLD = ROOT / "data" / "gold"
 NEW = ROOT / "data" / "new_study"
-# two double-coded (bc-01, qc-02) and four single-coded transcripts, both languages
-SUBSET = ["bc-01", "bc-02", "on-01", "qc-01", "qc-02", "nb1-03"]
-
-
-@pytest.fixture(scope="module")
-def small_gold(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("gold")
-    (folder / "transcripts").mkdir()
-    for stem in SUBSET:
-        for suffix in (".txt", ".meta.yaml"):
-            shutil.copy(GOLD / "transcripts" / f"{stem}{suffix}", folder / "transcripts")
-    codings = pd.read_csv(GOLD / "codings.csv")
-    codings[codings.source.isin([f"{s}.txt" for s in SUBSET])].to_csv(folder / "codings.csv", index=False)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    params["train"]["cv_folds"] = 3
-    params["embed"]["encoder"] = "use-m3"  # the fastest real encoder; e5-small is checked in test_e5_rebuild
-    params["evaluate"] = {"encoders": ["use-m3"], "heads": ["ridge"], "baselines": ["lexical", "tfidf-logreg"],
-                          "bootstrap": 50}
-    (folder / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,94 @@
+"""imri evaluate and imri report on a small slice of the gold set (real encoder, real metrics)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pipeline.evaluate import coverage_precision, expected_calibration_error
+
+
+def test_expected_calibration_error_worked_example():
+    # two bins: probabilities 0.2 (observed 1/4) and 0.8 (observed 3/4)
+    P = np.array([[0.2], [0.2], [0.2], [0.2], [0.8], [0.8], [0.8], [0.8]])
+    Y = np.array([[1], [0], [0], [0], [1], [1], [1], [0]])
+    ece, bins = expected_calibration_error(Y, P, bins=10)
+    assert ece == pytest.approx(0.5 * 0.05 + 0.5 * 0.05)
+    assert [(b["n"], b["observed_rate"]) for b in bins] == [(4, 0.25), (4, 0.75)]
+    perfect, _ = expected_calibration_error(np.array([[0], [1]]), np.array([[0.0], [1.0]]))
+    assert perfect == 0
+
+
+def test_coverage_curve_accepts_the_most_confident_first():
+    Y = np.array([[1, 0], [0, 1], [0, 0], [1, 1]])
+    P = np.array([[0.99, 0.01], [0.45, 0.55], [0.02, 0.03], [0.6, 0.4]])
+    curve = coverage_precision(Y, P, np.array([0.5, 0.5]))
+    assert [row["segments"] for row in curve][-1] == 4
+    assert curve[0]["exact_set_accuracy"] == 1.0  # the most confident segment is right
+    assert curve[-1]["exact_set_accuracy"] == 0.75  # the last one misses a code
+
+
+@pytest.fixture(scope="module")
+def metrics(small_gold, tmp_path_factory):
+    from pipeline.evaluate import evaluate, write_metrics
+    from pipeline.labels import LabelConfig
+    from pipeline.params import load_params
+    from pipeline.segment import SegmentConfig
+    from pipeline.train import gold_codebook, load_gold
+
+    params = load_params(small_gold / "params.yaml")
+    book = gold_codebook(small_gold, None)
+    gold = load_gold([small_gold], book, SegmentConfig.from_dict(params["segment"]), LabelConfig(), None)
+    out = tmp_path_factory.mktemp("eval") / "metrics.json"
+    write_metrics(evaluate(gold.labelled_by(["A"], book.impact_ids), book, params), out)
+    return out
+
+
+def test_evaluate_compares_models_baselines_and_humans(metrics):
+    results = json.loads(metrics.read_text(encoding="utf-8"))
+    assert results["default_model"] == "use-m3+ridge"
+    assert set(results["models"]) == {"use-m3+ridge", "lexical", "tfidf-logreg"}
+    for entry in results["models"].values():
+        assert 0 <= entry["macro_f1"] <= 1 and len(entry["per_code"]) == 21
+        assert set(entry["by_language"]) == {"en", "fr"}
+        assert set(entry["cross_lingual"]) == {"en->fr", "fr->en"}
+    assert 0 <= results["calibration"]["ece"] <= 1
+    assert sum(b["n"] for b in results["calibration"]["reliability"]) == results["segments"] * 21
+    coverage = [row["coverage"] for row in results["coverage"]["curve"]]
+    assert coverage == sorted(coverage) and coverage[-1] == 1.0
+    pairs = results["human_vs_model"]["pairs"]
+    assert set(pairs) == {"A vs B", "model vs A", "model vs B", "model vs consensus"}
+    assert results["human_vs_model"]["transcripts"] == ["bc-01.txt", "qc-02.txt"]
+    human = pairs["A vs B"]["cohen_kappa"]["value"]
+    assert 0.3 < human < 0.95  # the synthetic double coding disagrees like a real team
+    assert set(results["per_transcript"]) == {f"{s}.txt" for s in
+                                              ["bc-01", "bc-02", "on-01", "qc-01", "qc-02", "nb1-03"]}
+    assert len(results["categories"]["matrix"]) == 4
+
+
+def test_report_embeds_every_figure(metrics, tmp_path, run_cli):
+    result = run_cli("report", metrics, "--out", tmp_path)
+    assert result.code == 0, result.err
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert page.count("data:image/png;base64,") == 5
+    for name in ("per_code_f1", "category_confusion", "agreement", "reliability", "coverage"):
+        assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "use-m3+ridge *" in result.out  # the headline table marks the default model
+
+
+def test_evaluate_refuses_an_unknown_coder(small_gold, tmp_path, run_cli):
+    params = tmp_path / "params.yaml"
+    params.write_text((small_gold / "params.yaml").read_text(encoding="utf-8").replace("- A", "- Z"),
+                      encoding="utf-8")
+    result = run_cli("evaluate", "--gold", small_gold, "--out", tmp_path / "m.json", "--params", params)
+    assert result.code == 2 and "no codings by coder(s) Z" in result.err
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_report_refuses_other_json(tmp_path, run_cli):
+    path = tmp_path / "x.json"
+    path.write_text('{"a": 1}', encoding="utf-8")
+    result = run_cli("report", path, "--out", tmp_path / "r")
+    assert result.code == 2 and "not an imri evaluate metrics file" in result.err
