@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields
+from functools import lru_cache
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -155,7 +156,9 @@ class TfidfLogRegScorer:
             if Y[:, j].sum() < self.min_positives:
                 self.heads_.append(None)
                 continue
-            self.heads_.append(LogisticRegression(C=self.C, class_weight="balanced", max_iter=3000).fit(X, Y[:, j]))
+            self.heads_.append(
+                LogisticRegression(C=self.C, class_weight="balanced", solver="liblinear").fit(X, Y[:, j])
+            )
         return self
 
     def decision(self, texts: np.ndarray) -> np.ndarray:
@@ -166,6 +169,14 @@ class TfidfLogRegScorer:
 
 
 _WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
+
+
+@lru_cache(maxsize=1)
+def _stemmers():
+    """Snowball stemmers for English and French (built once: building them is slow)."""
+    import snowballstemmer
+
+    return snowballstemmer.stemmer("english"), snowballstemmer.stemmer("french")
 
 
 class LexicalScorer:
@@ -180,12 +191,11 @@ class LexicalScorer:
         self.min_count = min_count
 
     @staticmethod
-    def _stems(text: str) -> set[str]:
-        import snowballstemmer
-
-        english, french = snowballstemmer.stemmer("english"), snowballstemmer.stemmer("french")
+    @lru_cache(maxsize=200_000)  # cross-validation sees each text many times
+    def _stems(text: str) -> frozenset[str]:
+        english, french = _stemmers()
         words = [w.lower() for w in _WORD.findall(text)]
-        return set(english.stemWords(words)) | set(french.stemWords(words))
+        return frozenset(english.stemWords(words)) | frozenset(french.stemWords(words))
 
     def fit(self, texts: np.ndarray, Y: np.ndarray) -> LexicalScorer:
         from sklearn.feature_extraction.text import CountVectorizer

@@ -1,0 +1,85 @@
+"""Benchmark `imri code` end to end against the encoder alone, on the same segments, in one run.
+
+Prints: segments/s of `imri code` (a fresh process and a fresh embedding cache, so everything is
+really computed), segments/s of the encoder alone on the same texts (segments and questions, as
+`imri code` embeds them), their ratio, peak RSS of the `imri code` process, and the time to train
+the head once embeddings are cached. Targets (issue 4): ratio >= 0.9, peak RSS < 1.5 GB, head < 60 s.
+
+    python benchmarks/bench_code.py [--inputs data/new_study] [--model models/imri-default]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inputs", default=str(ROOT / "data" / "new_study"))
+    parser.add_argument("--model", default=str(ROOT / "models" / "imri-default"))
+    parser.add_argument("--gold", default=str(ROOT / "data" / "gold"))
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    model = Path(args.model)
+    if not (model / "model.json").exists():
+        sys.exit(f"error: {model}: no model; run `make demo` or `imri train` first")
+    encoder_id = json.loads((model / "model.json").read_text(encoding="utf-8"))["encoder"]["id"]
+    imri = str(Path(sys.executable).with_name("imri"))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "IMRI_CACHE": str(Path(tmp) / "cache")}
+        # the e5 folder is rebuilt once into the fresh cache before timing (not part of coding)
+        subprocess.run([imri, "models", "build"], env=env, check=True, capture_output=True)
+        started = time.perf_counter()
+        subprocess.run([imri, "code", args.inputs, "--model", str(model), "--out", str(Path(tmp) / "run")],
+                       env=env, check=True, capture_output=True)
+        end_to_end = time.perf_counter() - started
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        import pandas as pd
+
+        segments = pd.read_parquet(Path(tmp) / "run" / "segments.parquet")
+
+        # the encoder alone on the same texts; `imri code` pays for loading its models, this does not
+        from pipeline.embed import get_encoder
+
+        encoder = get_encoder(encoder_id)
+        encoder.encode(["warm up"], "query")
+        texts = segments.text.tolist()
+        questions = sorted(set(segments.question.fillna("")) - {""})
+        started = time.perf_counter()
+        encoder.encode(texts, "query")
+        encoder.encode(questions, "query")
+        encoder_alone = time.perf_counter() - started
+
+    # training the head with embeddings cached (the user's cache, as `make demo` left it)
+    from pipeline.params import load_params
+    from pipeline.train import train_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        card = train_model([Path(args.gold)], Path(tmp) / "m", load_params(ROOT / "params.yaml"))
+    n = len(segments)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"inputs: {args.inputs} ({segments.source.nunique()} transcripts, {n} segments); encoder {encoder_id}")
+    print(f"imri code end to end : {n / end_to_end:7.1f} segments/s ({end_to_end:.1f} s, fresh process and cache)")
+    print(f"encoder alone        : {n / encoder_alone:7.1f} segments/s ({encoder_alone:.1f} s, "
+          f"{len(texts)} segments + {len(questions)} questions, model already loaded)")
+    print(f"ratio                : {encoder_alone / end_to_end:7.2f} (target >= 0.9)")
+    print(f"peak RSS of imri code: {peak_rss_mb:7.0f} MB (target < 1500)")
+    timings = card["timings_s"]
+    print(f"train head (cached)  : {timings['fit_head']:7.1f} s fit + {timings['cross_validate']} s cross-validation; "
+          f"segment+embed {timings['segment_and_embed']} s (target: fit < 60 s)")
+
+
+if __name__ == "__main__":
+    main()
