@@ -185,3 +185,17 @@ def test_embedding_cache_embeds_only_new_text(tmp_path):
     again = EmbeddingCache(encoder, tmp_path).encode(["I feel better.", "Something new here."])
     assert encoder.calls == [2, 1]
     assert np.allclose(first[1], again[0]) and np.allclose(np.linalg.norm(again, axis=1), 1, atol=1e-5)
+
+
+def test_with_gold_puts_the_human_codings_in_the_project(trained, small_gold, tmp_path, run_cli):
+    from pipeline.qdpx import read_qdpx
+
+    transcript = small_gold / "transcripts" / "bc-02.txt"
+    result = run_cli("code", transcript, "--model", trained[0], "--out", tmp_path / "run",
+                     "--with-gold", small_gold / "codings.csv")
+    assert result.code == 0, result.err
+    project = read_qdpx(tmp_path / "run" / "coded.qdpx")
+    coders = {c.coder for c in project.codings}
+    assert "A" in coders and any(c.startswith("imri-default-") for c in coders)
+    gold = pd.read_csv(small_gold / "codings.csv")
+    assert sum(c.coder == "A" for c in project.codings) == int((gold.source == "bc-02.txt").sum())
