@@ -223,9 +223,22 @@ def gold_stats(gold: str | Path, codebook: Codebook | None = None) -> dict:
             "transcripts": len(double),
             "fr": sum(language_of[s] == "fr" for s in double),
             "sources": double,
+            "agreement_A_B": human_agreement(rows, by_source, codebook) if double else {},
         },
         "per_interview": interviews,
     }
+
+
+def human_agreement(rows: list[dict], transcripts: dict, codebook: Codebook) -> dict:
+    """Cohen's kappa between coders A and B per code (character unit, participant text, 95% CI by transcript)."""
+    from pipeline.agreement import UnitConfig, span_agreement
+    from pipeline.corpus import Coding
+
+    codings = [Coding(r["source"], int(r["start"]), int(r["end"]), r["code"], r["coder"]) for r in rows]
+    result = span_agreement(codings, transcripts, ["A", "B"], codebook.impact_ids, UnitConfig("character"),
+                            n_boot=200, seed=0).to_dict()
+    kappa = {code: values["cohen_kappa"] for code, values in result["per_code"].items()}
+    return {"unit": "character, participant text", "mean_kappa": result["cohen_kappa"], "per_code": kappa}
 
 
 def new_study_stats(folder: str | Path) -> dict:
@@ -337,6 +350,13 @@ def _sections(stats: dict, markdown: bool) -> list[str]:
         "",
     ]
     extra = [c for c in coders if c != "A"]
+    agreement = double.get("agreement_A_B") or {}
+    if agreement:
+        mean = agreement["mean_kappa"]
+        out += [f"{h}Human-human agreement (A vs B, {agreement['unit']})", "",
+                f"- Cohen's kappa, mean over codes: {_kappa(mean)}", ""]
+        rows = [[code, _kappa(k)] for code, k in agreement["per_code"].items()]
+        out += _table(["code", "kappa [95% CI]"], rows, markdown) + [""]
     out += [f"{h}Coded passages per code (coder A per language; other coders on the double-coded transcripts)", ""]
     header = ["code", *(f"A {lang}" for lang in LANGUAGE_ORDER), "A", *extra]
     rows = [
@@ -376,6 +396,13 @@ def _sections(stats: dict, markdown: bool) -> list[str]:
         rows = [[k, v["interviews"], v["en"], v["fr"], f"{v['words']:,}"] for k, v in new["by_site"].items()]
         out += _table(["site", "transcripts", "en", "fr", "words"], rows, markdown) + [""]
     return out
+
+
+def _kappa(estimate: dict | None) -> str:
+    if not estimate or estimate.get("value") is None:
+        return "n/a"
+    ci = estimate.get("ci95")
+    return f"{estimate['value']:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
 
 
 def format_stats(stats: dict) -> str:
