@@ -1,0 +1,309 @@
+"""Evaluate models against the gold set the way coders are evaluated.
+
+Every figure comes from cross-validation grouped by transcript: a transcript's predictions come
+from a model (with its own calibration and thresholds) that never saw it. Outputs one metrics
+dictionary (``reports/metrics.json``) that the report stage draws.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.classify import (
+    CalibratedModel,
+    ClassifierConfig,
+    LexicalScorer,
+    TfidfLogRegScorer,
+    ZeroShotScorer,
+    cross_validated_proba,
+)
+from pipeline.errors import InputError
+from pipeline.train import GoldSet, f1_table
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """``params.yaml: evaluate``."""
+
+    encoders: list[str] = field(default_factory=lambda: ["e5-small", "use-m3", "minilm-en"])
+    heads: list[str] = field(default_factory=lambda: ["ridge"])
+    baselines: list[str] = field(default_factory=lambda: ["lexical", "tfidf-logreg", "zero-shot"])
+    bootstrap: int = 1000
+    seed: int = 0
+    calibration_bins: int = 10
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> EvaluateConfig:
+        values = dict(values or {})
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise InputError(f"unknown evaluate parameter(s): {', '.join(unknown)}")
+        return cls(**values)
+
+
+def summary_scores(Y: np.ndarray, predicted: np.ndarray, languages: np.ndarray, ids: list[str]) -> dict:
+    """Per-code table, micro/macro F1, and the same by language."""
+    scores = f1_table(Y, predicted, ids)
+    scores["by_language"] = {
+        lang: {k: v for k, v in f1_table(Y[languages == lang], predicted[languages == lang], ids).items()
+               if k != "per_code"}
+        for lang in sorted(set(languages))
+    }
+    return scores
+
+
+def expected_calibration_error(Y: np.ndarray, P: np.ndarray, bins: int = 10) -> tuple[float, list[dict]]:
+    """ECE over every (segment, impact) probability, and the reliability diagram's bins."""
+    p, y = P.ravel(), Y.ravel()
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    ece, diagram = 0.0, []
+    for b in range(bins):
+        rows = which == b
+        if not rows.any():
+            continue
+        confidence, accuracy = float(p[rows].mean()), float(y[rows].mean())
+        ece += rows.mean() * abs(confidence - accuracy)
+        diagram.append({"bin": b, "low": float(edges[b]), "high": float(edges[b + 1]), "n": int(rows.sum()),
+                        "mean_probability": confidence, "observed_rate": accuracy})
+    return float(ece), diagram
+
+
+def coverage_precision(Y: np.ndarray, P: np.ndarray, thresholds: np.ndarray) -> list[dict]:
+    """Auto-accept the most confident segments first: precision and exact-set accuracy per coverage."""
+    from pipeline.code import decide
+
+    predicted, confidence = decide(P, thresholds)
+    order = np.argsort(-confidence, kind="mergesort")
+    rows = []
+    for coverage in np.round(np.arange(0.1, 1.001, 0.1), 2):
+        take = order[: max(1, int(round(coverage * len(order))))]
+        tp = int((predicted[take] & Y[take]).sum())
+        suggested = int(predicted[take].sum())
+        rows.append({
+            "coverage": float(coverage),
+            "min_confidence": float(confidence[take].min()),
+            "precision": tp / suggested if suggested else float("nan"),
+            "exact_set_accuracy": float((predicted[take] == Y[take]).all(axis=1).mean()),
+            "segments": int(len(take)),
+        })
+    return rows
+
+
+def _cross_lingual(make_model, X, Y, groups, languages, ids: list[str]) -> dict:
+    """Train on one language's transcripts, test on the other's (both directions)."""
+    results = {}
+    for train_lang, test_lang in (("en", "fr"), ("fr", "en")):
+        train, test = languages == train_lang, languages == test_lang
+        if not train.any() or not test.any():
+            continue
+        model = make_model().fit(X[train], Y[train], groups[train])
+        predicted = model.predict(X[test])
+        scores = f1_table(Y[test], predicted, ids)
+        results[f"{train_lang}->{test_lang}"] = {k: v for k, v in scores.items() if k != "per_code"}
+    return results
+
+
+@dataclass
+class EvaluationInputs:
+    """The gold set restricted to training targets, ready for cross-validation."""
+
+    gold: GoldSet
+    Y: np.ndarray
+    groups: np.ndarray
+    languages: np.ndarray
+    table: pd.DataFrame  # participant segments, transcript order
+
+    @classmethod
+    def from_gold(cls, gold: GoldSet) -> EvaluationInputs:
+        targets = gold.targets
+        # transcript language for the by-language split: code-switched sentences follow their interview
+        table = gold.segments[targets].reset_index(drop=True)
+        return cls(gold, gold.labels[targets], table.source.to_numpy(), table.transcript_language.to_numpy(), table)
+
+
+def evaluate(gold: GoldSet, codebook, params: dict, progress: bool = False) -> dict:
+    """Every comparison of the evaluation, as one JSON-ready dictionary."""
+    from pipeline.agreement import binary_agreement
+    from pipeline.code import codebook_descriptions
+    from pipeline.model import model_features
+
+    config = EvaluateConfig.from_dict(params.get("evaluate"))
+    train_params = {k: v for k, v in (params.get("train") or {}).items() if k not in ("coders", "encoder")}
+    base = ClassifierConfig.from_dict(train_params)
+    default_encoder = (params.get("embed") or {}).get("encoder", "e5-small")
+    data = EvaluationInputs.from_gold(gold)
+    ids = codebook.impact_ids
+    targets = gold.targets
+    results: dict = {"protocol": f"nested cross-validation grouped by transcript, {base.cv_folds} folds; "
+                                 "calibration and thresholds fitted inside each training fold",
+                     "transcripts": int(len(set(data.groups))), "segments": int(len(data.Y)),
+                     "models": {}, "note": "synthetic gold set: these are not real-world accuracy figures"}
+    features: dict[str, np.ndarray] = {}
+    default_run = None
+    for encoder in config.encoders:
+        X = model_features(gold.segments, encoder, base.context_weight, base.question_weight, progress)[targets]
+        features[encoder] = X
+        # heads are compared on the default encoder; other encoders use the configured head
+        for head in config.heads if encoder == default_encoder else [base.head]:
+            head_config = ClassifierConfig(**{**base.__dict__, "head": head})
+            started = time.perf_counter()
+
+            def make_model(cfg=head_config) -> CalibratedModel:
+                return CalibratedModel(cfg.make_scorer, cfg.cv_folds)
+
+            proba, predicted = cross_validated_proba(make_model, X, data.Y, data.groups, base.cv_folds)
+            name = f"{encoder}+{head}"
+            entry = summary_scores(data.Y, predicted, data.languages, ids)
+            entry.update({"kind": "model", "encoder": encoder, "head": head,
+                          "seconds": round(time.perf_counter() - started, 1)})
+            entry["cross_lingual"] = _cross_lingual(make_model, X, data.Y, data.groups, data.languages, ids)
+            results["models"][name] = entry
+            if encoder == default_encoder and head == base.head:
+                default_run = (name, proba, predicted, make_model)
+    texts = data.table.text.to_numpy()
+    for baseline in config.baselines:
+        started = time.perf_counter()
+        if baseline == "lexical":
+            factory, X = LexicalScorer, texts
+        elif baseline == "tfidf-logreg":
+            factory, X = TfidfLogRegScorer, texts
+        elif baseline == "zero-shot":
+            descriptions, owners = codebook_descriptions(codebook, default_encoder)
+            X = features.get(default_encoder)
+            if X is None:
+                X = model_features(gold.segments, default_encoder, 0, 0)[targets]
+
+            def factory(d=descriptions, o=owners):
+                return ZeroShotScorer(d, o, len(ids))
+        else:
+            raise InputError(f"unknown baseline {baseline!r}: choose lexical, tfidf-logreg or zero-shot")
+
+        def make_model(f=factory) -> CalibratedModel:
+            return CalibratedModel(f, base.cv_folds)
+
+        _, predicted = cross_validated_proba(make_model, X, data.Y, data.groups, base.cv_folds)
+        entry = summary_scores(data.Y, predicted, data.languages, ids)
+        entry.update({"kind": "baseline", "seconds": round(time.perf_counter() - started, 1)})
+        entry["cross_lingual"] = _cross_lingual(make_model, X, data.Y, data.groups, data.languages, ids)
+        results["models"][baseline] = entry
+    if default_run is None:
+        raise InputError(f"evaluate.encoders/heads must include the default model {default_encoder}+{base.head}")
+    name, proba, predicted, make_model = default_run
+    results["default_model"] = name
+    # calibration and review coverage of the default model (thresholds from a full fit, for the curve only)
+    ece, diagram = expected_calibration_error(data.Y, proba, config.calibration_bins)
+    results["calibration"] = {"model": name, "ece": ece, "reliability": diagram}
+    thresholds = make_model().fit(features[default_encoder], data.Y, data.groups).thresholds_
+    results["coverage"] = {"model": name, "curve": coverage_precision(data.Y, proba, thresholds)}
+    results["categories"] = category_confusion(data.Y, predicted, codebook)
+    results["human_vs_model"] = human_model_agreement(gold, predicted, codebook, config, binary_agreement)
+    results["per_transcript"] = per_transcript(data, predicted, ids)
+    return results
+
+
+def category_confusion(Y: np.ndarray, predicted: np.ndarray, codebook) -> dict:
+    """Categories derived from impacts: for segments with exactly one gold category, what was predicted."""
+    categories = codebook.category_ids
+    member = np.array([[codebook.category_of(i) == c for i in codebook.impact_ids] for c in categories]).T
+    gold_cat = (Y @ member) > 0
+    pred_cat = (predicted @ member) > 0
+    matrix = np.zeros((len(categories), len(categories) + 1), dtype=int)  # last column: no category predicted
+    for row in np.flatnonzero(gold_cat.sum(axis=1) == 1):
+        g = int(np.flatnonzero(gold_cat[row])[0])
+        hits = np.flatnonzero(pred_cat[row])
+        if len(hits) == 0:
+            matrix[g, -1] += 1
+        for h in hits:
+            matrix[g, h] += 1
+    return {"categories": categories, "columns": [*categories, "none"], "matrix": matrix.tolist()}
+
+
+def human_model_agreement(gold: GoldSet, predicted: np.ndarray, codebook, config: EvaluateConfig,
+                          binary_agreement) -> dict:
+    """On double-coded transcripts: A-vs-B, model-vs-A, model-vs-B, model-vs-consensus (segment unit)."""
+    from pipeline.labels import LabelConfig, segment_labels
+
+    codings = gold.codings
+    coders = sorted(set(codings.coder))
+    if not {"A", "B"} <= set(coders):
+        return {}
+    double = sorted(set(codings[codings.coder == "B"].source) & set(codings[codings.coder == "A"].source))
+    seg = gold.segments
+    rows = (seg.role == "participant").to_numpy() & seg.source.isin(double).to_numpy()
+    ids = codebook.impact_ids
+    label_config = LabelConfig()
+    a = segment_labels(seg, codings, ids, ["A"], label_config)[rows]
+    b = segment_labels(seg, codings, ids, ["B"], label_config)[rows]
+    target_index = np.flatnonzero(gold.targets)
+    model = np.zeros_like(gold.labels)
+    model[target_index] = predicted
+    model = model[rows]
+    consensus = a & b
+    clusters = seg.source.to_numpy()[rows]
+    pairs = {"A vs B": (a, b), "model vs A": (model, a), "model vs B": (model, b),
+             "model vs consensus": (model, consensus)}
+    out = {"transcripts": double, "segments": int(rows.sum()), "consensus": "codes both A and B applied",
+           "pairs": {}}
+    for name, (x, y) in pairs.items():
+        values = np.stack([x, y]).astype(float)  # coders x units x codes
+        result = binary_agreement(values, coders=name.split(" vs "), codes=ids, clusters=clusters,
+                                  n_boot=config.bootstrap, seed=config.seed)
+        out["pairs"][name] = result.to_dict()
+    return out
+
+
+def per_transcript(data: EvaluationInputs, predicted: np.ndarray, ids: list[str]) -> dict:
+    """Micro-F1 per transcript, with its language."""
+    from sklearn.metrics import f1_score
+
+    out = {}
+    for source in sorted(set(data.groups)):
+        rows = data.groups == source
+        out[source] = {"language": str(data.languages[rows][0]), "segments": int(rows.sum()),
+                       "micro_f1": float(f1_score(data.Y[rows], predicted[rows], average="micro", zero_division=0))}
+    return out
+
+
+def write_metrics(results: dict, path: Path) -> None:
+    import json
+
+    from pipeline.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False, allow_nan=True) + "\n", encoding="utf-8")
+
+
+def headline(results: dict) -> str:
+    """The headline table: macro/micro F1 overall, by language and cross-lingual, per model; human agreement."""
+    lines = [f"{'model':28s} {'macro-F1':>8s} {'micro-F1':>8s} {'en':>6s} {'fr':>6s} {'en->fr':>7s} {'fr->en':>7s}"]
+    for name, entry in results["models"].items():
+        by_lang, cross = entry.get("by_language", {}), entry.get("cross_lingual", {})
+        mark = " *" if name == results.get("default_model") else ""
+        lines.append(
+            f"{name + mark:28s} {entry['macro_f1']:8.3f} {entry['micro_f1']:8.3f} "
+            f"{by_lang.get('en', {}).get('macro_f1', float('nan')):6.3f} "
+            f"{by_lang.get('fr', {}).get('macro_f1', float('nan')):6.3f} "
+            f"{cross.get('en->fr', {}).get('macro_f1', float('nan')):7.3f} "
+            f"{cross.get('fr->en', {}).get('macro_f1', float('nan')):7.3f}"
+        )
+    pairs = (results.get("human_vs_model") or {}).get("pairs", {})
+    if pairs:
+        lines.append("")
+        lines.append(f"{'agreement (segments, double-coded)':36s} {'kappa (mean over codes)':>24s} {'alpha':>8s}")
+        for name, result in pairs.items():
+            overall = result.get("overall") or result
+            kappa = (overall.get("cohen_kappa") or {}).get("value")
+            alpha = (overall.get("krippendorff_alpha") or {}).get("value")
+            lines.append(f"{name:36s} {_fmt(kappa):>24s} {_fmt(alpha):>8s}")
+    lines.append("* default model. Synthetic gold set: not real-world accuracy.")
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.3f}"
