@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 	# the CPU build of torch first: a bare `torch` would pull several GB of CUDA wheels
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
+	# Debian's chromium for the end-to-end review test (Playwright drives it; nothing is downloaded by Playwright)
+	[ -x /usr/bin/chromium ] || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 	touch $(STAMP)
 
 lint: setup
@@ -25,8 +27,13 @@ lint: setup
 test: lint
 	$(PY) -m pytest
 
+# the whole pipeline of dvc.yaml on the bundled data: segment, embed, train, evaluate, code the new study, report
 demo: setup
-	$(VENV)/bin/imri segment data/new_study --out runs/demo/segments.csv
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
+	@echo
+	@$(VENV)/bin/imri report reports/metrics.json --headline
+	@echo
+	@echo "report: reports/report.html   coded new study: runs/new_study/ (segments.csv, review_queue.csv, coded.qdpx)"
 
 bench: setup
 	$(PY) benchmarks/bench_code.py

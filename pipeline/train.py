@@ -65,7 +65,13 @@ def load_gold(
     extra_codings: pd.DataFrame | None = None,
     progress: bool = False,
 ) -> GoldSet:
-    """Read one or more gold folders and label their segments from the chosen coders' spans."""
+    """Read one or more gold folders and label their segments from the chosen coders' spans.
+
+    ``extra_codings`` are reviewed decisions (:func:`pipeline.review.reviewed_codings` of review
+    runs): whatever ``coders`` says, each reviewed segment is a target labelled exactly by its
+    decision ("no impact" included) and replaces the gold segments it overlaps; the unreviewed
+    segments of review runs are left out (see :func:`pipeline.review.merge_reviews`).
+    """
     from pipeline.ingest import collect_transcripts, load_transcript
 
     transcripts, codings = [], []
@@ -75,9 +81,6 @@ def load_gold(
             raise InputError("a gold set needs transcripts/ and codings.csv", gold_dir)
         transcripts += [load_transcript(p) for p in collect_transcripts([folder])]
         codings.append(read_codings(gold_dir / "codings.csv", codebook))
-    if extra_codings is not None and len(extra_codings):
-        codebook.check_codes(set(extra_codings.code), "reviewed decisions")
-        codings.append(extra_codings)
     table = pd.concat(codings, ignore_index=True)
     texts = {t.source: t.text for t in transcripts}
     if len(texts) != len(transcripts):
@@ -95,6 +98,12 @@ def load_gold(
     segments = segment_table(transcripts, segment_config, progress).sort_values(["source", "start"])
     segments = segments.reset_index(drop=True)
     labels = segment_labels(segments, table, codebook.impact_ids, None, label_config)
+    if extra_codings is not None and len(extra_codings):
+        from pipeline.review import merge_reviews
+
+        # after the coder filter: reviewers' decisions are labels whoever the chosen coders are
+        segments, labels, table, texts = merge_reviews(segments, labels, table, texts, extra_codings, codebook)
+        coded = sorted(set(coded) | set(segments.source))
     digest = hashlib.sha256()
     for source in coded:
         digest.update(source.encode() + b"\0" + texts[source].encode("utf-8") + b"\0")
