@@ -42,8 +42,10 @@ def main() -> None:
         # the e5 folder is rebuilt once into the fresh cache before timing (not part of coding)
         subprocess.run([imri, "models", "build"], env=env, check=True, capture_output=True)
         started = time.perf_counter()
-        subprocess.run([imri, "code", args.inputs, "--model", str(model), "--out", str(Path(tmp) / "run")],
-                       env=env, check=True, capture_output=True)
+        done = subprocess.run([imri, "code", args.inputs, "--model", str(model), "--out", str(Path(tmp) / "run")],
+                              env=env, capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"imri code failed ({done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
         end_to_end = time.perf_counter() - started
         peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         import pandas as pd

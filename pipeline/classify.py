@@ -16,21 +16,25 @@ The empty set is "no impact". Scorers take plain arrays (features or texts) and 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import ClassVar
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 
 from pipeline.errors import InputError
+from pipeline.params import ParamsSection
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.025), 3)
 
 
 @dataclass(frozen=True)
-class ClassifierConfig:
+class ClassifierConfig(ParamsSection):
     """``params.yaml: train``."""
+
+    section: ClassVar[str] = "train"
 
     head: str = "ridge"  # ridge | logreg
     C: float = 1.0  # logreg: inverse regularisation
@@ -41,14 +45,6 @@ class ClassifierConfig:
     cv_folds: int = 5  # grouped folds for calibration and thresholds
     min_positives: int = 3  # impacts with fewer positive segments get no head (probability 0)
     seed: int = 0
-
-    @classmethod
-    def from_dict(cls, values: dict | None) -> ClassifierConfig:
-        values = dict(values or {})
-        unknown = sorted(set(values) - {f.name for f in fields(cls)})
-        if unknown:
-            raise InputError(f"unknown train parameter(s): {', '.join(unknown)}")
-        return cls(**values)
 
     def make_scorer(self):
         """A fresh, unfitted scorer for the configured head."""

@@ -13,31 +13,26 @@ Writes into the output folder:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
 from pipeline.codebook import Codebook
-from pipeline.errors import InputError
+from pipeline.params import ParamsSection
 
 
 @dataclass(frozen=True)
-class ReviewConfig:
+class ReviewConfig(ParamsSection):
     """``params.yaml: review``: when a segment goes to a human."""
+
+    section: ClassVar[str] = "review"
 
     margin: float = 0.3  # a decision whose certainty (0 at the threshold, 1 at 0 or 1) is below this is uncertain
     rare_positives: int = 30  # impacts with fewer training segments than this are "rare"
     close_pair: float = 0.1  # two suggested impacts within this probability of each other
-
-    @classmethod
-    def from_dict(cls, values: dict | None) -> ReviewConfig:
-        values = dict(values or {})
-        unknown = sorted(set(values) - {f.name for f in fields(cls)})
-        if unknown:
-            raise InputError(f"unknown review parameter(s): {', '.join(unknown)}")
-        return cls(**values)
 
 
 def certainty(proba: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -8,8 +8,9 @@ dictionary (``reports/metrics.json``) that the report stage draws.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -23,12 +24,15 @@ from pipeline.classify import (
     cross_validated_proba,
 )
 from pipeline.errors import InputError
+from pipeline.params import ParamsSection
 from pipeline.train import GoldSet, f1_table
 
 
 @dataclass(frozen=True)
-class EvaluateConfig:
+class EvaluateConfig(ParamsSection):
     """``params.yaml: evaluate``."""
+
+    section: ClassVar[str] = "evaluate"
 
     encoders: list[str] = field(default_factory=lambda: ["e5-small", "use-m3", "minilm-en"])
     heads: list[str] = field(default_factory=lambda: ["ridge"])
@@ -37,21 +41,16 @@ class EvaluateConfig:
     seed: int = 0
     calibration_bins: int = 10
 
-    @classmethod
-    def from_dict(cls, values: dict | None) -> EvaluateConfig:
-        values = dict(values or {})
-        unknown = sorted(set(values) - {f.name for f in fields(cls)})
-        if unknown:
-            raise InputError(f"unknown evaluate parameter(s): {', '.join(unknown)}")
-        return cls(**values)
-
 
 def summary_scores(Y: np.ndarray, predicted: np.ndarray, languages: np.ndarray, ids: list[str]) -> dict:
     """Per-code table, micro/macro F1, and the same by language."""
     scores = f1_table(Y, predicted, ids)
     scores["by_language"] = {
-        lang: {k: v for k, v in f1_table(Y[languages == lang], predicted[languages == lang], ids).items()
-               if k != "per_code"}
+        lang: {
+            k: v
+            for k, v in f1_table(Y[languages == lang], predicted[languages == lang], ids).items()
+            if k != "per_code"
+        }
         for lang in sorted(set(languages))
     }
     return scores
@@ -69,8 +68,16 @@ def expected_calibration_error(Y: np.ndarray, P: np.ndarray, bins: int = 10) -> 
             continue
         confidence, accuracy = float(p[rows].mean()), float(y[rows].mean())
         ece += rows.mean() * abs(confidence - accuracy)
-        diagram.append({"bin": b, "low": float(edges[b]), "high": float(edges[b + 1]), "n": int(rows.sum()),
-                        "mean_probability": confidence, "observed_rate": accuracy})
+        diagram.append(
+            {
+                "bin": b,
+                "low": float(edges[b]),
+                "high": float(edges[b + 1]),
+                "n": int(rows.sum()),
+                "mean_probability": confidence,
+                "observed_rate": accuracy,
+            }
+        )
     return float(ece), diagram
 
 
@@ -85,13 +92,15 @@ def coverage_precision(Y: np.ndarray, P: np.ndarray, thresholds: np.ndarray) -> 
         take = order[: max(1, int(round(coverage * len(order))))]
         tp = int((predicted[take] & Y[take]).sum())
         suggested = int(predicted[take].sum())
-        rows.append({
-            "coverage": float(coverage),
-            "min_confidence": float(confidence[take].min()),
-            "precision": tp / suggested if suggested else float("nan"),
-            "exact_set_accuracy": float((predicted[take] == Y[take]).all(axis=1).mean()),
-            "segments": int(len(take)),
-        })
+        rows.append(
+            {
+                "coverage": float(coverage),
+                "min_confidence": float(confidence[take].min()),
+                "precision": tp / suggested if suggested else float("nan"),
+                "exact_set_accuracy": float((predicted[take] == Y[take]).all(axis=1).mean()),
+                "segments": int(len(take)),
+            }
+        )
     return rows
 
 
@@ -140,10 +149,14 @@ def evaluate(gold: GoldSet, codebook, params: dict, progress: bool = False) -> d
     data = EvaluationInputs.from_gold(gold)
     ids = codebook.impact_ids
     targets = gold.targets
-    results: dict = {"protocol": f"nested cross-validation grouped by transcript, {base.cv_folds} folds; "
-                                 "calibration and thresholds fitted inside each training fold",
-                     "transcripts": int(len(set(data.groups))), "segments": int(len(data.Y)),
-                     "models": {}, "note": "synthetic gold set: these are not real-world accuracy figures"}
+    results: dict = {
+        "protocol": f"nested cross-validation grouped by transcript, {base.cv_folds} folds; "
+        "calibration and thresholds fitted inside each training fold",
+        "transcripts": int(len(set(data.groups))),
+        "segments": int(len(data.Y)),
+        "models": {},
+        "note": "synthetic gold set: these are not real-world accuracy figures",
+    }
     features: dict[str, np.ndarray] = {}
     default_run = None
     for encoder in config.encoders:
@@ -160,8 +173,9 @@ def evaluate(gold: GoldSet, codebook, params: dict, progress: bool = False) -> d
             proba, predicted = cross_validated_proba(make_model, X, data.Y, data.groups, base.cv_folds)
             name = f"{encoder}+{head}"
             entry = summary_scores(data.Y, predicted, data.languages, ids)
-            entry.update({"kind": "model", "encoder": encoder, "head": head,
-                          "seconds": round(time.perf_counter() - started, 1)})
+            entry.update(
+                {"kind": "model", "encoder": encoder, "head": head, "seconds": round(time.perf_counter() - started, 1)}
+            )
             entry["cross_lingual"] = _cross_lingual(make_model, X, data.Y, data.groups, data.languages, ids)
             results["models"][name] = entry
             if encoder == default_encoder and head == base.head:
@@ -224,8 +238,9 @@ def category_confusion(Y: np.ndarray, predicted: np.ndarray, codebook) -> dict:
     return {"categories": categories, "columns": [*categories, "none"], "matrix": matrix.tolist()}
 
 
-def human_model_agreement(gold: GoldSet, predicted: np.ndarray, codebook, config: EvaluateConfig,
-                          binary_agreement) -> dict:
+def human_model_agreement(
+    gold: GoldSet, predicted: np.ndarray, codebook, config: EvaluateConfig, binary_agreement
+) -> dict:
     """On double-coded transcripts: A-vs-B, model-vs-A, model-vs-B, model-vs-consensus (segment unit)."""
     from pipeline.labels import LabelConfig, segment_labels
 
@@ -246,14 +261,18 @@ def human_model_agreement(gold: GoldSet, predicted: np.ndarray, codebook, config
     model = model[rows]
     consensus = a & b
     clusters = seg.source.to_numpy()[rows]
-    pairs = {"A vs B": (a, b), "model vs A": (model, a), "model vs B": (model, b),
-             "model vs consensus": (model, consensus)}
-    out = {"transcripts": double, "segments": int(rows.sum()), "consensus": "codes both A and B applied",
-           "pairs": {}}
+    pairs = {
+        "A vs B": (a, b),
+        "model vs A": (model, a),
+        "model vs B": (model, b),
+        "model vs consensus": (model, consensus),
+    }
+    out = {"transcripts": double, "segments": int(rows.sum()), "consensus": "codes both A and B applied", "pairs": {}}
     for name, (x, y) in pairs.items():
         values = np.stack([x, y]).astype(float)  # coders x units x codes
-        result = binary_agreement(values, coders=name.split(" vs "), codes=ids, clusters=clusters,
-                                  n_boot=config.bootstrap, seed=config.seed)
+        result = binary_agreement(
+            values, coders=name.split(" vs "), codes=ids, clusters=clusters, n_boot=config.bootstrap, seed=config.seed
+        )
         out["pairs"][name] = result.to_dict()
     return out
 
@@ -265,8 +284,11 @@ def per_transcript(data: EvaluationInputs, predicted: np.ndarray, ids: list[str]
     out = {}
     for source in sorted(set(data.groups)):
         rows = data.groups == source
-        out[source] = {"language": str(data.languages[rows][0]), "segments": int(rows.sum()),
-                       "micro_f1": float(f1_score(data.Y[rows], predicted[rows], average="micro", zero_division=0))}
+        out[source] = {
+            "language": str(data.languages[rows][0]),
+            "segments": int(rows.sum()),
+            "micro_f1": float(f1_score(data.Y[rows], predicted[rows], average="micro", zero_division=0)),
+        }
     return out
 
 

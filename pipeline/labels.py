@@ -12,31 +12,27 @@ Interviewer segments are context, never training targets: their labels are all z
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
 from pipeline.codebook import Codebook
 from pipeline.errors import InputError
+from pipeline.params import ParamsSection
 
 CODING_COLUMNS = ("source", "start", "end", "code", "coder")
 
 
 @dataclass(frozen=True)
-class LabelConfig:
+class LabelConfig(ParamsSection):
     """``params.yaml: labels``."""
+
+    section: ClassVar[str] = "labels"
 
     min_segment_coverage: float = 0.5
     min_span_coverage: float = 0.5
-
-    @classmethod
-    def from_dict(cls, values: dict | None) -> LabelConfig:
-        values = dict(values or {})
-        unknown = sorted(set(values) - {f.name for f in fields(cls)})
-        if unknown:
-            raise InputError(f"unknown labels parameter(s): {', '.join(unknown)}")
-        return cls(**values)
 
 
 def read_codings(path, codebook: Codebook | None = None) -> pd.DataFrame:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
+from typing import ClassVar, Self
 
 import yaml
 
@@ -25,3 +27,18 @@ def load_params(path: str | Path | None = None) -> dict:
     if not isinstance(params, dict):
         raise InputError("parameters file must be a YAML mapping of stage sections", path)
     return params
+
+
+class ParamsSection:
+    """Mixin for the frozen dataclasses that hold one ``params.yaml`` section (``section`` names it)."""
+
+    section: ClassVar[str] = ""
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> Self:
+        """Build from a ``params.yaml`` section, refusing unknown keys."""
+        values = dict(values or {})
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})  # type: ignore[arg-type]
+        if unknown:
+            raise InputError(f"unknown {cls.section} parameter(s): {', '.join(unknown)}")
+        return cls(**values)

@@ -10,13 +10,15 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cached_property
+from typing import ClassVar
 
 import pandas as pd
 
 from pipeline.errors import InputError
 from pipeline.ingest import Transcript, Turn
+from pipeline.params import ParamsSection
 
 SEGMENT_COLUMNS = (
     "source",
@@ -36,8 +38,10 @@ UNITS = ("turn", "sentence", "window")
 
 
 @dataclass(frozen=True)
-class SegmentConfig:
+class SegmentConfig(ParamsSection):
     """How transcripts are cut into coding units (``params.yaml: segment``)."""
+
+    section: ClassVar[str] = "segment"
 
     unit: str = "sentence"  # turn | sentence | window
     max_tokens: int = 80  # a unit never grows past this many words (turns are split at sentences)
@@ -54,16 +58,6 @@ class SegmentConfig:
         if self.max_tokens < 1 or self.min_chars < 0 or self.window_sentences < 1:
             raise InputError("segment max_tokens and window_sentences must be >= 1, min_chars >= 0")
         object.__setattr__(self, "languages", tuple(self.languages))
-
-    @classmethod
-    def from_dict(cls, values: dict | None) -> SegmentConfig:
-        """Build from a ``params.yaml`` section, refusing unknown keys."""
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(f"unknown segment parameter(s): {', '.join(unknown)}")
-        return cls(**values)
 
 
 class LanguageDetector:
@@ -108,12 +102,13 @@ class SentenceSplitter:
 
         name = self.models.get(language)
         if name:
+            unused = ["ner", "lemmatizer", "attribute_ruler", "morphologizer", "tagger"]
             try:
-                nlp = spacy.load(name, exclude=["ner", "lemmatizer", "attribute_ruler", "morphologizer", "tagger"])
-                if "senter" in nlp.disabled:
-                    # the trained sentence recogniser is faster than the parser and as good for units
-                    if "parser" in nlp.pipe_names:
-                        nlp.disable_pipe("parser")
+                # the trained sentence recogniser is faster than the parser and as good for units
+                nlp = spacy.load(name, exclude=[*unused, "parser"])
+                if "senter" not in nlp.component_names:
+                    nlp = spacy.load(name, exclude=unused)  # a pipeline whose parser sets sentences
+                elif "senter" in nlp.disabled:
                     nlp.enable_pipe("senter")
                 return nlp
             except OSError:
