@@ -24,6 +24,7 @@ from pipeline.classify import (
     cross_validated_proba,
 )
 from pipeline.errors import InputError
+from pipeline.labels import LabelConfig
 from pipeline.params import ParamsSection
 from pipeline.train import GoldSet, f1_table
 
@@ -138,7 +139,6 @@ class EvaluationInputs:
 
 def evaluate(gold: GoldSet, codebook, params: dict, progress: bool = False) -> dict:
     """Every comparison of the evaluation, as one JSON-ready dictionary."""
-    from pipeline.agreement import binary_agreement
     from pipeline.code import codebook_descriptions
     from pipeline.model import model_features
 
@@ -216,7 +216,8 @@ def evaluate(gold: GoldSet, codebook, params: dict, progress: bool = False) -> d
     thresholds = make_model().fit(features[default_encoder], data.Y, data.groups).thresholds_
     results["coverage"] = {"model": name, "curve": coverage_precision(data.Y, proba, thresholds)}
     results["categories"] = category_confusion(data.Y, predicted, codebook)
-    results["human_vs_model"] = human_model_agreement(gold, predicted, codebook, config, binary_agreement)
+    labels = LabelConfig.from_dict(params.get("labels"))
+    results["human_vs_model"] = human_model_agreement(gold, predicted, codebook, config, labels)
     results["per_transcript"] = per_transcript(data, predicted, ids)
     return results
 
@@ -239,10 +240,15 @@ def category_confusion(Y: np.ndarray, predicted: np.ndarray, codebook) -> dict:
 
 
 def human_model_agreement(
-    gold: GoldSet, predicted: np.ndarray, codebook, config: EvaluateConfig, binary_agreement
+    gold: GoldSet, predicted: np.ndarray, codebook, config: EvaluateConfig, label_config: LabelConfig
 ) -> dict:
-    """On double-coded transcripts: A-vs-B, model-vs-A, model-vs-B, model-vs-consensus (segment unit)."""
-    from pipeline.labels import LabelConfig, segment_labels
+    """On double-coded transcripts: A-vs-B, model-vs-A, model-vs-B, model-vs-consensus (segment unit).
+
+    Coders' spans become segment labels with the same rule as training labels; the model's labels
+    are its out-of-fold predictions.
+    """
+    from pipeline.agreement import binary_agreement
+    from pipeline.labels import segment_labels
 
     codings = gold.codings
     coders = sorted(set(codings.coder))
@@ -252,7 +258,6 @@ def human_model_agreement(
     seg = gold.segments
     rows = (seg.role == "participant").to_numpy() & seg.source.isin(double).to_numpy()
     ids = codebook.impact_ids
-    label_config = LabelConfig()
     a = segment_labels(seg, codings, ids, ["A"], label_config)[rows]
     b = segment_labels(seg, codings, ids, ["B"], label_config)[rows]
     target_index = np.flatnonzero(gold.targets)
