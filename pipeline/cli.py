@@ -382,10 +382,15 @@ def code(
     params: Path | None = ParamsOption,
 ) -> None:
     """Code transcripts: segments with suggested impacts, a review queue, a summary and a .qdpx project."""
+    from pipeline.code import code_transcripts
     from pipeline.codebook import load_codebook
     from pipeline.params import load_params
 
-    run = _code(inputs, out, None if zero_shot else model, load_codebook(codebook), with_gold, load_params(params))
+    def warn(message: str) -> None:
+        typer.echo(f"warning: {message}", err=True)
+
+    run = code_transcripts(inputs, out, None if zero_shot else model, load_codebook(codebook), load_params(params),
+                           with_gold, warn)
     s = run.summary
     typer.echo(f"{s['transcripts']} transcripts, {s['segments']} segments ({s['participant_segments']} participant), "
                f"{s['coded_segments']} coded by {s['model']}")
@@ -393,48 +398,6 @@ def code(
         typer.echo(f"  {category:40s} {count:5d} codes")
     queue = out / "review_queue.csv"
     typer.echo(f"{s['sent_to_review']} segments to review ({s['share_sent_to_review']:.0%}) -> {queue}")
-
-
-def _code(inputs, out, model_dir, book, with_gold, settings):
-    import numpy as np
-
-    from pipeline.code import CodingRun, ReviewConfig, code_segments, summarise, write_run, zero_shot_proba
-    from pipeline.ingest import collect_transcripts, load_transcript
-    from pipeline.labels import read_codings
-    from pipeline.segment import SegmentConfig, segment_table
-
-    review = ReviewConfig.from_dict(settings.get("review"))
-    if model_dir is not None:
-        from pipeline.model import ImpactModel
-
-        impact_model = ImpactModel.load(model_dir)
-        impact_model.check_codebook(book, model_dir)
-        segment_config = SegmentConfig.from_dict(impact_model.card["params"]["segment"])
-        card = impact_model.card
-    else:
-        segment_config = SegmentConfig.from_dict(settings.get("segment"))
-        encoder_id = (settings.get("embed") or {}).get("encoder", "e5-small")
-        card = {"name": "zero-shot", "version": encoder_id, "encoder": {"id": encoder_id},
-                "codebook": {"id": book.id, "version": book.version, "sha256": book.sha256,
-                             "impact_ids": book.impact_ids},
-                "note": "zero-shot scores are similarity to the codebook, not calibrated probabilities"}
-    gold = read_codings(with_gold, book) if with_gold else None
-    transcripts = [load_transcript(p) for p in collect_transcripts(inputs)]
-    for transcript in transcripts:
-        for warning in transcript.warnings:
-            typer.echo(f"warning: {warning}", err=True)
-    table = segment_table(transcripts, segment_config, progress=len(transcripts) > 3)
-    table = table.sort_values(["source", "start"]).reset_index(drop=True)
-    if model_dir is not None:
-        proba = impact_model.predict_proba(table, progress=len(table) > 500)
-        thresholds, positives = impact_model.thresholds, impact_model.arrays["positives"]
-    else:
-        proba = zero_shot_proba(table, book, card["encoder"]["id"])
-        thresholds, positives = np.full(len(book.impacts), 0.5), np.full(len(book.impacts), 10**6)
-    segments, queue = code_segments(table, proba, thresholds, positives, book, review)
-    summary = summarise(segments, book, f"{card['name']}-{card['version']}")
-    write_run(out, segments, queue, summary, card, {t.source: t.text for t in transcripts}, book, gold)
-    return CodingRun(segments, queue, summary)
 
 
 @app.command("embed")

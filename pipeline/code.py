@@ -236,3 +236,63 @@ def write_run(
             item.replace(out_dir / item.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def code_transcripts(
+    inputs: list[Path],
+    out: Path,
+    model_dir: Path | None,
+    codebook: Codebook,
+    params: dict,
+    with_gold: Path | None = None,
+    warn=None,
+) -> CodingRun:
+    """``imri code``: read and segment the inputs, score them (model or zero-shot), write the run folder.
+
+    Every input is read and checked before anything is written. ``warn`` receives file warnings.
+    """
+    from pipeline.ingest import collect_transcripts, load_transcript
+    from pipeline.labels import read_codings
+    from pipeline.segment import SegmentConfig, segment_table
+
+    review = ReviewConfig.from_dict(params.get("review"))
+    if model_dir is not None:
+        from pipeline.model import ImpactModel
+
+        impact_model = ImpactModel.load(model_dir)
+        impact_model.check_codebook(codebook, model_dir)
+        segment_config = SegmentConfig.from_dict(impact_model.card["params"]["segment"])
+        card = impact_model.card
+    else:
+        segment_config = SegmentConfig.from_dict(params.get("segment"))
+        encoder_id = (params.get("embed") or {}).get("encoder", "e5-small")
+        card = {
+            "name": "zero-shot",
+            "version": encoder_id,
+            "encoder": {"id": encoder_id},
+            "codebook": {
+                "id": codebook.id,
+                "version": codebook.version,
+                "sha256": codebook.sha256,
+                "impact_ids": codebook.impact_ids,
+            },
+            "note": "zero-shot scores are similarity to the codebook, not calibrated probabilities",
+        }
+    gold = read_codings(with_gold, codebook) if with_gold else None
+    transcripts = [load_transcript(p) for p in collect_transcripts(inputs)]
+    for transcript in transcripts:
+        for warning in transcript.warnings:
+            if warn:
+                warn(warning)
+    table = segment_table(transcripts, segment_config, progress=len(transcripts) > 3)
+    table = table.sort_values(["source", "start"]).reset_index(drop=True)
+    if model_dir is not None:
+        proba = impact_model.predict_proba(table, progress=len(table) > 500)
+        thresholds, positives = impact_model.thresholds, impact_model.arrays["positives"]
+    else:
+        proba = zero_shot_proba(table, codebook, card["encoder"]["id"])
+        thresholds, positives = np.full(len(codebook.impacts), 0.5), np.full(len(codebook.impacts), 10**6)
+    segments, queue = code_segments(table, proba, thresholds, positives, codebook, review)
+    summary = summarise(segments, codebook, f"{card['name']}-{card['version']}")
+    write_run(out, segments, queue, summary, card, {t.source: t.text for t in transcripts}, codebook, gold)
+    return CodingRun(segments, queue, summary)

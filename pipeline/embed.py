@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
@@ -136,8 +136,9 @@ class UseM3(Encoder):
 ENCODERS: dict[str, type[Encoder]] = {cls.id: cls for cls in (E5Small, UseM3, MiniLMEn)}
 
 
+@cache
 def get_encoder(encoder_id: str) -> Encoder:
-    """An encoder by id (``e5-small``, ``use-m3``, ``minilm-en``)."""
+    """An encoder by id (``e5-small``, ``use-m3``, ``minilm-en``); one instance per process, loaded once."""
     if encoder_id not in ENCODERS:
         raise InputError(f"unknown encoder {encoder_id!r}: choose one of {', '.join(ENCODERS)}")
     return ENCODERS[encoder_id]()

@@ -11,7 +11,7 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from typing import ClassVar
 
 import pandas as pd
@@ -90,37 +90,40 @@ class LanguageDetector:
             return None
 
 
+@cache
+def load_sentence_pipeline(language: str, name: str | None):
+    """A spaCy pipeline that sets sentence boundaries, loaded once per process.
+
+    The named trained pipeline when installed (its senter, else its parser), else a blank pipeline
+    with the rule-based sentencizer.
+    """
+    import spacy
+
+    if name:
+        unused = ["ner", "lemmatizer", "attribute_ruler", "morphologizer", "tagger"]
+        try:
+            # the trained sentence recogniser is faster than the parser and as good for units
+            nlp = spacy.load(name, exclude=[*unused, "parser"])
+            if "senter" not in nlp.component_names:
+                nlp = spacy.load(name, exclude=unused)  # a pipeline whose parser sets sentences
+            elif "senter" in nlp.disabled:
+                nlp.enable_pipe("senter")
+            return nlp
+        except OSError:
+            pass  # not installed: fall back to the rule-based sentencizer
+    nlp = spacy.blank(language if language in ("en", "fr") else "xx")
+    nlp.add_pipe("sentencizer")
+    return nlp
+
+
 class SentenceSplitter:
     """Sentence boundaries per language with spaCy: a trained pipeline when installed, else a sentencizer."""
 
     def __init__(self, models: dict[str, str]) -> None:
         self.models = models
-        self._nlp: dict[str, object] = {}
-
-    def _load(self, language: str):
-        import spacy
-
-        name = self.models.get(language)
-        if name:
-            unused = ["ner", "lemmatizer", "attribute_ruler", "morphologizer", "tagger"]
-            try:
-                # the trained sentence recogniser is faster than the parser and as good for units
-                nlp = spacy.load(name, exclude=[*unused, "parser"])
-                if "senter" not in nlp.component_names:
-                    nlp = spacy.load(name, exclude=unused)  # a pipeline whose parser sets sentences
-                elif "senter" in nlp.disabled:
-                    nlp.enable_pipe("senter")
-                return nlp
-            except OSError:
-                pass  # not installed: fall back to the rule-based sentencizer
-        nlp = spacy.blank(language if language in ("en", "fr") else "xx")
-        nlp.add_pipe("sentencizer")
-        return nlp
 
     def nlp(self, language: str):
-        if language not in self._nlp:
-            self._nlp[language] = self._load(language)
-        return self._nlp[language]
+        return load_sentence_pipeline(language, self.models.get(language))
 
     def split(self, text: str, language: str) -> list[tuple[int, int]]:
         """``(start, end)`` of each sentence in ``text``, whitespace trimmed.
