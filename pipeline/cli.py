@@ -426,11 +426,22 @@ def embed(
         started = time.perf_counter()
         vectors, _ = embed_segments(table, encoder_id, progress=True)
         seconds = time.perf_counter() - started
-        report[encoder_id] = {"segments": len(table), "dim": int(vectors.shape[1]), "seconds": round(seconds, 1)}
+        # no timings in the file: it is a DVC dependency and must only change when the embeddings do
+        report[encoder_id] = {"segments": len(table), "dim": int(vectors.shape[1]),
+                              "texts_sha256": _texts_digest(table)}
         typer.echo(f"{encoder_id}: {len(table)} segments, {vectors.shape[1]}-d, {seconds:.1f} s")
     if out:
         with atomic_path(out) as tmp:
             tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def _texts_digest(table) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for text, question in zip(table.text.astype(str), table.question.fillna("").astype(str), strict=True):
+        digest.update(text.encode("utf-8") + b"\0" + question.encode("utf-8") + b"\0")
+    return digest.hexdigest()
 
 
 @app.command("evaluate")
