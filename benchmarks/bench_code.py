@@ -54,7 +54,7 @@ def main() -> None:
         segments = pd.read_parquet(Path(tmp) / "run" / "segments.parquet")
 
         # in this process: coding with the models already loaded (a warm-up run loads spaCy and the
-        # encoder), the embedding cache emptied first, then the encoder alone on the same texts
+        # encoder), the embedding cache emptied first; then the encoder alone on the same texts
         import shutil
 
         from pipeline.code import code_transcripts
@@ -64,16 +64,22 @@ def main() -> None:
 
         os.environ["IMRI_CACHE"] = env["IMRI_CACHE"]
         book, params = load_codebook(), load_params(ROOT / "params.yaml")
-        first = sorted(Path(args.inputs).glob("*.txt"))[:1] if Path(args.inputs).is_dir() else [Path(args.inputs)]
-        code_transcripts(first, Path(tmp) / "warm-up", model, book, params)
+        # warm up on one transcript per language, so that every spaCy pipeline is loaded
+        from pipeline.ingest import collect_transcripts, read_sidecar
+
+        by_language = {read_sidecar(p).get("language"): p for p in collect_transcripts([args.inputs])}
+        code_transcripts(list(by_language.values()), Path(tmp) / "warm-up", model, book, params)
+        encoder = get_encoder(encoder_id)
+        texts = segments.text.tolist()
+        questions = sorted(set(segments.question.fillna("")) - {""})
+        # torch on CPU is slow the first time it meets each batch shape: one untimed pass first
+        encoder.encode(texts, "query")
+        encoder.encode(questions, "query")
         shutil.rmtree(Path(env["IMRI_CACHE"]) / "embeddings")
         started = time.perf_counter()
         code_transcripts([Path(args.inputs)], Path(tmp) / "run-warm", model, book, params)
         warm = time.perf_counter() - started
 
-        encoder = get_encoder(encoder_id)
-        texts = segments.text.tolist()
-        questions = sorted(set(segments.question.fillna("")) - {""})
         started = time.perf_counter()
         encoder.encode(texts, "query")
         encoder.encode(questions, "query")

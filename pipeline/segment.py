@@ -77,17 +77,20 @@ class LanguageDetector:
         factory.load_json_profile(profiles)
         factory.set_seed(seed)
         self._factory = factory
+        self._seen: dict[str, str | None] = {}  # a one-sentence turn is detected as turn and as segment
 
     def detect(self, text: str) -> str | None:
         """The most probable configured language of ``text``, or None when it has no letters."""
         from langdetect.lang_detect_exception import LangDetectException
 
-        detector = self._factory.create()
-        detector.append(text)
-        try:
-            return detector.detect()
-        except LangDetectException:
-            return None
+        if text not in self._seen:
+            detector = self._factory.create()
+            detector.append(text)
+            try:
+                self._seen[text] = detector.detect()
+            except LangDetectException:
+                self._seen[text] = None
+        return self._seen[text]
 
 
 @cache
