@@ -270,12 +270,7 @@ def code_transcripts(
             "name": "zero-shot",
             "version": encoder_id,
             "encoder": {"id": encoder_id},
-            "codebook": {
-                "id": codebook.id,
-                "version": codebook.version,
-                "sha256": codebook.sha256,
-                "impact_ids": codebook.impact_ids,
-            },
+            "codebook": codebook.card(),
             "note": "zero-shot scores are similarity to the codebook, not calibrated probabilities",
         }
     gold = read_codings(with_gold, codebook) if with_gold else None

@@ -61,6 +61,10 @@ class Codebook:
     def category_ids(self) -> list[str]:
         return [category.id for category in self.categories]
 
+    def card(self) -> dict:
+        """What a model records of the codebook it was trained with (``model.json: codebook``)."""
+        return {"id": self.id, "version": self.version, "sha256": self.sha256, "impact_ids": self.impact_ids}
+
     def impact(self, impact_id: str) -> Impact:
         for impact in self.impacts:
             if impact.id == impact_id:

@@ -208,12 +208,7 @@ def train_model(
         "version": datetime.now(UTC).strftime("%Y%m%d%H%M%S"),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "encoder": {"id": encoder_id},
-        "codebook": {
-            "id": codebook.id,
-            "version": codebook.version,
-            "sha256": codebook.sha256,
-            "impact_ids": codebook.impact_ids,
-        },
+        "codebook": codebook.card(),
         "training_data": {
             "gold": [str(g) for g in gold_dirs],
             "coders": coders,
