@@ -44,7 +44,6 @@ class ClassifierConfig(ParamsSection):
     question_weight: float = 0.5  # the interviewer question's embedding, scaled
     cv_folds: int = 5  # grouped folds for calibration and thresholds
     min_positives: int = 3  # impacts with fewer positive segments get no head (probability 0)
-    seed: int = 0
 
     def make_scorer(self):
         """A fresh, unfitted scorer for the configured head."""

@@ -111,6 +111,35 @@ def write_codings(codings: list[Coding], path: Path) -> None:
     tmp.replace(path)
 
 
+def read_codings(path: str | Path) -> list[Coding]:
+    """Read a codings table (``source,start,end,code,coder``; ``.csv`` or ``.parquet``), checking every row."""
+    import pandas as pd
+
+    from pipeline.io import read_table
+
+    frame = read_table(path)
+    missing = [c for c in CODING_COLUMNS if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"bad columns: expected {','.join(CODING_COLUMNS)}, missing {', '.join(missing)} "
+            f"(found {','.join(map(str, frame.columns))})",
+            path,
+        )
+    codings = []
+    for row_number, row in enumerate(frame[list(CODING_COLUMNS)].itertuples(index=False), start=2):
+        source, start, end, code, coder = row
+        if any(pd.isna(value) or str(value).strip() == "" for value in row):
+            raise InputError(f"row {row_number}: empty field", path)
+        try:
+            start_i, end_i = int(str(start).strip()), int(str(end).strip())
+        except ValueError:
+            raise InputError(f"row {row_number}: start and end must be integers", path) from None
+        if not 0 <= start_i < end_i:
+            raise InputError(f"row {row_number}: empty or negative span {start_i}-{end_i}", path)
+        codings.append(Coding(str(source).strip(), start_i, end_i, str(code).strip(), str(coder).strip()))
+    return codings
+
+
 def build_corpus(markup_dir: Path, out_dir: Path, codebook: Codebook | None = None) -> list[Coding]:
     """Compile every ``*.txt`` in ``markup_dir`` into ``out_dir/transcripts`` and ``out_dir/codings.csv``."""
     codebook = codebook or load_codebook()

@@ -21,13 +21,13 @@ Definitions used throughout:
 
 from __future__ import annotations
 
-import csv
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.codebook import Codebook, load_codebook
+from pipeline.corpus import Coding, read_codings
 from pipeline.errors import InputError
 from pipeline.ingest import INTERVIEW_TYPES, collect_transcripts, load_transcript
 
@@ -52,7 +52,6 @@ STAKEHOLDER_ORDER = (
     "knowledge_users",
     "other_actors",
 )
-CODING_COLUMNS = ("source", "start", "end", "code", "coder")
 GENERATED_START = "<!-- generated: start -->"
 GENERATED_END = "<!-- generated: end -->"
 CODING_MARKS = ("[[", "]]", "<<", ">>")
@@ -63,31 +62,11 @@ Passage = tuple[str, int, int, str]  # source, start, end, coder
 # --- reading ---------------------------------------------------------------------------------------
 
 
-def read_codings(path: str | Path) -> list[dict]:
-    """Rows of ``codings.csv`` (``source,start,end,code,coder``) with integer offsets."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("no such file", path)
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in CODING_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise InputError(f"missing column(s): {', '.join(missing)}", path)
-        rows = []
-        for line, row in enumerate(reader, start=2):
-            try:
-                start, end = int(row["start"]), int(row["end"])
-            except (TypeError, ValueError):
-                raise InputError(f"line {line}: start and end must be integers", path) from None
-            rows.append({**row, "start": start, "end": end})
-    return rows
-
-
-def group_passages(rows: Iterable[dict]) -> dict[Passage, set[str]]:
+def group_passages(rows: Iterable[Coding]) -> dict[Passage, set[str]]:
     """Group coding rows into passages: ``(source, start, end, coder) -> {codes}``."""
     passages: dict[Passage, set[str]] = defaultdict(set)
     for row in rows:
-        passages[(row["source"], row["start"], row["end"], row["coder"])].add(row["code"])
+        passages[(row.source, row.start, row.end, row.coder)].add(row.code)
     return dict(passages)
 
 
@@ -124,7 +103,7 @@ def gold_stats(gold: str | Path, codebook: Codebook | None = None) -> dict:
     transcripts = [load_transcript(p) for p in collect_transcripts([transcripts_dir])]
     by_source = {t.source: t for t in transcripts}
     rows = read_codings(gold / "codings.csv")
-    unknown_sources = sorted({r["source"] for r in rows} - set(by_source))
+    unknown_sources = sorted({r.source for r in rows} - set(by_source))
     if unknown_sources:
         raise InputError(f"codings refer to missing transcript(s): {', '.join(unknown_sources[:5])}", gold)
     passages = group_passages(rows)
@@ -186,7 +165,7 @@ def gold_stats(gold: str | Path, codebook: Codebook | None = None) -> dict:
             "multi_code_share": _share(sum(len(v) > 1 for v in mine.values()), len(mine)),
         }
     by_code: dict[str, dict] = {}
-    code_ids = list(codebook.impact_ids) + sorted({r["code"] for r in rows} - set(codebook.impact_ids))
+    code_ids = list(codebook.impact_ids) + sorted({r.code for r in rows} - set(codebook.impact_ids))
     for code in code_ids:
         entry: dict[str, int] = {}
         for lang in LANGUAGE_ORDER:
@@ -229,12 +208,9 @@ def gold_stats(gold: str | Path, codebook: Codebook | None = None) -> dict:
     }
 
 
-def human_agreement(rows: list[dict], transcripts: dict, codebook: Codebook) -> dict:
+def human_agreement(codings: list[Coding], transcripts: dict, codebook: Codebook) -> dict:
     """Cohen's kappa between coders A and B per code (character unit, participant text, 95% CI by transcript)."""
     from pipeline.agreement import UnitConfig, span_agreement
-    from pipeline.corpus import Coding
-
-    codings = [Coding(r["source"], int(r["start"]), int(r["end"]), r["code"], r["coder"]) for r in rows]
     result = span_agreement(codings, transcripts, ["A", "B"], codebook.impact_ids, UnitConfig("character"),
                             n_boot=200, seed=0).to_dict()
     kappa = {code: values["cohen_kappa"] for code, values in result["per_code"].items()}

@@ -19,10 +19,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline.codebook import Codebook
+from pipeline.corpus import CODING_COLUMNS
 from pipeline.errors import InputError
 from pipeline.params import ParamsSection
-
-CODING_COLUMNS = ("source", "start", "end", "code", "coder")
 
 
 @dataclass(frozen=True)
@@ -36,23 +35,12 @@ class LabelConfig(ParamsSection):
 
 
 def read_codings(path, codebook: Codebook | None = None) -> pd.DataFrame:
-    """Read a codings CSV (``source,start,end,code,coder``) and check its columns and codes."""
-    from pipeline.io import read_table
+    """A codings table (``source,start,end,code,coder``), every row checked, codes checked against the codebook."""
+    from pipeline.corpus import read_codings as read_coding_rows
 
-    table = read_table(path)
-    missing = [c for c in CODING_COLUMNS if c not in table.columns]
-    if missing:
-        raise InputError(f"codings table lacks column(s): {', '.join(missing)}", path)
-    table = table[list(CODING_COLUMNS)].copy()
-    try:
-        table[["start", "end"]] = table[["start", "end"]].astype("int64")
-    except (TypeError, ValueError):
-        raise InputError("start and end must be whole numbers", path) from None
-    bad = table[(table.start < 0) | (table.end <= table.start)]
-    if len(bad):
-        row = bad.iloc[0]
-        raise InputError(f"{len(bad)} coding(s) with bad offsets, first: {row.source} {row.start}-{row.end}", path)
-    table["coder"] = table["coder"].astype(str)
+    codings = read_coding_rows(path)
+    table = pd.DataFrame([vars(c) for c in codings], columns=list(CODING_COLUMNS))
+    table = table.astype({"start": "int64", "end": "int64"})
     if codebook is not None:
         codebook.check_codes(set(table.code), path)
     return table
@@ -109,9 +97,3 @@ def segment_labels(
             hit = (seg_share >= config.min_segment_coverage) | (best_span_share >= config.min_span_coverage)
             labels[seg_rows.index.to_numpy()[hit & participant], column[code]] = 1
     return labels
-
-
-def codes_column(labels: np.ndarray, impact_ids: list[str]) -> list[str]:
-    """``;``-joined impact ids per row of a 0/1 matrix."""
-    ids = np.asarray(impact_ids)
-    return [";".join(ids[row.astype(bool)]) for row in labels]

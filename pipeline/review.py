@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.codebook import Codebook, load_codebook
+from pipeline.corpus import CODING_COLUMNS
 from pipeline.errors import InputError
 
 REVIEW_DB = "review.db"
@@ -43,7 +44,6 @@ ACTIONS = ("accept", "reject", "change", "skip", "memo")
 DECIDING = ("accept", "reject", "change")
 SCHEMA_VERSION = 1
 MAX_MEMO = 10_000
-CODING_COLUMNS = ["source", "start", "end", "code", "coder"]
 REVIEW_COLUMNS = [*CODING_COLUMNS, "segment_id", "decided_at", "memo", "run"]
 HISTORY_COLUMNS = [
     "id", "segment_id", "source", "start", "end", "action", "codes_before", "codes_after", "memo",
@@ -510,7 +510,7 @@ def merge_reviews(
     merged_labels = np.vstack([labels[~overlapped], review_labels])
     order = np.lexsort((merged.start.to_numpy(), merged.source.to_numpy()))
     merged = merged.iloc[order].reset_index(drop=True).astype({"start": "int64", "end": "int64", "turn": "int64"})
-    added = reviews[reviews.code != ""][CODING_COLUMNS]
+    added = reviews[reviews.code != ""][list(CODING_COLUMNS)]
     return merged, merged_labels[order], pd.concat([codings, added], ignore_index=True), texts
 
 
