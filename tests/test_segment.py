@@ -159,3 +159,22 @@ def test_segment_table_of_both_test_transcripts(run_cli, tmp_path):
 @pytest.mark.parametrize("unit", ["turn", "window"])
 def test_same_input_same_output(unit):
     assert _segments(unit).equals(_segments(unit))
+
+
+def test_rule_based_by_default_and_a_trained_splitter_on_request():
+    from pipeline.segment import SentenceSplitter, load_sentence_pipeline
+
+    text = "On a changé le formulaire. [rires] Pis ça, c'est M. Tremblay qui l'a écrit."
+    rule = SentenceSplitter(SegmentConfig().spacy_models)
+    assert rule.nlp("fr").pipe_names == ["sentencizer"]
+    # the sentencizer ends a sentence after its punctuation, so the annotation opens the next one;
+    # French tokenizer exceptions keep "M." (Monsieur) inside its sentence
+    assert [text[s:e] for s, e in rule.split(text, "fr")] == [
+        "On a changé le formulaire.",
+        "[rires] Pis ça, c'est M. Tremblay qui l'a écrit.",
+    ]
+    trained = SentenceSplitter({"fr": "fr_core_news_sm"})
+    assert trained.nlp("fr").pipe_names == ["tok2vec", "senter"]  # its sentence recogniser, not the parser
+    spans = trained.split(text, "fr")
+    assert text[spans[0][0] : spans[0][1]].startswith("On a changé le formulaire.") and len(spans) >= 2
+    assert load_sentence_pipeline("fr", "no_such_pipeline").pipe_names == ["sentencizer"]  # not installed
