@@ -7,7 +7,9 @@ dictionary (``reports/metrics.json``) that the report stage draws.
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -38,6 +40,7 @@ class EvaluateConfig(ParamsSection):
     encoders: list[str] = field(default_factory=lambda: ["e5-small", "use-m3", "minilm-en"])
     heads: list[str] = field(default_factory=lambda: ["ridge"])
     baselines: list[str] = field(default_factory=lambda: ["lexical", "tfidf-logreg", "zero-shot"])
+    units: list[str] = field(default_factory=lambda: ["sentence", "window", "turn"])  # compared on characters
     bootstrap: int = 1000
     seed: int = 0
     calibration_bins: int = 10
@@ -137,8 +140,18 @@ class EvaluationInputs:
         return cls(gold, gold.labels[targets], table.source.to_numpy(), table.transcript_language.to_numpy(), table)
 
 
-def evaluate(gold: GoldSet, codebook, params: dict, progress: bool = False) -> dict:
-    """Every comparison of the evaluation, as one JSON-ready dictionary."""
+def evaluate(
+    gold: GoldSet,
+    codebook,
+    params: dict,
+    progress: bool = False,
+    gold_for_unit: Callable[[str], GoldSet] | None = None,
+) -> dict:
+    """Every comparison of the evaluation, as one JSON-ready dictionary.
+
+    ``gold_for_unit(unit)`` loads the same gold set cut into another coding unit; with it, the
+    default encoder and head are also compared across ``evaluate.units`` (:func:`compare_units`).
+    """
     from pipeline.code import codebook_descriptions
     from pipeline.model import model_features
 
@@ -219,7 +232,132 @@ def evaluate(gold: GoldSet, codebook, params: dict, progress: bool = False) -> d
     labels = LabelConfig.from_dict(params.get("labels"))
     results["human_vs_model"] = human_model_agreement(gold, predicted, codebook, config, labels)
     results["per_transcript"] = per_transcript(data, predicted, ids)
+    if gold_for_unit is not None and config.units:
+        unit = (params.get("segment") or {}).get("unit", "sentence")
+        results["units"] = compare_units(
+            config.units, unit, gold, predicted, gold_for_unit, features[default_encoder], make_model, params, codebook
+        )
     return results
+
+
+def character_scores(
+    table: pd.DataFrame,
+    predicted: np.ndarray,
+    codings: pd.DataFrame,
+    texts: dict[str, str],
+    impact_ids: list[str],
+    coders: list[str],
+    languages: dict[str, str],
+) -> dict:
+    """Per-impact F1 over characters, which every coding unit can be scored on alike.
+
+    ``table`` holds participant segments and ``predicted`` their 0/1 codes. A character counts when
+    it is a non-space character of a participant segment: it is predicted as impact c when its
+    segment is, and gold when one of ``coders``' spans of c covers it. Counts are summed over
+    transcripts, then F1 is macro-averaged over impacts (overall and by transcript language).
+    """
+    k = len(impact_ids)
+    column = {code: j for j, code in enumerate(impact_ids)}
+    counts: dict[str, np.ndarray] = {}  # language -> (3, k): true positives, false positives, false negatives
+    chosen = codings[codings.coder.isin(coders) & codings.code.isin(column)]
+    spans_by_source = {source: rows for source, rows in chosen.groupby("source")}
+    for source, rows in table.groupby("source").indices.items():
+        text = texts[source]
+        inside = np.zeros(len(text), dtype=bool)
+        pred = np.zeros((k, len(text)), dtype=bool)
+        for i in rows:
+            start, end = int(table.start.iat[i]), int(table.end.iat[i])
+            inside[start:end] = True
+            pred[predicted[i].astype(bool), start:end] = True
+        letters = np.zeros(len(text), dtype=bool)
+        for match in re.finditer(r"\S+", text):
+            letters[match.start() : match.end()] = True
+        inside &= letters
+        gold = np.zeros((k, len(text)), dtype=bool)
+        spans = spans_by_source.get(source)
+        if spans is not None:
+            for code, start, end in zip(spans.code, spans.start, spans.end, strict=True):
+                gold[column[code], int(start) : int(end)] = True
+        gold &= inside
+        pred &= inside
+        found = np.stack([(gold & pred).sum(axis=1), (~gold & pred).sum(axis=1), (gold & ~pred).sum(axis=1)])
+        for key in ("all", languages.get(source, "")):
+            counts[key] = counts.get(key, np.zeros((3, k), dtype=np.int64)) + found
+
+    def scores(c: np.ndarray) -> dict:
+        tp, fp, fn = c
+        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
+        return {
+            "macro_f1": float(f1.mean()),
+            "micro_f1": float(2 * tp.sum() / max(2 * tp.sum() + fp.sum() + fn.sum(), 1)),
+            "per_code": {code: float(f1[j]) for j, code in enumerate(impact_ids)},
+        }
+
+    out = scores(counts.pop("all"))
+    out["by_language"] = {
+        lang: {key: value for key, value in scores(c).items() if key != "per_code"}
+        for lang, c in sorted(counts.items())
+        if lang
+    }
+    return out
+
+
+def compare_units(
+    units: list[str],
+    default_unit: str,
+    gold: GoldSet,
+    default_predicted: np.ndarray,
+    gold_for_unit: Callable[[str], GoldSet],
+    default_features: np.ndarray,
+    make_model,
+    params: dict,
+    codebook,
+) -> dict:
+    """The default encoder and head on each coding unit, scored on characters (:func:`character_scores`).
+
+    Segment-level F1 cannot compare units (a turn is one decision, its sentences several), so each
+    unit's out-of-fold predictions are spread over the characters of their segments and scored
+    against coder spans. Labels, calibration and thresholds follow each unit's own segments.
+    """
+    from pipeline.model import model_features
+
+    train = params.get("train") or {}
+    coders = train.get("coders") or ["A"]
+    base = ClassifierConfig.from_dict({k: v for k, v in train.items() if k not in ("coders", "encoder")})
+    encoder = (params.get("embed") or {}).get("encoder", "e5-small")
+    out: dict = {
+        "protocol": "default encoder and head, grouped cross-validation per unit; F1 over the non-space "
+        "characters of participant segments against coder spans",
+        "default": default_unit,
+        "units": {},
+    }
+    for unit in dict.fromkeys([default_unit, *units]):
+        started = time.perf_counter()
+        unit_gold = gold if unit == default_unit else gold_for_unit(unit)
+        data = EvaluationInputs.from_gold(unit_gold)
+        if unit == default_unit:
+            predicted = default_predicted
+        else:
+            X = model_features(unit_gold.segments, encoder, base.context_weight, base.question_weight)[
+                unit_gold.targets
+            ]
+            _, predicted = cross_validated_proba(make_model, X, data.Y, data.groups, base.cv_folds)
+        languages = dict(zip(data.table.source, data.table.transcript_language, strict=True))
+        entry = character_scores(
+            data.table, predicted, unit_gold.codings, unit_gold.texts, codebook.impact_ids, coders, languages
+        )
+        words = data.table.text.str.split().str.len()
+        entry.update(
+            {
+                "segments": int(len(data.table)),
+                "mean_words": float(words.mean()),
+                "segment_macro_f1": f1_table(data.Y, predicted, codebook.impact_ids)["macro_f1"],
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        )
+        out["units"][unit] = entry
+    out["best"] = max(out["units"], key=lambda u: out["units"][u]["macro_f1"])
+    return out
 
 
 def category_confusion(Y: np.ndarray, predicted: np.ndarray, codebook) -> dict:
@@ -328,7 +466,19 @@ def headline(results: dict) -> str:
             kappa = (overall.get("cohen_kappa") or {}).get("value")
             alpha = (overall.get("krippendorff_alpha") or {}).get("value")
             lines.append(f"{name:36s} {_fmt(kappa):>24s} {_fmt(alpha):>8s}")
-    lines.append("* default model. Synthetic gold set: not real-world accuracy.")
+    compared = (results.get("units") or {}).get("units", {})
+    if compared:
+        lines.append("")
+        lines.append(f"{'coding unit (default encoder+head)':36s} {'char macro-F1':>14s} {'en':>6s} {'fr':>6s}")
+        for unit, entry in compared.items():
+            by_lang = entry.get("by_language", {})
+            mark = " *" if unit == results["units"]["default"] else ""
+            lines.append(
+                f"{unit + mark:36s} {entry['macro_f1']:14.3f} "
+                f"{by_lang.get('en', {}).get('macro_f1', float('nan')):6.3f} "
+                f"{by_lang.get('fr', {}).get('macro_f1', float('nan')):6.3f}"
+            )
+    lines.append("* default model and unit. Synthetic gold set: not real-world accuracy.")
     return "\n".join(lines)
 
 

@@ -139,6 +139,25 @@ def _model_table(results: dict) -> str:
             "<th>en&rarr;fr</th><th>fr&rarr;en</th></tr>" + "".join(rows) + "</table>")
 
 
+def _unit_table(results: dict) -> str:
+    compared = results.get("units")
+    if not compared:
+        return ""
+    rows = []
+    for unit, entry in compared["units"].items():
+        lang = entry.get("by_language", {})
+        cells = [entry["macro_f1"], entry["micro_f1"], lang.get("en", {}).get("macro_f1"),
+                 lang.get("fr", {}).get("macro_f1"), entry["segment_macro_f1"]]
+        shown = "".join(f"<td>{'' if c is None else f'{c:.3f}'}</td>" for c in cells)
+        strong = " style='font-weight:bold'" if unit == compared["default"] else ""
+        rows.append(f"<tr{strong}><td>{html.escape(unit)}</td><td>{entry['segments']}</td>"
+                    f"<td>{entry['mean_words']:.1f}</td>{shown}</tr>")
+    return (f"<h2>coding units</h2><p>{html.escape(compared['protocol'])}.</p>"
+            "<table><tr><th>unit</th><th>segments</th><th>words/segment</th><th>character macro-F1</th>"
+            "<th>character micro-F1</th><th>en</th><th>fr</th><th>segment macro-F1 (own unit)</th></tr>"
+            + "".join(rows) + "</table>")
+
+
 def write_report(metrics_path: str | Path, out_dir: str | Path) -> Path:
     """Write the PNGs and ``report.html`` (images embedded) for a metrics file."""
     from pipeline.io import atomic_path
@@ -167,6 +186,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{t
 {results.get('segments')} participant segments. Default model: <b>{html.escape(results['default_model'])}</b>;
 expected calibration error {results['calibration']['ece']:.3f}.</p>
 {_model_table(results)}
+{_unit_table(results)}
 {''.join(images)}
 </body></html>
 """

@@ -40,10 +40,34 @@ def metrics(small_gold, tmp_path_factory):
 
     params = load_params(small_gold / "params.yaml")
     book = gold_codebook(small_gold, None)
-    gold = load_gold([small_gold], book, SegmentConfig.from_dict(params["segment"]), LabelConfig(), None)
+
+    def gold_for_unit(unit: str):
+        segment = SegmentConfig.from_dict({**params["segment"], "unit": unit})
+        return load_gold([small_gold], book, segment, LabelConfig(), None).labelled_by(["A"], book.impact_ids)
+
     out = tmp_path_factory.mktemp("eval") / "metrics.json"
-    write_metrics(evaluate(gold.labelled_by(["A"], book.impact_ids), book, params), out)
+    write_metrics(evaluate(gold_for_unit("sentence"), book, params, gold_for_unit=gold_for_unit), out)
     return out
+
+
+def test_character_scores_worked_example():
+    import pandas as pd
+
+    from pipeline.evaluate import character_scores
+
+    text = "Aa bb. Cc dd."
+    table = pd.DataFrame({"source": ["t.txt"] * 2, "start": [0, 7], "end": [6, 13]})
+    predicted = np.array([[1, 0], [1, 1]])
+    codings = pd.DataFrame(
+        {"source": ["t.txt"] * 3, "start": [0, 7, 7], "end": [6, 10, 13], "code": ["x", "y", "x"],
+         "coder": ["A", "A", "B"]}
+    )
+    scores = character_scores(table, predicted, codings, {"t.txt": text}, ["x", "y"], ["A"], {"t.txt": "en"})
+    # x: 5 non-space characters coded, 10 predicted -> F1 10/15; y: "Cc" coded, 5 predicted -> 4/7
+    assert scores["per_code"] == pytest.approx({"x": 10 / 15, "y": 4 / 7})
+    assert scores["macro_f1"] == pytest.approx((10 / 15 + 4 / 7) / 2)
+    assert scores["micro_f1"] == pytest.approx(2 * 7 / (2 * 7 + 8))
+    assert scores["by_language"]["en"]["macro_f1"] == scores["macro_f1"]
 
 
 def test_evaluate_compares_models_baselines_and_humans(metrics):
@@ -66,6 +90,14 @@ def test_evaluate_compares_models_baselines_and_humans(metrics):
     assert set(results["per_transcript"]) == {f"{s}.txt" for s in
                                               ["bc-01", "bc-02", "on-01", "qc-01", "qc-02", "nb1-03"]}
     assert len(results["categories"]["matrix"]) == 4
+    units = results["units"]
+    assert units["default"] == "sentence" and set(units["units"]) == {"sentence", "turn"}
+    sentence, turn = units["units"]["sentence"], units["units"]["turn"]
+    assert turn["segments"] < sentence["segments"] and turn["mean_words"] > sentence["mean_words"]
+    assert sentence["segment_macro_f1"] == pytest.approx(results["models"]["use-m3+ridge"]["macro_f1"])
+    for entry in (sentence, turn):
+        assert 0 < entry["macro_f1"] < 1 and set(entry["by_language"]) == {"en", "fr"}
+    assert units["best"] in units["units"]
 
 
 def test_report_embeds_every_figure(metrics, tmp_path, run_cli):
