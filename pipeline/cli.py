@@ -398,6 +398,7 @@ def code(
         typer.echo(f"  {category:40s} {count:5d} codes")
     queue = out / "review_queue.csv"
     typer.echo(f"{s['sent_to_review']} segments to review ({s['share_sent_to_review']:.0%}) -> {queue}")
+    typer.echo("seconds: " + ", ".join(f"{step} {seconds:.1f}" for step, seconds in run.timings.items()))
 
 
 @app.command("embed")
@@ -463,9 +464,13 @@ def evaluate(
     book = gold_codebook(gold, codebook)
     coders = (settings.get("train") or {}).get("coders") or ["A"]
     labels = LabelConfig.from_dict(settings.get("labels"))
-    data = load_gold([gold], book, SegmentConfig.from_dict(settings.get("segment")), labels, None, progress=True)
-    data = data.labelled_by(coders, book.impact_ids, labels)
-    results = run_evaluation(data, book, settings, progress=True)
+
+    def gold_for_unit(unit: str = "sentence"):
+        segment = SegmentConfig.from_dict({**(settings.get("segment") or {}), "unit": unit})
+        return load_gold([gold], book, segment, labels, None).labelled_by(coders, book.impact_ids, labels)
+
+    data = gold_for_unit((settings.get("segment") or {}).get("unit", "sentence"))
+    results = run_evaluation(data, book, settings, progress=True, gold_for_unit=gold_for_unit)
     write_metrics(results, out)
     typer.echo(headline(results))
 

@@ -13,7 +13,7 @@ Writes into the output folder:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -123,6 +123,9 @@ class CodingRun:
     segments: pd.DataFrame
     queue: pd.DataFrame
     summary: dict
+    # seconds per step (read, segment, embed, classify, write); kept out of the files, which must
+    # be the same for the same input and model
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def code_segments(
@@ -274,20 +277,44 @@ def code_transcripts(
             "note": "zero-shot scores are similarity to the codebook, not calibrated probabilities",
         }
     gold = read_codings(with_gold, codebook) if with_gold else None
+    clock = _Clock()
     transcripts = [load_transcript(p) for p in collect_transcripts(inputs)]
     for transcript in transcripts:
         for warning in transcript.warnings:
             if warn:
                 warn(warning)
+    clock.lap("read")
     table = segment_table(transcripts, segment_config, progress=len(transcripts) > 3)
     table = table.sort_values(["source", "start"]).reset_index(drop=True)
+    clock.lap("segment")
     if model_dir is not None:
-        proba = impact_model.predict_proba(table, progress=len(table) > 500)
+        features = impact_model.features(table, progress=len(table) > 500)
+        clock.lap("embed")
+        proba = impact_model.predict_proba_features(features)
         thresholds, positives = impact_model.thresholds, impact_model.arrays["positives"]
     else:
         proba = zero_shot_proba(table, codebook, card["encoder"]["id"])
+        clock.lap("embed")
         thresholds, positives = np.full(len(codebook.impacts), 0.5), np.full(len(codebook.impacts), 10**6)
     segments, queue = code_segments(table, proba, thresholds, positives, codebook, review)
     summary = summarise(segments, codebook, f"{card['name']}-{card['version']}")
+    clock.lap("classify")
     write_run(out, segments, queue, summary, card, {t.source: t.text for t in transcripts}, codebook, gold)
-    return CodingRun(segments, queue, summary)
+    clock.lap("write")
+    return CodingRun(segments, queue, summary, clock.laps)
+
+
+class _Clock:
+    """Seconds between successive laps."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._now = time.perf_counter
+        self._last = self._now()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = self._now()
+        self.laps[name] = round(now - self._last, 3)
+        self._last = now
