@@ -360,15 +360,20 @@ def train(
     settings = load_params(params)
     if encoder:
         settings.setdefault("train", {})["encoder"] = encoder
-    card = train_model(gold, out, settings, codebook, coder or None, _read_review_codings(include_reviews),
-                       progress=True)
+    card = train_model(
+        gold, out, settings, codebook, coder or None, _read_review_codings(include_reviews), progress=True
+    )
     metrics = card["cv_metrics"]
     languages = ", ".join(f"{k} {v['macro_f1']:.3f}" for k, v in metrics["by_language"].items())
-    typer.echo(f"trained {card['name']} {card['version']} ({card['encoder']['id']}) on "
-               f"{card['training_data']['target_segments']} participant segments of "
-               f"{card['training_data']['transcripts']} transcripts -> {out}")
-    typer.echo(f"cross-validated macro-F1 {metrics['macro_f1']:.3f}, micro-F1 {metrics['micro_f1']:.3f} "
-               f"(by language: {languages}); head fitted in {card['timings_s']['fit_head']} s")
+    typer.echo(
+        f"trained {card['name']} {card['version']} ({card['encoder']['id']}) on "
+        f"{card['training_data']['target_segments']} participant segments of "
+        f"{card['training_data']['transcripts']} transcripts -> {out}"
+    )
+    typer.echo(
+        f"cross-validated macro-F1 {metrics['macro_f1']:.3f}, micro-F1 {metrics['micro_f1']:.3f} "
+        f"(by language: {languages}); head fitted in {card['timings_s']['fit_head']} s"
+    )
 
 
 @app.command("code")
@@ -389,11 +394,14 @@ def code(
     def warn(message: str) -> None:
         typer.echo(f"warning: {message}", err=True)
 
-    run = code_transcripts(inputs, out, None if zero_shot else model, load_codebook(codebook), load_params(params),
-                           with_gold, warn)
+    run = code_transcripts(
+        inputs, out, None if zero_shot else model, load_codebook(codebook), load_params(params), with_gold, warn
+    )
     s = run.summary
-    typer.echo(f"{s['transcripts']} transcripts, {s['segments']} segments ({s['participant_segments']} participant), "
-               f"{s['coded_segments']} coded by {s['model']}")
+    typer.echo(
+        f"{s['transcripts']} transcripts, {s['segments']} segments ({s['participant_segments']} participant), "
+        f"{s['coded_segments']} coded by {s['model']}"
+    )
     for category, count in s["codes_per_category"].items():
         typer.echo(f"  {category:40s} {count:5d} codes")
     queue = out / "review_queue.csv"
@@ -428,8 +436,11 @@ def embed(
         vectors, _ = embed_segments(table, encoder_id, progress=True)
         seconds = time.perf_counter() - started
         # no timings in the file: it is a DVC dependency and must only change when the embeddings do
-        report[encoder_id] = {"segments": len(table), "dim": int(vectors.shape[1]),
-                              "texts_sha256": _texts_digest(table)}
+        report[encoder_id] = {
+            "segments": len(table),
+            "dim": int(vectors.shape[1]),
+            "texts_sha256": _texts_digest(table),
+        }
         typer.echo(f"{encoder_id}: {len(table)} segments, {vectors.shape[1]}-d, {seconds:.1f} s")
     if out:
         with atomic_path(out) as tmp:

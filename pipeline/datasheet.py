@@ -211,8 +211,10 @@ def gold_stats(gold: str | Path, codebook: Codebook | None = None) -> dict:
 def human_agreement(codings: list[Coding], transcripts: dict, codebook: Codebook) -> dict:
     """Cohen's kappa between coders A and B per code (character unit, participant text, 95% CI by transcript)."""
     from pipeline.agreement import UnitConfig, span_agreement
-    result = span_agreement(codings, transcripts, ["A", "B"], codebook.impact_ids, UnitConfig("character"),
-                            n_boot=200, seed=0).to_dict()
+
+    result = span_agreement(
+        codings, transcripts, ["A", "B"], codebook.impact_ids, UnitConfig("character"), n_boot=200, seed=0
+    ).to_dict()
     kappa = {code: values["cohen_kappa"] for code, values in result["per_code"].items()}
     return {"unit": "character, participant text", "mean_kappa": result["cohen_kappa"], "per_code": kappa}
 
@@ -329,8 +331,12 @@ def _sections(stats: dict, markdown: bool) -> list[str]:
     agreement = double.get("agreement_A_B") or {}
     if agreement:
         mean = agreement["mean_kappa"]
-        out += [f"{h}Human-human agreement (A vs B, {agreement['unit']})", "",
-                f"- Cohen's kappa, mean over codes: {_kappa(mean)}", ""]
+        out += [
+            f"{h}Human-human agreement (A vs B, {agreement['unit']})",
+            "",
+            f"- Cohen's kappa, mean over codes: {_kappa(mean)}",
+            "",
+        ]
         rows = [[code, _kappa(k)] for code, k in agreement["per_code"].items()]
         out += _table(["code", "kappa [95% CI]"], rows, markdown) + [""]
     out += [f"{h}Coded passages per code (coder A per language; other coders on the double-coded transcripts)", ""]

@@ -251,8 +251,14 @@ def _parse(path: Path, data: bytes) -> _E5File:
         "emb.ln.b": (0, hidden),
     }
     for i in range(layers):
-        for part, nout, nin in (("q", hidden, hidden), ("k", hidden, hidden), ("v", hidden, hidden),
-                                ("ao", hidden, hidden), ("fi", ffn, hidden), ("fo", hidden, ffn)):
+        for part, nout, nin in (
+            ("q", hidden, hidden),
+            ("k", hidden, hidden),
+            ("v", hidden, hidden),
+            ("ao", hidden, hidden),
+            ("fi", ffn, hidden),
+            ("fo", hidden, ffn),
+        ):
             expected[f"l{i}.{part}.w"] = (1, nout * nin)
             expected[f"l{i}.{part}.b"] = (0, nout)
         for ln in ("aln", "oln"):
@@ -266,8 +272,25 @@ def _parse(path: Path, data: bytes) -> _E5File:
         if t.dtype != dtype or t.n != n or t.nbytes != size or t.offset + t.nbytes > len(data):
             raise bad(f"tensor {name!r} has the wrong type, size or offset, or the file is truncated")
 
-    return _E5File(hidden, layers, heads, ffn, vocab_rows, max_pos, type_vocab, float(eps), pieces, scores,
-                   bos, eos, pad, unk, norm, tensors, data)
+    return _E5File(
+        hidden,
+        layers,
+        heads,
+        ffn,
+        vocab_rows,
+        max_pos,
+        type_vocab,
+        float(eps),
+        pieces,
+        scores,
+        bos,
+        eos,
+        pad,
+        unk,
+        norm,
+        tensors,
+        data,
+    )
 
 
 def _f32(f: _E5File, name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -445,10 +468,12 @@ def _build_tokenizer(f: _E5File) -> Tokenizer:
     # e5.c runs one Viterbi over the whole text; cutting it into words before each "▁" (faster, and how
     # XLM-R tokenizers work) gives the same pieces as long as no piece has a "▁" after its first character.
     split = not any(_META in p[1:] for p in f.pieces)
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Metaspace(replacement=_META, prepend_scheme="always", split=split),
-        pre_tokenizers.Split(Regex(uncovered), behavior="isolated"),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Metaspace(replacement=_META, prepend_scheme="always", split=split),
+            pre_tokenizers.Split(Regex(uncovered), behavior="isolated"),
+        ]
+    )
     tok.decoder = decoders.Metaspace(replacement=_META, prepend_scheme="always", split=split)
     bos, eos = f.pieces[f.bos], f.pieces[f.eos]
     tok.post_processor = processors.TemplateProcessing(
@@ -456,16 +481,24 @@ def _build_tokenizer(f: _E5File) -> Tokenizer:
         pair=f"{bos} $A {eos} {eos} $B {eos}",
         special_tokens=[(bos, f.bos), (eos, f.eos)],
     )
-    tok.add_special_tokens([
-        AddedToken(f.pieces[i], special=True, normalized=False, lstrip=f.pieces[i] == "<mask>")
-        for i in sorted(specials)
-    ])
+    tok.add_special_tokens(
+        [
+            AddedToken(f.pieces[i], special=True, normalized=False, lstrip=f.pieces[i] == "<mask>")
+            for i in sorted(specials)
+        ]
+    )
     return tok
 
 
 def _tokenizer_config(f: _E5File) -> tuple[dict, dict]:
-    names = {"bos_token": f.bos, "eos_token": f.eos, "unk_token": f.unk, "pad_token": f.pad,
-             "cls_token": f.bos, "sep_token": f.eos}
+    names = {
+        "bos_token": f.bos,
+        "eos_token": f.eos,
+        "unk_token": f.unk,
+        "pad_token": f.pad,
+        "cls_token": f.bos,
+        "sep_token": f.eos,
+    }
     special_map = {k: f.pieces[i] for k, i in names.items()}
     if "<mask>" in f.pieces:
         special_map["mask_token"] = "<mask>"
@@ -510,29 +543,41 @@ def _write_folder(f: _E5File, out: Path, info: dict) -> None:
     _write_json(out / "special_tokens_map.json", special_map)
 
     # sentence-transformers modules, in the long-standing layout every version since 2.x reads
-    _write_json(out / "modules.json", [
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
-    ])
+    _write_json(
+        out / "modules.json",
+        [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+            {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+        ],
+    )
     _write_json(out / "sentence_bert_config.json", {"max_seq_length": f.max_pos, "do_lower_case": False})
-    _write_json(out / "config_sentence_transformers.json", {
-        "__version__": {k: v for k in ("sentence_transformers", "transformers", "pytorch")
-                        if (v := _version("torch" if k == "pytorch" else k.replace("_", "-")))},
-        "prompts": _PROMPTS,
-        "default_prompt_name": None,
-        "similarity_fn_name": "cosine",
-    })
-    _write_json(out / "1_Pooling" / "config.json", {
-        "word_embedding_dimension": f.hidden,
-        "pooling_mode_cls_token": False,
-        "pooling_mode_mean_tokens": True,  # e5.c averages every token, <s> and </s> included
-        "pooling_mode_max_tokens": False,
-        "pooling_mode_mean_sqrt_len_tokens": False,
-        "pooling_mode_weightedmean_tokens": False,
-        "pooling_mode_lasttoken": False,
-        "include_prompt": True,
-    })
+    _write_json(
+        out / "config_sentence_transformers.json",
+        {
+            "__version__": {
+                k: v
+                for k in ("sentence_transformers", "transformers", "pytorch")
+                if (v := _version("torch" if k == "pytorch" else k.replace("_", "-")))
+            },
+            "prompts": _PROMPTS,
+            "default_prompt_name": None,
+            "similarity_fn_name": "cosine",
+        },
+    )
+    _write_json(
+        out / "1_Pooling" / "config.json",
+        {
+            "word_embedding_dimension": f.hidden,
+            "pooling_mode_cls_token": False,
+            "pooling_mode_mean_tokens": True,  # e5.c averages every token, <s> and </s> included
+            "pooling_mode_max_tokens": False,
+            "pooling_mode_mean_sqrt_len_tokens": False,
+            "pooling_mode_weightedmean_tokens": False,
+            "pooling_mode_lasttoken": False,
+            "include_prompt": True,
+        },
+    )
     (out / "2_Normalize").mkdir(exist_ok=True)
     info = {**info, "files": {name: (out / name).stat().st_size for name in _OUTPUT_FILES}}
     _write_json(out / BUILD_INFO, info)  # written last: its presence marks a complete folder

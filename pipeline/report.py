@@ -50,10 +50,16 @@ def category_confusion(results: dict, path: Path) -> None:
     share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(8, 5))
     ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(confusion["columns"])), [c.replace("ways_of_", "") for c in confusion["columns"]],
-                  rotation=30, ha="right", fontsize=8)
-    ax.set_yticks(range(len(confusion["categories"])), [c.replace("ways_of_", "") for c in confusion["categories"]],
-                  fontsize=8)
+    ax.set_xticks(
+        range(len(confusion["columns"])),
+        [c.replace("ways_of_", "") for c in confusion["columns"]],
+        rotation=30,
+        ha="right",
+        fontsize=8,
+    )
+    ax.set_yticks(
+        range(len(confusion["categories"])), [c.replace("ways_of_", "") for c in confusion["categories"]], fontsize=8
+    )
     for i in range(matrix.shape[0]):
         for j in range(matrix.shape[1]):
             ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=8)
@@ -94,8 +100,12 @@ def reliability(results: dict, path: Path) -> None:
     bins = calibration["reliability"]
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
-    ax.plot([b["mean_probability"] for b in bins], [b["observed_rate"] for b in bins], "o-",
-            label=f"{calibration['model']} (ECE {calibration['ece']:.3f})")
+    ax.plot(
+        [b["mean_probability"] for b in bins],
+        [b["observed_rate"] for b in bins],
+        "o-",
+        label=f"{calibration['model']} (ECE {calibration['ece']:.3f})",
+    )
     ax.set_xlabel("predicted probability")
     ax.set_ylabel("observed frequency")
     ax.legend(fontsize=8)
@@ -121,22 +131,34 @@ def coverage(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-DRAW = {"per_code_f1": per_code_f1, "category_confusion": category_confusion, "agreement": agreement,
-        "reliability": reliability, "coverage": coverage}
+DRAW = {
+    "per_code_f1": per_code_f1,
+    "category_confusion": category_confusion,
+    "agreement": agreement,
+    "reliability": reliability,
+    "coverage": coverage,
+}
 
 
 def _model_table(results: dict) -> str:
     rows = []
     for name, entry in results["models"].items():
         lang, cross = entry.get("by_language", {}), entry.get("cross_lingual", {})
-        cells = [entry["macro_f1"], entry["micro_f1"], lang.get("en", {}).get("macro_f1"),
-                 lang.get("fr", {}).get("macro_f1"), cross.get("en->fr", {}).get("macro_f1"),
-                 cross.get("fr->en", {}).get("macro_f1")]
+        cells = [
+            entry["macro_f1"],
+            entry["micro_f1"],
+            lang.get("en", {}).get("macro_f1"),
+            lang.get("fr", {}).get("macro_f1"),
+            cross.get("en->fr", {}).get("macro_f1"),
+            cross.get("fr->en", {}).get("macro_f1"),
+        ]
         shown = "".join(f"<td>{'' if c is None else f'{c:.3f}'}</td>" for c in cells)
         strong = " style='font-weight:bold'" if name == results["default_model"] else ""
         rows.append(f"<tr{strong}><td>{html.escape(name)}</td><td>{entry.get('kind', '')}</td>{shown}</tr>")
-    return ("<table><tr><th>model</th><th>kind</th><th>macro-F1</th><th>micro-F1</th><th>en</th><th>fr</th>"
-            "<th>en&rarr;fr</th><th>fr&rarr;en</th></tr>" + "".join(rows) + "</table>")
+    return (
+        "<table><tr><th>model</th><th>kind</th><th>macro-F1</th><th>micro-F1</th><th>en</th><th>fr</th>"
+        "<th>en&rarr;fr</th><th>fr&rarr;en</th></tr>" + "".join(rows) + "</table>"
+    )
 
 
 def _unit_table(results: dict) -> str:
@@ -146,16 +168,26 @@ def _unit_table(results: dict) -> str:
     rows = []
     for unit, entry in compared["units"].items():
         lang = entry.get("by_language", {})
-        cells = [entry["macro_f1"], entry["micro_f1"], lang.get("en", {}).get("macro_f1"),
-                 lang.get("fr", {}).get("macro_f1"), entry["segment_macro_f1"]]
+        cells = [
+            entry["macro_f1"],
+            entry["micro_f1"],
+            lang.get("en", {}).get("macro_f1"),
+            lang.get("fr", {}).get("macro_f1"),
+            entry["segment_macro_f1"],
+        ]
         shown = "".join(f"<td>{'' if c is None else f'{c:.3f}'}</td>" for c in cells)
         strong = " style='font-weight:bold'" if unit == compared["default"] else ""
-        rows.append(f"<tr{strong}><td>{html.escape(unit)}</td><td>{entry['segments']}</td>"
-                    f"<td>{entry['mean_words']:.1f}</td>{shown}</tr>")
-    return (f"<h2>coding units</h2><p>{html.escape(compared['protocol'])}.</p>"
-            "<table><tr><th>unit</th><th>segments</th><th>words/segment</th><th>character macro-F1</th>"
-            "<th>character micro-F1</th><th>en</th><th>fr</th><th>segment macro-F1 (own unit)</th></tr>"
-            + "".join(rows) + "</table>")
+        rows.append(
+            f"<tr{strong}><td>{html.escape(unit)}</td><td>{entry['segments']}</td>"
+            f"<td>{entry['mean_words']:.1f}</td>{shown}</tr>"
+        )
+    return (
+        f"<h2>coding units</h2><p>{html.escape(compared['protocol'])}.</p>"
+        "<table><tr><th>unit</th><th>segments</th><th>words/segment</th><th>character macro-F1</th>"
+        "<th>character micro-F1</th><th>en</th><th>fr</th><th>segment macro-F1 (own unit)</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
 
 
 def write_report(metrics_path: str | Path, out_dir: str | Path) -> Path:
@@ -181,13 +213,13 @@ def write_report(metrics_path: str | Path, out_dir: str | Path) -> Path:
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{text-align:left}}img{{max-width:100%}}
 </style></head><body><h1>imri-autocode evaluation</h1>
-<p><b>{html.escape(results.get('note', ''))}</b></p>
-<p>Protocol: {html.escape(results.get('protocol', ''))}. {results.get('transcripts')} transcripts,
-{results.get('segments')} participant segments. Default model: <b>{html.escape(results['default_model'])}</b>;
-expected calibration error {results['calibration']['ece']:.3f}.</p>
+<p><b>{html.escape(results.get("note", ""))}</b></p>
+<p>Protocol: {html.escape(results.get("protocol", ""))}. {results.get("transcripts")} transcripts,
+{results.get("segments")} participant segments. Default model: <b>{html.escape(results["default_model"])}</b>;
+expected calibration error {results["calibration"]["ece"]:.3f}.</p>
 {_model_table(results)}
 {_unit_table(results)}
-{''.join(images)}
+{"".join(images)}
 </body></html>
 """
     with atomic_path(out_dir / "report.html") as tmp:

@@ -46,8 +46,18 @@ SCHEMA_VERSION = 1
 MAX_MEMO = 10_000
 REVIEW_COLUMNS = [*CODING_COLUMNS, "segment_id", "decided_at", "memo", "run"]
 HISTORY_COLUMNS = [
-    "id", "segment_id", "source", "start", "end", "action", "codes_before", "codes_after", "memo",
-    "reviewer", "model_version", "decided_at",
+    "id",
+    "segment_id",
+    "source",
+    "start",
+    "end",
+    "action",
+    "codes_before",
+    "codes_after",
+    "memo",
+    "reviewer",
+    "model_version",
+    "decided_at",
 ]
 
 _SCHEMA = f"""
@@ -147,9 +157,17 @@ class ReviewStore:
         if not reviewer.strip():
             raise ValueError("a reviewer name is needed")
         row = (
-            segment_id, source, int(start), int(end), action, ";".join(codes_before),
-            None if codes_after is None else ";".join(codes_after), memo[:MAX_MEMO], reviewer.strip(),
-            model_version, datetime.now(UTC).isoformat(timespec="microseconds"),
+            segment_id,
+            source,
+            int(start),
+            int(end),
+            action,
+            ";".join(codes_before),
+            None if codes_after is None else ";".join(codes_after),
+            memo[:MAX_MEMO],
+            reviewer.strip(),
+            model_version,
+            datetime.now(UTC).isoformat(timespec="microseconds"),
         )
         with self.connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
@@ -280,7 +298,8 @@ class ReviewRun:
         queue = queue.drop_duplicates("segment_id")
         info = {
             row.segment_id: {
-                "priority": float(getattr(row, "priority", 0.0)), "reason": str(getattr(row, "reason", "") or "")
+                "priority": float(getattr(row, "priority", 0.0)),
+                "reason": str(getattr(row, "reason", "") or ""),
             }
             for row in queue.itertuples()
         }
@@ -428,8 +447,14 @@ def export_reviews(run_dir: str | Path, out: str | Path, codebook_path: str | Pa
         from pipeline.qdpx import export_qdpx
 
         run = ReviewRun.load(run_dir, codebook_path)
-        export_qdpx(run.texts, codings, out, run.codebook, project_name=f"imri review of {Path(run_dir).name}",
-                    where=Path(run_dir) / REVIEW_DB)
+        export_qdpx(
+            run.texts,
+            codings,
+            out,
+            run.codebook,
+            project_name=f"imri review of {Path(run_dir).name}",
+            where=Path(run_dir) / REVIEW_DB,
+        )
     else:
         write_table(codings, out)
     return reviews.segment_id.nunique(), len(codings)
@@ -582,11 +607,17 @@ def simulate(
                 model = make_model().fit(X[rows], Y[rows], groups[rows])
                 predicted = (model.predict_proba(X[test]) >= model.thresholds_).astype(np.int8)
                 scores = f1_table(Y[test], predicted, impact_ids)
-                records.append({
-                    "strategy": strategy, "repeat": repeat, "round": round_,
-                    "reviewed": len(rows) - len(start_labelled), "labelled": len(rows),
-                    "macro_f1": scores["macro_f1"], "micro_f1": scores["micro_f1"],
-                })
+                records.append(
+                    {
+                        "strategy": strategy,
+                        "repeat": repeat,
+                        "round": round_,
+                        "reviewed": len(rows) - len(start_labelled),
+                        "labelled": len(rows),
+                        "macro_f1": scores["macro_f1"],
+                        "micro_f1": scores["micro_f1"],
+                    }
+                )
                 if round_ == config.rounds or not len(unlabelled):
                     break
                 take = min(config.batch, len(unlabelled))
@@ -668,20 +699,27 @@ def run_simulation(
     coders = coders or train.get("coders") or ["A"]
     classifier = ClassifierConfig.from_dict({k: v for k, v in train.items() if k not in ("encoder", "coders")})
     segment_config = SegmentConfig.from_dict(params.get("segment"))
-    gold = load_gold(gold_dirs, codebook, segment_config, LabelConfig.from_dict(params.get("labels")), coders,
-                     progress=progress)
+    gold = load_gold(
+        gold_dirs, codebook, segment_config, LabelConfig.from_dict(params.get("labels")), coders, progress=progress
+    )
     X = model_features(gold.segments, encoder_id, classifier.context_weight, classifier.question_weight, progress)
     targets = gold.targets
     results = simulate(
-        X[targets], gold.labels[targets], gold.segments.source.to_numpy()[targets], codebook.impact_ids,
-        lambda: CalibratedModel(classifier.make_scorer, classifier.cv_folds), config,
+        X[targets],
+        gold.labels[targets],
+        gold.segments.source.to_numpy()[targets],
+        codebook.impact_ids,
+        lambda: CalibratedModel(classifier.make_scorer, classifier.cv_folds),
+        config,
     )
     table = simulation_table(results)
     out = Path(out)
     write_table(table, out / "simulation.csv")
     write_table(results, out / "simulation_rounds.csv")
     n_test = max(1, round(config.test_share * len(gold.texts)))
-    title = (f"{encoder_id}, {len(gold.texts) - n_test} pool / {n_test} test transcripts, "
-             f"{config.batch} reviews per round, {config.repeats} repeat{'s' if config.repeats > 1 else ''}")
+    title = (
+        f"{encoder_id}, {len(gold.texts) - n_test} pool / {n_test} test transcripts, "
+        f"{config.batch} reviews per round, {config.repeats} repeat{'s' if config.repeats > 1 else ''}"
+    )
     plot_simulation(table, out / "simulation.png", title)
     return table

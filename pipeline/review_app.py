@@ -69,8 +69,15 @@ class ReviewView:
             "other_lang": next(x for x in LANGUAGES if x != lang),
             "stats": self.stats(history),
             "recent": [
-                {"id": r.segment_id, "url": _segment_url(r.segment_id), "source": r.source, "start": r.start,
-                 "end": r.end, "action": r.action, "codes": len(split_codes(r.codes_after))}
+                {
+                    "id": r.segment_id,
+                    "url": _segment_url(r.segment_id),
+                    "source": r.source,
+                    "start": r.start,
+                    "end": r.end,
+                    "action": r.action,
+                    "codes": len(split_codes(r.codes_after)),
+                }
                 for r in recent.itertuples()
             ],
             "back_url": _segment_url(recent.segment_id.iloc[0]) if len(recent) else None,
@@ -89,26 +96,48 @@ class ReviewView:
         for rank, (impact_id, p) in enumerate(run.probabilities(segment_id)):
             impact = book.impact(impact_id)
             category = next(c for c in book.categories if c.id == impact.category)
-            codes.append({
-                "id": impact_id, "name": impact.name[lang], "category": category.name[lang], "kind": impact.kind,
-                "p": p, "model": impact_id in model_codes, "checked": impact_id in checked,
-                "shortcut": rank + 1 if rank < SHORTCUTS else None, "definition": impact.definition,
-                "include": impact.include, "exclude": impact.exclude,
-            })
+            codes.append(
+                {
+                    "id": impact_id,
+                    "name": impact.name[lang],
+                    "category": category.name[lang],
+                    "kind": impact.kind,
+                    "p": p,
+                    "model": impact_id in model_codes,
+                    "checked": impact_id in checked,
+                    "shortcut": rank + 1 if rank < SHORTCUTS else None,
+                    "definition": impact.definition,
+                    "include": impact.include,
+                    "exclude": impact.exclude,
+                }
+            )
         before, text, after = run.turn(segment_id)
         previous = run.previous_turn(segment_id)
         question = str(row.get("question", "") or "")
         info = run.queue_info.get(segment_id, {})
         context["segment"] = {
-            "id": segment_id, "source": row.source, "start": int(row.start), "end": int(row.end),
-            "speaker": row.get("speaker", ""), "role": row.get("role", ""), "language": row.get("language", ""),
-            "before": before, "text": text, "after": after, "question": question,
+            "id": segment_id,
+            "source": row.source,
+            "start": int(row.start),
+            "end": int(row.end),
+            "speaker": row.get("speaker", ""),
+            "role": row.get("role", ""),
+            "language": row.get("language", ""),
+            "before": before,
+            "text": text,
+            "after": after,
+            "question": question,
             "previous": previous if previous and previous[1].strip() != question.strip() else None,
-            "position": self.position.get(segment_id), "priority": info.get("priority"),
+            "position": self.position.get(segment_id),
+            "priority": info.get("priority"),
             "reason": info.get("reason", ""),
-            "codes": codes, "model_codes": [c for c in codes if c["model"]],
-            "decision": None if decision.empty else {
-                "action": decision.action.iloc[0], "reviewer": decision.reviewer.iloc[0],
+            "codes": codes,
+            "model_codes": [c for c in codes if c["model"]],
+            "decision": None
+            if decision.empty
+            else {
+                "action": decision.action.iloc[0],
+                "reviewer": decision.reviewer.iloc[0],
                 "decided_at": decision.decided_at.iloc[0][:19].replace("T", " "),
                 "codes": [book.impact(c).name[lang] for c in split_codes(decision.codes_after.iloc[0])],
             },
@@ -198,8 +227,18 @@ def create_app(
         before = run.model_codes(segment_id)
         after = {"accept": before, "reject": (), "change": tuple(i for i in run.codebook.impact_ids if i in codes)}
         row = run.segment(segment_id)
-        view.store.record(segment_id, row.source, int(row.start), int(row.end), action, before,
-                          after.get(action), view.reviewer, run.model_version, memo)
+        view.store.record(
+            segment_id,
+            row.source,
+            int(row.start),
+            int(row.end),
+            action,
+            before,
+            after.get(action),
+            view.reviewer,
+            run.model_version,
+            memo,
+        )
         history = view.store.history()
         following = segment_id if action == "memo" else view.next_segment(history)
         if request.headers.get("HX-Request") != "true":
@@ -222,8 +261,18 @@ def create_app(
     def api_decisions() -> list[dict]:
         """The latest decision of each reviewed segment (ids, offsets, codes; no text), as JSON."""
         decisions = view.store.decisions()
-        columns = ["id", "segment_id", "source", "start", "end", "action", "codes_before", "codes_after",
-                   "reviewer", "decided_at"]
+        columns = [
+            "id",
+            "segment_id",
+            "source",
+            "start",
+            "end",
+            "action",
+            "codes_before",
+            "codes_after",
+            "reviewer",
+            "decided_at",
+        ]
         return decisions[columns].to_dict(orient="records")
 
     return app
@@ -258,7 +307,9 @@ def serve(
     url = f"http://{HOST}:{sock.getsockname()[1]}/"
     echo(url)
     stats = app.state.view.stats(app.state.view.store.history())
-    echo(f"reviewing {stats['queued']} queued segments of {run_dir} as {app.state.view.reviewer} "
-         f"({stats['reviewed']} done); decisions -> {Path(run_dir) / 'review.db'}; Ctrl+C stops")
+    echo(
+        f"reviewing {stats['queued']} queued segments of {run_dir} as {app.state.view.reviewer} "
+        f"({stats['reviewed']} done); decisions -> {Path(run_dir) / 'review.db'}; Ctrl+C stops"
+    )
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", server_header=False)
     uvicorn.Server(config).run(sockets=[sock])

@@ -240,9 +240,7 @@ class Segmenter:
         """Whether a turn's units depend on its sentence boundaries."""
         return self.config.unit != "turn" or _words(text) > self.config.max_tokens
 
-    def units(
-        self, text: str, language: str, sentences: list[tuple[int, int]] | None = None
-    ) -> list[tuple[int, int]]:
+    def units(self, text: str, language: str, sentences: list[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
         """Coding units of one turn's ``text``, as offsets relative to it.
 
         ``sentences`` are the turn's sentence spans when already split (:meth:`SentenceSplitter.split_many`).

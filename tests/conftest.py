@@ -41,8 +41,13 @@ def small_gold(tmp_path_factory):
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     params["train"]["cv_folds"] = 3
     params["embed"]["encoder"] = "use-m3"  # the fastest real encoder; e5-small is checked in test_e5_rebuild
-    params["evaluate"] = {"encoders": ["use-m3"], "heads": ["ridge"], "baselines": ["lexical", "tfidf-logreg"],
-                          "bootstrap": 50, "units": ["sentence", "turn"]}
+    params["evaluate"] = {
+        "encoders": ["use-m3"],
+        "heads": ["ridge"],
+        "baselines": ["lexical", "tfidf-logreg"],
+        "bootstrap": 50,
+        "units": ["sentence", "turn"],
+    }
     (folder / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     return folder
 

@@ -90,8 +90,16 @@ def st_model(e5_dir):
 
 @pytest.mark.slow
 def test_folder_layout_and_config(e5_dir):
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "modules.json",
-                 "sentence_bert_config.json", "1_Pooling/config.json", BUILD_INFO):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "modules.json",
+        "sentence_bert_config.json",
+        "1_Pooling/config.json",
+        BUILD_INFO,
+    ):
         assert (e5_dir / name).is_file(), name
     assert (e5_dir / "2_Normalize").is_dir()
     config = json.loads((e5_dir / "config.json").read_text())
@@ -167,8 +175,9 @@ def _compile_e5_tokenizer(tmp: Path):
         "{ return tok_content(&m->tok, t, out, cap); }\n"
     )
     lib_path = tmp / "e5shim.so"
-    done = subprocess.run([cc, "-O1", "-shared", "-fPIC", str(shim), "-o", str(lib_path), "-lm"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [cc, "-O1", "-shared", "-fPIC", str(shim), "-o", str(lib_path), "-lm"], capture_output=True, text=True
+    )
     if done.returncode != 0:
         return None
     lib = ctypes.CDLL(str(lib_path))
@@ -196,7 +205,9 @@ def test_token_ids_match_e5c(st_model, tmp_path):
                 n = lib.e5x_tokenize(model, raw, buf, len(raw) + 8)
                 expected = [0, *buf[:n], 2]
                 assert tokenizer(prefix + text)["input_ids"] == expected, (
-                    prefix + text, tokenizer.convert_ids_to_tokens(expected))
+                    prefix + text,
+                    tokenizer.convert_ids_to_tokens(expected),
+                )
     finally:
         lib.e5_free(model)
 

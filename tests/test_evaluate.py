@@ -59,8 +59,13 @@ def test_character_scores_worked_example():
     table = pd.DataFrame({"source": ["t.txt"] * 2, "start": [0, 7], "end": [6, 13]})
     predicted = np.array([[1, 0], [1, 1]])
     codings = pd.DataFrame(
-        {"source": ["t.txt"] * 3, "start": [0, 7, 7], "end": [6, 10, 13], "code": ["x", "y", "x"],
-         "coder": ["A", "A", "B"]}
+        {
+            "source": ["t.txt"] * 3,
+            "start": [0, 7, 7],
+            "end": [6, 10, 13],
+            "code": ["x", "y", "x"],
+            "coder": ["A", "A", "B"],
+        }
     )
     scores = character_scores(table, predicted, codings, {"t.txt": text}, ["x", "y"], ["A"], {"t.txt": "en"})
     # x: 5 non-space characters coded, 10 predicted -> F1 10/15; y: "Cc" coded, 5 predicted -> 4/7
@@ -87,8 +92,9 @@ def test_evaluate_compares_models_baselines_and_humans(metrics):
     assert results["human_vs_model"]["transcripts"] == ["bc-01.txt", "qc-02.txt"]
     human = pairs["A vs B"]["cohen_kappa"]["value"]
     assert 0.3 < human < 0.95  # the synthetic double coding disagrees like a real team
-    assert set(results["per_transcript"]) == {f"{s}.txt" for s in
-                                              ["bc-01", "bc-02", "on-01", "qc-01", "qc-02", "nb1-03"]}
+    assert set(results["per_transcript"]) == {
+        f"{s}.txt" for s in ["bc-01", "bc-02", "on-01", "qc-01", "qc-02", "nb1-03"]
+    }
     assert len(results["categories"]["matrix"]) == 4
     units = results["units"]
     assert units["default"] == "sentence" and set(units["units"]) == {"sentence", "turn"}
@@ -112,8 +118,7 @@ def test_report_embeds_every_figure(metrics, tmp_path, run_cli):
 
 def test_evaluate_refuses_an_unknown_coder(small_gold, tmp_path, run_cli):
     params = tmp_path / "params.yaml"
-    params.write_text((small_gold / "params.yaml").read_text(encoding="utf-8").replace("- A", "- Z"),
-                      encoding="utf-8")
+    params.write_text((small_gold / "params.yaml").read_text(encoding="utf-8").replace("- A", "- Z"), encoding="utf-8")
     result = run_cli("evaluate", "--gold", small_gold, "--out", tmp_path / "m.json", "--params", params)
     assert result.code == 2 and "no codings by coder(s) Z" in result.err
     assert not (tmp_path / "m.json").exists()

@@ -34,14 +34,23 @@ def coded(trained, small_gold, tmp_path_factory):
 
 
 def test_labels_from_spans():
-    segments = pd.DataFrame({
-        "source": ["t.txt"] * 4, "start": [0, 20, 60, 100], "end": [18, 58, 98, 140],
-        "role": ["interviewer", "participant", "participant", "participant"],
-    })
-    codings = pd.DataFrame({
-        "source": ["t.txt", "t.txt", "t.txt", "t.txt"], "start": [0, 20, 70, 100], "end": [58, 45, 76, 110],
-        "code": ["a", "b", "a", "b"], "coder": ["A", "A", "A", "B"],
-    })
+    segments = pd.DataFrame(
+        {
+            "source": ["t.txt"] * 4,
+            "start": [0, 20, 60, 100],
+            "end": [18, 58, 98, 140],
+            "role": ["interviewer", "participant", "participant", "participant"],
+        }
+    )
+    codings = pd.DataFrame(
+        {
+            "source": ["t.txt", "t.txt", "t.txt", "t.txt"],
+            "start": [0, 20, 70, 100],
+            "end": [58, 45, 76, 110],
+            "code": ["a", "b", "a", "b"],
+            "coder": ["A", "A", "A", "B"],
+        }
+    )
     labels = segment_labels(segments, codings, ["a", "b"], ["A"], LabelConfig(0.5, 0.5))
     # interviewer segment never labelled; 25/38 of segment 2 covered by b and all of the span of a;
     # segment 3 holds the whole short span of a; coder B is not asked for
@@ -105,8 +114,10 @@ def test_code_writes_segments_queue_summary_and_project(trained, coded, run_cli)
     expected = [";".join(np.asarray(ids)[row >= thresholds - 5e-5]) for row in proba]
     assert participant.codes.tolist() == expected  # codes are exactly the impacts above their thresholds
     texts = {p.name: p.read_text(encoding="utf-8") for p in inputs}
-    assert all(texts[s][a:b] == t for s, a, b, t in zip(segments.source, segments.start, segments.end,
-                                                        segments.text, strict=True))
+    assert all(
+        texts[s][a:b] == t
+        for s, a, b, t in zip(segments.source, segments.start, segments.end, segments.text, strict=True)
+    )
     queue = pd.read_csv(out / "review_queue.csv", keep_default_na=False)
     assert queue.priority.is_monotonic_decreasing
     flagged = set(participant[participant.needs_review.astype(str) == "True"].segment_id)
@@ -126,12 +137,18 @@ def test_coded_project_imports_back(trained, coded, run_cli):
         assert run_cli("code", *inputs, "--model", trained[0], "--out", out).code == 0
     project = read_qdpx(out / "coded.qdpx")
     segments = pd.read_csv(out / "segments.csv", keep_default_na=False)
-    expected = sorted((r.source.removesuffix(".txt"), r.start, r.end, c) for r in segments.itertuples() if r.codes
-                      for c in r.codes.split(";"))
+    expected = sorted(
+        (r.source.removesuffix(".txt"), r.start, r.end, c)
+        for r in segments.itertuples()
+        if r.codes
+        for c in r.codes.split(";")
+    )
     found = sorted((c.source.removesuffix(".txt"), c.start, c.end, c.code) for c in project.codings)
     assert found == expected and len(found) > 0
-    assert {c.coder for c in project.codings} == {f"{json.loads((out / 'model.json').read_text())['name']}-"
-                                                   f"{json.loads((out / 'model.json').read_text())['version']}"}
+    assert {c.coder for c in project.codings} == {
+        f"{json.loads((out / 'model.json').read_text())['name']}-"
+        f"{json.loads((out / 'model.json').read_text())['version']}"
+    }
 
 
 def test_same_input_and_model_give_the_same_output(trained, tmp_path, run_cli):
@@ -144,8 +161,9 @@ def test_same_input_and_model_give_the_same_output(trained, tmp_path, run_cli):
 
 
 def test_zero_shot_needs_no_model(tmp_path, run_cli, small_gold):
-    result = run_cli("code", NEW / "ns-08.txt", "--zero-shot", "--out", tmp_path / "zs",
-                     "--params", small_gold / "params.yaml")
+    result = run_cli(
+        "code", NEW / "ns-08.txt", "--zero-shot", "--out", tmp_path / "zs", "--params", small_gold / "params.yaml"
+    )
     assert result.code == 0, result.err
     segments = pd.read_csv(tmp_path / "zs" / "segments.csv", keep_default_na=False)
     assert segments.codes.str.len().gt(0).any()
@@ -191,8 +209,9 @@ def test_with_gold_puts_the_human_codings_in_the_project(trained, small_gold, tm
     from pipeline.qdpx import read_qdpx
 
     transcript = small_gold / "transcripts" / "bc-02.txt"
-    result = run_cli("code", transcript, "--model", trained[0], "--out", tmp_path / "run",
-                     "--with-gold", small_gold / "codings.csv")
+    result = run_cli(
+        "code", transcript, "--model", trained[0], "--out", tmp_path / "run", "--with-gold", small_gold / "codings.csv"
+    )
     assert result.code == 0, result.err
     project = read_qdpx(tmp_path / "run" / "coded.qdpx")
     coders = {c.coder for c in project.codings}

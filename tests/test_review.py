@@ -50,12 +50,22 @@ def segment_rows(source: str, text: str) -> list[dict]:
         for sentence in re.finditer(r"[^.?!]+[.?!]", line.group(2)):
             start = body_start + sentence.start() + (len(sentence.group()) - len(sentence.group().lstrip()))
             end = body_start + sentence.end()
-            rows.append({
-                "source": source, "segment_id": f"{source}:{start}-{end}", "start": start, "end": end,
-                "speaker": speaker, "role": role, "turn": turn, "language": "fr" if source == "beta.txt" else "en",
-                "text": text[start:end], "question": question if role == "participant" else "",
-                "stakeholder_group": "service_users", "transcript_language": "fr" if source == "beta.txt" else "en",
-            })
+            rows.append(
+                {
+                    "source": source,
+                    "segment_id": f"{source}:{start}-{end}",
+                    "start": start,
+                    "end": end,
+                    "speaker": speaker,
+                    "role": role,
+                    "turn": turn,
+                    "language": "fr" if source == "beta.txt" else "en",
+                    "text": text[start:end],
+                    "question": question if role == "participant" else "",
+                    "stakeholder_group": "service_users",
+                    "transcript_language": "fr" if source == "beta.txt" else "en",
+                }
+            )
         if role == "interviewer":
             question = line.group(2)
     return rows
@@ -71,14 +81,19 @@ def make_run(folder: Path, seed: int = 0) -> Path:
     proba = rng.uniform(0.0, 0.3, (len(table), len(IDS)))
     proba[:, 0] = np.linspace(0.35, 0.8, len(table))  # a few confident codes, most of them near the threshold
     proba[::2, 3] = 0.55
-    segments, queue = code_segments(table, proba, np.full(len(IDS), 0.5), np.full(len(IDS), 100), BOOK,
-                                    ReviewConfig(margin=0.9))
+    segments, queue = code_segments(
+        table, proba, np.full(len(IDS), 0.5), np.full(len(IDS), 100), BOOK, ReviewConfig(margin=0.9)
+    )
     folder.mkdir(parents=True, exist_ok=True)
     segments.to_csv(folder / "segments.csv", index=False)
     queue.to_csv(folder / "review_queue.csv", index=False)
-    card = {"name": "test-model", "version": "1", "encoder": {"id": "none"},
-            "codebook": {"id": BOOK.id, "version": BOOK.version, "sha256": BOOK.sha256, "impact_ids": IDS},
-            "params": {}}
+    card = {
+        "name": "test-model",
+        "version": "1",
+        "encoder": {"id": "none"},
+        "codebook": {"id": BOOK.id, "version": BOOK.version, "sha256": BOOK.sha256, "impact_ids": IDS},
+        "params": {},
+    }
     (folder / "model.json").write_text(json.dumps(card), encoding="utf-8")
     empty = pd.DataFrame(columns=["source", "start", "end", "code", "coder"])
     export_qdpx(TRANSCRIPTS, empty, folder / "coded.qdpx", BOOK)
@@ -184,7 +199,7 @@ def test_page_shows_the_queue_in_priority_order(client, caplog):
     assert BOOK.impact(top_id).name["en"] in html and f"{top_p:.2f}" in html
     assert escape(BOOK.impact(top_id).definition) in html  # on demand, inside <details>
     assert 'data-shortcut="1"' in html and 'data-shortcut="9"' in html and 'data-shortcut="10"' not in html
-    assert f"0</b> / <span id=\"queued-count\">{len(run.queue)}</span>" in html
+    assert f'0</b> / <span id="queued-count">{len(run.queue)}</span>' in html
     assert "/static/htmx.min.js" in html and "https://" not in html  # everything local
     assert "default-src 'none'" in page.headers["content-security-policy"]
     assert client.get("/static/htmx.min.js").status_code == 200
@@ -281,8 +296,11 @@ def test_export_round_trip(client, run_dir, run_cli, tmp_path):
     reviews = reviewed_codings(run_dir)
     assert set(reviews.segment_id) == {q[0], q[1], q[2]} and set(reviews.coder) == {"ana"}
     assert reviews[reviews.segment_id == q[1]].code.tolist() == [""]  # "no impact"
-    expected = {(client.run.segment(s).source, int(client.run.segment(s).start), int(client.run.segment(s).end), c)
-                for s, codes in ((q[0], [IDS[1], IDS[4]]), (q[2], [IDS[7]])) for c in codes}
+    expected = {
+        (client.run.segment(s).source, int(client.run.segment(s).start), int(client.run.segment(s).end), c)
+        for s, codes in ((q[0], [IDS[1], IDS[4]]), (q[2], [IDS[7]]))
+        for c in codes
+    }
 
     result = run_cli("review", "export", run_dir, "--out", tmp_path / "reviews.csv")
     assert result.code == 0 and "3 reviewed segments, 3 codings" in result.out
@@ -295,7 +313,7 @@ def test_export_round_trip(client, run_dir, run_cli, tmp_path):
     assert result.code == 0
     project = read_qdpx(tmp_path / "reviews.qdpx")
     assert set(project.users.values()) == {"ana"}
-    assert {project.sources[c.source][c.start:c.end] for c in project.codings} == {
+    assert {project.sources[c.source][c.start : c.end] for c in project.codings} == {
         client.run.segment(s).text for s in (q[0], q[2])
     }
     assert {(c.source + ".txt", c.start, c.end, c.code) for c in project.codings} == expected
@@ -314,7 +332,10 @@ def start_server(run: Path, reviewer: str) -> tuple[subprocess.Popen, str]:
     """``imri review serve RUN --port 0`` in a child process; returns it and the URL of its first line."""
     process = subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "review", "serve", str(run), "--port", "0", "--reviewer", reviewer],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     url = process.stdout.readline().strip()
@@ -343,8 +364,13 @@ def test_killing_the_server_mid_decisions_loses_nothing(tmp_path):
                     if stop.is_set():
                         return
                     memo = f"w{worker}-{i}"
-                    data = {"segment_id": targets[(worker + i) % len(targets)], "action": "change", "token": token,
-                            "codes": [IDS[i % len(IDS)], IDS[(i + 3) % len(IDS)]], "memo": memo}
+                    data = {
+                        "segment_id": targets[(worker + i) % len(targets)],
+                        "action": "change",
+                        "token": token,
+                        "codes": [IDS[i % len(IDS)], IDS[(i + 3) % len(IDS)]],
+                        "memo": memo,
+                    }
                     try:
                         answer = http.post("/decide", data=data)
                     except httpx.TransportError:
@@ -372,12 +398,14 @@ def test_killing_the_server_mid_decisions_loses_nothing(tmp_path):
 
     conn = sqlite3.connect(run / "review.db")
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    rows = conn.execute('SELECT memo, codes_after, reviewer, model_version, decided_at FROM decisions').fetchall()
+    rows = conn.execute("SELECT memo, codes_after, reviewer, model_version, decided_at FROM decisions").fetchall()
     conn.close()
     stored = {memo for memo, *_ in rows}
     assert set(acknowledged) <= stored  # every acknowledged decision survived
-    assert all(len(codes.split(";")) == 2 and reviewer == "kill-test" and version and when
-               for _, codes, reviewer, version, when in rows)  # and no half-written one
+    assert all(
+        len(codes.split(";")) == 2 and reviewer == "kill-test" and version and when
+        for _, codes, reviewer, version, when in rows
+    )  # and no half-written one
     assert ReviewStore(run / "review.db").integrity() == "ok"
 
     process, url = start_server(run, "after-restart")  # the same database serves again
@@ -413,12 +441,17 @@ def real_run(tmp_path_factory):
     codings[codings.source.isin([f"{n}.txt" for n in SMALL_GOLD])].to_csv(gold / "codings.csv", index=False)
     params = base / "params.yaml"
     # the rule-based sentencizer (no spaCy model to load) and two folds keep these tests quick
-    params.write_text("segment:\n  spacy_models: {}\nembed:\n  encoder: use-m3\ntrain:\n  cv_folds: 2\n",
-                      encoding="utf-8")
-    inputs = [ROOT / "data" / "new_study" / "ns-01.txt", ROOT / "data" / "new_study" / "ns-05.txt",
-              gold / "transcripts" / "bc-01.txt"]
-    coded = CliRunner().invoke(app, ["code", *map(str, inputs), "--zero-shot", "--out", str(base / "run"),
-                                     "--params", str(params)])
+    params.write_text(
+        "segment:\n  spacy_models: {}\nembed:\n  encoder: use-m3\ntrain:\n  cv_folds: 2\n", encoding="utf-8"
+    )
+    inputs = [
+        ROOT / "data" / "new_study" / "ns-01.txt",
+        ROOT / "data" / "new_study" / "ns-05.txt",
+        gold / "transcripts" / "bc-01.txt",
+    ]
+    coded = CliRunner().invoke(
+        app, ["code", *map(str, inputs), "--zero-shot", "--out", str(base / "run"), "--params", str(params)]
+    )
     assert coded.exit_code == 0, coded.output
     return {"gold": gold, "params": params, "run": base / "run"}
 
@@ -449,16 +482,28 @@ def test_train_with_reviews_changes_the_training_labels(real_run, run_cli, tmp_p
 
     participant = run.segments[run.segments.role == "participant"]
     # a gold segment that coder A coded: the reviewer says "no impact", which must win
-    coded_gold = next(s for s in participant[participant.source == "bc-01.txt"].itertuples()
-                      if plain.labels[gold_rows[(s.source, s.start, s.end)]].any())
+    coded_gold = next(
+        s
+        for s in participant[participant.source == "bc-01.txt"].itertuples()
+        if plain.labels[gold_rows[(s.source, s.start, s.end)]].any()
+    )
     new = participant[participant.source == "ns-01.txt"].segment_id.tolist()[:2]
     french = participant[participant.source == "ns-05.txt"].segment_id.iloc[0]
     store = run.store()
 
     def record(segment_id, action, codes):
         row = run.segment(segment_id)
-        store.record(segment_id, row.source, row.start, row.end, action, run.model_codes(segment_id), codes,
-                     "rev", run.model_version)
+        store.record(
+            segment_id,
+            row.source,
+            row.start,
+            row.end,
+            action,
+            run.model_codes(segment_id),
+            codes,
+            "rev",
+            run.model_version,
+        )
 
     record(coded_gold.segment_id, "reject", ())
     record(new[0], "change", (IDS[3], IDS[9]))
@@ -485,8 +530,19 @@ def test_train_with_reviews_changes_the_training_labels(real_run, run_cli, tmp_p
     unchanged = [i for k, i in gold_rows.items() if k != key]
     assert (merged.labels[[rows[k] for k in gold_rows if k != key]] == plain.labels[unchanged]).all()
 
-    result = run_cli("train", "--gold", real_run["gold"], "--encoder", "use-m3", "--params", real_run["params"],
-                     "--include-reviews", real_run["run"], "--out", tmp_path / "model")
+    result = run_cli(
+        "train",
+        "--gold",
+        real_run["gold"],
+        "--encoder",
+        "use-m3",
+        "--params",
+        real_run["params"],
+        "--include-reviews",
+        real_run["run"],
+        "--out",
+        tmp_path / "model",
+    )
     assert result.code == 0, result.err
     card = json.loads((tmp_path / "model" / "model.json").read_text(encoding="utf-8"))
     assert card["training_data"]["transcripts"] == 8 and card["training_data"]["reviewed_codings"] == len(reviews)
@@ -495,9 +551,26 @@ def test_train_with_reviews_changes_the_training_labels(real_run, run_cli, tmp_p
 
 def test_simulate_reports_rounds_for_both_queues(real_run, run_cli, tmp_path):
     out = tmp_path / "sim"
-    result = run_cli("review", "simulate", "--gold", real_run["gold"], "--params", real_run["params"],
-                     "--rounds", "2", "--batch", "15", "--initial", "2", "--test-share", "0.34", "--repeats", "1",
-                     "--out", out)
+    result = run_cli(
+        "review",
+        "simulate",
+        "--gold",
+        real_run["gold"],
+        "--params",
+        real_run["params"],
+        "--rounds",
+        "2",
+        "--batch",
+        "15",
+        "--initial",
+        "2",
+        "--test-share",
+        "0.34",
+        "--repeats",
+        "1",
+        "--out",
+        out,
+    )
     assert result.code == 0, result.err
     table = pd.read_csv(out / "simulation.csv")
     assert table["round"].tolist() == [0, 1, 2] and table.reviewed.tolist() == [0, 15, 30]

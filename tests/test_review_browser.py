@@ -17,8 +17,13 @@ from tests.test_review import make_run, start_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 pytestmark = pytest.mark.skipif(
@@ -64,8 +69,11 @@ def test_review_three_segments_with_the_keyboard(tmp_path):
             # 3: toggle the two most probable codes, show the definitions, save the ticked codes
             boxes = [page.locator(f'#decision input[data-shortcut="{k}"]') for k in (1, 2)]
             checkboxes = page.locator("#decision input[name=codes]")
-            ticked = {checkboxes.nth(i).get_attribute("value") for i in range(checkboxes.count())
-                      if checkboxes.nth(i).is_checked()}
+            ticked = {
+                checkboxes.nth(i).get_attribute("value")
+                for i in range(checkboxes.count())
+                if checkboxes.nth(i).is_checked()
+            }
             for key, box in zip(("1", "2"), boxes, strict=True):
                 page.keyboard.press(key)
                 ticked ^= {box.get_attribute("value")}
@@ -86,8 +94,9 @@ def test_review_three_segments_with_the_keyboard(tmp_path):
 
     assert not problems, problems  # no script error, no CSP violation, no request leaving the machine
     conn = sqlite3.connect(run / "review.db")
-    rows = conn.execute("SELECT segment_id, action, codes_before, codes_after, memo, reviewer FROM decisions "
-                        "ORDER BY id").fetchall()
+    rows = conn.execute(
+        "SELECT segment_id, action, codes_before, codes_after, memo, reviewer FROM decisions ORDER BY id"
+    ).fetchall()
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
     assert [(r[0], r[1]) for r in rows] == reviewed
