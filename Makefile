@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml
 
 lint: setup
 	$(VENV)/bin/ruff check pipeline tests benchmarks
+	$(VENV)/bin/ruff format --check pipeline tests benchmarks
 
 test: lint
 	$(PY) -m pytest
@@ -36,7 +37,7 @@ demo: setup
 	@echo "report: reports/report.html   coded new study: runs/new_study/ (segments.csv, review_queue.csv, coded.qdpx)"
 
 bench: setup
-	$(PY) benchmarks/bench_code.py
+	$(PY) benchmarks/bench_code.py --repeats 9
 
 clean:
 	rm -rf runs .pytest_cache
