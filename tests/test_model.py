@@ -101,6 +101,9 @@ def test_code_writes_segments_queue_summary_and_project(trained, coded, run_cli)
     result = run_cli("code", *inputs, "--model", model, "--out", out)
     assert result.code == 0, result.err
     assert "segments to review" in result.out
+    steps = result.out.split("seconds: ")[1].split("\n")[0].split(", ")
+    assert [step.split()[0] for step in steps] == ["read", "segment", "embed", "classify", "write"]
+    assert "seconds" not in (out / "summary.json").read_text(encoding="utf-8")  # timings stay out of the files
     segments = pd.read_csv(out / "segments.csv", keep_default_na=False)
     card = json.loads((model / "model.json").read_text(encoding="utf-8"))
     ids = card["codebook"]["impact_ids"]
