@@ -234,8 +234,9 @@ def evaluate(
     results["per_transcript"] = per_transcript(data, predicted, ids)
     if gold_for_unit is not None and config.units:
         unit = (params.get("segment") or {}).get("unit", "sentence")
+        coders = (params.get("train") or {}).get("coders") or ["A"]
         results["units"] = compare_units(
-            config.units, unit, gold, predicted, gold_for_unit, features[default_encoder], make_model, params, codebook
+            config.units, unit, gold, predicted, gold_for_unit, make_model, base, default_encoder, coders, ids
         )
     return results
 
@@ -308,10 +309,11 @@ def compare_units(
     gold: GoldSet,
     default_predicted: np.ndarray,
     gold_for_unit: Callable[[str], GoldSet],
-    default_features: np.ndarray,
     make_model,
-    params: dict,
-    codebook,
+    base: ClassifierConfig,
+    encoder: str,
+    coders: list[str],
+    impact_ids: list[str],
 ) -> dict:
     """The default encoder and head on each coding unit, scored on characters (:func:`character_scores`).
 
@@ -321,10 +323,6 @@ def compare_units(
     """
     from pipeline.model import model_features
 
-    train = params.get("train") or {}
-    coders = train.get("coders") or ["A"]
-    base = ClassifierConfig.from_dict({k: v for k, v in train.items() if k not in ("coders", "encoder")})
-    encoder = (params.get("embed") or {}).get("encoder", "e5-small")
     out: dict = {
         "protocol": "default encoder and head, grouped cross-validation per unit; F1 over the non-space "
         "characters of participant segments against coder spans",
@@ -344,14 +342,14 @@ def compare_units(
             _, predicted = cross_validated_proba(make_model, X, data.Y, data.groups, base.cv_folds)
         languages = dict(zip(data.table.source, data.table.transcript_language, strict=True))
         entry = character_scores(
-            data.table, predicted, unit_gold.codings, unit_gold.texts, codebook.impact_ids, coders, languages
+            data.table, predicted, unit_gold.codings, unit_gold.texts, impact_ids, coders, languages
         )
         words = data.table.text.str.split().str.len()
         entry.update(
             {
                 "segments": int(len(data.table)),
                 "mean_words": float(words.mean()),
-                "segment_macro_f1": f1_table(data.Y, predicted, codebook.impact_ids)["macro_f1"],
+                "segment_macro_f1": f1_table(data.Y, predicted, impact_ids)["macro_f1"],
                 "seconds": round(time.perf_counter() - started, 1),
             }
         )
