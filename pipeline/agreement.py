@@ -53,6 +53,7 @@ from scipy import sparse
 from pipeline.corpus import Coding, read_codings
 from pipeline.errors import InputError
 from pipeline.ingest import Transcript
+from pipeline.io import require_columns
 
 METRICS = ("percent_agreement", "cohen_kappa", "fleiss_kappa", "krippendorff_alpha", "gwet_ac1", "pabak")
 UNITS = ("character", "segment", "document")
@@ -907,13 +908,7 @@ def read_long(path: str | Path) -> tuple[np.ndarray, list[str], list[str]]:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise InputError(f"cannot read CSV ({type(exc).__name__})", path) from None
-    missing = [c for c in LONG_COLUMNS if c not in frame.columns]
-    if missing:
-        raise InputError(
-            f"bad columns: expected {','.join(LONG_COLUMNS)}, missing {', '.join(missing)} "
-            f"(found {','.join(map(str, frame.columns))})",
-            path,
-        )
+    require_columns(frame, LONG_COLUMNS, path)
     frame = frame[list(LONG_COLUMNS)].apply(lambda column: column.str.strip())
     if (frame["unit"] == "").any() or (frame["coder"] == "").any():
         first = int(np.flatnonzero((frame["unit"] == "") | (frame["coder"] == ""))[0])

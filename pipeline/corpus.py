@@ -115,16 +115,10 @@ def read_codings(path: str | Path) -> list[Coding]:
     """Read a codings table (``source,start,end,code,coder``; ``.csv`` or ``.parquet``), checking every row."""
     import pandas as pd
 
-    from pipeline.io import read_table
+    from pipeline.io import read_table, require_columns
 
     frame = read_table(path)
-    missing = [c for c in CODING_COLUMNS if c not in frame.columns]
-    if missing:
-        raise InputError(
-            f"bad columns: expected {','.join(CODING_COLUMNS)}, missing {', '.join(missing)} "
-            f"(found {','.join(map(str, frame.columns))})",
-            path,
-        )
+    require_columns(frame, CODING_COLUMNS, path)
     codings = []
     for row_number, row in enumerate(frame[list(CODING_COLUMNS)].itertuples(index=False), start=2):
         source, start, end, code, coder = row

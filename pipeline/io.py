@@ -55,6 +55,17 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
+def require_columns(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], path: str | Path) -> None:
+    """Refuse a table that lacks any of ``columns``, naming what is missing and what was found."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"bad columns: expected {','.join(columns)}, missing {', '.join(missing)} "
+            f"(found {','.join(map(str, frame.columns))})",
+            path,
+        )
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a ``.csv`` or ``.parquet`` table written by :func:`write_table` (or by hand)."""
     path = Path(path)
