@@ -24,7 +24,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from pipeline.codebook import LANGUAGES
 from pipeline.errors import InputError
-from pipeline.review import DECIDING, MAX_MEMO, ReviewRun, pending, progress, split_codes
+from pipeline.review import DECIDING, HISTORY_COLUMNS, MAX_MEMO, ReviewRun, pending, progress, split_codes
 
 PACKAGE = Path(__file__).resolve().parent
 TEMPLATES = PACKAGE / "templates"
@@ -260,20 +260,8 @@ def create_app(
     @app.get("/api/decisions")
     def api_decisions() -> list[dict]:
         """The latest decision of each reviewed segment (ids, offsets, codes; no text), as JSON."""
-        decisions = view.store.decisions()
-        columns = [
-            "id",
-            "segment_id",
-            "source",
-            "start",
-            "end",
-            "action",
-            "codes_before",
-            "codes_after",
-            "reviewer",
-            "decided_at",
-        ]
-        return decisions[columns].to_dict(orient="records")
+        columns = [c for c in HISTORY_COLUMNS if c not in ("memo", "model_version")]  # memos may quote text
+        return view.store.decisions()[columns].to_dict(orient="records")
 
     return app
 
