@@ -23,6 +23,13 @@ def _plt():
     return plt
 
 
+def _save(fig, path: Path) -> None:
+    """Lay out, write as PNG and close (pyplot keeps every open figure alive)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")
+    _plt().close(fig)
+
+
 def per_code_f1(results: dict, path: Path) -> None:
     plt = _plt()
     names = [results["default_model"]] + [n for n, e in results["models"].items() if e.get("kind") == "baseline"]
@@ -38,9 +45,7 @@ def per_code_f1(results: dict, path: Path) -> None:
     ax.set_xlim(0, 1)
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title("Per-impact F1 on the synthetic gold set")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
+    _save(fig, path)
 
 
 def category_confusion(results: dict, path: Path) -> None:
@@ -66,9 +71,7 @@ def category_confusion(results: dict, path: Path) -> None:
     ax.set_xlabel("predicted category (a segment may get several)")
     ax.set_ylabel("gold category (segments with one gold category)")
     ax.set_title(f"Category confusion, {results['default_model']}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
+    _save(fig, path)
 
 
 def agreement(results: dict, path: Path) -> None:
@@ -89,9 +92,7 @@ def agreement(results: dict, path: Path) -> None:
     ax.set_ylabel("Cohen's kappa, mean over impacts (95% CI)")
     ax.set_ylim(0, 1)
     ax.set_title("Human-human vs model-human agreement (double-coded transcripts)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
+    _save(fig, path)
 
 
 def reliability(results: dict, path: Path) -> None:
@@ -110,9 +111,7 @@ def reliability(results: dict, path: Path) -> None:
     ax.set_ylabel("observed frequency")
     ax.legend(fontsize=8)
     ax.set_title("Reliability diagram")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
+    _save(fig, path)
 
 
 def coverage(results: dict, path: Path) -> None:
@@ -126,9 +125,7 @@ def coverage(results: dict, path: Path) -> None:
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
     ax.set_title("Coverage vs precision for the review threshold")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
+    _save(fig, path)
 
 
 DRAW = {
