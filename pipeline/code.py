@@ -13,6 +13,7 @@ Writes into the output folder:
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -308,13 +309,10 @@ class _Clock:
     """Seconds between successive laps."""
 
     def __init__(self) -> None:
-        import time
-
-        self._now = time.perf_counter
-        self._last = self._now()
+        self._last = time.perf_counter()
         self.laps: dict[str, float] = {}
 
     def lap(self, name: str) -> None:
-        now = self._now()
+        now = time.perf_counter()
         self.laps[name] = round(now - self._last, 3)
         self._last = now
