@@ -155,6 +155,116 @@ def build_corpus(markup_dir: Path, out_dir: Path, codebook: Codebook | None = No
     return codings
 
 
+# --- coder files: passages named by their first and last words --------------------------------
+#
+# The transfer corpus (data/transfer) is coded after the talk was written, by coders who never saw
+# the writers' brief. A coder names each passage by its opening and closing words, copied exactly
+# from the transcript, so no offset is ever typed:
+#
+#     - from: "Well, the first thing I noticed"
+#       to: "and that was new for her."
+#       codes: [being_growth_service_users]
+#
+# ``data/transfer/codings/<stem>.<coder>.yaml`` holds one coder's passages for ``<stem>.txt``.
+
+
+_LOOSE = {"'": "['’‘]", "’": "['’‘]", '"': '["“”«»]', "“": '["“”]', "”": '["“”]', "…": r"(?:…|\.\.\.)"}
+
+
+def _anchor_pattern(anchor: str) -> re.Pattern[str]:
+    """Match an anchor verbatim, except for straight/curly quotes and runs of white space."""
+    parts = []
+    for token in re.split(r"(\s+)", anchor.strip()):
+        if token.isspace():
+            parts.append(r"\s+")
+        else:
+            parts.append("".join(_LOOSE.get(ch, re.escape(ch)) for ch in token))
+    return re.compile("".join(parts))
+
+
+def resolve_passages(text: str, entries: object, source: str, coder: str, where: str) -> list[Coding]:
+    """Turn anchored passages (``from``/``to``/``codes``) into codings on ``text``.
+
+    ``from`` must occur exactly once in ``text``; the passage ends at the end of the first
+    occurrence of ``to`` at or after it. Every problem is an :class:`InputError` naming the entry.
+    """
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise InputError("a coder file must be a YAML list of passages", where)
+    codings: list[Coding] = []
+    for number, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict) or not {"from", "to", "codes"} <= set(entry):
+            raise InputError(f"passage {number}: needs the keys from, to and codes", where)
+        first, last, codes = str(entry["from"]), str(entry["to"]), entry["codes"]
+        if isinstance(codes, str):
+            codes = [c.strip() for c in re.split(r"[,;]", codes) if c.strip()]
+        if not codes:
+            raise InputError(f"passage {number}: empty code list", where)
+        if not first.strip() or not last.strip():
+            raise InputError(f"passage {number}: empty from/to", where)
+        hits = [m.start() for m in _anchor_pattern(first).finditer(text)]
+        if not hits:
+            raise InputError(f"passage {number}: 'from' text not found verbatim: {first[:60]!r}", where)
+        if len(hits) > 1:
+            raise InputError(
+                f"passage {number}: 'from' text occurs {len(hits)} times; add words: {first[:60]!r}", where
+            )
+        start = hits[0]
+        end_match = _anchor_pattern(last).search(text, start)
+        if end_match is None:
+            raise InputError(f"passage {number}: 'to' text not found after 'from': {last[:60]!r}", where)
+        end = end_match.end()
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        codings.extend(Coding(source, start, end, str(code).strip(), coder) for code in codes)
+    return codings
+
+
+def compile_coder_file(path: Path, transcripts: Path, codebook: Codebook) -> list[Coding]:
+    """Read ``<stem>.<coder>.yaml`` and resolve it against ``transcripts/<stem>.txt``."""
+    stem, coder = path.name[: -len(".yaml")].rsplit(".", 1)
+    transcript = transcripts / f"{stem}.txt"
+    if not transcript.is_file():
+        raise InputError(f"no transcript {transcript.name} for this coder file", path)
+    text = transcript.read_text(encoding="utf-8")
+    try:
+        entries = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise InputError(f"not valid YAML ({type(exc).__name__})", path) from None
+    codings = resolve_passages(text, entries, transcript.name, coder, str(path))
+    unknown = sorted({c.code for c in codings} - set(codebook.impact_ids))
+    if unknown:
+        raise InputError(f"unknown code(s): {', '.join(unknown)}", path)
+    bounds = [(m.start(), m.group(1).strip()) for m in _LABEL.finditer(text)]
+    meta_path = transcript.with_name(f"{stem}.meta.yaml")
+    meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+    interviewers = {str(label) for label in meta.get("interviewers") or []}
+    for c in codings:
+        opened = [(p, label) for p, label in bounds if p <= c.start]
+        crossed = [p for p, _ in bounds if c.start < p < c.end]
+        if opened and opened[-1][1] in interviewers:
+            raise InputError(f"passage at {c.start}: starts in an interviewer turn ({opened[-1][1]})", path)
+        if crossed:
+            raise InputError(f"passage at {c.start}-{c.end}: crosses into the next speaker turn", path)
+    return codings
+
+
+def build_coded_folder(folder: Path, codebook: Codebook | None = None) -> list[Coding]:
+    """Compile ``folder/codings/*.yaml`` against ``folder/transcripts`` into ``folder/codings.csv``."""
+    codebook = codebook or load_codebook()
+    files = sorted((folder / "codings").glob("*.yaml"))
+    if not files:
+        raise InputError("no coder files (codings/*.yaml)", folder)
+    codings: list[Coding] = []
+    for path in files:
+        codings.extend(compile_coder_file(path, folder / "transcripts", codebook))
+    write_codings(codings, folder / "codings.csv")
+    return codings
+
+
 # --- a quick checker for authors (the full statistics live in the datasheet command) -------------
 
 _LABEL = re.compile(r"^(?:\[\d{1,2}:\d{2}(?::\d{2})?\]\s*)?([^\W\d][^:\n]{0,40}?)\s?:\s", re.M)
@@ -222,11 +332,21 @@ def check(paths: list[Path]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m pipeline.corpus build [MARKUP_DIR OUT_DIR]`` or ``check FILE...``."""
+    """``python -m pipeline.corpus build [MARKUP_DIR OUT_DIR]``, ``check FILE...``,
+    ``check-coding CODER_FILE...`` or ``build-coded FOLDER``."""
     argv = sys.argv[1:] if argv is None else argv
     try:
         if argv and argv[0] == "check":
             check([Path(p) for p in argv[1:]])
+        elif argv and argv[0] == "check-coding":
+            codebook = load_codebook()
+            for name in argv[1:]:
+                path = Path(name)
+                codings = compile_coder_file(path, path.parent.parent / "transcripts", codebook)
+                spans = {(c.start, c.end) for c in codings}
+                print(f"{path.name}: OK, {len(spans)} passages, {len(codings)} codings")
+        elif argv and argv[0] == "build-coded":
+            print(f"{len(build_coded_folder(Path(argv[1])))} codings written")
         elif argv and argv[0] == "build":
             markup = Path(argv[1]) if len(argv) > 1 else Path("data/gold/markup")
             out = Path(argv[2]) if len(argv) > 2 else Path("data/gold")
