@@ -61,13 +61,36 @@ def corpus_build(
 
 
 ParamsOption = typer.Option(None, "--params", help="Parameters file (default: ./params.yaml when present).")
+InterviewerOption = typer.Option(
+    [],
+    "--interviewer",
+    help="Speaker label of an interviewer (repeatable); other speakers stay participants. "
+    "Default: the sidecar's interviewers, generic labels (Interviewer, Q...), else whoever asks most questions.",
+)
+
+
+def _warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)
+
+
+def _echo_read(transcripts) -> None:
+    """One line saying what was read, by layout."""
+    from collections import Counter
+
+    layouts = Counter(t.layout for t in transcripts)
+    typer.echo(
+        f"read {len(transcripts)} transcripts (" + ", ".join(f"{k} {v}" for k, v in sorted(layouts.items())) + ")"
+    )
 
 
 @app.command("segment")
 def segment(
-    inputs: list[Path] = typer.Argument(..., help="Transcripts (.txt, .md, .docx) or folders of them."),
+    inputs: list[Path] = typer.Argument(
+        ..., help="Transcripts (.txt .md .docx, Otter/Teams exports, .vtt .srt, Whisper .json) or folders of them."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Segment table to write (.csv or .parquet)."),
     unit: str | None = typer.Option(None, help="Coding unit: turn, sentence or window (overrides params)."),
+    interviewer: list[str] = InterviewerOption,
     params: Path | None = ParamsOption,
 ) -> None:
     """Cut transcripts into coding units with offsets, speaker, role and language."""
@@ -82,11 +105,13 @@ def segment(
     if unit:
         section["unit"] = unit
     config = SegmentConfig.from_dict(section)
-    files = collect_transcripts(inputs)
-    transcripts = [load_transcript(path) for path in files]  # every file is checked before anything is written
+    files = collect_transcripts(inputs, _warn)
+    # every file is checked before anything is written
+    transcripts = [load_transcript(path, interviewers=interviewer) for path in files]
     for transcript in transcripts:
         for warning in transcript.warnings:
-            typer.echo(f"warning: {warning}", err=True)
+            _warn(warning)
+    _echo_read(transcripts)
     table = segment_table(transcripts, config, progress=len(files) > 3)
     write_table(table, out)
     languages = ", ".join(f"{k} {v}" for k, v in table["language"].value_counts().sort_index().items())
@@ -351,6 +376,7 @@ def train(
     coder: list[str] = typer.Option([], "--coder", help="Coder(s) whose codings are the labels (default: A)."),
     encoder: str | None = typer.Option(None, help="Encoder id (overrides params): e5-small, use-m3, minilm-en."),
     include_reviews: list[Path] = typer.Option([], "--include-reviews", help="Run folder(s) with review.db."),
+    interviewer: list[str] = InterviewerOption,
     params: Path | None = ParamsOption,
 ) -> None:
     """Train the impact model on a gold set and cross-validate it by transcript."""
@@ -361,7 +387,14 @@ def train(
     if encoder:
         settings.setdefault("train", {})["encoder"] = encoder
     card = train_model(
-        gold, out, settings, codebook, coder or None, _read_review_codings(include_reviews), progress=True
+        gold,
+        out,
+        settings,
+        codebook,
+        coder or None,
+        _read_review_codings(include_reviews),
+        progress=True,
+        interviewers=interviewer,
     )
     metrics = card["cv_metrics"]
     languages = ", ".join(f"{k} {v['macro_f1']:.3f}" for k, v in metrics["by_language"].items())
@@ -384,6 +417,7 @@ def code(
     zero_shot: bool = typer.Option(False, "--zero-shot", help="No gold set yet: similarity to the codebook."),
     codebook: Path | None = CodebookOption,
     with_gold: Path | None = typer.Option(None, "--with-gold", help="Codings CSV to add to coded.qdpx."),
+    interviewer: list[str] = InterviewerOption,
     params: Path | None = ParamsOption,
 ) -> None:
     """Code transcripts: segments with suggested impacts, a review queue, a summary and a .qdpx project."""
@@ -391,11 +425,15 @@ def code(
     from pipeline.codebook import load_codebook
     from pipeline.params import load_params
 
-    def warn(message: str) -> None:
-        typer.echo(f"warning: {message}", err=True)
-
     run = code_transcripts(
-        inputs, out, None if zero_shot else model, load_codebook(codebook), load_params(params), with_gold, warn
+        inputs,
+        out,
+        None if zero_shot else model,
+        load_codebook(codebook),
+        load_params(params),
+        with_gold,
+        _warn,
+        interviewer,
     )
     s = run.summary
     typer.echo(
@@ -461,6 +499,7 @@ def evaluate(
     gold: Path = typer.Option(Path("data/gold"), "--gold", help="Gold folder: transcripts/ + codings.csv."),
     out: Path = typer.Option(Path("reports/metrics.json"), "--out", help="Metrics JSON to write."),
     codebook: Path | None = CodebookOption,
+    interviewer: list[str] = InterviewerOption,
     params: Path | None = ParamsOption,
 ) -> None:
     """Cross-validate every encoder, head and baseline by transcript; compare with human agreement."""
@@ -478,7 +517,9 @@ def evaluate(
 
     def gold_for_unit(unit: str = "sentence"):
         segment = SegmentConfig.from_dict({**(settings.get("segment") or {}), "unit": unit})
-        return load_gold([gold], book, segment, labels, None).labelled_by(coders, book.impact_ids, labels)
+        return load_gold([gold], book, segment, labels, None, interviewers=interviewer).labelled_by(
+            coders, book.impact_ids, labels
+        )
 
     data = gold_for_unit((settings.get("segment") or {}).get("unit", "sentence"))
     results = run_evaluation(data, book, settings, progress=True, gold_for_unit=gold_for_unit)

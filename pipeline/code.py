@@ -199,8 +199,13 @@ def write_run(
     texts: dict[str, str],
     codebook: Codebook,
     gold_codings: pd.DataFrame | None = None,
+    built: set[str] | frozenset[str] = frozenset(),
 ) -> None:
-    """Write every output of a run into a staging folder, then move each file into ``out_dir``."""
+    """Write every output of a run into a staging folder, then move each file into ``out_dir``.
+
+    Transcripts whose text was built from the source (captions, Whisper JSON, .docx) are kept as
+    ``transcripts/<source>.txt``: the offsets of ``segments.csv`` refer to that text.
+    """
     import shutil
     import tempfile
 
@@ -236,6 +241,12 @@ def write_run(
             gold = gold_codings[gold_codings.source.isin(texts)].assign(description="")
             codings = pd.concat([codings, gold[codings.columns]], ignore_index=True)
         export_qdpx(texts, codings, staging / "coded.qdpx", codebook, project_name=f"imri code ({coder})")
+        if built:
+            (staging / "transcripts").mkdir()
+            for source in sorted(built):
+                (staging / "transcripts" / f"{source}.txt").write_text(texts[source], encoding="utf-8", newline="")
+        if (out_dir / "transcripts").is_dir():
+            shutil.rmtree(out_dir / "transcripts")  # the built texts of an earlier run
         for item in sorted(staging.iterdir()):
             item.replace(out_dir / item.name)
     finally:
@@ -250,6 +261,7 @@ def code_transcripts(
     params: dict,
     with_gold: Path | None = None,
     warn=None,
+    interviewers: list[str] | tuple[str, ...] = (),
 ) -> CodingRun:
     """``imri code``: read and segment the inputs, score them (model or zero-shot), write the run folder.
 
@@ -279,7 +291,7 @@ def code_transcripts(
         }
     gold = read_codings(with_gold, codebook) if with_gold else None
     clock = _Clock()
-    transcripts = [load_transcript(p) for p in collect_transcripts(inputs)]
+    transcripts = [load_transcript(p, interviewers=interviewers) for p in collect_transcripts(inputs, warn)]
     for transcript in transcripts:
         for warning in transcript.warnings:
             if warn:
@@ -300,7 +312,9 @@ def code_transcripts(
     segments, queue = code_segments(table, proba, thresholds, positives, codebook, review)
     summary = summarise(segments, codebook, f"{card['name']}-{card['version']}")
     clock.lap("classify")
-    write_run(out, segments, queue, summary, card, {t.source: t.text for t in transcripts}, codebook, gold)
+    texts = {t.source: t.text for t in transcripts}
+    built = {t.source for t in transcripts if t.built}
+    write_run(out, segments, queue, summary, card, texts, codebook, gold, built)
     clock.lap("write")
     return CodingRun(segments, queue, summary, clock.laps)
 

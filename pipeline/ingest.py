@@ -15,8 +15,8 @@ from pathlib import Path
 import yaml
 
 from pipeline.errors import InputError
+from pipeline.formats import TRANSCRIPT_SUFFIXES, Layout, RawTurn, parse_layout
 
-TRANSCRIPT_SUFFIXES = (".txt", ".md", ".docx")
 SIDECAR_SUFFIX = ".meta.yaml"
 SIDECAR_KEYS = frozenset(
     {
@@ -50,9 +50,21 @@ DEFAULT_INTERVIEWER_PATTERNS = (
 )
 
 _TIMESTAMP = r"\[(?P<timestamp>\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?)\][ \t]*"
+#: ``Name (00:01:02):`` (Rev, Descript)
+_TIMESTAMP_AFTER = r"[ \t]*\((?P<timestamp_after>\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?)\)"
 _TURN_LINE = re.compile(
-    rf"^[ \t]*(?:{_TIMESTAMP})?(?P<label>[^\W\d_][^:\n\r\[\]{{}}.!?]{{0,39}}?)[ \t]*:(?:[ \t]+|(?=\r?$))",
+    rf"^[ \t]*(?:{_TIMESTAMP})?(?P<label>[^\W\d_][^:\n\r\[\]{{}}().!?]{{0,39}}?)(?:{_TIMESTAMP_AFTER})?"
+    rf"[ \t]*:(?:[ \t]+|(?=\r?$))",
     re.MULTILINE,
+)
+#: One-off ``Key: value`` lines that describe the interview, never a speaker ("Date :", "Durée :").
+METADATA_LABELS = frozenset(
+    (
+        "date;time;duration;durée;duree;heure;lieu;location;place;site;project;projet;study;étude;etude;title;titre;"
+        "transcript;transcription;transcribed by;transcrit par;file;fichier;participant id;interview;entrevue;"
+        "entretien;recording;enregistrement;language;langue;meeting;réunion;notes;note;subject;sujet;"
+        "interviewer name;code;pseudonym;pseudonyme;length"
+    ).split(";")
 )
 _MAX_LABEL_WORDS = 4
 #: Words that start sentences rather than speaker labels ("So: ...", "Then I said: ...").
@@ -74,6 +86,8 @@ class Turn:
     start: int
     end: int
     timestamp: str | None = None
+    start_time: float | None = None  # seconds, where the source has times
+    end_time: float | None = None
 
 
 @dataclass
@@ -87,6 +101,8 @@ class Transcript:
     encoding: str = "utf-8"
     warnings: list[str] = field(default_factory=list)
     path: str | None = None
+    layout: str = "text"  # text | header (Otter/Teams) | WebVTT | SubRip | Whisper JSON
+    built: bool = False  # the text was built from captions or JSON: the run folder keeps a copy
 
     @property
     def language(self) -> str | None:
@@ -170,7 +186,7 @@ def read_docx(path: Path) -> str:
 
 
 def read_text(path: str | Path) -> tuple[str, str, list[str]]:
-    """Read a transcript file (.txt, .md or .docx); return ``(text, encoding, warnings)``."""
+    """Read a transcript file's text (.txt .md .docx .vtt .srt .json); return ``(text, encoding, warnings)``."""
     path = Path(path)
     if path.suffix.lower() not in TRANSCRIPT_SUFFIXES:
         raise InputError(
@@ -227,13 +243,18 @@ def read_sidecar(path: str | Path) -> dict:
 class RoleResolver:
     """Decides whether a speaker label is an interviewer or a participant.
 
-    The sidecar's explicit ``interviewers`` list wins; otherwise labels are matched against
-    configurable patterns (case-insensitive, whole label).
+    Named interviewers (``--interviewer`` or the sidecar's ``interviewers``) win; otherwise labels
+    are matched against configurable role patterns (case-insensitive, whole label). Naming
+    interviewers never hides anyone: every other speaker is a participant.
     """
 
     def __init__(self, interviewers: list[str] | None = None, patterns: tuple[str, ...] = DEFAULT_INTERVIEWER_PATTERNS):
         self.interviewers = {label.strip().casefold() for label in interviewers} if interviewers else None
         self.pattern = re.compile(rf"(?:{'|'.join(patterns)})", re.IGNORECASE)
+
+    def is_role_label(self, label: str) -> bool:
+        """A generic interviewer label (Interviewer, Intervieweuse 2, I, Q, Moderator, ...)."""
+        return bool(self.pattern.fullmatch(label.strip().casefold()))
 
     def role(self, label: str) -> str:
         key = label.strip().casefold()
@@ -251,40 +272,65 @@ def _span(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def find_turns(text: str, roles: RoleResolver, known_speakers: set[str] | None = None) -> list[Turn]:
-    """Split ``text`` into speaker turns (``Name: text``, ``Name : text``, ``[00:12:03] Name: text``).
+def _starts_like_sentence(label: str) -> bool:
+    return label.split()[0].casefold().strip("'’") in _NOT_LABEL_START
 
-    A line only opens a turn when its label looks like a speaker: one listed in the sidecar, an
-    interviewer label, a timestamped label, a label used at least twice in the file, or a short
-    capitalised label that does not start like a sentence.
-    Lines without a label continue the current turn. Returns ``[]`` when nothing looks like a turn.
+
+def labelled_turns(text: str, roles: RoleResolver, known_speakers: set[str] | None = None) -> list[RawTurn]:
+    """Turns of ``Name: text`` lines (``Name : text``, ``[00:12:03] Name: text``, ``Name (00:12:03): text``).
+
+    A line opens a turn only when its label looks like a speaker: one named in the sidecar or on
+    the command line, a generic interviewer label, a timestamped label, or a label used at least
+    twice in the file that does not start like a sentence ("So: ..."); a short capitalised label used
+    once counts only below the first such speaker. Lines such as ``Date : 12 mars 2024`` are metadata,
+    not turns. Lines without a label continue the current turn.
     """
     candidates = [m for m in _TURN_LINE.finditer(text) if len(m.group("label").split()) <= _MAX_LABEL_WORDS]
     counts: dict[str, int] = {}
     for match in candidates:
         key = match.group("label").strip().casefold()
         counts[key] = counts.get(key, 0) + 1
-    known = {s.casefold() for s in known_speakers} if known_speakers else None
+    known = {s.strip().casefold() for s in known_speakers} if known_speakers else set()
 
-    def is_speaker(match: re.Match[str]) -> bool:
+    def strength(match: re.Match[str]) -> int:
+        """2: surely a speaker; 1: a one-off label that may be one; 0: not a speaker."""
         label = match.group("label").strip()
         key = label.casefold()
-        if known:
-            return key in known
-        if match.group("timestamp") or counts[key] >= 2 or roles.role(label) == "interviewer":
-            return True
-        # a label used once: short, capitalised, and not the start of a sentence
-        words = label.split()
-        return len(words) <= 2 and label[0].isupper() and words[0].casefold().strip("'’") not in _NOT_LABEL_START
+        if key in known or roles.is_role_label(label):
+            return 2
+        if key in METADATA_LABELS or _starts_like_sentence(label):
+            return 0
+        if match.group("timestamp") or match.group("timestamp_after"):
+            return 2
+        if counts[key] >= 2 and label[0].isupper():
+            return 2
+        return 1 if len(label.split()) <= 2 and label[0].isupper() else 0
 
-    openings = [m for m in candidates if is_speaker(m)]
-    turns: list[Turn] = []
+    strengths = [strength(m) for m in candidates]
+    # one-off labels count only after the first sure speaker: lines above it are a header block
+    first = next((m.start() for m, k in zip(candidates, strengths, strict=True) if k == 2), 0)
+    openings = [m for m, k in zip(candidates, strengths, strict=True) if k == 2 or (k == 1 and m.start() >= first)]
+    turns: list[RawTurn] = []
     for index, match in enumerate(openings):
         limit = openings[index + 1].start() if index + 1 < len(openings) else len(text)
         start, end = _span(text, match.end(), limit)
-        label = match.group("label").strip()
-        turns.append(Turn(len(turns), label, roles.role(label), start, end, match.group("timestamp")))
+        stamp = match.group("timestamp") or match.group("timestamp_after")
+        turns.append(RawTurn(match.group("label").strip(), start, end, _seconds_or_none(stamp), None, stamp))
     return turns
+
+
+def _seconds_or_none(stamp: str | None) -> float | None:
+    from pipeline.formats import seconds
+
+    return seconds(stamp) if stamp else None
+
+
+def find_turns(text: str, roles: RoleResolver, known_speakers: set[str] | None = None) -> list[Turn]:
+    """Speaker turns of a ``Name: text`` transcript with their roles; ``[]`` when nothing looks like a turn."""
+    return [
+        Turn(i, t.label or "participant", roles.role(t.label or ""), t.start, t.end, t.timestamp, t.start_time)
+        for i, t in enumerate(labelled_turns(text, roles, known_speakers))
+    ]
 
 
 def paragraph_turns(text: str) -> list[Turn]:
@@ -297,32 +343,93 @@ def paragraph_turns(text: str) -> list[Turn]:
     return turns
 
 
+def question_asker(text: str, turns: list[RawTurn]) -> tuple[str, int, int] | None:
+    """The speaker who asks most of the questions: ``(label, their questions, all questions)``.
+
+    Questions are turns that contain a question mark. ``None`` unless one speaker asks more
+    questions than anyone else.
+    """
+    asked: dict[str, int] = {}
+    for turn in turns:
+        if turn.label and "?" in text[turn.start : turn.end]:
+            asked[turn.label] = asked.get(turn.label, 0) + 1
+    if not asked:
+        return None
+    ranked = sorted(asked.items(), key=lambda item: -item[1])
+    label, count = ranked[0]
+    if len(ranked) > 1 and ranked[1][1] == count:
+        return None
+    return label, count, sum(asked.values())
+
+
 def load_transcript(
-    path: str | Path, interviewer_patterns: tuple[str, ...] = DEFAULT_INTERVIEWER_PATTERNS
+    path: str | Path,
+    interviewer_patterns: tuple[str, ...] = DEFAULT_INTERVIEWER_PATTERNS,
+    interviewers: list[str] | tuple[str, ...] = (),
 ) -> Transcript:
-    """Read a transcript and its sidecar, and find its turns and their roles."""
+    """Read a transcript in any supported layout with its sidecar; find its turns and their roles.
+
+    Interviewers are the labels in ``interviewers`` (``--interviewer``) and the sidecar's
+    ``interviewers``; without either, generic labels (Interviewer, Q, ...) mark them, and failing
+    that the speaker who asks most of the questions is taken as interviewer, with a warning.
+    """
     path = Path(path)
-    text, encoding, warnings = read_text(path)
+    raw, encoding, warnings = read_text(path)
     meta = read_sidecar(path)
-    roles = RoleResolver(meta.get("interviewers"), interviewer_patterns)
-    known = set(meta.get("interviewers") or []) | set((meta.get("participants") or {}).keys())
-    turns = find_turns(text, roles, known or None)
+    layout: Layout = parse_layout(raw, path)
+    text = layout.text
+    warnings += [f"{path.name}: {w}" for w in layout.warnings]
+    named = [*interviewers, *(meta.get("interviewers") or [])]
+    roles = RoleResolver(named or None, interviewer_patterns)
+    known = set(named) | set((meta.get("participants") or {}).keys())
+    raw_turns = layout.turns if layout.turns is not None else labelled_turns(text, roles, known or None)
+    if raw_turns and not named and not any(roles.is_role_label(t.label or "") for t in raw_turns):
+        speakers = {t.label for t in raw_turns if t.label}
+        asker = question_asker(text, raw_turns) if len(speakers) > 1 else None
+        if asker is not None:
+            label, count, total = asker
+            roles = RoleResolver([label], interviewer_patterns)
+            warnings.append(
+                f"{path.name}: no interviewer named; taking {label!r} (asks {count} of {total} questions) as "
+                "interviewer; name interviewers with --interviewer or the sidecar's interviewers"
+            )
+    turns = [
+        Turn(
+            i,
+            t.label or "participant",
+            roles.role(t.label or ""),
+            t.start,
+            t.end,
+            t.timestamp,
+            t.start_time,
+            t.end_time,
+        )
+        for i, t in enumerate(raw_turns)
+    ]
     if not turns:
         turns = paragraph_turns(text)
         warnings.append(f"{path.name}: no speaker labels found; each paragraph is read as one participant turn")
-    return Transcript(path.name, text, turns, meta, encoding, warnings, str(path))
+    built = layout.built or path.suffix.lower() == ".docx"  # a .docx's text is its paragraphs, one a line
+    return Transcript(path.name, text, turns, meta, encoding, warnings, str(path), layout.name, built)
 
 
-def collect_transcripts(inputs: list[str | Path]) -> list[Path]:
-    """Expand inputs (files or folders) into transcript files, sorted within each folder."""
+def collect_transcripts(inputs: list[str | Path], warn=None) -> list[Path]:
+    """Expand inputs (files or folders) into transcript files, sorted within each folder.
+
+    Files of a folder with another extension are skipped, each named to ``warn`` (sidecars and
+    hidden files silently).
+    """
     files: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            found = sorted(
-                p
-                for p in item.iterdir()
-                if p.is_file() and p.suffix.lower() in TRANSCRIPT_SUFFIXES and not p.name.startswith((".", "~$"))
-            )
+            found = []
+            for p in sorted(item.iterdir()):
+                if p.name.startswith((".", "~$")) or p.name.endswith(SIDECAR_SUFFIX):
+                    continue
+                if p.is_file() and p.suffix.lower() in TRANSCRIPT_SUFFIXES:
+                    found.append(p)
+                elif warn is not None:
+                    warn(f"{p}: skipped (not a transcript: expected {', '.join(TRANSCRIPT_SUFFIXES)})")
             if not found:
                 raise InputError(f"folder holds no transcripts ({', '.join(TRANSCRIPT_SUFFIXES)})", item)
             files.extend(found)

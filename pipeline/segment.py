@@ -33,6 +33,8 @@ SEGMENT_COLUMNS = (
     "question",
     "stakeholder_group",
     "transcript_language",
+    "start_time",
+    "end_time",
 )
 UNITS = ("turn", "sentence", "window")
 
@@ -326,6 +328,8 @@ class Segmenter:
                         "question": question if turn.role == "participant" else "",
                         "stakeholder_group": stakeholders.get(turn.speaker.casefold(), ""),
                         "transcript_language": transcript_language,
+                        "start_time": turn.start_time,
+                        "end_time": turn.end_time,
                     }
                 )
             if turn.role == "interviewer":
@@ -344,4 +348,6 @@ def segment_table(
     for transcript in tqdm(transcripts, desc="segmenting", unit="file", disable=not progress):
         rows.extend(segmenter.segment(transcript))
     frame = pd.DataFrame(rows, columns=list(SEGMENT_COLUMNS))
-    return frame.astype({"start": "int64", "end": "int64", "turn": "int64"})
+    return frame.astype(
+        {"start": "int64", "end": "int64", "turn": "int64", "start_time": "float64", "end_time": "float64"}
+    )

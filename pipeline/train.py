@@ -64,6 +64,7 @@ def load_gold(
     coders: list[str] | None,
     extra_codings: pd.DataFrame | None = None,
     progress: bool = False,
+    interviewers: list[str] | tuple[str, ...] = (),
 ) -> GoldSet:
     """Read one or more gold folders and label their segments from the chosen coders' spans.
 
@@ -79,7 +80,7 @@ def load_gold(
         folder = gold_dir / "transcripts"
         if not folder.is_dir() or not (gold_dir / "codings.csv").is_file():
             raise InputError("a gold set needs transcripts/ and codings.csv", gold_dir)
-        transcripts += [load_transcript(p) for p in collect_transcripts([folder])]
+        transcripts += [load_transcript(p, interviewers=interviewers) for p in collect_transcripts([folder])]
         codings.append(read_codings(gold_dir / "codings.csv", codebook))
     table = pd.concat(codings, ignore_index=True)
     texts = {t.source: t.text for t in transcripts}
@@ -158,6 +159,7 @@ def train_model(
     extra_codings: pd.DataFrame | None = None,
     progress: bool = False,
     name: str = "imri-default",
+    interviewers: list[str] | tuple[str, ...] = (),
 ) -> dict:
     """Fit the model on the gold set(s), cross-validate it by transcript, write the model folder.
 
@@ -175,7 +177,7 @@ def train_model(
     coders = coders or train_params.pop("coders", None) or ["A"]
     train_params.pop("coders", None)
     config = ClassifierConfig.from_dict(train_params)
-    gold = load_gold(gold_dirs, codebook, segment_config, label_config, coders, extra_codings, progress)
+    gold = load_gold(gold_dirs, codebook, segment_config, label_config, coders, extra_codings, progress, interviewers)
     X = model_features(gold.segments, encoder_id, config.context_weight, config.question_weight, progress)
     targets = gold.targets
     X_t, Y_t = X[targets], gold.labels[targets]

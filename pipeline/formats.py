@@ -1,0 +1,249 @@
+"""Transcript layouts: the exports of transcription tools, recognised by content and extension.
+
+Two kinds of layout:
+
+* **text layouts**, whose text is read as it is and whose turns are found inside it, so offsets
+  refer to the user's own file: ``Name: text`` lines (with optional ``[00:01:02]`` before the name
+  or ``(00:01:02)`` after it: Rev, Trint, Descript), and *header* layouts where a line holding only
+  a name and a time opens a turn and the words follow on the next lines (Otter.ai ``.txt``/``.docx``,
+  Microsoft Teams ``.docx``);
+* **caption and JSON layouts** (WebVTT from Zoom/Teams, SubRip, Whisper/WhisperX JSON), from which
+  a plain transcript is *built*, one ``Name: text`` line per turn (consecutive cues of one speaker
+  merge into one turn). The built text is what offsets refer to; the run folder keeps it.
+
+Parsed layouts give :class:`RawTurn`\\ s: a label (``None`` when the source names no speaker), the
+span of the spoken words, and the turn's start/end time in seconds when the source has them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.errors import InputError
+
+TEXT_SUFFIXES = (".txt", ".md")
+CAPTION_SUFFIXES = (".vtt", ".srt")
+JSON_SUFFIXES = (".json",)
+DOCX_SUFFIXES = (".docx",)
+TRANSCRIPT_SUFFIXES = TEXT_SUFFIXES + DOCX_SUFFIXES + CAPTION_SUFFIXES + JSON_SUFFIXES
+
+_TIME = r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?"
+#: ``Name  0:01`` / ``Name   1:02:03`` alone on a line (Otter.ai, Microsoft Teams .docx)
+_HEADER_LINE = re.compile(
+    rf"^[ \t]*(?P<label>[^\W\d_][^:\n\r\[\]{{}}!?]{{0,59}}?)[ \t]+(?:\|[ \t]*)?(?P<time>{_TIME})[ \t]*\r?$",
+    re.MULTILINE,
+)
+#: ``Name: text`` at the start of a cue (Zoom .vtt, SRT with names)
+_CUE_NAME = re.compile(r"^(?P<label>[^\W\d_][^:\n]{0,39}?)[ \t]*:[ \t]+(?P<text>.*)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class RawTurn:
+    """A turn as a layout gives it: ``text[start:end]`` are the words, without the label."""
+
+    label: str | None
+    start: int
+    end: int
+    start_time: float | None = None
+    end_time: float | None = None
+    timestamp: str | None = None
+
+
+@dataclass
+class Layout:
+    """The text a transcript's offsets refer to, and what the layout already knows of its turns.
+
+    ``turns`` is ``None`` for plain text layouts, whose ``Name: text`` turns ingest finds itself.
+    """
+
+    name: str
+    text: str
+    turns: list[RawTurn] | None = None
+    built: bool = False  # the text was built from captions/JSON (not the file's own text)
+    warnings: list[str] = field(default_factory=list)
+
+
+def seconds(value: str) -> float:
+    """``'1:02:03.5'`` or ``'02:03,5'`` -> seconds."""
+    parts = value.replace(",", ".").split(":")
+    total = 0.0
+    for part in parts:
+        total = total * 60 + float(part)
+    return total
+
+
+def _span(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def header_turns(text: str) -> list[RawTurn] | None:
+    """Turns of a header layout (Otter, Teams .docx), or ``None`` when the text is not one.
+
+    It is one when at least two lines hold only a name and a time, and a name recurs or there are
+    at least three such lines. Lines before the first header are metadata (title, date, length).
+    """
+    headers = list(_HEADER_LINE.finditer(text))
+    if len(headers) < 2:
+        return None
+    labels = [m.group("label").strip() for m in headers]
+    if len(set(labels)) == len(labels) and len(labels) < 3:
+        return None
+    # most of the text must sit under headers: a few "Tuesday 10:30" lines in prose are not a layout
+    if headers[0].start() > 0.5 * len(text):
+        return None
+    turns = []
+    for index, match in enumerate(headers):
+        limit = headers[index + 1].start() if index + 1 < len(headers) else len(text)
+        start, end = _span(text, match.end(), limit)
+        if end <= start:
+            continue
+        time = match.group("time")
+        turns.append(RawTurn(match.group("label").strip(), start, end, seconds(time), None, time))
+    # a turn ends where the next one starts
+    return [
+        RawTurn(
+            t.label, t.start, t.end, t.start_time, turns[i + 1].start_time if i + 1 < len(turns) else None, t.timestamp
+        )
+        for i, t in enumerate(turns)
+    ]
+
+
+@dataclass
+class _Cue:
+    label: str | None
+    text: str
+    start: float | None
+    end: float | None
+
+
+def _split_name(text: str) -> tuple[str | None, str]:
+    match = _CUE_NAME.match(text.strip())
+    if match and len(match.group("label").split()) <= 4:
+        return match.group("label").strip(), match.group("text").strip()
+    return None, text.strip()
+
+
+def build_from_cues(cues: list[_Cue], name: str, path: Path) -> Layout:
+    """Merge consecutive cues of one speaker into turns and write ``Name: text`` lines."""
+    merged: list[_Cue] = []
+    for cue in cues:
+        words = " ".join(cue.text.split())
+        if not words:
+            continue
+        if merged and (cue.label == merged[-1].label or cue.label is None):
+            merged[-1].text += " " + words
+            merged[-1].end = cue.end if cue.end is not None else merged[-1].end
+        else:
+            merged.append(_Cue(cue.label, words, cue.start, cue.end))
+    if not merged:
+        raise InputError(f"no text in the {name} cues", path)
+    warnings = []
+    if all(cue.label is None for cue in merged):
+        warnings.append(f"the {name} file names no speakers; read as one speaker")
+    lines, turns, offset = [], [], 0
+    for cue in merged:
+        label = cue.label or "Speaker"
+        prefix = f"{label}: "
+        start = offset + len(prefix)
+        turns.append(RawTurn(label, start, start + len(cue.text), cue.start, cue.end, None))
+        line = prefix + cue.text
+        lines.append(line)
+        offset += len(line) + 1
+    return Layout(name, "\n".join(lines) + "\n", turns, built=True, warnings=warnings)
+
+
+def parse_vtt(text: str, path: Path) -> Layout:
+    """WebVTT (Zoom: ``Name: text`` cues; Microsoft Teams: ``<v Name>`` voice tags), via webvtt-py."""
+    import webvtt
+    from webvtt.errors import MalformedFileError
+
+    try:
+        captions = webvtt.from_string(text)
+    except (MalformedFileError, ValueError) as exc:
+        raise InputError(f"not a readable WebVTT file ({exc})", path) from None
+    cues = []
+    for caption in captions:
+        if caption.voice:
+            label, words = caption.voice.strip(), caption.text
+        else:
+            label, words = _split_name(caption.text)
+        cues.append(_Cue(label, words, seconds(caption.start), seconds(caption.end)))
+    return build_from_cues(cues, "WebVTT", path)
+
+
+def parse_srt(text: str, path: Path) -> Layout:
+    """SubRip (.srt), with or without ``Name:`` at the start of cues, via the ``srt`` library."""
+    import srt
+
+    try:
+        subtitles = list(srt.parse(text))
+    except (srt.SRTParseError, ValueError) as exc:
+        raise InputError(f"not a readable SubRip file ({type(exc).__name__})", path) from None
+    cues = []
+    for subtitle in subtitles:
+        label, words = _split_name(subtitle.content)
+        cues.append(_Cue(label, words, subtitle.start.total_seconds(), subtitle.end.total_seconds()))
+    return build_from_cues(cues, "SubRip", path)
+
+
+def parse_whisper_json(text: str, path: Path) -> Layout:
+    """Whisper / WhisperX JSON: ``{"segments": [{"start", "end", "text", "speaker"?}, ...]}``."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON (line {exc.lineno})", path) from None
+    segments = data.get("segments") if isinstance(data, dict) else data if isinstance(data, list) else None
+    if not isinstance(segments, list) or not segments:
+        raise InputError("not a Whisper JSON transcript (no 'segments' list)", path)
+    cues = []
+    for number, segment in enumerate(segments, start=1):
+        if not isinstance(segment, dict) or not isinstance(segment.get("text"), str):
+            raise InputError(f"segment {number}: needs a 'text' string", path)
+        try:
+            start = float(segment["start"]) if segment.get("start") is not None else None
+            end = float(segment["end"]) if segment.get("end") is not None else None
+        except (TypeError, ValueError):
+            raise InputError(f"segment {number}: start and end must be numbers", path) from None
+        speaker = segment.get("speaker")
+        cues.append(_Cue(str(speaker).strip() if speaker not in (None, "") else None, segment["text"], start, end))
+    return build_from_cues(cues, "Whisper JSON", path)
+
+
+def looks_like_vtt(text: str) -> bool:
+    return text.lstrip("\ufeff").startswith("WEBVTT")
+
+
+_SRT_BLOCK = re.compile(
+    r"^\s*\d+\s*\r?\n\d{2}:\d{2}:\d{2}[,.]\d{1,3}\s*-->\s*\d{2}:\d{2}:\d{2}[,.]\d{1,3}", re.MULTILINE
+)
+
+
+def looks_like_srt(text: str) -> bool:
+    return bool(_SRT_BLOCK.match(text.lstrip("\ufeff")))
+
+
+def parse_layout(text: str, path: Path) -> Layout:
+    """Recognise the layout of decoded ``text`` (by content, then by extension) and parse it."""
+    suffix = path.suffix.lower()
+    stripped = text.lstrip()
+    if looks_like_vtt(text):
+        return parse_vtt(text, path)
+    if looks_like_srt(text):
+        return parse_srt(text, path)
+    if suffix in JSON_SUFFIXES or (suffix in TEXT_SUFFIXES and stripped.startswith("{") and '"segments"' in text):
+        return parse_whisper_json(text, path)
+    if suffix == ".vtt":
+        raise InputError("not a WebVTT file (no WEBVTT header)", path)
+    if suffix == ".srt":
+        raise InputError("not a SubRip file (no numbered cue with a time range)", path)
+    turns = header_turns(text)
+    if turns:
+        return Layout("header (Otter/Teams)", text, turns)
+    return Layout("text", text, None)
