@@ -24,7 +24,10 @@ Definitions (``m`` coders, ``q`` categories, ``n_uk`` coders putting unit ``u`` 
 * ``gwet_ac1``: ``pe = sum_k p_k (1 - p_k) / (q - 1)``;
 * ``pabak``: ``(q po - 1) / (q - 1)`` (``2 po - 1`` for a binary code);
 * ``krippendorff_alpha``: nominal alpha from the coincidence matrix, using every unit with at least two values
-  (missing data allowed). The other metrics use the units that every coder coded.
+  (missing data allowed). The other metrics use the units that every coder coded;
+* ``prevalence`` (coded spans only): the share of "present" among the values of the units every coder coded,
+  i.e. the mean over coders of the share of units each coded with the code. Kappa and alpha fall with it
+  for a given percent agreement (the "high agreement, low kappa" paradox), so it is reported beside them.
 
 A binary code has ``q = 2``; other data have ``q`` = the number of categories observed (at least 2).
 Undefined values are ``NaN`` (``null`` in JSON), never an error: kappa and alpha when chance agreement is
@@ -41,6 +44,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +61,7 @@ from pipeline.ingest import Transcript
 from pipeline.io import require_columns
 
 METRICS = ("percent_agreement", "cohen_kappa", "fleiss_kappa", "krippendorff_alpha", "gwet_ac1", "pabak")
+BINARY_METRICS = ("prevalence",)  # only for coded spans (one present/absent variable per code)
 UNITS = ("character", "segment", "document")
 OVERLAP_RULES = ("either", "segment", "span", "any")
 LONG_COLUMNS = ("unit", "coder", "value")
@@ -140,7 +146,7 @@ class MetricSet:
     def to_dict(self) -> dict[str, Any]:
         """The metric keys (``cohen_kappa`` is ``null`` unless there are two coders) and ``n_units``."""
         out: dict[str, Any] = {name: None for name in METRICS}
-        out.update({name: estimate.to_dict() for name, estimate in self.estimates.items()})
+        out.update({name: estimate.to_dict() for name, estimate in self.estimates.items()})  # + prevalence
         out["n_units"] = self.n_units
         return out
 
@@ -158,6 +164,13 @@ class AgreementResult:
     n_boot: int = 0
     seed: int = 0
     warnings: list[str] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)  # code -> its name (codebook or project); default: the code
+    config: UnitConfig | None = None  # how spans became units (None: generic --long data)
+    codebook: str = ""  # "imri v1" when a codebook named the codes
+
+    def name(self, code: str) -> str:
+        """The code's name, else the code itself."""
+        return self.names.get(code) or code
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` object: metric keys, ``n_units``, ``coders`` (+ ``per_code`` and ``pooled`` for spans)."""
@@ -242,6 +255,7 @@ def _metric_values(patterns: np.ndarray, weights: np.ndarray, q: int) -> dict[st
         po = np.where(n_complete > 0, complete_weights @ (same_pairs / (m * (m - 1))) / n_complete, np.nan)
         shares = _weighted(complete_weights, counts) / (n_complete * m)[:, None]  # pooled share of each category
         values = {
+            "prevalence": shares[:, 1] if q == 2 else np.full(len(po), np.nan),
             "percent_agreement": po,
             "fleiss_kappa": _chance_corrected(po, (shares**2).sum(axis=1)),
             "gwet_ac1": _chance_corrected(po, (shares * (1.0 - shares)).sum(axis=1) / (q - 1)),
@@ -372,9 +386,9 @@ def _interval(replicates: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def _metric_set(values: Mapping[str, np.ndarray], n_units: int) -> MetricSet:
+def _metric_set(values: Mapping[str, np.ndarray], n_units: int, binary: bool = False) -> MetricSet:
     estimates = {}
-    for name in METRICS:
+    for name in (*METRICS, *BINARY_METRICS) if binary else METRICS:
         if name in values:
             series = values[name]
             low, high = _interval(series[1:])
@@ -526,14 +540,15 @@ def binary_agreement(
     evaluated = _evaluate([*per_code, pooled], n_clusters, n_boot, seed)
     n_units = per_code[0].n_units if codes else 0
     per_code_sets = {
-        code: _metric_set(v, tally.n_units) for code, v, tally in zip(codes, evaluated[:-1], per_code, strict=True)
+        code: _metric_set(v, tally.n_units, True)
+        for code, v, tally in zip(codes, evaluated[:-1], per_code, strict=True)
     }
     overall = _mean_over_codes(evaluated[:-1]) if codes else evaluated[-1]
     return AgreementResult(
         list(coders),
-        _metric_set(overall, n_units),
+        _metric_set(overall, n_units, True),
         per_code_sets,
-        _metric_set(evaluated[-1], pooled.n_units),
+        _metric_set(evaluated[-1], pooled.n_units, True),
         unit=unit,
         n_boot=n_boot,
         seed=seed,
@@ -783,10 +798,10 @@ def span_agreement(
     units = span_units(codings, transcripts, coders, codes, config, segments, present, where)
     if not units.sources:
         raise InputError(f"no transcript was coded by at least two of the coders {', '.join(coders)}", where)
-    result = binary_agreement(
-        units.values, coders, units.codes, units.clusters, n_boot, seed, unit=(config or UnitConfig()).unit
-    )
+    config = config or UnitConfig()
+    result = binary_agreement(units.values, coders, units.codes, units.clusters, n_boot, seed, unit=config.unit)
     result.sources = units.sources
+    result.config = config
     return result
 
 
@@ -958,8 +973,7 @@ class _SpanInputs:
     codings: list[SpanLike] = field(default_factory=list)
     texts: dict[str, str] = field(default_factory=dict)
     present: dict[str, set[str]] = field(default_factory=dict)
-    known_codes: set[str] = field(default_factory=set)
-    codebook_checked: bool = True
+    names: dict[str, str] = field(default_factory=dict)  # code -> name, from .qdpx projects
     segments: pd.DataFrame | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -969,16 +983,16 @@ class _SpanInputs:
             self.present.setdefault(c.coder, set()).add(c.source)
 
 
-def _read_span_inputs(inputs: Sequence[Path], codebook: Any) -> _SpanInputs:
+def _read_span_inputs(inputs: Sequence[Path]) -> _SpanInputs:
+    """Read every input; codes are taken as they come (any codebook, or none)."""
     from pipeline.qdpx import read_qdpx
 
-    read = _SpanInputs(known_codes=set(codebook.impact_ids))
+    read = _SpanInputs()
     for path in map(Path, inputs):
         if path.is_dir():
             model = read_model_output(path)
             if model.coder in read.present:
                 raise InputError(f"coder {model.coder!r} appears in two inputs (rename the model in model.json)", path)
-            codebook.check_codes({c.code for c in model.codings}, path / "segments.csv")
             read.add(model.codings)
             read.present[model.coder] = set(model.sources)
             if read.segments is None:
@@ -987,17 +1001,39 @@ def _read_span_inputs(inputs: Sequence[Path], codebook: Any) -> _SpanInputs:
             project = read_qdpx(path)
             read.add(project.codings)
             read.texts.update(project.sources)
-            read.known_codes |= {code.path for code in project.codes}
+            for code in project.codes:
+                read.names.setdefault(code.key, code.name)
             read.warnings.extend(f"{path.name}: {w}" for w in project.warnings)
         elif path.suffix.lower() in (".csv", ".parquet"):
-            codings = read_codings(path)
-            codebook.check_codes({c.code for c in codings}, path)
-            read.add(codings)
+            read.add(read_codings(path))
         elif not path.exists():
             raise InputError("no such file or folder", path)
         else:
             raise InputError("unknown input: give a codings table (.csv/.parquet), a .qdpx project or a folder", path)
     return read
+
+
+def transcript_path(text_dir: str | Path, source: str, where: str | Path | None = None) -> Path:
+    """The file of transcript ``source`` inside ``text_dir``: a plain file name, a regular file inside the folder.
+
+    An absolute path, ``../``, a link that leads outside ``text_dir``, a FIFO or a device is refused.
+    """
+    from pipeline.qdpx import source_problem
+
+    problem = source_problem(source)
+    if problem:
+        raise InputError(f"refused: transcript source {source!r} {problem}", where)
+    path = Path(text_dir) / source
+    real, root = path.resolve(), Path(text_dir).resolve()
+    if root not in real.parents:
+        raise InputError(f"refused: transcript {source!r} is a link to outside {text_dir}", where)
+    try:
+        mode = os.stat(real).st_mode
+    except OSError:
+        raise InputError(f"transcript {source!r} not found", text_dir) from None
+    if not stat.S_ISREG(mode):
+        raise InputError(f"refused: transcript {source!r} is not a regular file", text_dir)
+    return path
 
 
 def _load_transcripts(
@@ -1013,29 +1049,44 @@ def _load_transcripts(
             continue
         if text_dir is None:
             raise InputError(f"--text-dir is needed to read the transcript {source!r}", where)
-        path = Path(text_dir) / source
-        if not path.is_file():
-            raise InputError(f"transcript {source!r} not found", text_dir)
-        transcript = load_transcript(path)
+        transcript = load_transcript(transcript_path(text_dir, source, where))
         warnings.extend(transcript.warnings)
         transcripts[source] = transcript
     return transcripts, warnings
 
 
 def _codes_to_compare(
-    wanted: Sequence[str] | None, read: _SpanInputs, coders: Sequence[str], codebook: Any, where: Path | None
+    wanted: Sequence[str] | None, read: _SpanInputs, coders: Sequence[str], book: Any, where: Path | None
 ) -> list[str]:
-    order = {code: i for i, code in enumerate(codebook.impact_ids)}
+    """The codes asked for (each must be used by a coder or be in the codebook), else every code used.
+
+    Codes come in the codebook's order, then the others sorted.
+    """
+    order = {code: i for i, code in enumerate(book.impact_ids)} if book is not None else {}
+    used = {c.code for c in read.codings if c.coder in set(coders)}
     if wanted:
-        unknown = sorted(set(wanted) - read.known_codes)
+        unknown = sorted(set(wanted) - used - set(order) - set(read.names))
         if unknown:
             raise InputError(
-                f"{len(unknown)} code(s) not in codebook {codebook.id} v{codebook.version}: {', '.join(unknown[:10])}",
+                f"{len(unknown)} code(s) neither used by the coders nor in the codebook: {', '.join(unknown[:10])}",
                 where,
             )
         return list(dict.fromkeys(wanted))
-    used = {c.code for c in read.codings if c.coder in set(coders)}
     return sorted(used, key=lambda code: (order.get(code, len(order)), code))
+
+
+def _names_codebook(codebook: str | Path | None, inputs: Sequence[Path]) -> Any:
+    """The codebook that names the codes: the one given, else ``codebook.yaml`` beside a codings table (as
+    ``imri import-qdpx`` writes), else the bundled IMRI codebook."""
+    from pipeline.codebook import load_codebook
+
+    if codebook is None:
+        for path in inputs:
+            beside = path.parent / "codebook.yaml"
+            if path.suffix.lower() in (".csv", ".parquet") and beside.is_file():
+                codebook = beside
+                break
+    return load_codebook(codebook)
 
 
 def run_agreement(
@@ -1051,12 +1102,15 @@ def run_agreement(
     params: str | Path | None = None,
     n_boot: int = 1000,
     seed: int = 0,
+    language: str = "en",
 ) -> AgreementResult:
     """``imri agreement``: read the inputs, pick coders and codes, build units and compute the metrics.
 
     ``inputs`` are codings tables, REFI-QDA projects and ``imri code`` output folders (merged); or ``long``,
-    a ``unit,coder,value`` CSV. For the segment unit the segment table is ``segments``, else a model folder's
-    ``segments.csv``, else the transcripts segmented with the ``segment`` section of ``params``.
+    a ``unit,coder,value`` CSV. Codes may be any codes: the codebook (``codebook``, else a ``codebook.yaml``
+    beside a codings table, else the bundled one) only names them, in ``language``; a .qdpx project names its
+    own codes. For the segment unit the segment table is ``segments``, else a model folder's ``segments.csv``,
+    else the transcripts segmented with the ``segment`` section of ``params``.
     """
     if n_boot < 0:
         raise InputError(f"--bootstrap must be 0 or more (got {n_boot})")
@@ -1074,11 +1128,10 @@ def run_agreement(
         return result
     if not inputs:
         raise InputError("no input: give a codings table, a .qdpx project or an imri code folder (or --long)")
-    from pipeline.codebook import load_codebook
-
-    book = load_codebook(codebook)
-    where = Path(inputs[0]) if len(inputs) == 1 else None
-    read = _read_span_inputs([Path(p) for p in inputs], book)
+    paths = [Path(p) for p in inputs]
+    where = paths[0] if len(paths) == 1 else None
+    read = _read_span_inputs(paths)
+    book = _names_codebook(codebook, paths)
     picked = _pick_coders(coders, sorted(read.present), where)
     chosen = _codes_to_compare(codes, read, picked, book, where)
     sources = shared_sources(read.present, picked)
@@ -1087,7 +1140,15 @@ def run_agreement(
     table = _segments_for(config, segments, read, transcripts, picked, params)
     result = span_agreement(read.codings, transcripts, picked, chosen, config, table, read.present, n_boot, seed, where)
     result.warnings = read.warnings + warnings
+    in_book = set(book.impact_ids) & set(chosen)
+    result.names = {code: read.names[code] for code in chosen if code in read.names}
+    result.names.update({code: _name_in(book.impact(code).name, language, code) for code in in_book})
+    result.codebook = f"{book.id} v{book.version}" if in_book else ""
     return result
+
+
+def _name_in(names: Mapping[str, str], language: str, fallback: str) -> str:
+    return names.get(language) or names.get("en") or fallback
 
 
 def _segments_for(

@@ -134,12 +134,18 @@ def import_qdpx_command(
     code_map: Path | None = typer.Option(
         None, "--map", help="YAML mapping the project's code names (or paths) to codebook ids."
     ),
+    level: int | None = typer.Option(
+        None, "--level", help="Roll codes up to this depth of the code tree (1: top-level codes only)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace --out as a whole when it is not empty."),
 ) -> None:
     """Import a coded REFI-QDA project as transcripts, codings.csv and codebook.yaml."""
     from pipeline.qdpx import import_qdpx
 
-    result = import_qdpx(file, out, code_map=code_map)
+    result = import_qdpx(file, out, code_map=code_map, level=level, force=force)
     _echo_warnings(result.warnings, file)
+    if result.replaced:
+        typer.echo(result.replaced, err=True)
     typer.echo(f"{result.sources} transcripts, {result.codes} codes, {result.codings} codings -> {out}")
 
 
@@ -147,12 +153,15 @@ def import_qdpx_command(
 def import_qdc_command(
     file: Path = typer.Argument(..., help="REFI-QDA codebook (.qdc)."),
     out: Path = typer.Option(..., "--out", help="Folder for codebook.yaml."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing codebook.yaml."),
 ) -> None:
     """Import a REFI-QDA codebook (.qdc) as codebook.yaml."""
     from pipeline.qdpx import import_qdc
 
-    result = import_qdc(file, out)
+    result = import_qdc(file, out, force=force)
     _echo_warnings(result.warnings, file)
+    if result.replaced:
+        typer.echo(result.replaced, err=True)
     typer.echo(f"{result.codes} codes -> {out / 'codebook.yaml'}")
 
 
@@ -160,13 +169,19 @@ def import_qdc_command(
 def export_qdpx_command(
     codings: Path = typer.Option(..., "--codings", help="Codings table (source,start,end,code,coder[,description])."),
     text_dir: Path = typer.Option(..., "--text-dir", help="Folder of the transcripts (*.txt) the codings refer to."),
-    codebook: Path | None = typer.Option(None, "--codebook", help="Codebook YAML describing the codes (optional)."),
+    codebook: Path | None = typer.Option(None, "--codebook", help="Codebook YAML naming the codes (optional)."),
+    lang: str | None = typer.Option(
+        None, "--lang", help="Language of the code names: en or fr (default: the transcripts' sidecars, else en)."
+    ),
     out: Path = typer.Option(..., "--out", help="Project file to write (.qdpx)."),
 ) -> None:
     """Export codings and transcripts as a REFI-QDA project (.qdpx) for NVivo, ATLAS.ti, MAXQDA, QualCoder."""
+    from pipeline.codebook import LANGUAGES
     from pipeline.qdpx import export_qdpx_files
 
-    sources, written = export_qdpx_files(codings, text_dir, out, codebook)
+    if lang is not None and lang not in LANGUAGES:
+        raise InputError(f"--lang must be one of {', '.join(LANGUAGES)}")
+    sources, written = export_qdpx_files(codings, text_dir, out, codebook, lang)
     typer.echo(f"{sources} transcripts, {written} codings -> {out}")
 
 
@@ -204,13 +219,30 @@ def agreement_command(
     long: Path | None = typer.Option(None, "--long", help="Generic reliability data: CSV with unit,coder,value."),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for 95% intervals (0: none)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
-    codebook: Path | None = CodebookOption,
+    codebook: Path | None = typer.Option(
+        None,
+        "--codebook",
+        help="Codebook YAML that names the codes (optional; default: codebook.yaml beside the codings, else IMRI v1).",
+    ),
+    lang: str = typer.Option("en", "--lang", help="Language of the code names: en or fr."),
     params: Path | None = ParamsOption,
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    fmt: str = typer.Option("text", "--format", help="Output: text (a table), md, csv or json."),
+    as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
+    all_metrics: bool = typer.Option(
+        False, "--all", help="Every metric (Fleiss' κ, AC1, PABAK, α's interval, units, ids, pooled row)."
+    ),
+    methods: bool = typer.Option(False, "--methods", help="Print a paragraph for a methods section instead."),
 ) -> None:
-    """Inter-rater agreement (percent, Cohen, Fleiss, Krippendorff, AC1, PABAK) per code, with 95% intervals."""
-    from pipeline.agreement import UnitConfig, format_table, run_agreement
+    """Inter-rater agreement per code: % agreement, kappa with 95% CI, Krippendorff's alpha, prevalence."""
+    from pipeline.agreement import UnitConfig, run_agreement
+    from pipeline.agreement_report import FORMATS, format_result, methods_paragraph
+    from pipeline.codebook import LANGUAGES
 
+    fmt = "json" if as_json else fmt
+    if fmt not in FORMATS:
+        raise InputError(f"--format must be one of {', '.join(FORMATS)} (got {fmt!r})")
+    if lang not in LANGUAGES:
+        raise InputError(f"--lang must be one of {', '.join(LANGUAGES)}")
     result = run_agreement(
         inputs or [],
         text_dir=text_dir,
@@ -223,10 +255,11 @@ def agreement_command(
         params=params,
         n_boot=bootstrap,
         seed=seed,
+        language=lang,
     )
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
-    typer.echo(result.to_json() if as_json else format_table(result))
+    typer.echo(methods_paragraph(result) if methods else format_result(result, fmt, all_metrics))
 
 
 # --- end of agreement commands ------------------------------------------------------------------

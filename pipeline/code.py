@@ -210,7 +210,7 @@ def write_run(
     import tempfile
 
     from pipeline.io import write_table
-    from pipeline.qdpx import export_qdpx
+    from pipeline.qdpx import export_qdpx, project_language
 
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".imri-code-", dir=out_dir))
@@ -222,7 +222,7 @@ def write_run(
             json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
         (staging / "model.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        coder = f"{card['name']}-{card['version']}"
+        coder = f"imri model {card['name']} {card['version']}"
         coded = segments[(segments.role == "participant") & (segments.codes != "")]
         rows = [
             {
@@ -240,7 +240,18 @@ def write_run(
         if gold_codings is not None:
             gold = gold_codings[gold_codings.source.isin(texts)].assign(description="")
             codings = pd.concat([codings, gold[codings.columns]], ignore_index=True)
-        export_qdpx(texts, codings, staging / "coded.qdpx", codebook, project_name=f"imri code ({coder})")
+        by_transcript = segments.drop_duplicates("source")
+        language = project_language(
+            by_transcript["transcript_language"] if "transcript_language" in segments else segments["language"]
+        )
+        export_qdpx(
+            texts,
+            codings,
+            staging / "coded.qdpx",
+            codebook,
+            project_name=f"imri code: {card['name']} {card['version']}",
+            language=language,
+        )
         if built:
             (staging / "transcripts").mkdir()
             for source in sorted(built):

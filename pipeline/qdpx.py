@@ -27,7 +27,8 @@ import unicodedata
 import uuid
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +59,11 @@ _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]
 _UNSAFE_FILE_CHARS = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.S)
+# Lines an export adds to code descriptions, so a re-import finds the codebook's ids behind the names.
+IMPACT_MARK, CATEGORY_MARK = "imri-autocode id:", "imri-autocode category:"
+_ID_LINES = re.compile(rf"^(?:{IMPACT_MARK}|{CATEGORY_MARK}).*$", re.M)
+_IMPACT_LINE = re.compile(rf"^{IMPACT_MARK}[ \t]*(\S[^\n]*?)[ \t]*$", re.M)
+_CATEGORY_LINE = re.compile(rf"^{CATEGORY_MARK}[ \t]*(\S[^\n]*?)[ \t]*$", re.M)
 
 
 # --- data ------------------------------------------------------------------------------------------
@@ -65,13 +71,50 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.S)
 
 @dataclass(frozen=True)
 class ArchiveLimits:
-    """Limits that refuse zip bombs. Only the entries that are needed are ever decompressed."""
+    """Every bound on what the REFI-QDA reader and writer accept, each named once, here.
+
+    Input past a bound is refused with one line naming the file, what was found and the bound
+    (``refused: ... (limit max_codes = 20000)``), before the work it would cost is done: archive
+    entries are checked before anything is decompressed, XML elements are counted while they are
+    parsed, the code tree while it is walked. With the defaults, reading stays well under 1.5 GB.
+
+    Archive (zip) entries:
+
+    - ``max_entries`` (10,000): entries in the archive;
+    - ``max_total_bytes`` (4 GiB): declared sizes of all entries together, media sources included;
+    - ``max_entry_bytes`` (128 MiB): one entry that is read (``project.qde``, a text, a ``.docx`` or one of
+      its parts);
+    - ``max_ratio`` (200:1): compression ratio of an entry larger than ``ratio_floor_bytes`` (1 MiB).
+
+    XML (``project.qde``, a ``.qdc`` codebook): ``max_xml_bytes`` (64 MiB), ``max_xml_elements``
+    (2,000,000), ``max_xml_depth`` (100 nested elements).
+
+    Content: ``max_codes`` (20,000 codes in the code tree), ``max_code_depth`` (50 levels, also for the
+    code paths of an export), ``max_sources`` (50,000 text sources), ``max_codings`` (1,000,000 codings read
+    or exported), ``max_source_bytes`` (64 MiB of UTF-8 for one source's text, in the archive or a
+    transcript of ``--text-dir``), ``max_text_bytes`` (256 MiB for all texts together), ``max_sidecar_bytes``
+    (1 MiB: a ``.meta.yaml`` sidecar that ``export-qdpx`` reads for the transcripts' language).
+    """
 
     max_entries: int = 10_000
-    max_total_bytes: int = 4 * 1024**3  # sum of the declared sizes of all entries (media sources included)
-    max_entry_bytes: int = 256 * 1024**2  # any one entry that is read (project.qde, a text, a .docx part)
-    max_ratio: float = 200.0  # uncompressed / compressed size of one entry...
-    ratio_floor_bytes: int = 1024**2  # ...checked for entries larger than this
+    max_total_bytes: int = 4 * 1024**3
+    max_entry_bytes: int = 128 * 1024**2
+    max_ratio: float = 200.0
+    ratio_floor_bytes: int = 1024**2
+    max_xml_bytes: int = 64 * 1024**2
+    max_xml_elements: int = 2_000_000
+    max_xml_depth: int = 100
+    max_codes: int = 20_000
+    max_code_depth: int = 50
+    max_sources: int = 50_000
+    max_codings: int = 1_000_000
+    max_source_bytes: int = 64 * 1024**2
+    max_text_bytes: int = 256 * 1024**2
+    max_sidecar_bytes: int = 1024**2
+
+    def refuse(self, what: str, bound: str, path: str | Path | None) -> InputError:
+        """The one-line error for input past the bound named ``bound`` (a field of this class)."""
+        return InputError(f"refused: {what} (limit {bound} = {getattr(self, bound)})", path)
 
 
 DEFAULT_LIMITS = ArchiveLimits()
@@ -79,18 +122,34 @@ DEFAULT_LIMITS = ArchiveLimits()
 
 @dataclass(frozen=True)
 class QdaCode:
-    """One code of a REFI-QDA code tree; ``parts`` is its path from the root (its own name last)."""
+    """One code of a REFI-QDA code tree; ``parts`` is its path from the root (its own name last).
+
+    ``impact_id`` and ``category_id`` come from the ``imri-autocode id:`` and ``imri-autocode category:``
+    lines that :func:`export_qdpx` writes into the descriptions of a codebook's impacts and categories.
+    """
 
     guid: str
     name: str
     parts: tuple[str, ...]
     codable: bool = True
     description: str = ""
+    impact_id: str = ""
+    category_id: str = ""
 
     @property
     def path(self) -> str:
-        """The code's path joined by ``/`` (the ``code`` column of codings.csv)."""
+        """The code's path joined by ``/``."""
         return "/".join(self.parts)
+
+    @property
+    def key(self) -> str:
+        """What codings.csv calls the code: the codebook id it was exported with, else its path."""
+        return self.impact_id or self.path
+
+    @property
+    def definition(self) -> str:
+        """The description without the id lines."""
+        return _ID_LINES.sub("", self.description).strip()
 
 
 @dataclass(frozen=True)
@@ -129,6 +188,7 @@ class ImportResult:
     transcripts: dict[str, str] = field(default_factory=dict)  # project source name -> written file name
     warnings: list[str] = field(default_factory=list)
     codebook_written: bool = False
+    replaced: str | None = None  # what a forced import replaced, in words
 
 
 # --- hostile-archive guards --------------------------------------------------------------------------
@@ -154,7 +214,7 @@ def _check_archive(zf: zipfile.ZipFile, path: Path, limits: ArchiveLimits, what:
     """Refuse the whole archive if any entry is hostile, before anything is decompressed."""
     infos = zf.infolist()
     if len(infos) > limits.max_entries:
-        raise InputError(f"refused: {what} has {len(infos)} entries (limit {limits.max_entries})", path)
+        raise limits.refuse(f"{what} has {len(infos)} entries", "max_entries", path)
     seen: set[str] = set()
     total = 0
     for info in infos:
@@ -167,8 +227,8 @@ def _check_archive(zf: zipfile.ZipFile, path: Path, limits: ArchiveLimits, what:
         seen.add(key)
         total += info.file_size
         if total > limits.max_total_bytes:
-            raise InputError(
-                f"refused: {what} would unpack to more than {limits.max_total_bytes} bytes (zip bomb?)", path
+            raise limits.refuse(
+                f"{what} would unpack to more than {limits.max_total_bytes} bytes (zip bomb?)", "max_total_bytes", path
             )
         if info.file_size > limits.ratio_floor_bytes and info.file_size > limits.max_ratio * max(info.compress_size, 1):
             ratio = info.file_size / max(info.compress_size, 1)
@@ -181,23 +241,49 @@ def _check_archive(zf: zipfile.ZipFile, path: Path, limits: ArchiveLimits, what:
 
 def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, limits: ArchiveLimits) -> bytes:
     """Decompress one entry into memory, never more than ``limits.max_entry_bytes``."""
-    too_big = f"refused: entry {info.filename!r} is larger than {limits.max_entry_bytes} bytes"
+    too_big = limits.refuse(
+        f"entry {info.filename!r} is larger than {limits.max_entry_bytes} bytes", "max_entry_bytes", path
+    )
     if info.file_size > limits.max_entry_bytes:
-        raise InputError(too_big, path)
+        raise too_big
     try:
         with zf.open(info) as handle:
             data = handle.read(limits.max_entry_bytes + 1)
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
         raise InputError(f"cannot read archive entry {info.filename!r} ({type(exc).__name__}: {exc})", path) from None
     if len(data) > limits.max_entry_bytes:
-        raise InputError(too_big, path)
+        raise too_big
     return data
 
 
-def _parse_xml(data: bytes, what: str, path: Path) -> ET.Element:
-    """Parse XML without DTDs (so without external entities or entity expansion); drop namespaces from tags."""
+def _parse_xml(data: bytes, what: str, path: Path, limits: ArchiveLimits = DEFAULT_LIMITS) -> ET.Element:
+    """Parse XML without DTDs (so without external entities or entity expansion); drop namespaces from tags.
+
+    Size, element count and nesting depth are checked while parsing, so a hostile file stops at its bound.
+    """
+    if len(data) > limits.max_xml_bytes:
+        raise limits.refuse(f"{what} is larger than {limits.max_xml_bytes} bytes", "max_xml_bytes", path)
+    root: ET.Element | None = None
+    depth = elements = 0
     try:
-        root = SafeET.fromstring(data, forbid_dtd=True)
+        for event, element in SafeET.iterparse(io.BytesIO(data), events=("start", "end"), forbid_dtd=True):
+            if event == "end":
+                depth -= 1
+                continue
+            depth += 1
+            elements += 1
+            if depth > limits.max_xml_depth:
+                raise limits.refuse(
+                    f"{what} nests elements more than {limits.max_xml_depth} deep", "max_xml_depth", path
+                )
+            if elements > limits.max_xml_elements:
+                raise limits.refuse(
+                    f"{what} holds more than {limits.max_xml_elements} elements", "max_xml_elements", path
+                )
+            if root is None:
+                root = element
+            if isinstance(element.tag, str) and element.tag.startswith("{"):
+                element.tag = element.tag.split("}", 1)[1]
     except DefusedXmlException as exc:
         raise InputError(
             f"refused: {what} declares a DTD or entities ({type(exc).__name__}); "
@@ -206,9 +292,8 @@ def _parse_xml(data: bytes, what: str, path: Path) -> ET.Element:
         ) from None
     except ET.ParseError as exc:
         raise InputError(f"{what} is not well-formed XML ({exc})", path) from None
-    for element in root.iter():
-        if isinstance(element.tag, str) and element.tag.startswith("{"):
-            element.tag = element.tag.split("}", 1)[1]
+    if root is None:
+        raise InputError(f"{what} is not well-formed XML (no element)", path)
     return root
 
 
@@ -227,15 +312,28 @@ def _clean_name(value: str | None) -> str:
     return " ".join((value or "").split()).replace("/", "\u2215")
 
 
-def _parse_code_tree(codes_element: ET.Element | None, warnings: list[str]) -> list[QdaCode]:
-    """The codes under a ``<Codes>`` element, in pre-order (iterative: deep trees cannot overflow the stack)."""
+def _parse_code_tree(
+    codes_element: ET.Element | None, warnings: list[str], limits: ArchiveLimits, path: Path
+) -> list[QdaCode]:
+    """The codes under a ``<Codes>`` element, in pre-order (iterative: deep trees cannot overflow the stack).
+
+    Refuses trees with more than ``limits.max_codes`` codes or deeper than ``limits.max_code_depth``.
+    """
     if codes_element is None:
         return []
     codes: list[QdaCode] = []
     seen: set[str] = set()
+    count = 0
     stack: list[tuple[ET.Element, tuple[str, ...]]] = [(e, ()) for e in reversed(codes_element.findall("Code"))]
     while stack:
         element, prefix = stack.pop()
+        count += 1
+        if count > limits.max_codes:
+            raise limits.refuse(f"the code tree holds more than {limits.max_codes} codes", "max_codes", path)
+        if len(prefix) >= limits.max_code_depth:
+            raise limits.refuse(
+                f"the code tree is more than {limits.max_code_depth} levels deep", "max_code_depth", path
+            )
         guid = normalize_guid(element.get("guid"))
         name = _clean_name(element.get("name")) or f"code-{guid[:8] or len(codes)}"
         parts = (*prefix, name)
@@ -245,7 +343,18 @@ def _parse_code_tree(codes_element: ET.Element | None, warnings: list[str]) -> l
             warnings.append(f"code GUID {guid} appears twice; the second ({'/'.join(parts)!r}) is ignored")
         else:
             seen.add(guid)
-            codes.append(QdaCode(guid, name, parts, codable, description))
+            impact, category = _IMPACT_LINE.search(description), _CATEGORY_LINE.search(description)
+            codes.append(
+                QdaCode(
+                    guid,
+                    name,
+                    parts,
+                    codable,
+                    description,
+                    impact.group(1) if impact else "",
+                    category.group(1) if category else "",
+                )
+            )
         stack.extend((child, parts) for child in reversed(element.findall("Code")))
     return codes
 
@@ -298,8 +407,11 @@ def _docx_text(archive: _Archive, info: zipfile.ZipInfo, label: str) -> str:
         with zipfile.ZipFile(io.BytesIO(data)) as inner:
             _check_archive(inner, archive.path, archive.limits, what=f"{info.filename}")
             for part in inner.infolist():
-                if part.file_size > archive.limits.max_entry_bytes:
-                    raise InputError(f"refused: {info.filename} part {part.filename!r} is too large", archive.path)
+                bound = "max_xml_bytes" if part.filename.lower().endswith(".xml") else "max_entry_bytes"
+                if part.file_size > getattr(archive.limits, bound):
+                    raise archive.limits.refuse(
+                        f"{info.filename} part {part.filename!r} is too large", bound, archive.path
+                    )
         document = docx.Document(io.BytesIO(data))
     except InputError:
         raise
@@ -308,6 +420,14 @@ def _docx_text(archive: _Archive, info: zipfile.ZipInfo, label: str) -> str:
             f"source {label!r}: cannot read {info.filename} ({type(exc).__name__})", archive.path
         ) from None
     return "\n".join(paragraph.text for paragraph in document.paragraphs)
+
+
+def _text_entry(archive: _Archive, info: zipfile.ZipInfo, label: str) -> str:
+    if info.file_size > archive.limits.max_source_bytes:
+        raise archive.limits.refuse(
+            f"source {label!r} is larger than {archive.limits.max_source_bytes} bytes", "max_source_bytes", archive.path
+        )
+    return _decode_text(archive.read(info), label, archive.path)
 
 
 def _source_text(source: ET.Element, archive: _Archive, label: str, warnings: list[str]) -> str:
@@ -320,7 +440,7 @@ def _source_text(source: ET.Element, archive: _Archive, label: str, warnings: li
     if text is None and plain_ref:
         info = archive.locate(plain_ref, label)
         if info is not None:
-            text = _decode_text(archive.read(info), label, archive.path)
+            text = _text_entry(archive, info, label)
     rich_ref = source.get("richTextPath") or ""
     if (text is None or not text.strip()) and rich_ref.lower().endswith(".docx"):
         info = archive.locate(rich_ref, label)
@@ -334,6 +454,12 @@ def _source_text(source: ET.Element, archive: _Archive, label: str, warnings: li
     if text is None:
         wanted = " or ".join(repr(r) for r in (plain_ref, rich_ref) if r) or "no text at all"
         raise InputError(f"source {label!r}: its text ({wanted}) is missing from the archive", archive.path)
+    if len(text) > archive.limits.max_source_bytes:
+        raise archive.limits.refuse(
+            f"source {label!r} holds more than {archive.limits.max_source_bytes} characters",
+            "max_source_bytes",
+            archive.path,
+        )
     if not text.strip():
         warnings.append(f"source {label!r} has no text")
     return text
@@ -355,9 +481,9 @@ def _user_names(root: ET.Element) -> dict[str, str]:
         guid = normalize_guid(user.get("guid"))
         users[guid] = _clean_name(user.get("name")) or _clean_name(user.get("id")) or guid
     # two users with one name would merge into one coder: tell them apart
-    names = list(users.values())
+    names = Counter(users.values())
     for guid, name in list(users.items()):
-        if names.count(name) > 1:
+        if names[name] > 1:
             users[guid] = f"{name} ({guid[:8]})"
     return users
 
@@ -380,7 +506,7 @@ def read_qdpx(path: str | Path, limits: ArchiveLimits = DEFAULT_LIMITS) -> QdaPr
         _check_archive(zf, path, limits)
         archive = _Archive(zf, path, limits)
         entry = _find_project_entry(archive)
-        root = _parse_xml(archive.read(entry), entry.filename, path)
+        root = _parse_xml(archive.read(entry), entry.filename, path, limits)
         if root.tag != "Project":
             raise InputError(f"{entry.filename}: root element is <{root.tag}>, not a REFI-QDA <Project>", path)
         return _parse_project(root, archive)
@@ -389,7 +515,8 @@ def read_qdpx(path: str | Path, limits: ArchiveLimits = DEFAULT_LIMITS) -> QdaPr
 def _parse_project(root: ET.Element, archive: _Archive) -> QdaProject:
     warnings: list[str] = []
     users = _user_names(root)
-    codes = _parse_code_tree(root.find("CodeBook/Codes"), warnings)
+    limits = archive.limits
+    codes = _parse_code_tree(root.find("CodeBook/Codes"), warnings, limits, archive.path)
     by_guid = {code.guid: code for code in codes}
     default_user = normalize_guid(root.get("creatingUserGUID"))
     sources: dict[str, str] = {}
@@ -397,6 +524,8 @@ def _parse_project(root: ET.Element, archive: _Archive) -> QdaProject:
     seen: set[tuple[str, int, int, str, str]] = set()
     unknown_users: set[str] = set()
     skipped_types: dict[str, int] = {}
+    next_number: dict[str, int] = {}  # per name, the next "(n)" to try: naming stays linear
+    text_size = 0
 
     def coder_of(*candidates: str | None) -> str:
         for candidate in (*candidates, default_user):
@@ -412,14 +541,24 @@ def _parse_project(root: ET.Element, archive: _Archive) -> QdaProject:
         if source.tag != "TextSource":
             skipped_types[source.tag] = skipped_types.get(source.tag, 0) + 1
             continue
+        if len(sources) >= limits.max_sources:
+            raise limits.refuse(
+                f"the project holds more than {limits.max_sources} text sources", "max_sources", archive.path
+            )
         guid = normalize_guid(source.get("guid"))
         reference = source.get("plainTextPath") or source.get("richTextPath") or ""
         stem = Path(_SCHEME.sub(r"\2", reference).replace("\\", "/")).stem
         name = _clean_name(source.get("name")) or stem or guid or f"source-{len(sources) + 1}"
-        key, n = name, 2
+        key, n = name, next_number.get(name, 2)
         while key in sources:
             key, n = f"{name} ({n})", n + 1
+        next_number[name] = n
         text = _source_text(source, archive, key, warnings)
+        text_size += len(text)
+        if text_size > limits.max_text_bytes:
+            raise limits.refuse(
+                f"the sources hold more than {limits.max_text_bytes} characters", "max_text_bytes", archive.path
+            )
         sources[key] = text
         no_coding = bad_span = unknown_code = duplicates = 0
         for selection in source.findall("PlainTextSelection"):
@@ -442,10 +581,14 @@ def _parse_project(root: ET.Element, archive: _Archive) -> QdaProject:
                     unknown_code += 1
                     continue
                 coder = coder_of(element.get("creatingUser"), selection.get("creatingUser"), source.get("creatingUser"))
-                row = (key, start, end, code.path, coder)
+                row = (key, start, end, code.key, coder)
                 if row in seen:
                     duplicates += 1
                     continue
+                if len(codings) >= limits.max_codings:
+                    raise limits.refuse(
+                        f"the project holds more than {limits.max_codings} codings", "max_codings", archive.path
+                    )
                 seen.add(row)
                 codings.append(QdaCoding(*row, description=(description or "").strip() or None))
         whole = len(source.findall("Coding"))
@@ -483,13 +626,12 @@ def read_qdc(path: str | Path, limits: ArchiveLimits = DEFAULT_LIMITS) -> tuple[
     path = Path(path)
     if not path.is_file():
         raise InputError("no such file", path)
-    if path.stat().st_size > limits.max_entry_bytes:
-        raise InputError(f"refused: larger than {limits.max_entry_bytes} bytes", path)
-    root = _parse_xml(path.read_bytes(), path.name, path)
+    data = read_regular_file(path, limits.max_xml_bytes, "max_xml_bytes", limits)
+    root = _parse_xml(data, path.name, path, limits)
     if root.tag != "CodeBook":
         raise InputError(f"root element is <{root.tag}>, not a REFI-QDA <CodeBook>", path)
     warnings: list[str] = []
-    codes = _parse_code_tree(root.find("Codes"), warnings)
+    codes = _parse_code_tree(root.find("Codes"), warnings, limits, path)
     if not codes:
         raise InputError("the codebook holds no codes", path)
     return path.stem, codes, warnings
@@ -505,30 +647,33 @@ def _slug(value: str) -> str:
 def codebook_data(codes: list[QdaCode], codebook_id: str, note: str = "", used: set[str] | None = None) -> dict | None:
     """Our codebook (a YAML-ready dict) for a REFI-QDA code tree, or None when there is no code to keep.
 
-    Each codable code (or code used by a coding) becomes an impact whose id is its path; its category
-    is the top-level code of that path; names are the code's name in both languages.
+    Each codable code (or code used by a coding) becomes an impact whose id is its :attr:`QdaCode.key` (the
+    id it was exported with, else its path); its category is its top-level code (that code's category id
+    when it was exported with one, else its name); names are the code's name in both languages.
     """
     used = used or set()
-    root_description = {code.parts[0]: code.description for code in codes if len(code.parts) == 1}
+    tops = {code.parts[0]: code for code in codes if len(code.parts) == 1}
     categories: dict[str, dict[str, str]] = {}
     impacts: list[dict[str, Any]] = []
     seen: set[str] = set()
     for code in codes:
-        if not (code.codable or code.path in used) or code.path in seen:
+        if not (code.codable or code.key in used) or code.key in seen:
             continue
-        seen.add(code.path)
-        top = code.parts[0]
-        categories.setdefault(
-            top, {"id": top, "name_en": top, "name_fr": top, "definition": root_description.get(top, "")}
-        )
+        seen.add(code.key)
+        top = tops.get(code.parts[0])
+        category = (top.category_id if top is not None else "") or code.parts[0]
+        if category not in categories:
+            name = top.name if top is not None else code.parts[0]
+            definition = top.definition if top is not None else ""
+            categories[category] = {"id": category, "name_en": name, "name_fr": name, "definition": definition}
         impacts.append(
             {
-                "id": code.path,
-                "category": top,
+                "id": code.key,
+                "category": category,
                 "kind": "innovation",
                 "name_en": code.name,
                 "name_fr": code.name,
-                "definition": code.description,
+                "definition": code.definition,
                 "include": [],
                 "exclude": [],
             }
@@ -542,6 +687,39 @@ def codebook_data(codes: list[QdaCode], codebook_id: str, note: str = "", used: 
     data["impacts"] = impacts
     parse_codebook(data, codebook_id)  # what we write must load
     return data
+
+
+def roll_up(codes: list[QdaCode], codings: list[QdaCoding], level: int) -> tuple[list[QdaCode], list[QdaCoding]]:
+    """Codes and codings with the code tree cut at depth ``level``: a deeper code's codings go to its ancestor.
+
+    An ancestor becomes codable when it or any code rolled into it was; codings that become the same are
+    merged.
+    """
+    if level < 1:
+        raise InputError(f"--level must be 1 or more (got {level})")
+    by_path = {code.path: code for code in codes}
+    by_key = {code.key: code for code in reversed(codes)}  # the first code of a key wins
+    kept = {code.path: code for code in codes if len(code.parts) <= level}
+    codable = {path for path, code in kept.items() if code.codable}
+    for code in codes:
+        if len(code.parts) > level and code.codable:
+            codable.add("/".join(code.parts[:level]))
+
+    def target(key: str) -> str:
+        code = by_key.get(key)
+        if code is None or len(code.parts) <= level:
+            return key
+        return by_path["/".join(code.parts[:level])].key
+
+    rolled_codes = [
+        QdaCode(c.guid, c.name, c.parts, c.path in codable, c.description, c.impact_id, c.category_id)
+        for c in kept.values()
+    ]
+    rolled: dict[tuple[str, int, int, str, str], QdaCoding] = {}
+    for c in codings:
+        new = QdaCoding(c.source, c.start, c.end, target(c.code), c.coder, c.description)
+        rolled.setdefault((new.source, new.start, new.end, new.code, new.coder), new)
+    return rolled_codes, list(rolled.values())
 
 
 def _dump_yaml(data: dict) -> str:
@@ -566,50 +744,81 @@ def safe_file_name(name: str) -> str:
 
 
 def unique_file_names(names: list[str]) -> dict[str, str]:
-    """``{name: safe unique file name ending in .txt}``; unique even on case-insensitive file systems."""
+    """``{name: safe unique file name ending in .txt}``; unique even on case-insensitive file systems.
+
+    Linear in the number of names, even when thousands of them share one name.
+    """
     taken: set[str] = set()
+    next_number: dict[str, int] = {}
     result: dict[str, str] = {}
     for name in names:
         base = safe_file_name(name)
-        candidate, n = base, 2
+        candidate, n = base, next_number.get(base.casefold(), 2)
         while candidate.casefold() in taken:
             candidate, n = f"{base}-{n}", n + 1
+        next_number[base.casefold()] = n
         taken.add(candidate.casefold())
         result[name] = f"{candidate}.txt"
     return result
 
 
-@contextlib.contextmanager
-def _staged_output(out_dir: Path, owned: tuple[str, ...]) -> Iterator[Path]:
-    """Yield an empty staging folder inside ``out_dir``; on success move what it holds into ``out_dir``.
+def _describe_folder(folder: Path) -> str:
+    """What a folder holds, for the message that it is about to be replaced: ``transcripts/ (3 files), ...``."""
+    entries = []
+    for item in sorted(folder.iterdir(), key=lambda p: p.name):
+        if item.is_dir() and not item.is_symlink():
+            count = sum(1 for _ in item.rglob("*"))
+            entries.append(f"{item.name}/ ({count} file{'s' * (count != 1)})")
+        else:
+            entries.append(item.name)
+    return ", ".join(entries[:12]) + (f" and {len(entries) - 12} more" if len(entries) > 12 else "")
 
-    The ``owned`` names are replaced as a whole (earlier ones not staged again are removed so the folder
-    stays consistent). On failure nothing changes in ``out_dir``, and an ``out_dir`` this call created is
-    removed again.
-    """
-    if out_dir.exists() and not out_dir.is_dir():
+
+def _check_target(out_dir: Path, force: bool) -> str | None:
+    """Refuse to write into a non-empty folder without ``force``; with it, say what is replaced (or None)."""
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
         raise InputError("exists and is not a folder", out_dir)
-    created = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".imri-staging-", dir=out_dir))
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        return None
+    held = _describe_folder(out_dir)
+    if not force:
+        raise InputError(f"folder is not empty ({held}); --force replaces it as a whole", out_dir)
+    return f"replaced {out_dir} (it held {held})"
+
+
+@contextlib.contextmanager
+def _folder_swap(out_dir: Path) -> Iterator[Path]:
+    """Yield an empty folder beside ``out_dir``; when the block succeeds, it replaces ``out_dir`` as a whole.
+
+    The new folder is complete before it is renamed into place; an earlier ``out_dir`` is first renamed
+    aside and removed only once the new one is in place. Renames within one folder are atomic, so a crash
+    leaves the old folder or the new one, never a mix (at worst, between the two renames, the old one
+    waits complete under ``.<name>.imri-old-*`` beside it). On failure nothing changes.
+    """
+    out_dir = Path(os.path.abspath(out_dir))
+    parent = out_dir.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.imri-new-", dir=parent))
     try:
         yield stage
-        trash = Path(tempfile.mkdtemp(prefix=".imri-replaced-", dir=out_dir))
-        try:
-            for name in owned:
-                target = out_dir / name
-                if target.exists() or target.is_symlink():
-                    os.replace(target, trash / name)  # a symlink is moved, never followed
-                if (stage / name).exists():
-                    os.replace(stage / name, target)
-        finally:
-            shutil.rmtree(trash, ignore_errors=True)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
-        if created:
-            shutil.rmtree(out_dir, ignore_errors=True)
         raise
-    shutil.rmtree(stage, ignore_errors=True)
+    old: Path | None = None
+    try:
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.imri-old-", dir=parent))
+            os.replace(out_dir, old / out_dir.name)
+        os.replace(stage, out_dir)
+    except OSError as exc:
+        if old is not None and (old / out_dir.name).exists() and not out_dir.exists():
+            os.replace(old / out_dir.name, out_dir)  # put the old folder back
+        shutil.rmtree(stage, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        raise InputError(f"cannot put the new folder in place ({exc.strerror or exc})", out_dir) from None
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _load_code_map(code_map: str | Path | Mapping[str, Any]) -> tuple[dict[str, str | None], Codebook, Path | None]:
@@ -654,14 +863,13 @@ def _load_code_map(code_map: str | Path | Mapping[str, Any]) -> tuple[dict[str, 
 def _apply_code_map(
     project: QdaProject, codings: list[Coding], mapping: dict[str, str | None], warnings: list[str]
 ) -> list[Coding]:
-    by_path = {code.path: code for code in project.codes}
     target: dict[str, str | None] = {}
     unmapped: dict[str, int] = {}
     used_keys: set[str] = set()
-    for path, code in by_path.items():
-        for key in (path, code.name):
-            if key in mapping:
-                target[path] = mapping[key]
+    for code in project.codes:
+        for key in (code.key, code.path, code.name):
+            if key in mapping and code.key not in target:
+                target[code.key] = mapping[key]
                 used_keys.add(key)
                 break
     mapped: list[Coding] = []
@@ -693,33 +901,47 @@ def import_qdpx(
     out_dir: str | Path,
     code_map: str | Path | Mapping[str, Any] | None = None,
     limits: ArchiveLimits = DEFAULT_LIMITS,
+    *,
+    level: int | None = None,
+    force: bool = False,
 ) -> ImportResult:
     """Import a .qdpx project into ``out_dir``: ``transcripts/<name>.txt``, ``codings.csv``, ``codebook.yaml``.
 
     ``codings.csv`` names each transcript by its written file name, each code by its path in the code
-    tree (or, with ``code_map``, by the codebook id it maps to; unmapped codes are skipped with a warning)
-    and each coder by the user's name. Texts are written exactly as stored (CRLF kept), so the offsets hold.
-    Without a code map, ``codebook.yaml`` is built from the project's codes (not written when it has none);
-    with one, it is a copy of the map's codebook. Nothing is written unless the whole import succeeds.
+    tree (the codebook id for a project exported by imri-autocode; with ``code_map``, the codebook id it
+    maps to, unmapped codes skipped with a warning) and each coder by the user's name. ``level`` first cuts
+    the code tree at that depth (see :func:`roll_up`). Texts are written exactly as stored (CRLF kept), so
+    the offsets hold. Without a code map, ``codebook.yaml`` is built from the project's codes (not written
+    when it has none); with one, it is a copy of the map's codebook.
+
+    ``out_dir`` is built aside and swapped in whole (:func:`_folder_swap`): nothing is written unless the
+    whole import succeeds, and a non-empty ``out_dir`` is only replaced with ``force`` (the first warning then
+    says what it held).
     """
     path, out_dir = Path(path), Path(out_dir)
+    replaced = _check_target(out_dir, force)
     project = read_qdpx(path, limits)
     warnings = list(project.warnings)
+    codes, project_codings = project.codes, project.codings
+    if level is not None:
+        codes, project_codings = roll_up(codes, project_codings, level)
     names = unique_file_names(list(project.sources))
-    codings = [Coding(names[c.source], c.start, c.end, c.code, c.coder) for c in project.codings]
+    codings = [Coding(names[c.source], c.start, c.end, c.code, c.coder) for c in project_codings]
     codebook_text: str | None = None
     if code_map is not None:
         mapping, book, _ = _load_code_map(code_map)
-        codings = _apply_code_map(project, codings, mapping, warnings)
+        codings = _apply_code_map(
+            QdaProject(project.name, project.origin, {}, codes, {}, []), codings, mapping, warnings
+        )
         codebook_text = Path(book.path).read_text(encoding="utf-8") if book.path else None
     else:
         note = f"imported from {path.name}" + (f" ({project.origin})" if project.origin else "")
-        data = codebook_data(project.codes, project.name, note, {c.code for c in codings})
+        data = codebook_data(codes, project.name, note, {c.code for c in codings})
         if data is None:
             warnings.append("the project has no codes: no codebook.yaml written")
         else:
             codebook_text = _dump_yaml(data)
-    with _staged_output(out_dir, IMPORT_OUTPUTS) as stage:
+    with _folder_swap(out_dir) as stage:
         transcripts = stage / "transcripts"
         transcripts.mkdir()
         for key, text in project.sources.items():
@@ -730,25 +952,46 @@ def import_qdpx(
     return ImportResult(
         out_dir=out_dir,
         sources=len(project.sources),
-        codes=len(project.codes),
+        codes=len(codes),
         codings=len(codings),
         transcripts=names,
         warnings=warnings,
         codebook_written=codebook_text is not None,
+        replaced=replaced,
     )
 
 
-def import_qdc(path: str | Path, out_dir: str | Path, limits: ArchiveLimits = DEFAULT_LIMITS) -> ImportResult:
-    """Import a REFI-QDA codebook (.qdc) as ``out_dir/codebook.yaml`` (our format; loads with ``load_codebook``)."""
+def import_qdc(
+    path: str | Path, out_dir: str | Path, limits: ArchiveLimits = DEFAULT_LIMITS, *, force: bool = False
+) -> ImportResult:
+    """Import a REFI-QDA codebook (.qdc) as ``out_dir/codebook.yaml`` (our format; loads with ``load_codebook``).
+
+    Other files in ``out_dir`` are left alone; an existing ``codebook.yaml`` is only replaced with ``force``
+    (atomically: the new file is renamed over it).
+    """
     path, out_dir = Path(path), Path(out_dir)
+    target = out_dir / "codebook.yaml"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError("exists and is not a folder", out_dir)
+    if (target.exists() or target.is_symlink()) and not force:
+        raise InputError("already exists; --force replaces it", target)
     name, codes, warnings = read_qdc(path, limits)
     data = codebook_data(codes, name, f"imported from {path.name}")
     if data is None:
         raise InputError("the codebook holds no codable code", path)
-    with _staged_output(out_dir, ("codebook.yaml",)) as stage:
-        (stage / "codebook.yaml").write_text(_dump_yaml(data), encoding="utf-8")
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        raise InputError("is not a regular file; remove it first", target)
+    replaced = f"replaced {target}" if target.exists() else None
+    with atomic_path(target) as tmp:
+        tmp.write_text(_dump_yaml(data), encoding="utf-8")
     return ImportResult(
-        out_dir=out_dir, sources=0, codes=len(codes), codings=0, warnings=warnings, codebook_written=True
+        out_dir=out_dir,
+        sources=0,
+        codes=len(codes),
+        codings=0,
+        warnings=warnings,
+        codebook_written=True,
+        replaced=replaced,
     )
 
 
@@ -781,8 +1024,24 @@ def _version() -> str:
         return "0"
 
 
+def source_problem(source: str) -> str | None:
+    """Why a codings ``source`` cannot name a transcript of the folder (it must be a plain file name), or None."""
+    if not source or "\x00" in source:
+        return "is empty or holds a NUL character"
+    if os.path.isabs(source) or source.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", source):
+        return "is an absolute path"
+    if ".." in re.split(r"[/\\]", source):
+        return "points outside the folder (../)"
+    if "/" in source or "\\" in source:
+        return "is a path, not a file name"
+    return None
+
+
 def _coding_rows(
-    codings: pd.DataFrame, transcripts: Mapping[str, str], where: str | Path | None
+    codings: pd.DataFrame,
+    transcripts: Mapping[str, str],
+    where: str | Path | None,
+    limits: ArchiveLimits = DEFAULT_LIMITS,
 ) -> list[tuple[str, int, int, str, str, str | None]]:
     """Checked, de-duplicated rows ``(source, start, end, code, coder, description)``."""
     import pandas as pd
@@ -790,6 +1049,8 @@ def _coding_rows(
     missing = [c for c in CODING_COLUMNS if c not in codings.columns]
     if missing:
         raise InputError(f"codings lack column(s) {', '.join(missing)} (need {','.join(CODING_COLUMNS)})", where)
+    if len(codings) > limits.max_codings:
+        raise limits.refuse(f"{len(codings)} codings", "max_codings", where)
     has_description = "description" in codings.columns
     rows: list[tuple[str, int, int, str, str, str | None]] = []
     seen: set[tuple[str, int, int, str, str]] = set()
@@ -803,6 +1064,9 @@ def _coding_rows(
             raise InputError(f"row {number}: start/end must be whole numbers", where)
         start, end = int(start), int(end)
         source, code, coder = (str(row[k]).strip() for k in ("source", "code", "coder"))
+        problem = source_problem(source)
+        if problem:
+            raise InputError(f"row {number}: refused: source {source!r} {problem}", where)
         if source not in transcripts:
             raise InputError(f"row {number}: no transcript {source!r}", where)
         if not 0 <= start < end <= len(transcripts[source]):
@@ -813,6 +1077,10 @@ def _coding_rows(
             )
         if not code or not coder or any(not part.strip() for part in code.split("/")):
             raise InputError(f"row {number}: empty code, code path segment or coder", where)
+        if code.count("/") >= limits.max_code_depth:
+            raise limits.refuse(
+                f"row {number}: code path is more than {limits.max_code_depth} levels deep", "max_code_depth", where
+            )
         key = (source, start, end, code, coder)
         if key in seen:
             continue
@@ -821,6 +1089,90 @@ def _coding_rows(
         description = None if description is None or pd.isna(description) else str(description).strip() or None
         rows.append((*key, description))
     return rows
+
+
+@dataclass
+class _CodeNode:
+    """One code of an exported code tree."""
+
+    guid: str
+    name: str
+    parent: tuple[str, ...] | None
+    codable: bool = False
+    definition: str = ""
+    marks: list[str] = field(default_factory=list)
+
+    def description(self) -> str:
+        return "\n\n".join(part for part in (self.definition, "\n".join(self.marks)) if part)
+
+
+def _name(names: Mapping[str, str], language: str, fallback: str) -> str:
+    return (names.get(language) or names.get("en") or fallback).strip() or fallback
+
+
+def _code_tree(
+    code_ids: list[str], codebook: Codebook | None, language: str
+) -> tuple[dict[tuple[str, ...], _CodeNode], dict[str, tuple[str, ...]]]:
+    """The code tree of an export: nodes in creation order (parents first), and the node of each code id.
+
+    With a codebook, each category is a code named as the codebook names it in ``language``, its impacts
+    under it (an impact ``cat/a/b`` of category ``cat`` nests as ``cat`` > ``a`` > ``b``), each description
+    ending with the ``imri-autocode id:`` (or ``category:``) line that lets an import find the ids again.
+    Codes outside the codebook nest by their ``/``-separated path and are named by its parts.
+    """
+    nodes: dict[tuple[str, ...], _CodeNode] = {}
+    where: dict[str, tuple[str, ...]] = {}
+    if codebook is not None:
+        categories = {category.id: category for category in codebook.categories}
+        for impact in codebook.impacts:
+            category = categories[impact.category]
+            if impact.id == category.id:
+                chain = [impact.id]
+            elif impact.id.startswith(f"{category.id}/"):
+                rest = impact.id[len(category.id) + 1 :].split("/")
+                chain = [category.id, *(f"{category.id}/{'/'.join(rest[: i + 1])}" for i in range(len(rest)))]
+            else:
+                chain = [category.id, impact.id]
+            key: tuple[str, ...] = ("codebook",)
+            for depth, ident in enumerate(chain):
+                parent, key = (key if depth else None), (*key, ident)
+                if key not in nodes:
+                    if depth == 0:
+                        nodes[key] = _CodeNode(
+                            _guid_for("category", ident),
+                            _name(category.name, language, ident),
+                            None,
+                            definition=category.definition,
+                            marks=[f"{CATEGORY_MARK} {ident}"],
+                        )
+                    else:
+                        nodes[key] = _CodeNode(_guid_for("group", ident), ident.rsplit("/", 1)[-1], parent)
+            node = nodes[key]
+            node.codable, node.definition = True, impact.definition
+            node.name = _name(impact.name, language, impact.id)
+            node.guid = _guid_for("code", impact.id)
+            node.marks.insert(0, f"{IMPACT_MARK} {impact.id}")
+            where[impact.id] = key
+    for code_id in code_ids:
+        if code_id in where:
+            continue
+        parts = code_id.split("/")
+        parent = None
+        for depth in range(1, len(parts) + 1):
+            path = "/".join(parts[:depth])
+            key = ("path", path)
+            if key not in nodes:
+                nodes[key] = _CodeNode(_guid_for("code", path), parts[depth - 1], parent)
+            parent = key
+        nodes[("path", code_id)].codable = True
+        where[code_id] = ("path", code_id)
+    return nodes, where
+
+
+def project_language(languages: Iterable[str | None]) -> str:
+    """The language most transcripts are in (``en`` or ``fr``; ``en`` when none says or on a tie)."""
+    counts = Counter(str(language).strip().lower()[:2] for language in languages if language)
+    return "fr" if counts["fr"] > counts["en"] else "en"
 
 
 def export_qdpx(
@@ -832,21 +1184,27 @@ def export_qdpx(
     project_name: str | None = None,
     origin: str | None = None,
     where: str | Path | None = None,
+    language: str = "en",
+    limits: ArchiveLimits = DEFAULT_LIMITS,
 ) -> Path:
     """Write a REFI-QDA project (``.qdpx``) that NVivo, ATLAS.ti, MAXQDA or QualCoder can open.
 
     ``transcripts`` maps each source name (e.g. the transcript file name) to its text; every one becomes a
     text source, coded or not. ``codings`` has columns ``source,start,end,code,coder`` and optionally
     ``description`` (e.g. a model's probability), offsets in code points of the text. Each coder becomes a
-    user; each code a code of the code tree (``a/b`` nests ``b`` under ``a``), described from ``codebook``
-    when given (its categories become code sets); each coding a coding by its coder inside a selection whose
-    ``Description`` holds the coding's description (REFI-QDA codings have none of their own).
+    user; each coding a coding by its coder inside a selection whose ``Description`` holds the coding's
+    description (REFI-QDA codings have none of their own). Without ``codebook``, each code is a code of the
+    tree (``a/b`` nests ``b`` under ``a``); with one, codes are named as the codebook names them in
+    ``language`` (``en``/``fr``) and nested under their categories, and each code's description gives its
+    definition and id (see :func:`_code_tree`): :func:`import_qdpx` reads the ids back.
     ``where`` names the codings in error messages. The file is written atomically; returns its path.
     """
     out_path = Path(out_path)
     if out_path.suffix.lower() != ".qdpx":
         raise InputError("the project file must end in .qdpx", out_path)
-    rows = _coding_rows(codings, transcripts, where)
+    if len(transcripts) > limits.max_sources:
+        raise limits.refuse(f"{len(transcripts)} transcripts", "max_sources", where)
+    rows = _coding_rows(codings, transcripts, where, limits)
     used = {row[3] for row in rows}
     if codebook is not None:
         codebook.check_codes(used, where)
@@ -856,6 +1214,9 @@ def export_qdpx(
     for code_id in code_ids:
         if any(not part.strip() for part in code_id.split("/")):
             raise InputError(f"code {code_id!r} has an empty path segment", where)
+    nodes, node_of = _code_tree(code_ids, codebook, language)
+    if len(nodes) > limits.max_codes:
+        raise limits.refuse(f"{len(nodes)} codes", "max_codes", where)
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     coders = sorted({row[4] for row in rows})
     user_guid = {coder: _guid_for("user", coder) for coder in coders}
@@ -873,34 +1234,18 @@ def export_qdpx(
         for coder in coders:
             _el(users, "User", guid=user_guid[coder], name=coder)
 
-    code_guid = {}
-    if code_ids:
+    if nodes:
         codes_element = _el(_el(project, "CodeBook"), "Codes")
-        nodes: dict[str, ET.Element] = {}
-        wanted = set(code_ids)
-        described = set(codebook.impact_ids) if codebook is not None else set()
-        for code_id in code_ids:
-            parts = code_id.split("/")
-            for depth in range(1, len(parts) + 1):
-                path = "/".join(parts[:depth])
-                if path in nodes:
-                    continue
-                parent = nodes["/".join(parts[: depth - 1])] if depth > 1 else codes_element
-                code_guid[path] = _guid_for("code", path)
-                nodes[path] = _el(
-                    parent,
-                    "Code",
-                    guid=code_guid[path],
-                    name=parts[depth - 1],
-                    isCodable="true" if path in wanted else "false",
-                )
-            if code_id in described:
-                impact = codebook.impact(code_id)
-                name = impact.name.get("en", "")
-                shown = "" if name == code_id.rsplit("/", 1)[-1] else name  # the code's own name says it already
-                text = "\n\n".join(t for t in (shown, impact.definition) if t)
-                if text:
-                    nodes[code_id].insert(0, _el(None, "Description", text))  # Description comes first
+        elements: dict[tuple[str, ...], ET.Element] = {}
+        for key, node in nodes.items():  # parents come before their children
+            parent = elements[node.parent] if node.parent is not None else codes_element
+            elements[key] = _el(
+                parent, "Code", guid=node.guid, name=node.name, isCodable="true" if node.codable else "false"
+            )
+            description = node.description()
+            if description:
+                _el(elements[key], "Description", description)  # Description comes before child codes
+    code_guid = {code_id: nodes[key].guid for code_id, key in node_of.items()}
 
     by_source: dict[str, dict[tuple[int, int, str | None], list[tuple[str, str]]]] = {}
     for source, start, end, code, coder, description in rows:
@@ -947,24 +1292,6 @@ def export_qdpx(
                     )
                     _el(coding, "CodeRef", targetGUID=code_guid[code])
 
-    if codebook is not None:
-        sets: list[tuple[Any, list[str]]] = []
-        for category in codebook.categories:
-            members = [i.id for i in codebook.impacts if i.category == category.id]
-            # a set would only repeat the tree when every member already sits under a code of that name
-            if members and not all(m.startswith(f"{category.id}/") or m == category.id for m in members):
-                sets.append((category, members))
-        if sets:
-            sets_element = _el(project, "Sets")
-            for category, members in sets:
-                set_element = _el(
-                    sets_element, "Set", guid=_guid_for("set", category.id), name=category.name.get("en") or category.id
-                )
-                if category.definition:
-                    _el(set_element, "Description", category.definition)
-                for member in members:
-                    _el(set_element, "MemberCode", targetGUID=code_guid[member])
-
     xml = ET.tostring(project, encoding="utf-8", xml_declaration=True)
     with atomic_path(out_path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("project.qde", xml)
@@ -973,27 +1300,103 @@ def export_qdpx(
     return out_path
 
 
-def load_transcripts(text_dir: str | Path) -> dict[str, str]:
-    """``{file name: text}`` for every ``*.txt`` in ``text_dir``, read exactly (UTF-8, line endings kept)."""
+# --- reading a folder of transcripts -----------------------------------------------------------------------
+
+
+def read_regular_file(
+    path: str | Path, limit: int, bound: str, limits: ArchiveLimits = DEFAULT_LIMITS, root: str | Path | None = None
+) -> bytes:
+    """The bytes of a regular file, at most ``limit`` of them (``bound`` names the limit in the error).
+
+    Refuses FIFOs, devices, sockets and folders without blocking on them, and, with ``root``, a link that
+    leads outside ``root``. The size is checked before reading and the read itself stops past the limit.
+    """
+    path = Path(path)
+    try:
+        real = path.resolve()
+        if root is not None:
+            real_root = Path(root).resolve()
+            if real != real_root and real_root not in real.parents:
+                raise InputError(f"refused: a link to outside {root}", path)
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+        fd = os.open(real, flags)
+    except FileNotFoundError:
+        raise InputError("no such file", path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror or exc})", path) from None
+    with os.fdopen(fd, "rb", buffering=0) as handle:
+        mode = os.fstat(handle.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a folder" if stat.S_ISDIR(mode) else "a device or socket"
+            raise InputError(f"refused: not a regular file ({kind})", path)
+        if os.fstat(handle.fileno()).st_size > limit:
+            raise limits.refuse(f"larger than {limit} bytes", bound, path)
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = handle.read(min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    if size > limit:
+        raise limits.refuse(f"larger than {limit} bytes", bound, path)
+    return b"".join(chunks)
+
+
+def load_transcripts(text_dir: str | Path, limits: ArchiveLimits = DEFAULT_LIMITS) -> dict[str, str]:
+    """``{file name: text}`` for every ``*.txt`` in ``text_dir``, read exactly (UTF-8, line endings kept).
+
+    Only regular files are read (a FIFO, a device or a link that leads outside ``text_dir`` is refused), each
+    at most ``limits.max_source_bytes``, all together at most ``limits.max_text_bytes``.
+    """
     text_dir = Path(text_dir)
     if not text_dir.is_dir():
         raise InputError("no such folder", text_dir)
     transcripts: dict[str, str] = {}
+    total = 0
     for file in sorted(text_dir.glob("*.txt")):
+        if len(transcripts) >= limits.max_sources:
+            raise limits.refuse(f"more than {limits.max_sources} transcripts", "max_sources", text_dir)
+        data = read_regular_file(file, limits.max_source_bytes, "max_source_bytes", limits, root=text_dir)
+        total += len(data)
+        if total > limits.max_text_bytes:
+            raise limits.refuse(
+                f"transcripts larger than {limits.max_text_bytes} bytes together", "max_text_bytes", text_dir
+            )
         try:
-            transcripts[file.name] = file.read_bytes().decode("utf-8")
+            transcripts[file.name] = data.decode("utf-8")
         except UnicodeDecodeError:
             raise InputError("transcript is not UTF-8", file) from None
-        except OSError as exc:
-            raise InputError(f"cannot read transcript ({exc.strerror})", file) from None
     return transcripts
 
 
+def sidecar_languages(text_dir: str | Path, names: Iterable[str], limits: ArchiveLimits = DEFAULT_LIMITS) -> list[str]:
+    """The ``language`` that each transcript's ``<stem>.meta.yaml`` sidecar declares, where one does."""
+    found = []
+    for name in names:
+        sidecar = Path(text_dir) / f"{Path(name).stem}.meta.yaml"
+        if not sidecar.is_file():
+            continue
+        try:
+            data = read_regular_file(sidecar, limits.max_sidecar_bytes, "max_sidecar_bytes", limits, root=text_dir)
+            meta = yaml.safe_load(data.decode("utf-8"))
+        except (InputError, yaml.YAMLError, UnicodeDecodeError):
+            continue  # a sidecar only chooses the names' language here; ingest reports bad sidecars
+        if isinstance(meta, dict) and isinstance(meta.get("language"), str):
+            found.append(meta["language"])
+    return found
+
+
 def export_qdpx_files(
-    codings_path: str | Path, text_dir: str | Path, out_path: str | Path, codebook_path: str | Path | None = None
+    codings_path: str | Path,
+    text_dir: str | Path,
+    out_path: str | Path,
+    codebook_path: str | Path | None = None,
+    language: str | None = None,
 ) -> tuple[int, int]:
     """``imri export-qdpx``: a codings table (.csv/.parquet) + a folder of transcripts -> a .qdpx project.
 
+    Codes are named in ``language`` (default: the language most transcripts' sidecars declare, else English).
     Returns the numbers of sources and codings written.
     """
     from pipeline.io import read_table
@@ -1004,5 +1407,6 @@ def export_qdpx_files(
     if not transcripts:
         raise InputError("no transcripts (*.txt)", text_dir)
     book = load_codebook(codebook_path) if codebook_path is not None else None
-    export_qdpx(transcripts, frame, out_path, book, where=codings_path)
+    language = language or project_language(sidecar_languages(text_dir, transcripts))
+    export_qdpx(transcripts, frame, out_path, book, where=codings_path, language=language)
     return len(transcripts), len(_coding_rows(frame, transcripts, codings_path))

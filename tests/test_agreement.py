@@ -11,6 +11,7 @@ import krippendorff
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import cohen_kappa_score
@@ -36,6 +37,7 @@ from pipeline.agreement import (
     span_agreement,
     transcript_from_text,
 )
+from pipeline.codebook import load_codebook
 from pipeline.corpus import Coding
 from pipeline.errors import InputError
 from pipeline.ingest import load_transcript
@@ -437,14 +439,19 @@ def test_cli_json_has_exactly_the_documented_keys(corpus, run_cli):
     )  # fmt: skip
     assert result.code == 0, result.err
     data = json.loads(result.out)
-    metric_keys = set(METRICS) | {"n_units"}
-    assert set(data) == metric_keys | {"coders", "per_code", "pooled"}
+    metric_keys = set(METRICS) | {"prevalence", "n_units"}
+    described = {"unit", "unit_description", "transcripts", "codebook", "names", "interpretation", "bands", "notes"}
+    assert set(data) == metric_keys | {"coders", "per_code", "pooled"} | described
     assert data["coders"] == ["A", "B"]
     assert set(data["per_code"]) == {GROWTH, RELATIONS, MINDSET}
     assert all(set(entry) == metric_keys for entry in data["per_code"].values())
     assert set(data["pooled"]) == metric_keys
     kappa = data["per_code"][GROWTH]["cohen_kappa"]
     assert set(kappa) == {"value", "ci95"} and len(kappa["ci95"]) == 2
+    assert data["unit"] == "character" and data["unit_description"] == "characters of participant speech"
+    assert data["names"][GROWTH] == load_codebook().impact(GROWTH).name["en"] and data["codebook"] == "imri v1"
+    assert data["transcripts"] == 2 and set(data["interpretation"][GROWTH]) == {"kappa", "alpha"}
+    assert data["bands"]["kappa"]["source"] == "Landis & Koch (1977)"
 
 
 def test_cli_table_and_list_options(corpus, run_cli):
@@ -453,8 +460,15 @@ def test_cli_table_and_list_options(corpus, run_cli):
         MINDSET, "--unit", "document", "--bootstrap", "0",
     )  # fmt: skip
     assert result.code == 0, result.err
-    assert GROWTH in result.out and MINDSET in result.out and RELATIONS not in result.out
-    assert "(pooled)" in result.out and "Cohen κ" in result.out
+    book = load_codebook()
+    names = {code: book.impact(code).name["en"] for code in (GROWTH, MINDSET, RELATIONS)}
+    assert names[GROWTH] in result.out and names[MINDSET] in result.out and names[RELATIONS] not in result.out
+    assert GROWTH not in result.out  # names, not ids, by default
+    assert "Cohen's κ [95% CI]" in result.out and "Pooled" not in result.out
+    every = run_cli(
+        "agreement", corpus["codings"], "--text-dir", corpus["texts"], "--codes", GROWTH, "--all", "--bootstrap", "0",
+    )  # fmt: skip
+    assert every.code == 0 and "Pooled" in every.out and GROWTH in every.out and "Gwet's AC1" in every.out
     assert expand_list_options(["x.csv", "--coders", "A", "B", "--json"], ["--coders"]) == [
         "x.csv", "--coders", "A", "--coders", "B", "--json",
     ]  # fmt: skip
@@ -466,8 +480,7 @@ def test_cli_table_and_list_options(corpus, run_cli):
     [
         (None, ["--coders", "A", "Z"], "unknown coder(s): Z (the input has: A, B)"),
         (None, ["--coders", "A"], "agreement needs at least two coders"),
-        (None, ["--codes", "not_a_code"], "code(s) not in codebook"),
-        (lambda rows: rows + [("t1.txt", 0, 10, "made_up_code", "A")], [], "1 code(s) not in codebook"),
+        (None, ["--codes", "not_a_code"], "1 code(s) neither used by the coders nor in the codebook: not_a_code"),
         (lambda rows: rows + [("t1.txt", 5, 99999, GROWTH, "A")], [], "out of range for t1.txt"),
         (lambda rows: [r[:4] for r in rows], [], "bad columns: expected source,start,end,code,coder, missing coder"),
         (lambda rows: [r for r in rows if r[4] == "A"], [], "agreement needs at least two coders"),
@@ -507,7 +520,10 @@ def test_cli_long_format_krippendorff_example(tmp_path, run_cli):
     result = run_cli("agreement", "--long", path, "--json", "--bootstrap", "100")
     assert result.code == 0, result.err
     data = json.loads(result.out)
-    assert set(data) == set(METRICS) | {"n_units", "coders"}
+    assert set(data) - {"unit", "unit_description", "transcripts", "codebook", "bands", "notes"} == set(METRICS) | {
+        "n_units",
+        "coders",
+    }
     assert data["krippendorff_alpha"]["value"] == pytest.approx(0.743, abs=5e-4)
     assert data["cohen_kappa"] is None and data["coders"] == ["obs1", "obs2", "obs3", "obs4"]
     assert data["n_units"] == 11  # unit 12 has a single value
@@ -515,7 +531,7 @@ def test_cli_long_format_krippendorff_example(tmp_path, run_cli):
     both = [1, 2, 3, 3, 2, 1, 4, 1, 2], [1, 2, 3, 3, 2, 2, 4, 1, 2]  # the units both observers coded
     assert json.loads(two.out)["cohen_kappa"]["value"] == pytest.approx(cohen_kappa_score(*both))
     table = run_cli("agreement", "--long", path, "--bootstrap", "0")
-    assert table.code == 0 and "(all units)" in table.out
+    assert table.code == 0 and "All units" in table.out and "Prevalence" not in table.out
 
 
 def test_model_output_folder_is_one_more_coder(corpus, run_cli):
@@ -568,4 +584,80 @@ def test_gold_set_runs(tmp_path):
     result = run_agreement([gold / "codings.csv"], text_dir=gold / "transcripts", coders=["A", "B"], n_boot=20)
     assert len(result.sources) >= 8  # the double-coded transcripts
     assert all(math.isfinite(m["cohen_kappa"]) for m in result.per_code.values())
-    assert result.to_frame().shape[0] == (len(result.per_code) + 2) * len(METRICS)
+    assert result.to_frame().shape[0] == (len(result.per_code) + 2) * (len(METRICS) + 1)  # + prevalence
+
+
+# --- any codebook, sources outside the folder -------------------------------------------------------------
+
+
+def test_codes_of_any_codebook_are_compared_and_named_by_the_codebook_beside_them(corpus, run_cli):
+    """Codings with codes that are not IMRI ids: compared as they are; codebook.yaml beside them names them."""
+    folder = corpus["dir"] / "study"
+    folder.mkdir()
+    rename = {GROWTH: "Feelings/Hope", RELATIONS: "Ties", MINDSET: "Feelings/Doubt"}
+    rows = [(*r[:3], rename[r[3]], r[4]) for r in corpus["rows"]]
+    pd.DataFrame(rows, columns=["source", "start", "end", "code", "coder"]).to_csv(folder / "codings.csv", index=False)
+    imri = run_agreement([corpus["codings"]], text_dir=corpus["texts"], n_boot=0)
+    other = run_agreement([folder / "codings.csv"], text_dir=corpus["texts"], n_boot=0)
+    # the same figures under other names: the codebook plays no part in the computation
+    for old, new in rename.items():
+        assert other.per_code[new].to_dict() == imri.per_code[old].to_dict()
+    assert other.names == {} and other.codebook == ""  # no codebook knows these codes: they keep their own names
+    book = {
+        "id": "hope-study", "version": "2",
+        "categories": [{"id": "Feelings", "name_en": "Feelings", "name_fr": "Sentiments"}],
+        "impacts": [
+            {"id": "Feelings/Hope", "category": "Feelings", "kind": "innovation", "name_en": "Hope",
+             "name_fr": "Espoir"},
+            {"id": "Feelings/Doubt", "category": "Feelings", "kind": "innovation", "name_en": "Doubt",
+             "name_fr": "Doute"},
+        ],
+    }  # fmt: skip
+    (folder / "codebook.yaml").write_text(yaml.safe_dump(book), encoding="utf-8")
+    result = run_cli(
+        "agreement", folder / "codings.csv", "--text-dir", corpus["texts"], "--bootstrap", "0", "--lang", "fr"
+    )
+    assert result.code == 0, result.err
+    assert "Espoir" in result.out and "Doute" in result.out and "Ties" in result.out
+    assert "Codes named by codebook hope-study v2." in result.out
+    assert "Feelings/Hope" not in result.out
+    unknown = run_cli("agreement", folder / "codings.csv", "--text-dir", corpus["texts"], "--codes", "Feelings/Joy")
+    assert unknown.code == 2 and "neither used by the coders nor in the codebook: Feelings/Joy" in unknown.err
+
+
+def test_a_project_names_its_own_codes(corpus, tmp_path):
+    from pipeline.qdpx import export_qdpx
+
+    texts = {name: t.text for name, t in corpus["transcripts"].items()}
+    rows = [(*r[:3], {GROWTH: "Feelings/Hope"}.get(r[3], "Other"), r[4]) for r in corpus["rows"]]
+    frame = pd.DataFrame(rows, columns=["source", "start", "end", "code", "coder"])
+    result = run_agreement([export_qdpx(texts, frame, tmp_path / "p.qdpx")], n_boot=0)
+    assert result.names == {"Feelings/Hope": "Hope", "Other": "Other"}
+
+
+@pytest.mark.parametrize("kind", ["absolute", "parent", "link"])
+def test_sources_outside_the_text_folder_are_refused(corpus, run_cli, tmp_path, kind):
+    """Today's code read ``--text-dir / source``: an absolute source or ``../`` read files outside the folder."""
+    secret = corpus["dir"] / "secret.txt"
+    secret.write_text("Tenant: my private notes, not a transcript of this study.\n", encoding="utf-8")
+    source = {"absolute": str(secret), "parent": "../secret.txt", "link": "link.txt"}[kind]
+    if kind == "link":
+        (corpus["texts"] / "link.txt").symlink_to(secret)
+    rows = [(source, 8, 20, GROWTH, "A"), (source, 8, 25, GROWTH, "B")]
+    path = tmp_path / "hostile.csv"
+    pd.DataFrame(rows, columns=["source", "start", "end", "code", "coder"]).to_csv(path, index=False)
+    result = run_cli("agreement", path, "--text-dir", corpus["texts"], "--bootstrap", "0")
+    assert result.code == 2, result.out
+    assert result.err.count("\n") == 1 and "refused: transcript" in result.err
+    assert result.out == ""
+
+
+def test_a_fifo_in_the_text_folder_is_refused_without_blocking(corpus, run_cli, tmp_path):
+    import os
+
+    os.mkfifo(corpus["texts"] / "pipe.txt")
+    rows = [("pipe.txt", 0, 5, GROWTH, "A"), ("pipe.txt", 0, 5, GROWTH, "B")]
+    path = tmp_path / "fifo.csv"
+    pd.DataFrame(rows, columns=["source", "start", "end", "code", "coder"]).to_csv(path, index=False)
+    result = run_cli("agreement", path, "--text-dir", corpus["texts"], "--bootstrap", "0")
+    assert result.code == 2 and "pipe.txt' is not a regular file" in result.err

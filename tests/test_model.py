@@ -148,10 +148,8 @@ def test_coded_project_imports_back(trained, coded, run_cli):
     )
     found = sorted((c.source.removesuffix(".txt"), c.start, c.end, c.code) for c in project.codings)
     assert found == expected and len(found) > 0
-    assert {c.coder for c in project.codings} == {
-        f"{json.loads((out / 'model.json').read_text())['name']}-"
-        f"{json.loads((out / 'model.json').read_text())['version']}"
-    }
+    card = json.loads((out / "model.json").read_text())
+    assert {c.coder for c in project.codings} == {f"imri model {card['name']} {card['version']}"}
 
 
 def test_same_input_and_model_give_the_same_output(trained, tmp_path, run_cli):
@@ -218,6 +216,6 @@ def test_with_gold_puts_the_human_codings_in_the_project(trained, small_gold, tm
     assert result.code == 0, result.err
     project = read_qdpx(tmp_path / "run" / "coded.qdpx")
     coders = {c.coder for c in project.codings}
-    assert "A" in coders and any(c.startswith("imri-default-") for c in coders)
+    assert "A" in coders and any(c.startswith("imri model imri-default ") for c in coders)
     gold = pd.read_csv(small_gold / "codings.csv")
     assert sum(c.coder == "A" for c in project.codings) == int((gold.source == "bc-02.txt").sum())

@@ -260,23 +260,44 @@ def test_export_validates_and_round_trips(tmp_path: Path):
 
 
 @needs_xsd
-def test_export_with_the_imri_codebook_describes_codes_and_groups_categories(tmp_path: Path):
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_export_names_codes_as_the_codebook_does_and_nests_them_under_categories(tmp_path: Path, language: str):
     book = load_codebook()
+    impact = book.impact("being_growth_service_users")
+    category = next(c for c in book.categories if c.id == impact.category)
     text = "Tenant: I feel more hopeful since the group started.\n"
     codings = pd.DataFrame(
-        [("t.txt", 8, 51, "being_growth_service_users", "imri-model 1.0", 0.87)],
+        [("t.txt", 8, 51, "being_growth_service_users", "imri model imri-default 1.0", 0.87)],
         columns=["source", "start", "end", "code", "coder", "description"],
     )
-    out = export_qdpx({"t.txt": text}, codings, tmp_path / "coded.qdpx", book)
+    out = export_qdpx({"t.txt": text}, codings, tmp_path / "coded.qdpx", book, language=language)
     assert_valid(out)
     root = qde_of(out)
-    assert len(root.findall(".//q:Code", NS)) == len(book.impacts)
-    assert len(root.findall("q:Sets/q:Set", NS)) == len(book.categories)
+    top = root.findall("q:CodeBook/q:Codes/q:Code", NS)
+    # one code per category at the top, named as the codebook names it, not codable; its impacts under it
+    assert [c.get("name") for c in top] == [c.name[language] for c in book.categories]
+    assert all(c.get("isCodable") == "false" for c in top)
+    node = top[book.category_ids.index(category.id)]
+    under = [c.get("name") for c in node.findall("q:Code", NS)]
+    assert under == [i.name[language] for i in book.impacts if i.category == category.id]
+    assert len(root.findall(".//q:Code", NS)) == len(book.impacts) + len(book.categories)
+    assert not root.findall("q:Sets", NS)  # the tree already groups them
+    code = next(c for c in node.findall("q:Code", NS) if c.get("name") == impact.name[language])
+    description = code.find("q:Description", NS).text
+    assert impact.definition in description and "imri-autocode id: being_growth_service_users" in description
     assert root.find("q:Sources//q:PlainTextSelection/q:Description", NS).text == "0.87"
+    assert [u.get("name") for u in root.findall("q:Users/q:User", NS)] == ["imri model imri-default 1.0"]
+    # the ids come back on import: codings and codebook speak the codebook's ids, not the names
     imported = read_qdpx(out)
     assert [(c.code, c.coder, c.description) for c in imported.codings] == [
-        ("being_growth_service_users", "imri-model 1.0", "0.87")
+        ("being_growth_service_users", "imri model imri-default 1.0", "0.87")
     ]
+    import_qdpx(out, tmp_path / "back")
+    back = load_codebook(tmp_path / "back" / "codebook.yaml")
+    assert sorted(back.impact_ids) == sorted(book.impact_ids) and back.category_ids == book.category_ids
+    assert all(back.category_of(i) == book.category_of(i) for i in book.impact_ids)
+    assert back.impact("being_growth_service_users").name["en"] == impact.name[language]
+    assert back.impact("being_growth_service_users").definition == impact.definition
 
 
 @needs_xsd
