@@ -661,3 +661,144 @@ def test_a_fifo_in_the_text_folder_is_refused_without_blocking(corpus, run_cli, 
     pd.DataFrame(rows, columns=["source", "start", "end", "code", "coder"]).to_csv(path, index=False)
     result = run_cli("agreement", path, "--text-dir", corpus["texts"], "--bootstrap", "0")
     assert result.code == 2 and "pipe.txt' is not a regular file" in result.err
+
+
+# --- for a methods section: bands, prevalence, notes, formats, the paragraph -------------------------------
+
+
+def test_bands_follow_landis_koch_and_krippendorff():
+    from pipeline.agreement_report import alpha_band, kappa_band
+
+    expected = {
+        -0.05: "poor", 0.0: "slight", 0.2: "slight", 0.21: "fair", 0.4: "fair", 0.41: "moderate", 0.6: "moderate",
+        0.61: "substantial", 0.8: "substantial", 0.81: "almost perfect", 1.0: "almost perfect", math.nan: "n/a",
+    }  # fmt: skip
+    assert {k: kappa_band(k) for k in expected} == expected
+    assert [alpha_band(a) for a in (1.0, 0.8, 0.7999, 0.667, 0.6669, -0.2, math.nan)] == [
+        "reliable", "reliable", "tentative", "tentative", "unreliable", "unreliable", "n/a",
+    ]  # fmt: skip
+
+
+def paradox_result():
+    """Two codes over 1,000 units: a rare one the coders mostly agree on (99% agreement, kappa about 0.5)
+    and a common one with real disagreement (70% agreement)."""
+    rare_a = np.zeros(1000)
+    rare_b = np.zeros(1000)
+    rare_a[:10], rare_b[5:15] = 1, 1
+    rng = np.random.default_rng(0)
+    common_a = (rng.random(1000) < 0.5).astype(float)
+    common_b = np.where(rng.random(1000) < 0.7, common_a, 1 - common_a)
+    values = np.stack([np.stack([rare_a, common_a], axis=1), np.stack([rare_b, common_b], axis=1)])
+    result = binary_agreement(values, ["A", "B"], ["rare", "common"], n_boot=0)
+    result.names = {"rare": "A rare code", "common": "A common code"}
+    return result
+
+
+def test_prevalence_and_the_high_agreement_low_kappa_note():
+    from pipeline.agreement_report import methods_paragraph, notes, paradox_codes
+
+    result = paradox_result()
+    rare, common = result.per_code["rare"], result.per_code["common"]
+    assert rare["prevalence"] == pytest.approx(20 / 2000)  # 10 + 10 "present" out of 2 x 1,000 values
+    assert rare["percent_agreement"] == pytest.approx(0.99)
+    coder_a, coder_b = np.r_[[1] * 10, [0] * 990], np.r_[[0] * 5, [1] * 10, [0] * 985]
+    assert rare["cohen_kappa"] == pytest.approx(cohen_kappa_score(coder_a, coder_b))  # about 0.5
+    assert common["prevalence"] == pytest.approx(0.5, abs=0.05)
+    assert paradox_codes(result) == ["rare"]
+    (note,) = notes(result)
+    assert "A rare code" in note and "A common code" not in note
+    assert "prevalence 1.0%" in note and "Feinstein & Cicchetti 1990" in note
+    assert "Feinstein, A. R., & Cicchetti, D. V. (1990)" in methods_paragraph(result)
+    result.per_code.pop("rare")
+    assert notes(result) == [] and "Feinstein" not in methods_paragraph(result)
+
+
+@pytest.mark.parametrize(
+    "config,words",
+    [
+        (UnitConfig(), "characters of participant speech"),
+        (UnitConfig(include_interviewer=True), "characters of participant and interviewer speech"),
+        (UnitConfig(ignore_uncoded=True), "coded characters of participant speech"),
+        (UnitConfig(unit="segment"), "segments of participant speech"),
+        (UnitConfig(unit="document"), "documents"),
+    ],
+)
+def test_the_unit_in_words(corpus, config, words):
+    from pipeline.agreement_report import format_text, unit_words
+
+    result = run_agreement([corpus["codings"]], text_dir=corpus["texts"], config=config, n_boot=0)
+    assert unit_words(result) == words
+    n_units = result.per_code[GROWTH].n_units
+    assert f"unit: {words} ({n_units:,} per code)" in format_text(result)
+
+
+def test_markdown_csv_and_json_hold_the_compact_table(corpus, run_cli):
+    import csv
+    import io
+
+    book = load_codebook()
+    args = ["agreement", corpus["codings"], "--text-dir", corpus["texts"], "--bootstrap", "100", "--seed", "1"]
+    result = run_agreement([corpus["codings"]], text_dir=corpus["texts"], n_boot=100, seed=1)
+
+    md = run_cli(*args, "--format", "md")
+    assert md.code == 0, md.err
+    lines = md.out.splitlines()
+    header = "| Code | % agreement | Cohen's κ [95% CI] | κ band | Krippendorff's α | α band | Prevalence |"
+    assert header in lines
+    table = lines[lines.index(header) + 2 :]
+    table = table[: table.index("")]
+    assert len(table) == len(result.per_code) + 1  # one row per code, then the mean
+    growth = result.per_code[GROWTH]
+    kappa = growth.estimates["cohen_kappa"]
+    assert table[0] == (
+        f"| {book.impact(GROWTH).name['en']} | {growth['percent_agreement']:.1%} | "
+        f"{kappa.value:.3f} [{kappa.ci_low:.2f}, {kappa.ci_high:.2f}] | {kappa_band_of(kappa.value)} | "
+        f"{growth['krippendorff_alpha']:.3f} | {alpha_band_of(growth['krippendorff_alpha'])} | "
+        f"{growth['prevalence']:.1%} |"
+    )
+    assert table[-1].startswith(f"| Mean over {len(result.per_code)} codes |")
+    assert "Landis & Koch (1977)" in md.out and "Krippendorff (2004)" in md.out
+
+    rows = list(csv.DictReader(io.StringIO(run_cli(*args, "--format", "csv").out)))
+    assert list(rows[0]) == [
+        "code", "name", "percent_agreement", "kappa", "kappa_ci_low", "kappa_ci_high", "kappa_band",
+        "krippendorff_alpha", "alpha_band", "prevalence",
+    ]  # fmt: skip
+    assert [r["code"] for r in rows] == [*result.per_code, "(mean over codes)"]
+    assert float(rows[0]["kappa"]) == pytest.approx(kappa.value)
+    every = list(csv.DictReader(io.StringIO(run_cli(*args, "--format", "csv", "--all").out)))
+    assert {"fleiss_kappa", "gwet_ac1", "pabak", "n_units", "alpha_ci_low"} <= set(every[0])
+    assert every[-1]["code"] == "(pooled)"
+
+    data = json.loads(run_cli(*args, "--format", "json").out)
+    assert data["names"][GROWTH] == book.impact(GROWTH).name["en"]
+    assert data["per_code"][GROWTH]["prevalence"]["value"] == pytest.approx(growth["prevalence"])
+    assert run_cli(*args, "--format", "xml").code == 2
+
+
+def kappa_band_of(value: float) -> str:
+    from pipeline.agreement_report import kappa_band
+
+    return kappa_band(value)
+
+
+def alpha_band_of(value: float) -> str:
+    from pipeline.agreement_report import alpha_band
+
+    return alpha_band(value)
+
+
+def test_methods_paragraph_states_the_figures_and_their_sources(corpus, run_cli):
+    result = run_agreement([corpus["codings"]], text_dir=corpus["texts"], n_boot=200)
+    out = run_cli("agreement", corpus["codings"], "--text-dir", corpus["texts"], "--bootstrap", "200", "--methods")
+    assert out.code == 0, out.err
+    paragraph, references = out.out.split("\n\nReferences\n")
+    kappas = [m["cohen_kappa"] for m in result.per_code.values()]
+    assert paragraph.startswith("Two coders (A and B) independently coded two transcripts with three codes")
+    assert "codebook imri v1" in paragraph and "characters of participant speech" in paragraph
+    assert "interviewer turns were left out" in paragraph and "200 resamples" in paragraph
+    assert f"mean kappa {result.overall['cohen_kappa']:.2f} (range {min(kappas):.2f}-{max(kappas):.2f})" in paragraph
+    assert f"mean percent agreement was {result.overall['percent_agreement']:.1%}" in paragraph
+    assert "Landis and Koch (1977)" in paragraph and "Krippendorff's (2004) criteria" in paragraph
+    assert "Landis, J. R., & Koch, G. G. (1977)" in references and "Krippendorff, K. (2004)" in references
+    assert "Cohen, J. (1960)" in references

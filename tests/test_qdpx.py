@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import os
+import re
+import resource
+import signal
 import stat
+import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -22,10 +30,11 @@ from pipeline.qdpx import (
     export_qdpx,
     import_qdc,
     import_qdpx,
+    load_transcripts,
     read_qdpx,
     unique_file_names,
 )
-from tests.conftest import SHARED
+from tests.conftest import ROOT, SHARED
 
 FIXTURES = SHARED / "fixtures" / "qdpx"
 XSD = FIXTURES / "Project-mrt2019.xsd"
@@ -618,3 +627,314 @@ def test_cli_refuses_a_hostile_archive_with_one_line_and_exit_code_2(tmp_path: P
     )
     assert missing.code == 2
     assert missing.err.strip() == f"error: {tmp_path / 'none.csv'}: no such file"
+
+
+# --- bounds: each hostile input stops at its named bound, fast --------------------------------------------
+
+
+def run_bounded(*args: str, seconds: int = 60, memory: int = 2 * 1024**3) -> subprocess.CompletedProcess:
+    """Run ``imri ARGS`` in a child process with a time limit and an address-space limit (a hang or a memory
+    blow-up fails the test instead of taking the machine down)."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=seconds,
+        preexec_fn=limit,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+def deep_code_tree(path: Path, levels: int) -> Path:
+    opening = "".join(f'<Code guid="{n:08x}-0000-4000-8000-{n:012x}" name="level {n}">' for n in range(levels))
+    codes = opening + "</Code>" * levels
+    return make_qdpx(path, project(GOOD_SOURCE, codes=codes), {"sources/s.txt": "text"})
+
+
+def test_a_code_tree_100000_levels_deep_is_refused_at_once(tmp_path: Path):
+    """Today's reader kept every code's whole path: 100,000 levels took 24 GB before the kernel killed it."""
+    archive = deep_code_tree(tmp_path / "deep.qdpx", 100_000)
+    assert 400_000 < archive.stat().st_size < 1_000_000  # about the size of the report's 535 KB file
+    started = time.perf_counter()
+    result = run_bounded("import-qdpx", archive, "--out", tmp_path / "out", seconds=60, memory=1536 * 1024**2)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.count("\n") == 1 and "refused" in result.stderr and "limit max_xml_depth" in result.stderr
+    assert time.perf_counter() - started < 30
+    assert not (tmp_path / "out").exists()
+
+
+def test_code_tree_depth_and_size_bounds(tmp_path: Path):
+    with pytest.raises(InputError, match=r"more than 50 levels deep \(limit max_code_depth = 50\)"):
+        read_qdpx(deep_code_tree(tmp_path / "d60.qdpx", 60))
+    assert len(read_qdpx(deep_code_tree(tmp_path / "d50.qdpx", 50)).codes) == 50  # at the bound: read
+    flat = "".join(f'<Code guid="{n:08x}-0000-4000-8000-{n:012x}" name="c{n}"/>' for n in range(20_001))
+    archive = make_qdpx(tmp_path / "wide.qdpx", project(GOOD_SOURCE, codes=flat), {"sources/s.txt": "t"})
+    with pytest.raises(InputError, match=r"more than 20000 codes \(limit max_codes = 20000\)"):
+        read_qdpx(archive)
+    with pytest.raises(InputError, match="limit max_xml_elements = 1000"):
+        read_qdpx(archive, ArchiveLimits(max_xml_elements=1000))
+    with pytest.raises(InputError, match="limit max_xml_bytes = 10000"):
+        read_qdpx(archive, ArchiveLimits(max_xml_bytes=10_000))
+
+
+def test_source_coding_and_text_bounds(tmp_path: Path):
+    text = "one two three four five"
+    sources = "".join(
+        f'<TextSource guid="{G[10 + n]}" name="s{n}"><PlainTextContent>{text}</PlainTextContent>'
+        + selection(G[15 + n], 0, 3, (G[3], G[0]))
+        + "</TextSource>"
+        for n in range(3)
+    )
+    archive = make_qdpx(tmp_path / "p.qdpx", project(sources))
+    assert len(read_qdpx(archive).codings) == 3
+    for limits, bound in (
+        (ArchiveLimits(max_sources=2), "max_sources = 2"),
+        (ArchiveLimits(max_codings=2), "max_codings = 2"),
+        (ArchiveLimits(max_text_bytes=2 * len(text)), f"max_text_bytes = {2 * len(text)}"),
+        (ArchiveLimits(max_source_bytes=10), "max_source_bytes = 10"),
+    ):
+        with pytest.raises(InputError, match=re.escape(bound)):
+            read_qdpx(archive, limits)
+
+
+class _TooSlow(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def time_limit(seconds: int):
+    """Fail (instead of running on) when the block takes longer than ``seconds``."""
+
+    def stop(signum, frame):
+        raise _TooSlow(f"took more than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_40000_sources_and_users_sharing_one_name_are_read_in_linear_time(tmp_path: Path):
+    """Today's reader renamed each copy by trying "name (2)", "name (3)"... from 2: 137 s for 40,000 sources."""
+    n = 40_000
+    sources = "".join(
+        f'<TextSource guid="{i:08x}-0000-4000-8000-000000000001" name="same">'
+        "<PlainTextContent>x</PlainTextContent></TextSource>"
+        for i in range(n)
+    )
+    users = "".join(f'<User guid="{i:08x}-0000-4000-8000-000000000002" name="same"/>' for i in range(n))
+    archive = make_qdpx(tmp_path / "same.qdpx", project(sources, codes="", users=users))
+    with time_limit(30):  # linear: about 2 s here
+        read = read_qdpx(archive)
+        names = unique_file_names(
+            ["".join(c.upper() if (i >> k) & 1 else c for k, c in enumerate("abcdefghijklmnop")) for i in range(n)]
+        )  # 40,000 names equal but for case: one file name each on a case-insensitive disk
+    assert len(read.sources) == n and list(read.sources)[:3] == ["same", "same (2)", "same (3)"]
+    assert len(set(read.users.values())) == n
+    assert len({name.casefold() for name in names.values()}) == n
+
+
+# --- imports never silently replace a folder -------------------------------------------------------------
+
+
+def small_project(path: Path, text: str = "hello world", code: str = G[3]) -> Path:
+    good = (
+        f'<TextSource guid="{G[10]}" name="s" plainTextPath="internal://s.txt">'
+        + selection(G[11], 0, 5, (code, G[0]))
+        + "</TextSource>"
+    )
+    return make_qdpx(path, project(good), {"sources/s.txt": text})
+
+
+def test_import_into_a_folder_that_is_not_empty_needs_force(tmp_path: Path, run_cli):
+    out = tmp_path / "mygold"
+    assert run_cli("import-qdpx", small_project(tmp_path / "one.qdpx"), "--out", out).code == 0
+    (out / "notes.md").write_text("my notes", encoding="utf-8")
+    before = tree(out)
+    second = small_project(tmp_path / "two.qdpx", "other text!", G[2])
+    refused = run_cli("import-qdpx", second, "--out", out)
+    assert refused.code == 2 and refused.err.count("\n") == 1
+    assert "not empty" in refused.err and "--force" in refused.err
+    assert "transcripts/ (1 file)" in refused.err and "codings.csv" in refused.err and "notes.md" in refused.err
+    assert tree(out) == before  # untouched
+
+    forced = run_cli("import-qdpx", second, "--out", out, "--force")
+    assert forced.code == 0, forced.err
+    assert f"replaced {out}" in forced.err and "notes.md" in forced.err  # says what it replaced
+    assert (out / "transcripts" / "s.txt").read_text(encoding="utf-8") == "other text!"
+    assert read_csv(out / "codings.csv") == [("s.txt", 0, 5, "growth/hope", "ana")]
+    assert sorted(p.name for p in out.iterdir()) == ["codebook.yaml", "codings.csv", "transcripts"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mygold", "one.qdpx", "two.qdpx"]  # nothing left aside
+
+
+def test_a_crash_while_the_folder_is_swapped_leaves_the_old_folder_whole(tmp_path: Path, monkeypatch):
+    out = tmp_path / "mygold"
+    import_qdpx(small_project(tmp_path / "one.qdpx"), out)
+    before = tree(out)
+    real_replace, calls = os.replace, []
+
+    def crash_on_second_rename(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:
+            raise OSError(5, "Input/output error")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", crash_on_second_rename)
+    with pytest.raises(InputError, match="cannot put the new folder in place"):
+        import_qdpx(small_project(tmp_path / "two.qdpx", "other text!", G[2]), out, force=True)
+    monkeypatch.undo()
+    assert tree(out) == before  # the old import, whole: not a mix of the two
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mygold", "one.qdpx", "two.qdpx"]
+
+
+def test_import_qdc_replaces_only_its_codebook_and_only_with_force(tmp_path: Path, run_cli):
+    qdc = tmp_path / "book.qdc"
+    qdc.write_text(
+        '<?xml version="1.0" encoding="utf-8"?><CodeBook xmlns="urn:QDA-XML:codebook:1.0">'
+        f'<Codes><Code guid="{G[3]}" name="Other" isCodable="true"/></Codes></CodeBook>',
+        encoding="utf-8",
+    )
+    out = tmp_path / "gold"
+    out.mkdir()
+    (out / "codings.csv").write_text("source,start,end,code,coder\n", encoding="utf-8")
+    (out / "codebook.yaml").write_text("mine: true\n", encoding="utf-8")
+    refused = run_cli("import-qdc", qdc, "--out", out)
+    assert refused.code == 2 and "already exists; --force replaces it" in refused.err
+    assert (out / "codebook.yaml").read_text(encoding="utf-8") == "mine: true\n"
+    assert run_cli("import-qdc", qdc, "--out", out, "--force").code == 0
+    assert load_codebook(out / "codebook.yaml").impact_ids == ["Other"]
+    assert (out / "codings.csv").read_text(encoding="utf-8") == "source,start,end,code,coder\n"
+
+
+# --- --level -----------------------------------------------------------------------------------------------
+
+
+def test_level_rolls_codes_up_the_tree(tmp_path: Path, run_cli):
+    text = "alpha beta gamma delta"
+    codes = (
+        f'<Code guid="{G[1]}" name="Feelings" isCodable="false">'
+        f'<Code guid="{G[2]}" name="Hope" isCodable="true">'
+        f'<Code guid="{G[3]}" name="Small hopes" isCodable="true"/></Code>'
+        f'<Code guid="{G[5]}" name="Fear" isCodable="true"/></Code>'
+    )
+    sources = (
+        f'<TextSource guid="{G[10]}" name="s" plainTextPath="internal://s.txt">'
+        + selection(G[11], 0, 5, (G[3], G[0]), (G[2], G[0]))  # a code and its parent on one passage
+        + selection(G[12], 6, 10, (G[5], G[0]))
+        + "</TextSource>"
+    )
+    archive = make_qdpx(tmp_path / "p.qdpx", project(sources, codes=codes), {"sources/s.txt": text})
+    result = run_cli("import-qdpx", archive, "--out", tmp_path / "two", "--level", "2")
+    assert result.code == 0, result.err
+    assert read_csv(tmp_path / "two" / "codings.csv") == [
+        ("s.txt", 0, 5, "Feelings/Hope", "ana"),  # Small hopes rolled into Hope; the two codings merged
+        ("s.txt", 6, 10, "Feelings/Fear", "ana"),
+    ]
+    assert load_codebook(tmp_path / "two" / "codebook.yaml").impact_ids == ["Feelings/Hope", "Feelings/Fear"]
+    assert run_cli("import-qdpx", archive, "--out", tmp_path / "one", "--level", "1").code == 0
+    assert read_csv(tmp_path / "one" / "codings.csv") == [
+        ("s.txt", 0, 5, "Feelings", "ana"),
+        ("s.txt", 6, 10, "Feelings", "ana"),
+    ]
+    assert load_codebook(tmp_path / "one" / "codebook.yaml").impact_ids == ["Feelings"]  # codable once rolled up
+    full = run_cli("import-qdpx", archive, "--out", tmp_path / "all")
+    assert len(read_csv(tmp_path / "all" / "codings.csv")) == 3
+    bad = run_cli("import-qdpx", archive, "--out", tmp_path / "zero", "--level", "0")
+    assert bad.code == 2 and "--level must be 1 or more" in bad.err and full.code == 0
+
+
+# --- export-qdpx reads regular files inside --text-dir only -----------------------------------------------
+
+
+def export_args(tmp_path: Path, text_dir: Path, rows: list[tuple] | None = None) -> list:
+    codings = tmp_path / "codings.csv"
+    frame = pd.DataFrame(rows or [("a.txt", 0, 5, "x", "A")], columns=["source", "start", "end", "code", "coder"])
+    frame.to_csv(codings, index=False)
+    return ["export-qdpx", "--codings", codings, "--text-dir", text_dir, "--out", tmp_path / "p.qdpx"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_export_neither_hangs_on_a_fifo_nor_reads_a_device(tmp_path: Path, kind: str):
+    """Today's export read every *.txt whole: a FIFO blocked it forever, a link to /dev/zero grew without bound."""
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "a.txt").write_text("hello world", encoding="utf-8")
+    if kind == "fifo":
+        os.mkfifo(texts / "b.txt")
+    else:
+        (texts / "b.txt").symlink_to("/dev/zero")
+    result = run_bounded(*export_args(tmp_path, texts), seconds=30, memory=1536 * 1024**2)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.count("\n") == 1 and f"{texts / 'b.txt'}: refused" in result.stderr
+    assert not (tmp_path / "p.qdpx").exists()
+
+
+def test_export_reads_links_inside_the_folder_only_and_bounds_sizes(tmp_path: Path, run_cli):
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "a.txt").write_text("hello world", encoding="utf-8")
+    (texts / "same.txt").symlink_to(texts / "a.txt")  # inside the folder: fine
+    assert run_cli(*export_args(tmp_path, texts)).code == 0
+    assert set(read_qdpx(tmp_path / "p.qdpx").sources) == {"a", "same"}
+    outside = tmp_path / "private.txt"
+    outside.write_text("not for export", encoding="utf-8")
+    (texts / "leak.txt").symlink_to(outside)
+    result = run_cli(*export_args(tmp_path, texts))
+    assert result.code == 2 and f"{texts / 'leak.txt'}: refused: a link to outside" in result.err
+    (texts / "leak.txt").unlink()
+    with pytest.raises(InputError, match=re.escape("larger than 5 bytes (limit max_source_bytes = 5)")):
+        load_transcripts(texts, ArchiveLimits(max_source_bytes=5))
+    with pytest.raises(InputError, match="limit max_text_bytes = 15"):
+        load_transcripts(texts, ArchiveLimits(max_text_bytes=15))
+
+
+@pytest.mark.parametrize(
+    "source,problem",
+    [
+        ("/etc/passwd", "is an absolute path"),
+        ("../private.txt", "points outside the folder (../)"),
+        ("x/a.txt", "is a path"),
+    ],
+)
+def test_export_refuses_sources_that_are_paths(tmp_path: Path, run_cli, source: str, problem: str):
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "a.txt").write_text("hello world", encoding="utf-8")
+    (tmp_path / "private.txt").write_text("not for export", encoding="utf-8")
+    result = run_cli(*export_args(tmp_path, texts, [(source, 0, 5, "x", "A")]))
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert f"row 2: refused: source {source!r} {problem}" in result.err
+
+
+def test_export_code_paths_deeper_than_the_bound_are_refused(tmp_path: Path):
+    frame = pd.DataFrame(
+        [("a.txt", 0, 5, "/".join(["x"] * 2000), "A")], columns=["source", "start", "end", "code", "coder"]
+    )
+    with pytest.raises(InputError, match="limit max_code_depth = 50"):
+        export_qdpx({"a.txt": "hello world"}, frame, tmp_path / "p.qdpx")
+    assert not (tmp_path / "p.qdpx").exists()
+
+
+@needs_xsd
+def test_export_names_codes_in_the_language_the_sidecars_declare(tmp_path: Path, run_cli):
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "a.txt").write_text("Locataire : je me sens mieux.", encoding="utf-8")
+    (texts / "a.meta.yaml").write_text("language: fr\n", encoding="utf-8")
+    args = export_args(tmp_path, texts, [("a.txt", 12, 28, "being_growth_service_users", "A")])
+    assert run_cli(*args, "--codebook", DEFAULT_CODEBOOK).code == 0
+    assert_valid(tmp_path / "p.qdpx")
+    names = {c.get("name") for c in qde_of(tmp_path / "p.qdpx").iterfind(".//q:Code", NS)}
+    book = load_codebook()
+    assert book.impact("being_growth_service_users").name["fr"] in names
+    assert run_cli(*args, "--codebook", DEFAULT_CODEBOOK, "--lang", "en").code == 0
+    names = {c.get("name") for c in qde_of(tmp_path / "p.qdpx").iterfind(".//q:Code", NS)}
+    assert book.impact("being_growth_service_users").name["en"] in names
