@@ -7,6 +7,7 @@ so any codebook in the same format works.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,7 +136,7 @@ def parse_codebook(data: object, path: str | Path | None = None, sha256: str = "
     if not impacts:
         problems.append("no impacts")
     for kind, ids in (("category", [c.id for c in categories]), ("impact", [i.id for i in impacts])):
-        for dup in sorted({i for i in ids if ids.count(i) > 1}):
+        for dup in sorted(i for i, n in Counter(ids).items() if n > 1):  # linear: imported codebooks can be large
             problems.append(f"duplicate {kind} id {dup!r}")
     category_ids = {c.id for c in categories}
     for impact in impacts:
