@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline import limits
 from pipeline.errors import InputError
 
 TEXT_SUFFIXES = (".txt", ".md")
@@ -64,6 +66,27 @@ class Layout:
     turns: list[RawTurn] | None = None
     built: bool = False  # the text was built from captions/JSON (not the file's own text)
     warnings: list[str] = field(default_factory=list)
+
+
+def has_text(text: str) -> bool:
+    """Whether ``text`` holds a visible character: not only spaces, line breaks, controls or format marks."""
+    return any(unicodedata.category(ch)[0] not in "ZC" for ch in text)
+
+
+_LINE_BREAK = re.compile(r"\r\n?|\n")
+
+
+def check_text(text: str, path: str | Path) -> None:
+    """Refuse a transcript text past :data:`~pipeline.limits.MAX_TRANSCRIPT_CHARS` or with a line past
+    :data:`~pipeline.limits.MAX_LINE_CHARS` (lines end at ``\n``, ``\r\n`` or ``\r``, as segmentation cuts them)."""
+    limits.check(len(text), "MAX_TRANSCRIPT_CHARS", "text length", path, "characters")
+    if len(text) <= limits.MAX_LINE_CHARS:
+        return
+    start, number = 0, 0
+    for number, match in enumerate(_LINE_BREAK.finditer(text), start=1):
+        limits.check(match.start() - start, "MAX_LINE_CHARS", f"line {number}", path, "characters")
+        start = match.end()
+    limits.check(len(text) - start, "MAX_LINE_CHARS", f"line {number + 1}", path, "characters")
 
 
 def seconds(value: str) -> float:
@@ -131,32 +154,50 @@ def _split_name(text: str) -> tuple[str | None, str]:
 
 
 def build_from_cues(cues: list[_Cue], name: str, path: Path) -> Layout:
-    """Merge consecutive cues of one speaker into turns and write ``Name: text`` lines."""
-    merged: list[_Cue] = []
+    """Merge consecutive cues of one speaker into turns and write ``Name: text`` lines.
+
+    A turn grows up to :data:`~pipeline.limits.MAX_BUILT_TURN_CHARS`; a longer monologue goes on as
+    another turn of the same speaker, so no built line comes near :data:`~pipeline.limits.MAX_LINE_CHARS`.
+    """
+    merged: list[tuple[str | None, list[str], float | None, float | None]] = []  # label, words, start, end
+    length, total = 0, 0  # characters of the last turn, of all turns
     for cue in cues:
         words = " ".join(cue.text.split())
-        if not words:
+        if not has_text(words):
             continue
-        if merged and (cue.label == merged[-1].label or cue.label is None):
-            merged[-1].text += " " + words
-            merged[-1].end = cue.end if cue.end is not None else merged[-1].end
+        label = " ".join(cue.label.split()) if cue.label else None
+        label = label if label and has_text(label) else None
+        total += len(words) + 1
+        limits.check(total, "MAX_TRANSCRIPT_CHARS", "text length", path, "characters")
+        fits = length + 1 + len(words) <= limits.MAX_BUILT_TURN_CHARS
+        if merged and (label == merged[-1][0] or label is None) and fits:
+            last = merged[-1]
+            last[1].append(words)
+            merged[-1] = (last[0], last[1], last[2], cue.end if cue.end is not None else last[3])
+            length += 1 + len(words)
         else:
-            merged.append(_Cue(cue.label, words, cue.start, cue.end))
+            if merged and label is None:
+                label = merged[-1][0]  # a long monologue goes on
+            merged.append((label, [words], cue.start, cue.end))
+            length = len(words)
     if not merged:
         raise InputError(f"no text in the {name} cues", path)
     warnings = []
-    if all(cue.label is None for cue in merged):
+    if all(label is None for label, _, _, _ in merged):
         warnings.append(f"the {name} file names no speakers; read as one speaker")
     lines, turns, offset = [], [], 0
-    for cue in merged:
-        label = cue.label or "Speaker"
+    for label, words, start_time, end_time in merged:
+        label = label or "Speaker"
         prefix = f"{label}: "
+        spoken = " ".join(words)
         start = offset + len(prefix)
-        turns.append(RawTurn(label, start, start + len(cue.text), cue.start, cue.end, None))
-        line = prefix + cue.text
+        turns.append(RawTurn(label, start, start + len(spoken), start_time, end_time, None))
+        line = prefix + spoken
         lines.append(line)
         offset += len(line) + 1
-    return Layout(name, "\n".join(lines) + "\n", turns, built=True, warnings=warnings)
+    text = "\n".join(lines) + "\n"
+    check_text(text, path)
+    return Layout(name, text, turns, built=True, warnings=warnings)
 
 
 def parse_vtt(text: str, path: Path) -> Layout:
@@ -199,6 +240,8 @@ def parse_whisper_json(text: str, path: Path) -> Layout:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"not valid JSON (line {exc.lineno})", path) from None
+    except RecursionError:
+        raise InputError("not a Whisper JSON transcript (nested too deeply)", path) from None
     segments = data.get("segments") if isinstance(data, dict) else data if isinstance(data, list) else None
     if not isinstance(segments, list) or not segments:
         raise InputError("not a Whisper JSON transcript (no 'segments' list)", path)
@@ -209,7 +252,7 @@ def parse_whisper_json(text: str, path: Path) -> Layout:
         try:
             start = float(segment["start"]) if segment.get("start") is not None else None
             end = float(segment["end"]) if segment.get("end") is not None else None
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise InputError(f"segment {number}: start and end must be numbers", path) from None
         speaker = segment.get("speaker")
         cues.append(_Cue(str(speaker).strip() if speaker not in (None, "") else None, segment["text"], start, end))
@@ -243,6 +286,7 @@ def parse_layout(text: str, path: Path) -> Layout:
         raise InputError("not a WebVTT file (no WEBVTT header)", path)
     if suffix == ".srt":
         raise InputError("not a SubRip file (no numbered cue with a time range)", path)
+    check_text(text, path)
     turns = header_turns(text)
     if turns:
         return Layout("header (Otter/Teams)", text, turns)

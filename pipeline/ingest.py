@@ -14,8 +14,10 @@ from pathlib import Path
 
 import yaml
 
+from pipeline import limits
 from pipeline.errors import InputError
-from pipeline.formats import TRANSCRIPT_SUFFIXES, Layout, RawTurn, parse_layout
+from pipeline.formats import TRANSCRIPT_SUFFIXES, Layout, RawTurn, has_text, parse_layout
+from pipeline.io import read_input
 
 SIDECAR_SUFFIX = ".meta.yaml"
 SIDECAR_KEYS = frozenset(
@@ -138,8 +140,8 @@ def decode_bytes(raw: bytes, path: str | Path) -> tuple[str, str, list[str]]:
                 ) from None
             if encoding == "utf-16":
                 text = text.lstrip("\ufeff")
-            if not text.strip():
-                raise InputError("empty file", path)
+            if not has_text(text):
+                raise InputError("empty file (no visible text)", path)
             return text, encoding, []
     if b"\x00" in raw:
         raise InputError("binary file (NUL bytes; not a text transcript)", path)
@@ -162,25 +164,67 @@ def decode_bytes(raw: bytes, path: str | Path) -> tuple[str, str, list[str]]:
         warning = f"{Path(path).name}: decoded as {encoding}, not UTF-8; save transcripts as UTF-8 to be sure"
         if _control_share(text) > 0.01:
             raise InputError("binary file (control characters; not a text transcript)", path) from None
+        if not has_text(text):
+            raise InputError("empty file (no visible text)", path) from None
         return text, encoding, [warning]
     if _control_share(text) > 0.01:
         raise InputError("binary file (control characters; not a text transcript)", path)
+    if not has_text(text):
+        raise InputError("empty file (only spaces; no visible text)", path)
     return text, "utf-8", []
 
 
-def read_docx(path: Path) -> str:
-    """Text of a .docx, one line per paragraph (python-docx)."""
+_DTD_MARKS = tuple(m.encode(codec) for m in ("<!DOCTYPE", "<!ENTITY") for codec in ("utf-8", "utf-16-le", "utf-16-be"))
+
+
+def check_docx(raw: bytes, path: str | Path) -> None:
+    """Refuse a .docx that would take too much to open: a zip bomb, too many parts, or XML with a DTD.
+
+    Only the zip's directory and the XML parts are read (each at most its declared size, which the
+    zip reader enforces); nothing is parsed. Word never writes a DTD or entity declarations, so any
+    is refused rather than trusted to the XML parser.
+    """
+    import io
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            parts = archive.infolist()
+            limits.check(len(parts), "MAX_DOCX_PARTS", "number of parts in the .docx", path)
+            total = sum(info.file_size for info in parts)
+            limits.check(total, "MAX_DOCX_UNCOMPRESSED_BYTES", "uncompressed size", path, "bytes")
+            xml = [info for info in parts if info.filename.lower().endswith((".xml", ".rels"))]
+            xml_size = sum(info.file_size for info in xml)
+            limits.check(xml_size, "MAX_DOCX_XML_BYTES", "uncompressed size of its XML", path, "bytes")
+            for info in xml:
+                data = archive.read(info)
+                if any(mark in data for mark in _DTD_MARKS):
+                    raise InputError(f"not a Word document: {info.filename} declares a DTD or XML entities", path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError, ValueError) as exc:
+        raise InputError(f"not a readable .docx ({type(exc).__name__})", path) from None
+
+
+def read_docx(path: str | Path, raw: bytes | None = None) -> str:
+    """Text of a .docx, one line per paragraph (python-docx), after :func:`check_docx`.
+
+    ``raw`` is the file's bytes when already read (through :func:`pipeline.io.read_input`).
+    """
+    import io
     import zipfile
 
     from docx import Document
     from docx.opc.exceptions import PackageNotFoundError
 
+    if raw is None:
+        raw = read_input(path, "MAX_TRANSCRIPT_BYTES")
+    check_docx(raw, path)
     try:
-        document = Document(str(path))
-    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+        document = Document(io.BytesIO(raw))
+        text = "\n".join(paragraph.text for paragraph in document.paragraphs)
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, AttributeError, TypeError) as exc:
+        # lxml's XMLSyntaxError is a ValueError; a part of the wrong type gives AttributeError or TypeError
         raise InputError(f"not a readable .docx ({type(exc).__name__})", path) from None
-    text = "\n".join(paragraph.text for paragraph in document.paragraphs)
-    if not text.strip():
+    if not has_text(text):
         raise InputError("empty file (the .docx holds no text)", path)
     return text
 
@@ -192,11 +236,10 @@ def read_text(path: str | Path) -> tuple[str, str, list[str]]:
         raise InputError(
             f"unknown extension {path.suffix or '(none)'!r}: expected {', '.join(TRANSCRIPT_SUFFIXES)}", path
         )
-    if not path.is_file():
-        raise InputError("no such file", path)
+    raw = read_input(path, "MAX_TRANSCRIPT_BYTES")
     if path.suffix.lower() == ".docx":
-        return read_docx(path), "docx", []
-    return decode_bytes(path.read_bytes(), path)
+        return read_docx(path, raw), "docx", []
+    return decode_bytes(raw, path)
 
 
 # --- sidecar -------------------------------------------------------------------------------------
@@ -213,9 +256,10 @@ def read_sidecar(path: str | Path) -> dict:
     meta_path = sidecar_path(path)
     if not meta_path.exists():
         return {}
+    raw = read_input(meta_path, "MAX_SIDECAR_BYTES")
     try:
-        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        meta = yaml.safe_load(raw.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
         raise InputError(f"sidecar is not valid UTF-8 YAML ({type(exc).__name__})", meta_path) from None
     if meta is None:
         return {}
@@ -229,12 +273,24 @@ def read_sidecar(path: str | Path) -> dict:
         )
     if "interview_type" in meta and meta["interview_type"] not in INTERVIEW_TYPES:
         raise InputError(f"interview_type must be one of {', '.join(INTERVIEW_TYPES)}", meta_path)
+    if "language" in meta and not isinstance(meta["language"], str):
+        raise InputError("language must be a language code such as en or fr", meta_path)
     for key in ("interviewers", "stakeholder_groups"):
-        if key in meta and not isinstance(meta[key], list):
-            raise InputError(f"{key} must be a list", meta_path)
-    if "participants" in meta and not isinstance(meta["participants"], dict):
+        if key in meta and not (isinstance(meta[key], list) and all(_scalar(v) for v in meta[key])):
+            raise InputError(f"{key} must be a list of names", meta_path)
+    participants = meta.get("participants", {})
+    if not (isinstance(participants, dict) and all(_scalar(k) and _scalar(v) for k, v in participants.items())):
         raise InputError("participants must map each speaker label to a stakeholder group", meta_path)
+    if "interviewers" in meta:
+        meta["interviewers"] = [str(v) for v in meta["interviewers"]]
+    if "participants" in meta:
+        meta["participants"] = {str(k): str(v) for k, v in meta["participants"].items()}
     return meta
+
+
+def _scalar(value: object) -> bool:
+    """A YAML value that reads as a name (a string or number; YAML reads ``Pair 2`` as a string, ``2`` as a number)."""
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
 
 
 # --- turns and roles -----------------------------------------------------------------------------
@@ -314,6 +370,8 @@ def labelled_turns(text: str, roles: RoleResolver, known_speakers: set[str] | No
     for index, match in enumerate(openings):
         limit = openings[index + 1].start() if index + 1 < len(openings) else len(text)
         start, end = _span(text, match.end(), limit)
+        if not has_text(text[start:end]):
+            continue  # "Peer:" with nothing said is no turn
         stamp = match.group("timestamp") or match.group("timestamp_after")
         turns.append(RawTurn(match.group("label").strip(), start, end, _seconds_or_none(stamp), None, stamp))
     return turns
@@ -338,7 +396,7 @@ def paragraph_turns(text: str) -> list[Turn]:
     turns = []
     for match in re.finditer(r"\S(?:.*?)(?=(?:\r?\n[ \t]*){2,}|\Z)", text, re.DOTALL):
         start, end = _span(text, match.start(), match.end())
-        if end > start:
+        if has_text(text[start:end]):
             turns.append(Turn(len(turns), "participant", "participant", start, end))
     return turns
 
@@ -383,6 +441,7 @@ def load_transcript(
     roles = RoleResolver(named or None, interviewer_patterns)
     known = set(named) | set((meta.get("participants") or {}).keys())
     raw_turns = layout.turns if layout.turns is not None else labelled_turns(text, roles, known or None)
+    raw_turns = [t for t in raw_turns if has_text(text[t.start : t.end])]  # a turn always holds words
     if raw_turns and not named and not any(roles.is_role_label(t.label or "") for t in raw_turns):
         speakers = {t.label for t in raw_turns if t.label}
         asker = question_asker(text, raw_turns) if len(speakers) > 1 else None
@@ -426,7 +485,8 @@ def collect_transcripts(inputs: list[str | Path], warn=None) -> list[Path]:
             for p in sorted(item.iterdir()):
                 if p.name.startswith((".", "~$")) or p.name.endswith(SIDECAR_SUFFIX):
                     continue
-                if p.is_file() and p.suffix.lower() in TRANSCRIPT_SUFFIXES:
+                if p.suffix.lower() in TRANSCRIPT_SUFFIXES:
+                    _check_entry(p, item)
                     found.append(p)
                 elif warn is not None:
                     warn(f"{p}: skipped (not a transcript: expected {', '.join(TRANSCRIPT_SUFFIXES)})")
@@ -442,3 +502,20 @@ def collect_transcripts(inputs: list[str | Path], warn=None) -> list[Path]:
     if duplicates:
         raise InputError(f"two inputs share the file name {duplicates[0]!r}; sources are named by file name")
     return files
+
+
+def _check_entry(path: Path, folder: Path) -> None:
+    """A transcript found in ``folder`` must be a regular file, or a link to one inside ``folder``."""
+    import stat
+
+    if path.is_symlink():
+        target = path.resolve()
+        if not target.is_relative_to(folder.resolve()):
+            raise InputError(f"a link to {target}, outside {folder}; copy the file in or name it as an input", path)
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        raise InputError("a broken link or an unreadable entry", path) from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise InputError(f"not a regular file ({kind})", path)

@@ -3,16 +3,83 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
 
+from pipeline import limits
 from pipeline.errors import InputError
 
 TABLE_SUFFIXES = (".csv", ".parquet")
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def read_input(path: str | Path, limit_name: str) -> bytes:
+    """The bytes of a user's input file: a regular file no larger than the bound ``limit_name``.
+
+    ``limit_name`` names a size bound of :mod:`pipeline.limits` (``"MAX_TRANSCRIPT_BYTES"``). The
+    file is opened without blocking (a FIFO never hangs the read) and checked on the open
+    descriptor, so a link to a device or a FIFO is refused however it is named.
+    """
+    limit = getattr(limits, limit_name)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise InputError("no such file", path) from None
+    except IsADirectoryError:
+        raise InputError("not a regular file (a folder)", path) from None
+    except OSError as exc:
+        raise InputError(f"cannot open ({exc.strerror or type(exc).__name__})", path) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a plain file")
+            raise InputError(f"not a regular file ({kind})", path)
+        limits.check(os.fstat(fd).st_size, limit_name, "file size", path, "bytes")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror or type(exc).__name__})", path) from None
+    finally:
+        os.close(fd)
+    limits.check(size, limit_name, "file size", path, "bytes")  # it grew while being read
+    return b"".join(chunks)
+
+
+def check_output_path(path: str | Path, kind: str = "file") -> Path:
+    """Refuse an output path that cannot be written: one under a file, or of the wrong kind.
+
+    ``kind`` is ``"file"`` (an existing folder there is an error) or ``"folder"`` (an existing file
+    there is an error). Called before any work, so a bad ``--out`` fails in a second, not after it.
+    """
+    path = Path(path)
+    if kind == "file" and path.is_dir():
+        raise InputError("is a folder; give a file name", path)
+    if kind == "folder" and path.exists() and not path.is_dir():
+        raise InputError("is a file, not a folder", path)
+    for parent in path.parents:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise InputError(f"cannot write here: {parent} is a file, not a folder", path)
+            break
+    return path
 
 
 @contextlib.contextmanager
@@ -21,9 +88,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     A failure leaves neither a partial file nor a damaged earlier version behind.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    path = check_output_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the folder ({exc.strerror or type(exc).__name__})", path) from None
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise InputError(f"cannot write here ({exc.strerror or type(exc).__name__})", path) from None
     os.close(fd)
     tmp = Path(tmp_name)
     umask = os.umask(0)
@@ -69,13 +142,185 @@ def require_columns(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], p
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a ``.csv`` or ``.parquet`` table written by :func:`write_table` (or by hand)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InputError("no such file", path)
+    if path.suffix not in TABLE_SUFFIXES:
+        raise InputError(f"unknown table format {path.suffix!r} (use .csv or .parquet)", path)
+    raw = io.BytesIO(read_input(path, "MAX_TABLE_BYTES"))
     try:
         if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-        if path.suffix == ".csv":
-            return pd.read_csv(path, keep_default_na=False, na_values=[""], encoding="utf-8")
-    except (ValueError, OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read table ({type(exc).__name__}: {str(exc)[:120]})", path) from None
-    raise InputError(f"unknown table format {path.suffix!r} (use .csv or .parquet)", path)
+            return pd.read_parquet(raw)
+        return pd.read_csv(raw, keep_default_na=False, na_values=[""], encoding="utf-8")
+    except (ValueError, OSError, UnicodeDecodeError, RecursionError, MemoryError) as exc:
+        problem = " ".join(str(exc).split())[:120]
+        raise InputError(f"cannot read table ({type(exc).__name__}: {problem})", path) from None
+
+
+# --- output folders built aside and swapped in whole ----------------------------------------------
+
+STAGING_MARK = ".imri-staging-"  # .<name>.imri-staging-<pid>-<random>: a folder being built
+OLD_MARK = ".imri-old-"  # .<name>.imri-old-<pid>-<random>: an old folder on its way out (no renameat2)
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    errno = ctypes.get_errno()
+    import errno as errnos
+
+    if errno in (errnos.EINVAL, errnos.ENOSYS, errnos.EOPNOTSUPP):
+        return False  # a file system without the exchange (some network and FUSE file systems)
+    raise OSError(errno, os.strerror(errno), str(b))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _leftovers(out: Path, mark: str) -> list[Path]:
+    """Staging or old folders of ``out`` left by a process that is gone."""
+    found = []
+    for path in out.parent.glob(f".{glob_escape(out.name)}{mark}*"):
+        pid = path.name[len(out.name) + 1 + len(mark) :].split("-")[0]
+        if path.is_dir() and not path.is_symlink() and pid.isdigit() and not _pid_alive(int(pid)):
+            found.append(path)
+    return found
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob's special characters escaped."""
+    import glob
+
+    return glob.escape(name)
+
+
+def clean_leftovers(out: str | Path) -> list[Path]:
+    """Remove what a crashed build of ``out`` left beside it; return what was removed.
+
+    A crash between the two renames of the fallback swap leaves ``out`` missing and its old version
+    under an ``.imri-old-`` name: that old version is put back first.
+    """
+    import shutil
+
+    out = Path(out)
+    if not out.parent.is_dir():
+        return []
+    old = sorted(_leftovers(out, OLD_MARK), key=lambda p: p.stat().st_mtime)
+    if old and not out.exists():
+        old.pop().rename(out)
+    removed = _leftovers(out, STAGING_MARK) + old
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+def _carry(old: Path, new: Path, name: str) -> None:
+    """Put ``old/name`` into ``new`` (a hard link: the same file, however it changes; else a copy)."""
+    import shutil
+
+    source, target = old / name, new / name
+    if not source.is_file() or source.is_symlink() or target.exists():
+        return
+    try:
+        os.link(source, target)
+    except OSError:
+        if name.endswith((".db-wal", ".db-shm", ".db-journal")):
+            return  # the copy of the database below includes what its journal holds
+        if name.endswith(".db"):
+            import sqlite3
+
+            with contextlib.closing(sqlite3.connect(source)) as src, contextlib.closing(sqlite3.connect(target)) as dst:
+                src.backup(dst)
+        else:
+            shutil.copy2(source, target)
+
+
+def _sync_tree(folder: Path) -> None:
+    """Flush every file of ``folder`` and the folder itself to disk (before it is swapped in)."""
+    for path in [*folder.rglob("*"), folder]:
+        if path.is_symlink() or not (path.is_file() or path.is_dir()):
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def build_folder(out: str | Path, keep: Callable[[str], bool] = lambda name: False) -> Iterator[Path]:
+    """Yield an empty folder beside ``out`` to build it in; when the block succeeds, swap it in whole.
+
+    The folder is a sibling of ``out`` (same file system) named ``.<out>.imri-staging-<pid>-*``.
+    On success, entries of the old ``out`` for which ``keep(name)`` is true are carried into the new
+    one (hard links), everything is flushed to disk, and the new folder takes the old one's place in
+    one atomic step (``renameat2`` exchange on Linux; elsewhere two renames, whose rare half-done
+    state :func:`clean_leftovers` repairs). A crash at any moment leaves the old folder or the new
+    one at ``out``, never a mix. The staging folder is always removed, and so are those of crashed
+    earlier builds.
+    """
+    import shutil
+
+    out = Path(out)
+    out = out.resolve() if out.is_symlink() else out  # a link to a folder: the folder is replaced
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the folder ({exc.strerror or type(exc).__name__})", out) from None
+    clean_leftovers(out)
+    prefix = f".{out.name}{STAGING_MARK}{os.getpid()}-"
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=prefix, dir=out.parent))
+    except OSError as exc:
+        raise InputError(f"cannot write here ({exc.strerror or type(exc).__name__})", out) from None
+    try:
+        yield staging
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = out.stat().st_mode & 0o7777 if out.is_dir() else 0o777 & ~umask
+        os.chmod(staging, mode)  # mkdtemp makes 0700 folders
+        if out.is_dir():
+            for entry in sorted(out.iterdir()):
+                if keep(entry.name):
+                    _carry(out, staging, entry.name)
+        _sync_tree(staging)
+        if not out.exists() and not out.is_symlink():
+            try:
+                os.rename(staging, out)
+                return
+            except OSError:
+                pass  # made by someone else meanwhile: swap with it
+        if not _exchange(staging, out):
+            import secrets
+
+            old = out.parent / f".{out.name}{OLD_MARK}{os.getpid()}-{secrets.token_hex(4)}"
+            os.rename(out, old)
+            os.rename(staging, out)
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -16,7 +16,9 @@ from typing import ClassVar
 
 import pandas as pd
 
+from pipeline import limits
 from pipeline.errors import InputError
+from pipeline.formats import has_text
 from pipeline.ingest import Transcript
 from pipeline.params import ParamsSection
 
@@ -141,13 +143,16 @@ class SentenceSplitter:
         spaCy then splits each line into sentences. Batching every line of a transcript into one call
         is about twice as fast as one call per turn, with the same boundaries.
         """
-        lines: dict[str, list[tuple[int, int, str]]] = {}  # language -> (text index, offset, line)
+        lines: dict[str, list[tuple[int, int, str]]] = {}  # language -> (text index, offset, piece of a line)
         for index, (text, language) in enumerate(zip(texts, languages, strict=True)):
             for match in re.finditer(r"[^\r\n]*\S[^\r\n]*", text):
-                lines.setdefault(language, []).append((index, match.start(), match.group(0)))
+                for offset, piece in _pieces(match.group(0), match.start()):
+                    lines.setdefault(language, []).append((index, offset, piece))
         spans: list[list[tuple[int, int]]] = [[] for _ in texts]
         for language, items in lines.items():
-            docs = self.nlp(language).pipe((line for _, _, line in items), batch_size=256)
+            longest = max(len(piece) for _, _, piece in items)
+            batch = max(1, min(256, limits.SPACY_BATCH_CHARS // longest))
+            docs = self.nlp(language).pipe((_mask_long_runs(piece) for _, _, piece in items), batch_size=batch)
             for (index, offset, _), doc in zip(items, docs, strict=True):
                 text = texts[index]
                 for sent in doc.sents:
@@ -160,6 +165,42 @@ class SentenceSplitter:
                         spans[index].append((start, end))
         # each text has one language, so its lines (hence its spans) come back in order
         return [_reattach_openers(text, found) or [(0, len(text))] for found, text in zip(spans, texts, strict=True)]
+
+
+_LONG_RUN = re.compile(rf"(?<!\S)\S{{{limits.SPACY_TOKEN_CHARS + 1},}}?(?=[.!?…]*\s|[.!?…]*$)")
+_PIECE_CUT = re.compile(r"[.!?…][\"'”»)\]]*\s+")
+_SPACE = re.compile(r"\s+")
+
+
+def _mask_long_runs(text: str) -> str:
+    """``text`` with each run of non-space characters past ``SPACY_TOKEN_CHARS`` replaced by as many letters.
+
+    Offsets stay the same (one letter per character) and a run's final full stop is kept. spaCy's
+    tokenizer takes time quadratic in a token's length on emoji or elisions (20,000 emoji: two
+    minutes), and no sentence ends inside such a run anyway.
+    """
+    if len(text) <= limits.SPACY_TOKEN_CHARS:
+        return text
+    return _LONG_RUN.sub(lambda m: "x" * len(m.group(0)), text)
+
+
+def _pieces(line: str, offset: int) -> list[tuple[int, str]]:
+    """``(offset, piece)`` of a line cut into pieces of at most ``SPACY_PIECE_CHARS`` for spaCy.
+
+    A cut goes after the last full stop followed by a space within the bound, else at the last space,
+    else at the bound; real lines are far shorter and come back whole.
+    """
+    size = limits.SPACY_PIECE_CHARS
+    pieces = []
+    while len(line) > size:
+        window = line[: size + 1]
+        stops = [m.end() for m in _PIECE_CUT.finditer(window, size // 2) if m.end() <= size]
+        spaces = stops or [m.end() for m in _SPACE.finditer(window, size // 2) if m.end() <= size]
+        cut = spaces[-1] if spaces else size
+        pieces.append((offset, line[:cut]))
+        line, offset = line[cut:], offset + cut
+    pieces.append((offset, line))
+    return pieces
 
 
 _OPENERS = "([{«“"
@@ -183,6 +224,15 @@ def _reattach_openers(text: str, spans: list[tuple[int, int]]) -> list[tuple[int
         fixed[i] = (start, cut)
         fixed[i + 1] = (opener, fixed[i + 1][1])
     return fixed
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    """``[start, end)`` without the whitespace around it."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
 
 
 def _words(text: str) -> int:
@@ -304,9 +354,10 @@ class Segmenter:
             transcript.turns, turn_texts, split_languages, detected, sentences, strict=True
         ):
             units = [
-                (start + turn.start, end + turn.start)
+                _trim(text, start + turn.start, end + turn.start)
                 for start, end in self.units(turn_text, split_language, turn_sentences)
             ]
+            units = [(start, end) for start, end in units if has_text(text[start:end])]  # never an empty segment
             languages = [self._language(text[start:end], None) for start, end in units]
             by_chars: Counter[str] = Counter()
             for (start, end), language in zip(units, languages, strict=True):

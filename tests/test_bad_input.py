@@ -59,3 +59,150 @@ def test_missing_input_and_bad_output_suffix(tmp_path, run_cli):
     assert run_cli("segment", tmp_path / "nope.txt", "--out", tmp_path / "s.csv").code == 2
     result = run_cli("segment", TEST_DATA / "transcripts", "--out", tmp_path / "s.xlsx")
     assert result.code == 2 and "s.xlsx: output must end in .csv or .parquet" in result.err
+
+
+# --- bounds (pipeline/limits.py) and files that are not regular files ---------------------------
+
+
+def _segment_fails(run_cli, tmp_path, bad, problem):
+    """``imri segment`` on a good and a bad transcript: one line naming the bad one, nothing written."""
+    good = tmp_path / "good.txt"
+    good.write_text(GOOD, encoding="utf-8")
+    out = tmp_path / "segments.csv"
+    result = run_cli("segment", good, bad, "--out", out)
+    assert result.code == 2, result.err
+    assert result.err.count("\n") == 1 and result.err.startswith(f"error: {bad}: "), result.err
+    assert problem in result.err, result.err
+    assert not out.exists()
+    return result
+
+
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        # a 2 MB line without a line break (spaCy's E088 traceback before)
+        ("Tenant: " + "word " * 420_000, "text length is 2,100,008 characters, over the limit of 2,000,000"),
+        ("Interviewer: Hi?\nTenant: " + "mot " * 60_000 + "\n", "line 2 is 240,008 characters, over the limit"),
+        ("\u00a0\u3000 \u2003\n\u2028" * 50, "empty file (only spaces; no visible text)"),  # IndexError in code
+    ],
+)
+def test_transcripts_past_the_bounds(tmp_path, run_cli, text, problem):
+    bad = tmp_path / "bad.txt"
+    bad.write_text(text, encoding="utf-8")
+    _segment_fails(run_cli, tmp_path, bad, problem)
+
+
+def test_a_transcript_file_past_the_size_bound(tmp_path, run_cli, monkeypatch):
+    from pipeline import limits
+
+    monkeypatch.setattr(limits, "MAX_TRANSCRIPT_BYTES", 1000)
+    bad = tmp_path / "big.vtt"
+    bad.write_text("WEBVTT\n\n" + "00:00.000 --> 00:01.000\nTenant: hello there\n\n" * 40, encoding="utf-8")
+    problem = f"file size is {bad.stat().st_size:,} bytes, over the limit of 1,000 bytes (MAX_TRANSCRIPT_BYTES"
+    _segment_fails(run_cli, tmp_path, bad, problem)
+
+
+def test_a_whisper_json_nested_too_deeply(tmp_path, run_cli):
+    bad = tmp_path / "deep.json"
+    bad.write_text('{"segments": ' + "[" * 100_000 + "]" * 100_000 + "}", encoding="utf-8")
+    _segment_fails(run_cli, tmp_path, bad, "nested too deeply")
+
+
+def test_fifos_devices_and_links_out_of_the_folder_are_not_read(tmp_path, run_cli):
+    import os
+
+    fifo = tmp_path / "fifo.txt"
+    os.mkfifo(fifo)
+    _segment_fails(run_cli, tmp_path, fifo, "not a regular file (a FIFO)")
+    zero = tmp_path / "zero.txt"
+    zero.symlink_to("/dev/zero")
+    _segment_fails(run_cli, tmp_path, zero, "not a regular file (a character device)")
+    folder = tmp_path / "interviews"
+    folder.mkdir()
+    (folder / "a.txt").write_text(GOOD, encoding="utf-8")
+    (folder / "secret.txt").symlink_to(tmp_path / "outside.txt")
+    (tmp_path / "outside.txt").write_text(GOOD, encoding="utf-8")
+    result = run_cli("segment", folder, "--out", tmp_path / "s.csv")
+    assert result.code == 2 and f"error: {folder / 'secret.txt'}: a link to " in result.err
+    assert "outside" in result.err and not (tmp_path / "s.csv").exists()
+    (folder / "secret.txt").unlink()
+    (folder / "inside.txt").symlink_to(folder / "a.txt")  # a link within the folder is read
+    result = run_cli("segment", folder / "a.txt", "--out", tmp_path / "s.csv")
+    assert result.code == 0, result.err
+
+
+def test_segment_out_under_a_file_or_onto_a_folder(tmp_path, run_cli):
+    good = tmp_path / "good.txt"
+    good.write_text(GOOD, encoding="utf-8")
+    result = run_cli("segment", good, "--out", good / "s.csv")
+    assert result.code == 2
+    assert result.err == f"error: {good / 's.csv'}: cannot write here: {good} is a file, not a folder\n"
+    (tmp_path / "x.csv").mkdir()
+    result = run_cli("segment", good, "--out", tmp_path / "x.csv")
+    assert result.code == 2 and result.err == f"error: {tmp_path / 'x.csv'}: is a folder; give a file name\n"
+
+
+# --- .docx: zip bombs and XML entities are refused before python-docx parses anything -------------
+
+
+def _docx(path, document_xml: bytes | None = None, extra: dict[str, bytes] | None = None):
+    """A real .docx from python-docx, with its ``word/document.xml`` replaced and parts added."""
+    import zipfile
+
+    import docx
+
+    plain = path.with_name("plain.docx")
+    document = docx.Document()
+    for line in GOOD.strip().split("\n"):
+        document.add_paragraph(line)
+    document.save(plain)
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as out:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == "word/document.xml" and document_xml is not None:
+                data = document_xml
+            out.writestr(info.filename, data)
+        for name, data in (extra or {}).items():
+            out.writestr(name, data)
+    plain.unlink()
+    return path
+
+
+def test_docx_bombs_and_entities(tmp_path, run_cli):
+    import re
+    import zipfile
+
+    bomb = _docx(tmp_path / "bomb.docx", extra={"word/media/padding.bin": bytes(80 * 1024 * 1024)})
+    assert bomb.stat().st_size < 200_000  # 80 MB of zeros inflate from a small file
+    _segment_fails(run_cli, tmp_path, bomb, "over the limit of 67,108,864 bytes (MAX_DOCX_UNCOMPRESSED_BYTES")
+
+    with zipfile.ZipFile(_docx(tmp_path / "ok.docx")) as z:
+        body = z.read("word/document.xml")
+    padded = body.replace(b"<w:body>", b"<w:body>" + b"<w:p/>" * 3_000_000)  # 18 MB of empty paragraphs
+    xml = _docx(tmp_path / "xml.docx", padded)
+    _segment_fails(run_cli, tmp_path, xml, "uncompressed size of its XML is")
+
+    laughs = b'<!DOCTYPE w:document [<!ENTITY a "ha"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+    entities = _docx(tmp_path / "laughs.docx", re.sub(rb"(<\?xml[^>]*\?>)", rb"\1" + laughs, body, count=1))
+    _segment_fails(run_cli, tmp_path, entities, "word/document.xml declares a DTD or XML entities")
+
+
+def test_a_docx_whose_zip_directory_understates_a_part_is_not_inflated_past_it(tmp_path, run_cli):
+    """The zip reader stops at the declared size; the part then fails its checksum."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(_docx(tmp_path / "ok.docx")) as z:
+        body = z.read("word/document.xml")
+    huge = body.replace(b"<w:body>", b"<w:body>" + b" " * (200 * 1024 * 1024))  # 200 MB declared as 1,000 bytes
+    docx_path = _docx(tmp_path / "liar.docx", huge)
+    raw = bytearray(docx_path.read_bytes())
+    name = b"word/document.xml"
+    for signature, size_at, name_at in ((b"PK\x03\x04", 22, 30), (b"PK\x01\x02", 24, 46)):
+        start = 0
+        while (start := raw.find(signature, start)) != -1:
+            if raw[start + name_at : start + name_at + len(name)] == name:
+                raw[start + size_at : start + size_at + 4] = struct.pack("<I", 1000)
+            start += 4
+    docx_path.write_bytes(bytes(raw))
+    _segment_fails(run_cli, tmp_path, docx_path, "not a readable .docx (BadZipFile)")

@@ -99,6 +99,8 @@ def test_encodings_utf8_bom_utf16_and_cp1252(tmp_path):
     [
         (b"", "empty file"),
         (b"  \n\r\n", "empty file"),
+        ("\u00a0\u3000\u2003\n\u2028\u200b\ufeff\t".encode(), "empty file"),  # Unicode spaces and format marks only
+        ("\u3000 \u00a0".encode("utf-16"), "empty file"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file"),
         (b"\xff\xfe" + "Intervieweuse : allo".encode("utf-16-le")[:-1], "undecodable"),
     ],
@@ -137,3 +139,38 @@ def test_test_transcripts_have_the_right_speakers():
         "Locataire 3",
         "Intervenant",
     }
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Interviewer: How was it?\nPeer:\nTenant: I sleep better now.\n",
+        "Interviewer: How was it?\nPeer:   \u00a0\u200b\r\nTenant: I sleep better now.\r\n",
+        "Interviewer: How was it?\nTenant: I sleep better now.\nPeer:\n",
+        "Interviewer:\nTenant: I sleep better now.\nInterviewer: Thanks.\nPeer: \u3000\n",
+    ],
+)
+def test_a_speaker_label_with_nothing_said_is_no_turn(tmp_path, text):
+    (tmp_path / "t.txt").write_text(text, encoding="utf-8", newline="")
+    transcript = load_transcript(tmp_path / "t.txt")
+    spoken = [transcript.text[t.start : t.end] for t in transcript.turns]
+    assert "I sleep better now." in spoken
+    assert all(s.strip() and s.strip("\u200b\u00a0\u3000") for s in spoken)
+    assert [t.index for t in transcript.turns] == list(range(len(transcript.turns)))
+    assert "Peer" not in {t.speaker for t in transcript.turns}
+
+
+def test_sidecar_values_of_the_wrong_type_are_one_line_errors(tmp_path):
+    (tmp_path / "t.txt").write_text("Interviewer: Hi?\nTenant: Hello there.\n", encoding="utf-8")
+    for content, problem in [
+        ("interviewers: [[Interviewer]]\n", "interviewers must be a list of names"),
+        ("participants: {Tenant: [a, b]}\n", "participants must map"),
+        ("language: [en]\n", "language must be"),
+        ("notes: " + "[" * 5000 + "]" * 5000 + "\n", "not valid UTF-8 YAML"),
+    ]:
+        (tmp_path / "t.meta.yaml").write_text(content, encoding="utf-8")
+        with pytest.raises(InputError, match=problem):
+            load_transcript(tmp_path / "t.txt")
+    (tmp_path / "t.meta.yaml").write_text("interviewers: [Interviewer]\nparticipants: {2: peers}\n", encoding="utf-8")
+    transcript = load_transcript(tmp_path / "t.txt")  # a number as a speaker label reads as that label
+    assert transcript.meta["participants"] == {"2": "peers"}

@@ -148,7 +148,10 @@ def test_segment_table_of_both_test_transcripts(run_cli, tmp_path):
     result = run_cli("segment", TEST_DATA / "transcripts", "--out", out)
     assert result.code == 0, result.err
     table = pd.read_parquet(out)
-    assert result.out.strip().startswith("2 files, 26 turns,")
+    assert result.out.splitlines() == [
+        "read 2 transcripts (text 2)",
+        f"2 files, 26 turns, {len(table)} segments (en 16, fr 19) -> {out}",
+    ]
     for source, frame in table.groupby("source"):
         text = (TEST_DATA / "transcripts" / source).read_bytes().decode("utf-8")  # CRLF kept
         assert all(text[s:e] == t for s, e, t in zip(frame.start, frame.end, frame.text, strict=True))
@@ -178,3 +181,41 @@ def test_rule_based_by_default_and_a_trained_splitter_on_request():
     spans = trained.split(text, "fr")
     assert text[spans[0][0] : spans[0][1]].startswith("On a changé le formulaire.") and len(spans) >= 2
     assert load_sentence_pipeline("fr", "no_such_pipeline").pipe_names == ["sentencizer"]  # not installed
+
+
+@pytest.mark.parametrize("unit", ["turn", "sentence", "window"])
+def test_no_segment_is_empty_or_blank_even_from_blank_turns(unit):
+    from pipeline.ingest import Turn
+
+    text = "Interviewer: How was it?\nPeer:\nTenant:  \u200b \u00a0\nTenant: I sleep better now. Really.\n"
+    turns = [
+        Turn(0, "Interviewer", "interviewer", 13, 24),
+        Turn(1, "Peer", "participant", 30, 30),  # "Peer:" with nothing said
+        Turn(2, "Tenant", "participant", 38, 43),  # spaces and a zero-width space only
+        Turn(3, "Tenant", "participant", 53, 80),
+    ]
+    rows = Segmenter(SegmentConfig(unit=unit, min_chars=0)).segment(Transcript("t.txt", text, turns))
+    assert [row["turn"] for row in rows] == [0, *[3] * (len(rows) - 1)]
+    for row in rows:
+        assert row["text"] == text[row["start"] : row["end"]] == row["text"].strip() != ""
+
+
+def test_long_lines_and_long_runs_without_spaces_are_split_safely():
+    """spaCy never sees more than SPACY_PIECE_CHARS at once, nor a token it would take minutes over."""
+    import time
+
+    from pipeline import limits
+
+    sentence = "Je me sens mieux depuis que j'ai un logement à moi. "
+    long_line = sentence * (3 * limits.SPACY_PIECE_CHARS // len(sentence))
+    runs = " ".join(["😊" * 20_000, "l'" * 5_000 + ".", "http://example.org/" + "a/" * 3_000]) + " Fin de la phrase."
+    text = f"Intervieweuse : Et puis?\nLocataire : {long_line.strip()}\nLocataire : {runs}\n"
+    transcript = Transcript("t.txt", text, find_turns(text, RoleResolver()), {"language": "fr"})
+    started = time.perf_counter()
+    rows = Segmenter(SegmentConfig(unit="sentence", max_tokens=80)).segment(transcript)
+    assert time.perf_counter() - started < 30  # 20,000 emoji alone took spaCy two minutes
+    assert all(text[r["start"] : r["end"]] == r["text"] for r in rows)
+    first = [r["text"] for r in rows if r["turn"] == 1]
+    assert first == [sentence.strip()] * len(first)  # every sentence of the long line, none cut by a piece
+    assert len(first) == long_line.count(". ")
+    assert rows[-1]["text"].endswith("Fin de la phrase.")

@@ -1,0 +1,65 @@
+"""Bounds on what imri reads, in one place.
+
+Every reader of user files checks its input against these bounds before parsing it, and a file
+past a bound gets one line naming the file, the bound and its value (:func:`check`), exit code 2.
+The values leave room for any real interview (a three-hour interview is about 200,000 characters)
+and keep a hostile file from taking more than a few hundred megabytes or more than seconds per
+megabyte. ``docs/reliability.md`` lists them with the reasons behind each value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.errors import InputError
+
+MiB = 1024 * 1024
+
+#: Size on disk of one transcript file (.txt .md .docx .vtt .srt .json). Read in one piece, so this
+#: bounds the memory of reading it; Whisper JSON with word timings is the most verbose format.
+MAX_TRANSCRIPT_BYTES = 16 * MiB
+#: Characters of one transcript's text (the text that offsets refer to: decoded, or built from
+#: captions, JSON or a .docx): about 330,000 words, ten long interviews in one file.
+MAX_TRANSCRIPT_CHARS = 2_000_000
+#: Characters of one line of that text (turns are on lines of their own): about 33,000 words.
+MAX_LINE_CHARS = 200_000
+#: Built transcripts (captions, JSON): a speaker's consecutive cues are merged into one turn, up to
+#: this many characters; a longer monologue goes on as a new turn (line) of the same speaker.
+MAX_BUILT_TURN_CHARS = 20_000
+
+#: A .docx is a zip: the uncompressed size of all its parts, as its directory declares them (the
+#: zip reader never inflates a part past its declared size). A 1 MB file can declare gigabytes.
+MAX_DOCX_UNCOMPRESSED_BYTES = 64 * MiB
+#: Uncompressed size of the XML parts of a .docx together (parsed into trees, about ten times
+#: their size in memory); a three-hour interview's ``word/document.xml`` is a few megabytes.
+MAX_DOCX_XML_BYTES = 16 * MiB
+#: Parts (zip entries) of a .docx: Word writes a few dozen.
+MAX_DOCX_PARTS = 2_000
+
+#: Size of a transcript's ``.meta.yaml`` sidecar.
+MAX_SIDECAR_BYTES = 1 * MiB
+#: Size of a table read from disk (codings, segment tables: ``.csv`` or ``.parquet``).
+MAX_TABLE_BYTES = 100 * MiB
+
+#: Segmentation hands spaCy at most this many characters at once: a longer line is cut first, at the
+#: last space after a full stop (else the last space) before this length. Keeps a trained pipeline's
+#: memory small whatever the line length; no real sentence is this long.
+SPACY_PIECE_CHARS = 10_000
+#: Characters handed to spaCy in one batch of pieces (trained pipelines take memory per batch).
+SPACY_BATCH_CHARS = 100_000
+#: A run of non-space characters longer than this reaches spaCy's tokenizer as plain letters of the
+#: same length (its affix rules take time quadratic in a token's length: 20,000 emoji took two
+#: minutes); no sentence boundary is looked for inside such a run.
+SPACY_TOKEN_CHARS = 100
+
+
+def check(value: int, name: str, what: str, path: str | Path | None = None, unit: str = "") -> None:
+    """Raise :class:`InputError` when ``value`` exceeds the bound called ``name`` in this module.
+
+    ``what`` says what was measured ("file size", "line 3"); the message gives both figures and the
+    bound's name. The bound is looked up when called, so it is the value in force.
+    """
+    bound = globals()[name]
+    if value > bound:
+        unit = f" {unit}" if unit else ""
+        raise InputError(f"{what} is {value:,}{unit}, over the limit of {bound:,}{unit} ({name} in {__name__})", path)
