@@ -87,12 +87,13 @@ class ArchiveLimits:
     - ``max_ratio`` (200:1): compression ratio of an entry larger than ``ratio_floor_bytes`` (1 MiB).
 
     XML (``project.qde``, a ``.qdc`` codebook): ``max_xml_bytes`` (64 MiB), ``max_xml_elements``
-    (2,000,000), ``max_xml_depth`` (100 nested elements).
+    (1,000,000), ``max_xml_depth`` (100 nested elements).
 
     Content: ``max_codes`` (20,000 codes in the code tree), ``max_code_depth`` (50 levels, also for the
-    code paths of an export), ``max_sources`` (50,000 text sources), ``max_codings`` (1,000,000 codings read
-    or exported), ``max_source_bytes`` (64 MiB of UTF-8 for one source's text, in the archive or a
-    transcript of ``--text-dir``), ``max_text_bytes`` (256 MiB for all texts together), ``max_sidecar_bytes``
+    code paths of an export), ``max_sources`` (50,000 text sources), ``max_codings`` (200,000 codings read
+    or exported), ``max_source_bytes`` (32 MiB: bytes of one source's text file, in the archive or in
+    ``--text-dir``, or characters of an inline or ``.docx`` text), ``max_text_bytes`` (64 MiB for all texts
+    together), ``max_sidecar_bytes``
     (1 MiB: a ``.meta.yaml`` sidecar that ``export-qdpx`` reads for the transcripts' language).
     """
 
@@ -102,14 +103,14 @@ class ArchiveLimits:
     max_ratio: float = 200.0
     ratio_floor_bytes: int = 1024**2
     max_xml_bytes: int = 64 * 1024**2
-    max_xml_elements: int = 2_000_000
+    max_xml_elements: int = 1_000_000
     max_xml_depth: int = 100
     max_codes: int = 20_000
     max_code_depth: int = 50
     max_sources: int = 50_000
-    max_codings: int = 1_000_000
-    max_source_bytes: int = 64 * 1024**2
-    max_text_bytes: int = 256 * 1024**2
+    max_codings: int = 200_000
+    max_source_bytes: int = 32 * 1024**2
+    max_text_bytes: int = 64 * 1024**2
     max_sidecar_bytes: int = 1024**2
 
     def refuse(self, what: str, bound: str, path: str | Path | None) -> InputError:
@@ -723,7 +724,9 @@ def roll_up(codes: list[QdaCode], codings: list[QdaCoding], level: int) -> tuple
 
 
 def _dump_yaml(data: dict) -> str:
-    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=100)
+    # libyaml's emitter when PyYAML has it: the pure-Python one takes ~25 s for a codebook at max_codes
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(data, Dumper=dumper, allow_unicode=True, sort_keys=False, width=100)
 
 
 # --- writing an import -----------------------------------------------------------------------------------
@@ -1199,6 +1202,21 @@ def export_qdpx(
     definition and id (see :func:`_code_tree`): :func:`import_qdpx` reads the ids back.
     ``where`` names the codings in error messages. The file is written atomically; returns its path.
     """
+    return _export(transcripts, codings, out_path, codebook, project_name, origin, where, language, limits)[0]
+
+
+def _export(
+    transcripts: Mapping[str, str],
+    codings: pd.DataFrame,
+    out_path: str | Path,
+    codebook: Codebook | None,
+    project_name: str | None,
+    origin: str | None,
+    where: str | Path | None,
+    language: str,
+    limits: ArchiveLimits,
+) -> tuple[Path, int]:
+    """:func:`export_qdpx`, also returning the number of codings written."""
     out_path = Path(out_path)
     if out_path.suffix.lower() != ".qdpx":
         raise InputError("the project file must end in .qdpx", out_path)
@@ -1297,7 +1315,7 @@ def export_qdpx(
         zf.writestr("project.qde", xml)
         for name, data in files.items():
             zf.writestr(name, data)
-    return out_path
+    return out_path, len(rows)
 
 
 # --- reading a folder of transcripts -----------------------------------------------------------------------
@@ -1408,5 +1426,5 @@ def export_qdpx_files(
         raise InputError("no transcripts (*.txt)", text_dir)
     book = load_codebook(codebook_path) if codebook_path is not None else None
     language = language or project_language(sidecar_languages(text_dir, transcripts))
-    export_qdpx(transcripts, frame, out_path, book, where=codings_path, language=language)
-    return len(transcripts), len(_coding_rows(frame, transcripts, codings_path))
+    _, written = _export(transcripts, frame, out_path, book, None, None, codings_path, language, DEFAULT_LIMITS)
+    return len(transcripts), written
