@@ -95,12 +95,13 @@ def segment(
 ) -> None:
     """Cut transcripts into coding units with offsets, speaker, role and language."""
     from pipeline.ingest import collect_transcripts, load_transcript
-    from pipeline.io import TABLE_SUFFIXES, write_table
+    from pipeline.io import TABLE_SUFFIXES, check_output_path, write_table
     from pipeline.params import load_params
     from pipeline.segment import SegmentConfig, segment_table
 
     if out.suffix not in TABLE_SUFFIXES:
         raise InputError(f"output must end in {' or '.join(TABLE_SUFFIXES)}", out)
+    check_output_path(out)
     section = dict(load_params(params).get("segment") or {})
     if unit:
         section["unit"] = unit
@@ -452,8 +453,15 @@ def code(
     with_gold: Path | None = typer.Option(None, "--with-gold", help="Codings CSV to add to coded.qdpx."),
     interviewer: list[str] = InterviewerOption,
     params: Path | None = ParamsOption,
+    force: bool = typer.Option(
+        False, "--force", help="Replace --out even when it is a non-empty folder that is not an earlier run."
+    ),
 ) -> None:
-    """Code transcripts: segments with suggested impacts, a review queue, a summary and a .qdpx project."""
+    """Code transcripts: segments with suggested impacts, a review queue, a summary and a .qdpx project.
+
+    --out is built aside and swapped in whole. An earlier run there is replaced (its review.db kept);
+    any other non-empty folder needs --force.
+    """
     from pipeline.code import code_transcripts
     from pipeline.codebook import load_codebook
     from pipeline.params import load_params
@@ -467,14 +475,21 @@ def code(
         with_gold,
         _warn,
         interviewer,
+        force,
     )
     s = run.summary
+    if run.replaced:
+        typer.echo(run.replaced)
     typer.echo(
         f"{s['transcripts']} transcripts, {s['segments']} segments ({s['participant_segments']} participant), "
         f"{s['coded_segments']} coded by {s['model']}"
     )
-    for category, count in s["codes_per_category"].items():
-        typer.echo(f"  {category:40s} {count:5d} codes")
+    typer.echo("codes per category and impact:")
+    for category in s["codes_per_category"]:
+        typer.echo(f"  {category['count']:5d}  {category['name']}")
+        for impact in s["codes_per_impact"]:
+            if impact["category"] == category["id"]:
+                typer.echo(f"  {impact['count']:5d}    {impact['name']}")
     queue = out / "review_queue.csv"
     typer.echo(f"{s['sent_to_review']} segments to review ({s['share_sent_to_review']:.0%}) -> {queue}")
     typer.echo("seconds: " + ", ".join(f"{step} {seconds:.1f}" for step, seconds in run.timings.items()))

@@ -8,6 +8,10 @@ Writes into the output folder:
 * ``review_queue.csv``: participant segments that need a human, highest priority first.
 * ``summary.json``; ``coded.qdpx`` (REFI-QDA project with the suggestions as codings by the model);
   ``model.json`` (a copy of the model's card, so the run says what coded it).
+
+The folder is built beside ``--out`` and swapped in whole (:func:`pipeline.io.build_folder`): a
+crash leaves the earlier folder or the new one, never a mix. An earlier run in ``--out`` is replaced,
+its ``review.db`` (the reviewers' decisions) kept; any other non-empty folder needs ``--force``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,14 @@ import numpy as np
 import pandas as pd
 
 from pipeline.codebook import Codebook
+from pipeline.errors import InputError
 from pipeline.params import ParamsSection
+
+#: What ``imri code`` writes into a run folder.
+RUN_FILES = frozenset(
+    {"segments.csv", "segments.parquet", "review_queue.csv", "summary.json", "model.json", "coded.qdpx", "transcripts"}
+)
+REVIEW_DB = "review.db"  # = pipeline.review.REVIEW_DB: kept when a run folder is replaced
 
 
 @dataclass(frozen=True)
@@ -127,6 +138,7 @@ class CodingRun:
     # seconds per step (read, segment, embed, classify, write); kept out of the files, which must
     # be the same for the same input and model
     timings: dict[str, float] = field(default_factory=dict)
+    replaced: str | None = None  # what the run folder replaced, in words
 
 
 def code_segments(
@@ -168,26 +180,94 @@ def code_segments(
     return out, queue.reset_index(drop=True)
 
 
-def summarise(segments: pd.DataFrame, codebook: Codebook, model_name: str) -> dict:
+def names_language(segments: pd.DataFrame) -> str:
+    """The language the run's summary names impacts in: French when most participant segments are French."""
     participant = segments[segments.role == "participant"]
-    per_code = {
-        i: int(participant.codes.str.split(";").apply(lambda c, i=i: i in c).sum()) for i in codebook.impact_ids
-    }
-    per_category = {
-        c.id: sum(n for i, n in per_code.items() if codebook.category_of(i) == c.id) for c in codebook.categories
-    }
+    return "fr" if len(participant) and (participant.language == "fr").mean() > 0.5 else "en"
+
+
+def summarise(segments: pd.DataFrame, codebook: Codebook, model_name: str) -> dict:
+    """``summary.json``: counts of the run, with impacts and categories named as the codebook names them.
+
+    ``codes_per_category`` and ``codes_per_impact`` are lists in codebook order of ``{"id", "name",
+    "count"}`` (impacts also give their ``category``); names are in ``names_language``.
+    """
+    participant = segments[segments.role == "participant"]
+    language = names_language(segments)
+    applied = [set(codes.split(";")) - {""} for codes in participant.codes.astype(str)]
+    per_code = {i: sum(i in codes for codes in applied) for i in codebook.impact_ids}
+    per_impact = [
+        {"id": impact.id, "name": impact.name[language], "category": impact.category, "count": per_code[impact.id]}
+        for impact in codebook.impacts
+    ]
+    per_category = [
+        {
+            "id": category.id,
+            "name": category.name[language],
+            "count": sum(n for i, n in per_code.items() if codebook.category_of(i) == category.id),
+        }
+        for category in codebook.categories
+    ]
     return {
         "model": model_name,
         "transcripts": int(segments.source.nunique()),
         "segments": int(len(segments)),
         "participant_segments": int(len(participant)),
         "coded_segments": int((participant.codes != "").sum()),
+        "names_language": language,
         "codes_per_category": per_category,
-        "codes_per_impact": per_code,
+        "codes_per_impact": per_impact,
         "sent_to_review": int(participant.needs_review.sum()),
         "share_sent_to_review": round(float(participant.needs_review.mean()) if len(participant) else 0.0, 4),
         "languages": {k: int(v) for k, v in participant.language.value_counts().sort_index().items()},
     }
+
+
+def _is_review_file(name: str) -> bool:
+    """``review.db`` and its SQLite journal files: the reviewers' decisions, never deleted by a new run."""
+    return name == REVIEW_DB or name.startswith(f"{REVIEW_DB}-")
+
+
+def _from_earlier_run(name: str) -> bool:
+    """What an earlier run left in its folder (staging folders of older versions, the Finder's notes included)."""
+    return name in RUN_FILES or _is_review_file(name) or name.startswith(".imri-code-") or name == ".DS_Store"
+
+
+def _listing(names: list[str], most: int = 6) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def check_run_folder(out: Path, force: bool = False, holds: list[Path] | tuple[Path, ...] = ()) -> str | None:
+    """Check ``--out`` before any work; return what writing the run there will replace, in words (or None).
+
+    Refused: a file, a path under a file, a folder that holds an input (``holds``) or the current
+    folder, and, without ``force``, a non-empty folder that is not an earlier ``imri code`` run.
+    """
+    from pipeline.io import check_output_path
+
+    check_output_path(out, "folder")
+    where = out.resolve()
+    for path in [*holds, Path.cwd()]:
+        inside = path.resolve()
+        if inside == where or where in inside.parents:
+            what = "the current folder" if path == Path.cwd() else str(path)
+            raise InputError(f"--out would replace {what}; choose a folder of its own for the run", out)
+    if not out.is_dir():
+        return None
+    names = sorted(p.name for p in out.iterdir())
+    if not names:
+        return None
+    kept = [n for n in names if _is_review_file(n)]
+    others = [n for n in names if not _from_earlier_run(n)]
+    earlier = "summary.json" in names and bool({"segments.csv", "segments.parquet"} & set(names))
+    keeping = f"; its {REVIEW_DB} is kept" if kept else ""
+    if earlier and not others:
+        return f"replacing the earlier run in {out}{keeping}"
+    if not force:
+        what = "holds files that imri code did not write" if earlier else "is not empty and is not an imri code run"
+        raise InputError(f"{what} ({_listing(others)}); pass --force to replace the folder{keeping}", out)
+    return f"replacing {out} and everything in it ({_listing([n for n in names if n not in kept])}){keeping}"
 
 
 def write_run(
@@ -201,20 +281,17 @@ def write_run(
     gold_codings: pd.DataFrame | None = None,
     built: set[str] | frozenset[str] = frozenset(),
 ) -> None:
-    """Write every output of a run into a staging folder, then move each file into ``out_dir``.
+    """Write every output of a run into a staging folder beside ``out_dir``, then swap it in whole.
 
-    Transcripts whose text was built from the source (captions, Whisper JSON, .docx) are kept as
+    ``out_dir`` should have passed :func:`check_run_folder`. The reviewers' ``review.db`` of an earlier
+    run there is carried into the new folder; everything else of the old folder goes. Transcripts whose
+    text was built from the source (captions, Whisper JSON, .docx) are kept as
     ``transcripts/<source>.txt``: the offsets of ``segments.csv`` refer to that text.
     """
-    import shutil
-    import tempfile
-
-    from pipeline.io import write_table
+    from pipeline.io import build_folder, write_table
     from pipeline.qdpx import export_qdpx, project_language
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".imri-code-", dir=out_dir))
-    try:
+    with build_folder(out_dir, keep=_is_review_file) as staging:
         write_table(segments, staging / "segments.csv")
         write_table(segments, staging / "segments.parquet")
         write_table(queue, staging / "review_queue.csv")
@@ -256,12 +333,6 @@ def write_run(
             (staging / "transcripts").mkdir()
             for source in sorted(built):
                 (staging / "transcripts" / f"{source}.txt").write_text(texts[source], encoding="utf-8", newline="")
-        if (out_dir / "transcripts").is_dir():
-            shutil.rmtree(out_dir / "transcripts")  # the built texts of an earlier run
-        for item in sorted(staging.iterdir()):
-            item.replace(out_dir / item.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def code_transcripts(
@@ -273,15 +344,20 @@ def code_transcripts(
     with_gold: Path | None = None,
     warn=None,
     interviewers: list[str] | tuple[str, ...] = (),
+    force: bool = False,
 ) -> CodingRun:
     """``imri code``: read and segment the inputs, score them (model or zero-shot), write the run folder.
 
-    Every input is read and checked before anything is written. ``warn`` receives file warnings.
+    ``out`` is checked first (:func:`check_run_folder`; ``force`` lets a non-empty folder that is not
+    an earlier run be replaced), and every input is read and checked before anything is written.
+    ``warn`` receives file warnings.
     """
     from pipeline.ingest import collect_transcripts, load_transcript
     from pipeline.labels import read_codings
     from pipeline.segment import SegmentConfig, segment_table
 
+    holds = [*inputs, *(path for path in (model_dir, with_gold) if path is not None)]
+    check_run_folder(out, force, holds)
     review = ReviewConfig.from_dict(params.get("review"))
     if model_dir is not None:
         from pipeline.model import ImpactModel
@@ -310,6 +386,8 @@ def code_transcripts(
     clock.lap("read")
     table = segment_table(transcripts, segment_config, progress=len(transcripts) > 3)
     table = table.sort_values(["source", "start"]).reset_index(drop=True)
+    if table.empty:
+        raise InputError("the transcripts hold no text to code", out)
     clock.lap("segment")
     if model_dir is not None:
         features = impact_model.features(table, progress=len(table) > 500)
@@ -325,9 +403,10 @@ def code_transcripts(
     clock.lap("classify")
     texts = {t.source: t.text for t in transcripts}
     built = {t.source for t in transcripts if t.built}
+    replaced = check_run_folder(out, force, holds)  # again: the folder may have changed while this ran
     write_run(out, segments, queue, summary, card, texts, codebook, gold, built)
     clock.lap("write")
-    return CodingRun(segments, queue, summary, clock.laps)
+    return CodingRun(segments, queue, summary, clock.laps, replaced)
 
 
 class _Clock:

@@ -129,7 +129,8 @@ def test_code_writes_segments_queue_summary_and_project(trained, coded, run_cli)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["participant_segments"] == len(participant)
     assert summary["sent_to_review"] == len(queue)
-    assert sum(summary["codes_per_impact"].values()) == sum(len(c.split(";")) for c in participant.codes if c)
+    coded_total = sum(impact["count"] for impact in summary["codes_per_impact"])
+    assert coded_total == sum(len(c.split(";")) for c in participant.codes if c)
 
 
 def test_coded_project_imports_back(trained, coded, run_cli):
