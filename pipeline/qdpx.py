@@ -10,25 +10,23 @@ carries ``Coding`` elements, each pointing at a code of the ``CodeBook`` and at 
 Archives come from outside, so reading is defensive: every entry is checked (no absolute paths, no
 ``..``, no symlinks, no encryption, size and compression-ratio limits) before anything is read, only
 the entries that are needed are decompressed (into memory, with a hard cap), XML is parsed with
-``defusedxml`` (no DTD, so no external entities and no entity expansion), and output is built in a
-staging folder inside ``--out`` and moved into place only when everything succeeded.
+``defusedxml`` (no DTD, so no external entities and no entity expansion), and every size, count and
+depth is bounded (:class:`ArchiveLimits`). An import is built beside ``--out`` and swapped in whole only
+when everything succeeded; a folder that is not empty is only replaced with ``force``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import re
-import shutil
 import stat
-import tempfile
 import unicodedata
 import uuid
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +41,7 @@ from defusedxml import DefusedXmlException
 from pipeline.codebook import Codebook, load_codebook, parse_codebook
 from pipeline.corpus import CODING_COLUMNS, Coding, write_codings
 from pipeline.errors import InputError
-from pipeline.io import atomic_path
+from pipeline.io import atomic_path, build_folder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -789,41 +787,6 @@ def _check_target(out_dir: Path, force: bool) -> str | None:
     return f"replaced {out_dir} (it held {held})"
 
 
-@contextlib.contextmanager
-def _folder_swap(out_dir: Path) -> Iterator[Path]:
-    """Yield an empty folder beside ``out_dir``; when the block succeeds, it replaces ``out_dir`` as a whole.
-
-    The new folder is complete before it is renamed into place; an earlier ``out_dir`` is first renamed
-    aside and removed only once the new one is in place. Renames within one folder are atomic, so a crash
-    leaves the old folder or the new one, never a mix (at worst, between the two renames, the old one
-    waits complete under ``.<name>.imri-old-*`` beside it). On failure nothing changes.
-    """
-    out_dir = Path(os.path.abspath(out_dir))
-    parent = out_dir.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.imri-new-", dir=parent))
-    try:
-        yield stage
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    old: Path | None = None
-    try:
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.imri-old-", dir=parent))
-            os.replace(out_dir, old / out_dir.name)
-        os.replace(stage, out_dir)
-    except OSError as exc:
-        if old is not None and (old / out_dir.name).exists() and not out_dir.exists():
-            os.replace(old / out_dir.name, out_dir)  # put the old folder back
-        shutil.rmtree(stage, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        raise InputError(f"cannot put the new folder in place ({exc.strerror or exc})", out_dir) from None
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _load_code_map(code_map: str | Path | Mapping[str, Any]) -> tuple[dict[str, str | None], Codebook, Path | None]:
     """Read a code map: ``{project code path or name: codebook id or null}``, or ``{codebook: FILE, codes: {...}}``.
 
@@ -917,9 +880,9 @@ def import_qdpx(
     the offsets hold. Without a code map, ``codebook.yaml`` is built from the project's codes (not written
     when it has none); with one, it is a copy of the map's codebook.
 
-    ``out_dir`` is built aside and swapped in whole (:func:`_folder_swap`): nothing is written unless the
-    whole import succeeds, and a non-empty ``out_dir`` is only replaced with ``force`` (the first warning then
-    says what it held).
+    ``out_dir`` is built beside itself and swapped in whole (:func:`pipeline.io.build_folder`): nothing is
+    written unless the whole import succeeds, a crash leaves the old folder or the new one, and a non-empty
+    ``out_dir`` is only replaced with ``force`` (``replaced`` then says what it held).
     """
     path, out_dir = Path(path), Path(out_dir)
     replaced = _check_target(out_dir, force)
@@ -944,14 +907,17 @@ def import_qdpx(
             warnings.append("the project has no codes: no codebook.yaml written")
         else:
             codebook_text = _dump_yaml(data)
-    with _folder_swap(out_dir) as stage:
-        transcripts = stage / "transcripts"
-        transcripts.mkdir()
-        for key, text in project.sources.items():
-            (transcripts / names[key]).write_text(text, encoding="utf-8", newline="")
-        write_codings(codings, stage / "codings.csv")
-        if codebook_text is not None:
-            (stage / "codebook.yaml").write_text(codebook_text, encoding="utf-8")
+    try:
+        with build_folder(out_dir) as stage:
+            transcripts = stage / "transcripts"
+            transcripts.mkdir()
+            for key, text in project.sources.items():
+                (transcripts / names[key]).write_text(text, encoding="utf-8", newline="")
+            write_codings(codings, stage / "codings.csv")
+            if codebook_text is not None:
+                (stage / "codebook.yaml").write_text(codebook_text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot put the new folder in place ({exc.strerror or exc})", out_dir) from None
     return ImportResult(
         out_dir=out_dir,
         sources=len(project.sources),

@@ -775,23 +775,26 @@ def test_import_into_a_folder_that_is_not_empty_needs_force(tmp_path: Path, run_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mygold", "one.qdpx", "two.qdpx"]  # nothing left aside
 
 
-def test_a_crash_while_the_folder_is_swapped_leaves_the_old_folder_whole(tmp_path: Path, monkeypatch):
+def test_a_failure_while_the_folder_is_swapped_leaves_the_old_folder_whole(tmp_path: Path, monkeypatch):
+    """Today's import moved transcripts/, codings.csv and codebook.yaml in one by one: a failure between two
+    moves left a mix of two imports. Now the new folder takes the old one's place in one step."""
+    import pipeline.io
+
     out = tmp_path / "mygold"
     import_qdpx(small_project(tmp_path / "one.qdpx"), out)
     before = tree(out)
-    real_replace, calls = os.replace, []
 
-    def crash_on_second_rename(src, dst):
-        calls.append((src, dst))
-        if len(calls) == 2:
-            raise OSError(5, "Input/output error")
-        return real_replace(src, dst)
+    def failing_exchange(a, b):
+        raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(os, "replace", crash_on_second_rename)
+    monkeypatch.setattr(pipeline.io, "_exchange", failing_exchange)
     with pytest.raises(InputError, match="cannot put the new folder in place"):
         import_qdpx(small_project(tmp_path / "two.qdpx", "other text!", G[2]), out, force=True)
     monkeypatch.undo()
-    assert tree(out) == before  # the old import, whole: not a mix of the two
+    assert tree(out) == before  # the old import, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mygold", "one.qdpx", "two.qdpx"]  # nothing left aside
+    import_qdpx(small_project(tmp_path / "two.qdpx", "other text!", G[2]), out, force=True)
+    assert (out / "transcripts" / "s.txt").read_text(encoding="utf-8") == "other text!"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mygold", "one.qdpx", "two.qdpx"]
 
 
