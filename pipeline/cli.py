@@ -326,14 +326,18 @@ def review_serve(
     run_dir: Path = typer.Argument(..., help="Output folder of imri code (segments.csv, review_queue.csv)."),
     port: int = typer.Option(8765, "--port", help="Port on 127.0.0.1 (0: any free port)."),
     reviewer: str | None = typer.Option(None, "--reviewer", help="Your name in the audit trail (default: login)."),
+    blind: bool = typer.Option(
+        False, "--blind", help="See only your own decisions (two reviewers coding the same run independently)."
+    ),
     codebook: Path | None = CodebookOption,
 ) -> None:
-    """Start the local review app on 127.0.0.1 (the URL is the first line printed); Ctrl+C stops it."""
+    """Start the local review app on 127.0.0.1; the first line printed is its address, with this server's
+    secret (other addresses get 403). Ctrl+C stops it."""
     from pipeline.review_app import serve
 
     if not 0 <= port <= 65535:
         raise InputError("--port must lie between 0 and 65535")
-    serve(run_dir, port, reviewer or _login_name(), codebook, echo=typer.echo)
+    serve(run_dir, port, reviewer or _login_name(), codebook, echo=typer.echo, blind=blind)
 
 
 @review_cli.command("export")
@@ -349,8 +353,13 @@ def review_export(
     if history:
         typer.echo(f"{export_history(run_dir, out)} review actions -> {out}")
         return
-    decisions, codings = export_reviews(run_dir, out, codebook)
+    decisions, codings, set_aside = export_reviews(run_dir, out, codebook)
     typer.echo(f"{decisions} reviewed segments, {codings} codings -> {out}")
+    if set_aside:
+        typer.echo(
+            f"{set_aside} earlier decision(s) left out: their segment is not in the run now in {run_dir} "
+            "(kept in review.db; `--history` exports every action)"
+        )
 
 
 @review_cli.command("simulate")

@@ -6,14 +6,24 @@ transaction and committed before the app answers, so killing the server at any m
 acknowledged decision and leaves no half-written one. Triggers refuse ``UPDATE`` and ``DELETE``.
 
 Columns: ``id`` (order of the actions), ``segment_id``, ``source``, ``start``, ``end``, ``action``
-(``accept`` | ``reject`` | ``change`` | ``skip`` | ``memo``), ``codes_before`` (the model's codes,
-``;``-joined), ``codes_after`` (the reviewer's codes, ``;``-joined, empty for "no impact"; NULL for
-``skip`` and ``memo``), ``memo``, ``reviewer``, ``model_version`` (``name-version`` of the model that
-coded the run) and ``decided_at`` (UTC, ISO 8601).
+(``accept`` | ``reject`` | ``change`` | ``skip`` | ``memo`` | ``undo``), ``codes_before`` (the model's
+codes, ``;``-joined), ``codes_after`` (the reviewer's codes, ``;``-joined, empty for "no impact"; NULL
+for ``skip``, ``memo`` and ``undo``), ``memo``, ``reviewer``, ``model_version`` (``name-version`` of
+the model that coded the run), ``decided_at`` (UTC, ISO 8601), ``run_id`` (:func:`run_id` of the run
+folder the action was taken in), ``transcript_sha256`` (:func:`transcript_fingerprints`: the
+transcript's segmentation and text when the action was taken) and ``undoes`` (for ``undo``: the id
+of the action it takes back). Rows written before schema version 2 have NULL in the last three.
 
-A segment's *decision* is its latest ``accept`` (the model's codes), ``reject`` (no impact) or
-``change`` (the codes the reviewer ticked). Skips and memos are history only. ``review.db`` holds
-no segment text (the run folder has it) and nothing here logs any.
+An ``undo`` row takes back one earlier action of the same reviewer; nothing is deleted. A reviewer's
+*decision* on a segment is their latest accept (the model's codes), reject (no impact) or change
+(the codes the reviewer ticked) that has not been undone; skips and memos are history only. Two
+reviewers of one run each have their own decision on a segment.
+
+Decisions belong to a run: ``imri code`` into a folder that already holds ``review.db`` may code
+other transcripts, or the same ones cut differently. A decision *applies* to the current run only
+when the run still has its segment (same ``segment_id``) in a transcript with the same fingerprint;
+the others are set aside (kept in the audit trail, left out of the app's queue, of exports and of
+training). ``review.db`` holds no segment text (the run folder has it) and nothing here logs any.
 
 Training with reviews (``imri train --include-reviews RUN_DIR``, see :func:`merge_reviews`): every
 reviewed segment becomes a training target labelled exactly by its decision, "no impact" included,
@@ -24,9 +34,10 @@ run coded, only the reviewed segments are used: the rest carries the model's cod
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -40,9 +51,9 @@ from pipeline.corpus import CODING_COLUMNS
 from pipeline.errors import InputError
 
 REVIEW_DB = "review.db"
-ACTIONS = ("accept", "reject", "change", "skip", "memo")
+ACTIONS = ("accept", "reject", "change", "skip", "memo", "undo")
 DECIDING = ("accept", "reject", "change")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_MEMO = 10_000
 REVIEW_COLUMNS = [*CODING_COLUMNS, "segment_id", "decided_at", "memo", "run"]
 HISTORY_COLUMNS = [
@@ -58,11 +69,14 @@ HISTORY_COLUMNS = [
     "reviewer",
     "model_version",
     "decided_at",
+    "run_id",
+    "transcript_sha256",
+    "undoes",
 ]
+_V1_COLUMNS = HISTORY_COLUMNS[:12]
 
-_SCHEMA = f"""
-BEGIN IMMEDIATE;
-CREATE TABLE IF NOT EXISTS decisions (
+_TABLE = f"""
+CREATE TABLE decisions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     segment_id TEXT NOT NULL,
     source TEXT NOT NULL,
@@ -75,22 +89,30 @@ CREATE TABLE IF NOT EXISTS decisions (
     reviewer TEXT NOT NULL CHECK (reviewer <> ''),
     model_version TEXT NOT NULL,
     decided_at TEXT NOT NULL,
-    CHECK ((action IN ('skip', 'memo')) = (codes_after IS NULL))
+    run_id TEXT,
+    transcript_sha256 TEXT,
+    undoes INTEGER REFERENCES decisions (id),
+    CHECK ((action IN ('skip', 'memo', 'undo')) = (codes_after IS NULL)),
+    CHECK ((action = 'undo') = (undoes IS NOT NULL))
 );
-CREATE INDEX IF NOT EXISTS decisions_by_segment ON decisions (segment_id, id);
-CREATE TRIGGER IF NOT EXISTS decisions_no_update BEFORE UPDATE ON decisions
+CREATE INDEX decisions_by_segment ON decisions (segment_id, id);
+CREATE TRIGGER decisions_no_update BEFORE UPDATE ON decisions
 BEGIN SELECT RAISE(ABORT, 'the review history is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS decisions_no_delete BEFORE DELETE ON decisions
+CREATE TRIGGER decisions_no_delete BEFORE DELETE ON decisions
 BEGIN SELECT RAISE(ABORT, 'the review history is append-only'); END;
 PRAGMA user_version = {SCHEMA_VERSION};
-COMMIT;
 """
 
-_LATEST = f"""
-SELECT d.* FROM decisions AS d
-JOIN (SELECT segment_id, MAX(id) AS id FROM decisions
-      WHERE action IN ({", ".join(f"'{a}'" for a in DECIDING)}) GROUP BY segment_id) AS latest
-ON d.id = latest.id ORDER BY d.id
+# version 1 -> 2, in one transaction: the same rows and ids in a table that also knows undo and the run
+_MIGRATE_V1 = f"""
+ALTER TABLE decisions RENAME TO decisions_v1;
+DROP TRIGGER IF EXISTS decisions_no_update;
+DROP TRIGGER IF EXISTS decisions_no_delete;
+DROP INDEX IF EXISTS decisions_by_segment;
+{_TABLE}
+INSERT INTO decisions ({", ".join(f'"{c}"' for c in _V1_COLUMNS)})
+SELECT {", ".join(f'"{c}"' for c in _V1_COLUMNS)} FROM decisions_v1 ORDER BY id;
+DROP TABLE decisions_v1;
 """
 
 
@@ -99,6 +121,40 @@ def split_codes(value: object) -> tuple[str, ...]:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return ()
     return tuple(code for code in str(value).split(";") if code)
+
+
+def effective(history: pd.DataFrame) -> pd.DataFrame:
+    """The actions that still count: ``undo`` rows and the actions they took back left out."""
+    if history.empty:
+        return history
+    undone = set(history.undoes.dropna().astype("int64"))
+    return history[(history.action != "undo") & ~history.id.isin(undone)]
+
+
+def set_aside_count(history: pd.DataFrame) -> int:
+    """How many decisions ``history`` holds, counting one per segment, reviewer and transcript version.
+
+    For actions that do not apply to the current run (:func:`applies`): the same segment decided in
+    two earlier versions of its transcript counts twice.
+    """
+    kept = effective(history)
+    if kept.empty:
+        return 0
+    decided = kept[kept.action.isin(DECIDING)]
+    return len(
+        decided.assign(version=decided.transcript_sha256.fillna("")).drop_duplicates(
+            ["segment_id", "reviewer", "version"]
+        )
+    )
+
+
+def latest_decisions(history: pd.DataFrame) -> pd.DataFrame:
+    """Each reviewer's decision on each segment (see the module docstring), in the order they were made."""
+    kept = effective(history)
+    if kept.empty:
+        return kept
+    decided = kept[kept.action.isin(DECIDING)]
+    return decided.drop_duplicates(["segment_id", "reviewer"], keep="last").sort_values("id")
 
 
 # --- the store -----------------------------------------------------------------------------------
@@ -113,14 +169,34 @@ class ReviewStore:
             raise InputError("no review.db here: review the run first with `imri review serve`", self.path.parent)
         try:
             with self.connect() as conn:
-                if create:
-                    conn.executescript(_SCHEMA)
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    version = self._upgrade(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
         except sqlite3.DatabaseError as exc:
             raise InputError(f"cannot open the review database ({exc})", self.path) from None
-        if "decisions" not in tables or version > SCHEMA_VERSION:
+        if version != SCHEMA_VERSION:
             raise InputError(f"not a review database of this version (schema {version})", self.path)
+
+    @staticmethod
+    def _upgrade(conn: sqlite3.Connection) -> int:
+        """Create the table in an empty database, or bring a version 1 one to version 2; the version found."""
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        statements = None
+        if "decisions" not in tables and not tables - {"sqlite_sequence"} and version == 0:
+            statements = _TABLE
+        elif "decisions" in tables and version == 1:
+            statements = _MIGRATE_V1
+        elif "decisions" not in tables:
+            return -1
+        for statement in (statements or "").split(";\n"):
+            if statement.strip():
+                conn.execute(statement)
+        return conn.execute("PRAGMA user_version").fetchone()[0]
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
@@ -148,9 +224,11 @@ class ReviewStore:
         reviewer: str,
         model_version: str,
         memo: str = "",
+        run_id: str | None = None,
+        transcript_sha256: str | None = None,
     ) -> int:
-        """Append one action in its own transaction; returns its id once committed."""
-        if action not in ACTIONS:
+        """Append one action (not ``undo``: see :meth:`undo`) in its own transaction; its id once committed."""
+        if action not in ACTIONS or action == "undo":
             raise ValueError(f"unknown review action {action!r}")
         if (action in DECIDING) != (codes_after is not None):
             raise ValueError("accept, reject and change carry codes; skip and memo do not")
@@ -167,39 +245,134 @@ class ReviewStore:
             memo[:MAX_MEMO],
             reviewer.strip(),
             model_version,
-            datetime.now(UTC).isoformat(timespec="microseconds"),
+            _now(),
+            run_id,
+            transcript_sha256,
+            None,
         )
         with self.connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                cursor = conn.execute(
-                    'INSERT INTO decisions (segment_id, source, start, "end", action, codes_before, codes_after, '
-                    "memo, reviewer, model_version, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    row,
-                )
+                cursor = conn.execute(_INSERT, row)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
         return int(cursor.lastrowid)
 
+    def undo(
+        self, reviewer: str, keep: Callable[[dict], bool] | None = None, run_id: str | None = None
+    ) -> pd.Series | None:
+        """Take back ``reviewer``'s latest action still in force (among those ``keep(row)`` accepts).
+
+        Appends an ``undo`` row naming it, in one transaction with the look-up (two tabs undoing at once
+        take back two actions, never one twice). Returns the action taken back, or None when none is left.
+        """
+        with self.connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = conn.execute(
+                    "SELECT * FROM decisions WHERE reviewer = ? AND action <> 'undo' AND id NOT IN "
+                    "(SELECT undoes FROM decisions WHERE undoes IS NOT NULL) ORDER BY id DESC",
+                    (reviewer.strip(),),
+                )
+                names = [d[0] for d in cursor.description]
+                rows = (dict(zip(names, r, strict=True)) for r in cursor)
+                found = next((r for r in rows if keep is None or keep(r)), None)
+                if found is None:
+                    conn.execute("ROLLBACK")
+                    return None
+                row = (
+                    found["segment_id"],
+                    found["source"],
+                    found["start"],
+                    found["end"],
+                    "undo",
+                    found["codes_before"],
+                    None,
+                    "",
+                    reviewer.strip(),
+                    found["model_version"],
+                    _now(),
+                    run_id,
+                    found["transcript_sha256"],
+                    found["id"],
+                )
+                conn.execute(_INSERT, row)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return pd.Series(found)
+
     def _query(self, sql: str) -> pd.DataFrame:
         with self.connect() as conn:
             frame = pd.read_sql_query(sql, conn)
-        return frame.astype({"id": "int64", "start": "int64", "end": "int64"}) if len(frame) else frame
+        frame = frame.astype({"id": "int64", "start": "int64", "end": "int64", "undoes": "Int64"})
+        return frame.reindex(columns=HISTORY_COLUMNS)
 
     def history(self) -> pd.DataFrame:
-        """Every action, oldest first (columns :data:`HISTORY_COLUMNS`)."""
+        """Every action, oldest first (columns :data:`HISTORY_COLUMNS`), undone ones and undos included."""
         return self._query("SELECT * FROM decisions ORDER BY id")
 
     def decisions(self) -> pd.DataFrame:
-        """The latest accept/reject/change of each segment, in the order they were made."""
-        return self._query(_LATEST)
+        """Each reviewer's latest decision on each segment (:func:`latest_decisions`), whatever the run."""
+        return latest_decisions(self.history())
 
     def integrity(self) -> str:
         """``PRAGMA integrity_check``: ``"ok"`` for a sound database."""
         with self.connect() as conn:
             return "; ".join(r[0] for r in conn.execute("PRAGMA integrity_check"))
+
+
+_INSERT = (
+    'INSERT INTO decisions (segment_id, source, start, "end", action, codes_before, codes_after, memo, reviewer, '
+    "model_version, decided_at, run_id, transcript_sha256, undoes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+# --- which run a decision belongs to -----------------------------------------------------------------
+
+
+def compute_run_id(folder: str | Path) -> str:
+    """A short content hash of a run folder's segment table: the same for the same input and model."""
+    folder = Path(folder)
+    table = folder / "segments.csv" if (folder / "segments.csv").is_file() else folder / "segments.parquet"
+    digest = hashlib.sha256()
+    with table.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def transcript_fingerprints(segments: pd.DataFrame) -> dict[str, str]:
+    """Per transcript, a hash of its segments (offsets and text): equal when it was cut and read the same."""
+    out = {}
+    for source, rows in segments.sort_values(["source", "start"]).groupby("source", sort=True):
+        digest = hashlib.sha256()
+        for start, end, text in zip(rows.start, rows.end, rows.text.astype(str), strict=True):
+            digest.update(f"{int(start)}\t{int(end)}\t{text}\n".encode("utf-8", "surrogatepass"))
+        out[str(source)] = digest.hexdigest()
+    return out
+
+
+def applies(history: pd.DataFrame, segments: pd.DataFrame, fingerprints: dict[str, str]) -> pd.Series:
+    """Which actions apply to this run: their segment is in it, in a transcript with the same fingerprint.
+
+    ``segments`` is indexed by segment id. Actions written before schema version 2 carry no fingerprint:
+    they apply when the run still has their segment.
+    """
+    if history.empty:
+        return pd.Series([], dtype=bool, index=history.index)
+    sources = segments.source.reindex(history.segment_id).to_numpy()
+    present = pd.notna(sources) & (sources == history.source.to_numpy())
+    stored = history.transcript_sha256
+    same = stored.isna().to_numpy() | (stored.to_numpy() == history.source.map(fingerprints).to_numpy())
+    return pd.Series(present & same, index=history.index)
 
 
 # --- the run being reviewed ----------------------------------------------------------------------
@@ -250,6 +423,29 @@ def run_texts(folder: Path, segments: pd.DataFrame) -> dict[str, str]:
             text = _reconstructed_text(rows)
         texts[source] = text
     return texts
+
+
+@dataclass(frozen=True)
+class Cutoff:
+    """An impact's cut-off as the review app knows it: between ``low`` and ``high`` (equal when known).
+
+    ``kind``: ``exact`` (the run lists it), ``estimated`` (one candidate), ``range`` (several) or
+    ``above`` (no segment carries the impact: the cut-off lies above ``low``).
+    """
+
+    low: float
+    high: float
+    kind: str
+
+    def text(self, number: Callable[[float], str]) -> str:
+        """How the page writes it, numbers formatted by ``number``."""
+        if self.kind == "exact":
+            return number(self.low)
+        if self.kind == "estimated":
+            return f"≈ {number(self.low)}"
+        if self.kind == "range":
+            return f"{number(self.low)}–{number(self.high)}"
+        return f"> {number(self.low)}"
 
 
 @dataclass
@@ -334,6 +530,102 @@ class ReviewRun:
         pairs = [(i, float(row[f"p:{i}"]) if pd.notna(row[f"p:{i}"]) else 0.0) for i in self.codebook.impact_ids]
         return sorted(pairs, key=lambda pair: -pair[1])
 
+    @cached_property
+    def run_id(self) -> str:
+        """:func:`compute_run_id` of the folder: stored with every action taken in this run."""
+        return compute_run_id(self.folder)
+
+    @cached_property
+    def fingerprints(self) -> dict[str, str]:
+        """:func:`transcript_fingerprints` of the run's transcripts."""
+        return transcript_fingerprints(self.segments.reset_index(drop=True))
+
+    @cached_property
+    def thresholds(self) -> dict[str, Cutoff]:
+        """Per impact, the model's cut-off (:class:`Cutoff`): what a probability must reach to be suggested.
+
+        A run whose ``model.json`` lists ``thresholds`` (a mapping, or a list in codebook order) gives them
+        exactly. Otherwise they are read off the run itself: a participant segment carries an impact
+        exactly when its probability reaches the cut-off, so the cut-off lies above the highest
+        probability without the impact and at or below the lowest one with it; trained models take
+        their cut-offs from :data:`pipeline.classify.THRESHOLD_GRID`, so the grid values in that range
+        are the candidates (one: ``estimated``; several: ``range``). An impact that no segment carries
+        has only a lower bound (``above``).
+        """
+        ids = self.codebook.impact_ids
+        given = self.card.get("thresholds")
+        if isinstance(given, dict) and set(given) >= set(ids):
+            return {i: Cutoff(float(given[i]), float(given[i]), "exact") for i in ids}
+        if isinstance(given, list) and len(given) == len(ids):
+            return {i: Cutoff(float(t), float(t), "exact") for i, t in zip(ids, given, strict=True)}
+        from pipeline.classify import THRESHOLD_GRID
+
+        rows = self.segments[self.segments.role == "participant"]
+        out = {}
+        for impact_id in ids:
+            p = rows[f"p:{impact_id}"].astype(float).fillna(0.0).to_numpy()
+            has = rows.codes.map(lambda codes, i=impact_id: i in split_codes(codes)).to_numpy(dtype=bool)
+            low = float(p[~has].max()) if (~has).any() else 0.0
+            if not has.any():
+                out[impact_id] = Cutoff(low, 1.0, "above")
+                continue
+            high = float(p[has].min())
+            grid = [float(t) for t in THRESHOLD_GRID if low < t <= high] or [high]
+            out[impact_id] = Cutoff(grid[0], grid[-1], "estimated" if len(grid) == 1 else "range")
+        return out
+
+    def suggested(self, segment_id: str) -> tuple[str, ...]:
+        """The model's codes for the segment that reach their cut-off: what the review page ticks first.
+
+        ``codes`` in ``segments.csv`` are exactly these; an impact whose probability lies below a known
+        cut-off is never ticked, whatever the table says.
+        """
+        row = self.segment(segment_id)
+        return tuple(
+            i
+            for i in self.model_codes(segment_id)
+            if self.thresholds[i].kind != "exact" or float(np.nan_to_num(row[f"p:{i}"])) >= self.thresholds[i].low
+        )
+
+    @cached_property
+    def transcript_language(self) -> dict[str, str]:
+        """Each transcript's language: its ``transcript_language`` column, else most of its segments'."""
+        out = {}
+        for source, rows in self.segments.groupby("source", sort=True):
+            declared = rows.get("transcript_language")
+            values = declared.dropna().astype(str) if declared is not None else pd.Series([], dtype=str)
+            values = values[values != ""]
+            if values.empty and "language" in rows:
+                values = rows.language[rows.language != ""]
+            out[str(source)] = str(values.mode().iloc[0]) if len(values) else ""
+        return out
+
+    def applies_to(self, action: dict) -> bool:
+        """Whether one stored action (a row of ``review.db`` as a mapping) applies to this run."""
+        segment_id, stored = action["segment_id"], action.get("transcript_sha256")
+        return (
+            segment_id in self.segments.index
+            and self.segments.at[segment_id, "source"] == action["source"]
+            and (stored is None or stored == self.fingerprints.get(action["source"]))
+        )
+
+    def applying(self, history: pd.DataFrame) -> pd.DataFrame:
+        """The actions of ``history`` that apply to this run (:func:`applies`)."""
+        return history[applies(history, self.segments, self.fingerprints)] if len(history) else history
+
+    def transcript(self, source: str) -> list[dict]:
+        """The turns of one transcript in order: ``turn``, ``speaker``, ``role`` and their ``segments`` rows."""
+        rows = self.segments[self.segments.source == source]
+        return [
+            {
+                "turn": int(turn),
+                "speaker": str(group.speaker.iloc[0]) if "speaker" in group else "",
+                "role": str(group.role.iloc[0]),
+                "segments": group,
+            }
+            for turn, group in rows.groupby("turn", sort=True)
+        ]
+
     def _turn_rows(self, source: str, turn: int) -> pd.DataFrame:
         rows = self.segments[self.segments.source == source]
         return rows[rows.turn == turn]
@@ -357,15 +649,44 @@ class ReviewRun:
         return str(rows.speaker.iloc[0]), text
 
 
-# --- queue, progress, agreement --------------------------------------------------------------------
+# --- queue, status, progress, agreement ------------------------------------------------------------
+
+STATUSES = ("queued", "skipped", "reviewed", "auto_accepted")  # a participant segment is in exactly one
 
 
 def pending(run: ReviewRun, history: pd.DataFrame) -> list[str]:
-    """Queued segments without a decision, in queue order; skipped ones go after the others."""
-    decided = set(history[history.action.isin(DECIDING)].segment_id) if len(history) else set()
-    skipped = set(history[history.action == "skip"].segment_id) if len(history) else set()
+    """Queued segments without a decision, in queue order; skipped ones go after the others.
+
+    ``history`` holds the actions that count for the reviewer (see :meth:`ReviewRun.applying`);
+    undone actions are left out here.
+    """
+    kept = effective(history)
+    decided = set(kept[kept.action.isin(DECIDING)].segment_id) if len(kept) else set()
+    skipped = set(kept[kept.action == "skip"].segment_id) if len(kept) else set()
     open_ = [s for s in run.queue if s not in decided]
     return [s for s in open_ if s not in skipped] + [s for s in open_ if s in skipped]
+
+
+def statuses(run: ReviewRun, history: pd.DataFrame) -> pd.Series:
+    """Each participant segment's review status (indexed by segment id; interviewer segments left out).
+
+    ``reviewed``: it has a decision; ``skipped``: skipped and not decided since; ``queued``: in the
+    review queue, waiting; ``auto_accepted``: outside the queue and not reviewed, so the model's codes
+    stand as they are.
+    """
+    kept = effective(history)
+    decided = set(kept[kept.action.isin(DECIDING)].segment_id) if len(kept) else set()
+    skipped = set(kept[kept.action == "skip"].segment_id) if len(kept) else set()
+    queued = set(run.queue)
+    ids = run.segments.segment_id[run.segments.role == "participant"]
+    return pd.Series(
+        [
+            "reviewed" if s in decided else "skipped" if s in skipped else "queued" if s in queued else "auto_accepted"
+            for s in ids
+        ],
+        index=ids.to_numpy(),
+        dtype=object,
+    )
 
 
 def agreement(decisions: pd.DataFrame) -> dict:
@@ -396,32 +717,115 @@ def agreement(decisions: pd.DataFrame) -> dict:
 
 def progress(run: ReviewRun, history: pd.DataFrame) -> dict:
     """Reviewed / queued, skipped, decisions outside the queue, and model-reviewer agreement."""
-    decisions = history[history.action.isin(DECIDING)].drop_duplicates("segment_id", keep="last")
+    decisions = latest_decisions(history).drop_duplicates("segment_id", keep="last")
     queued = set(run.queue)
-    skipped = set(history[history.action == "skip"].segment_id) if len(history) else set()
+    kept = effective(history)
+    skipped = set(kept[kept.action == "skip"].segment_id) if len(kept) else set()
     return {
         "queued": len(run.queue),
-        "reviewed": int(decisions.segment_id.isin(queued).sum()),
+        "reviewed": int(decisions.segment_id.isin(queued).sum()) if len(decisions) else 0,
         "skipped": sum(1 for s in pending(run, history) if s in skipped),
-        "outside_queue": int((~decisions.segment_id.isin(queued)).sum()),
+        "outside_queue": int((~decisions.segment_id.isin(queued)).sum()) if len(decisions) else 0,
         "actions": len(history),
         "agreement": agreement(decisions),
     }
 
 
+def _kappas(values: np.ndarray, coders: list[str], ids: list[str], clusters: list[str]) -> dict:
+    """Cohen's kappa of two coders per impact, their mean over impacts and pooled (agreement.py, no bootstrap)."""
+    from pipeline.agreement import binary_agreement
+
+    result = binary_agreement(values, coders, ids, clusters=clusters, n_boot=0, unit="segment")
+
+    def number(value: float) -> float | None:
+        return None if value is None or np.isnan(value) else float(value)
+
+    return {
+        "per_impact": {i: number(result.per_code[i]["cohen_kappa"]) for i in ids},
+        "mean": number(result.overall["cohen_kappa"]),
+        "pooled": number(result.pooled["cohen_kappa"]),
+        "percent": number(result.pooled["percent_agreement"]),
+    }
+
+
+def reviewer_agreement(run: ReviewRun, decisions: pd.DataFrame) -> list[dict]:
+    """For each pair of reviewers who decided the same segments: their agreement and the model's with each.
+
+    ``decisions`` are :func:`latest_decisions` (one per segment and reviewer). On the segments both
+    reviewers decided, every impact is a present/absent rating of each segment; Cohen's kappa
+    (:func:`pipeline.agreement.binary_agreement`) per impact, its mean over the impacts where it is
+    defined, and pooled over every (segment, impact) pair, for reviewer vs reviewer and for the run's
+    model (its codes in ``segments.csv``) vs each reviewer. Undefined kappas (an impact nobody used on
+    these segments) are ``None``.
+    """
+    from itertools import combinations
+
+    ids = run.codebook.impact_ids
+    column = {code: j for j, code in enumerate(ids)}
+    by_reviewer = {name: rows.set_index("segment_id") for name, rows in decisions.groupby("reviewer", sort=True)}
+    out = []
+    for first, second in combinations(sorted(by_reviewer), 2):
+        shared = sorted(set(by_reviewer[first].index) & set(by_reviewer[second].index))
+        if not shared:
+            continue
+        values = np.zeros((3, len(shared), len(ids)), dtype=np.int8)
+        for u, segment_id in enumerate(shared):
+            for k, codes in enumerate(
+                (
+                    by_reviewer[first].at[segment_id, "codes_after"],
+                    by_reviewer[second].at[segment_id, "codes_after"],
+                    run.segment(segment_id)["codes"],
+                )
+            ):
+                for code in split_codes(codes):
+                    if code in column:
+                        values[k, u, column[code]] = 1
+        clusters = [str(run.segment(s).source) for s in shared]
+        out.append(
+            {
+                "reviewers": (first, second),
+                "segments": len(shared),
+                "transcripts": len(set(clusters)),
+                "between": _kappas(values[[0, 1]], [first, second], ids, clusters),
+                "model_first": _kappas(values[[2, 0]], ["model", first], ids, clusters),
+                "model_second": _kappas(values[[2, 1]], ["model", second], ids, clusters),
+                "used": {i: [int(values[k, :, j].sum()) for k in range(3)] for j, i in enumerate(ids)},
+            }
+        )
+    return out
+
+
 # --- reviewed decisions as codings: export and training ------------------------------------------
 
 
-def reviewed_codings(run_dir: str | Path) -> pd.DataFrame:
-    """The latest decision per reviewed segment of a run, as codings.
+def applying_decisions(run_dir: str | Path) -> tuple[pd.DataFrame, int]:
+    """The decisions of ``review.db`` that apply to the run in the folder now, and how many were set aside.
 
-    Columns ``source,start,end,code,coder`` (``coder`` is the reviewer), then ``segment_id``,
-    ``decided_at``, ``memo`` and ``run`` (the run folder). A segment decided as carrying no impact
-    has one row with an empty ``code``; :func:`merge_reviews` (``imri train --include-reviews``)
-    labels it "no impact", and :func:`export_reviews` leaves it out of plain codings.
+    A decision is set aside when its segment is not in the run's segment table, or when its transcript
+    was cut or read differently when it was made (see the module docstring). The audit trail keeps it.
     """
     run_dir = Path(run_dir)
-    decisions = ReviewStore(run_dir / REVIEW_DB, create=False).decisions()
+    history = ReviewStore(run_dir / REVIEW_DB, create=False).history()
+    segments = _read_segments(run_dir).set_index("segment_id", drop=False)
+    mask = applies(history, segments, transcript_fingerprints(segments.reset_index(drop=True)))
+    if history.empty:
+        return latest_decisions(history), 0
+    return latest_decisions(history[mask]), set_aside_count(history[~mask])
+
+
+def reviewed_codings(run_dir: str | Path) -> pd.DataFrame:
+    """Each reviewer's latest decision per reviewed segment of a run, as codings.
+
+    Only decisions that apply to the run now count (:func:`applying_decisions`). Columns
+    ``source,start,end,code,coder`` (``coder`` is the reviewer), then ``segment_id``, ``decided_at``,
+    ``memo`` and ``run`` (the run folder). A segment decided as carrying no impact has one row with an
+    empty ``code``; :func:`merge_reviews` (``imri train --include-reviews``) labels it "no impact",
+    and :func:`export_reviews` leaves it out of plain codings.
+    """
+    return _as_codings(applying_decisions(run_dir)[0], Path(run_dir))
+
+
+def _as_codings(decisions: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
     rows = []
     for d in decisions.itertuples():
         for code in split_codes(d.codes_after) or ("",):
@@ -430,17 +834,22 @@ def reviewed_codings(run_dir: str | Path) -> pd.DataFrame:
     return frame.astype({"start": "int64", "end": "int64"})
 
 
-def export_reviews(run_dir: str | Path, out: str | Path, codebook_path: str | Path | None = None) -> tuple[int, int]:
+def export_reviews(
+    run_dir: str | Path, out: str | Path, codebook_path: str | Path | None = None
+) -> tuple[int, int, int]:
     """Write a run's decisions as codings: ``.csv``/``.parquet`` (``source,start,end,code,coder,description``,
     the memo as description) or a REFI-QDA ``.qdpx`` project with the run's transcripts and each
-    reviewer as a user. Segments decided "no impact" have no coding. Returns (decisions, codings)."""
+    reviewer as a user. Segments decided "no impact" have no coding; decisions that do not apply to
+    the run now (:func:`applying_decisions`) are left out. Returns (reviewed segments, codings,
+    decisions set aside)."""
     from pipeline.io import TABLE_SUFFIXES, write_table
 
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in (*TABLE_SUFFIXES, ".qdpx"):
         raise InputError("the export must end in .csv, .parquet or .qdpx", out)
-    reviews = reviewed_codings(run_dir)
+    decisions, set_aside = applying_decisions(run_dir)
+    reviews = _as_codings(decisions, Path(run_dir))
     codings = reviews[reviews.code != ""].rename(columns={"memo": "description"})
     codings = codings[[*CODING_COLUMNS, "description"]].reset_index(drop=True)
     if suffix == ".qdpx":
@@ -457,7 +866,7 @@ def export_reviews(run_dir: str | Path, out: str | Path, codebook_path: str | Pa
         )
     else:
         write_table(codings, out)
-    return reviews.segment_id.nunique(), len(codings)
+    return reviews.segment_id.nunique(), len(codings), set_aside
 
 
 def export_history(run_dir: str | Path, out: str | Path) -> int:

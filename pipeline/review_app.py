@@ -2,108 +2,275 @@
 
 Server-rendered pages, no front-end build step and no network resource: htmx is vendored in
 ``pipeline/static``. Every decision is committed to ``RUN_DIR/review.db`` before the answer is sent
-(see :mod:`pipeline.review`). Privacy: the server binds 127.0.0.1 only, answers only requests for
-127.0.0.1/localhost (no DNS rebinding), takes decisions only with the page's per-server token (no
-cross-site form posts), keeps no access log and never logs segment text.
+(see :mod:`pipeline.review`).
+
+Views: the *queue* (one segment at a time, in priority order), *browse* (every segment, filtered, in
+transcript order, queued or not), the *transcript* (a whole interview, turns in order, the model's
+and the reviewers' codes in the margin), *agreement* (reviewers with each other and with the model)
+and the *history* of actions (skips, memos and undos included). Filters (impact, category,
+transcript, language, speaker role, status, reviewer) apply to the queue, browse and the transcript.
+Every label is in English or French (:mod:`pipeline.review_text`), the codebook's names too.
+
+Access and privacy: the server binds 127.0.0.1 only and answers only requests for 127.0.0.1 or
+localhost (no DNS rebinding). Each server has a secret: the URL it prints carries it as ``?token=``;
+a request with the right one gets it back as a cookie (HttpOnly, SameSite=Strict, named after the
+secret so two servers do not clash) and is redirected to the same address without it; every other
+request without the cookie gets 403, so another account on the machine cannot read transcripts or
+decide in the reviewer's name. Decisions also need the page's form token (no cross-site form posts).
+No access log; segment text is never logged.
+
+With ``blind``, a reviewer sees only their own decisions (queue, pages, history), so two reviewers
+can code the same run independently; the agreement view compares them once they share segments.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import socket
-from collections.abc import Callable, Sequence
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import parse_qsl, urlencode
 
+import pandas as pd
 from fastapi import FastAPI, Form, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from pipeline.codebook import LANGUAGES
 from pipeline.errors import InputError
-from pipeline.review import DECIDING, HISTORY_COLUMNS, MAX_MEMO, ReviewRun, pending, progress, split_codes
+from pipeline.review import (
+    DECIDING,
+    HISTORY_COLUMNS,
+    MAX_MEMO,
+    ReviewRun,
+    agreement,
+    applies,
+    effective,
+    latest_decisions,
+    pending,
+    progress,
+    reviewer_agreement,
+    set_aside_count,
+    split_codes,
+    statuses,
+)
+from pipeline.review_text import Strings, format_number, reason_text, strings
 
 PACKAGE = Path(__file__).resolve().parent
 TEMPLATES = PACKAGE / "templates"
 STATIC = PACKAGE / "static"
 HOST = "127.0.0.1"
 LANG_COOKIE = "imri_review_lang"
-SHORTCUTS = 9  # codes 1-9 toggle the nine most probable impacts
+SECRET_PARAM = "token"
+SHORTCUTS = 9  # codes 1-9 toggle the nine most probable impacts; "/" searches every one
+PAGE_SIZE = 100  # rows per page of the browse view
+RECENT = 8  # actions in the history side panel
+MODES = ("queue", "browse")
+ROLES = ("participant", "interviewer")
+STATUS_FILTERS = ("queued", "suggested", "auto_accepted", "reviewed", "skipped")
+FORBIDDEN = "403: open the address that `imri review serve` printed (it carries ?token=...)\n"
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 
 
-def _segment_url(segment_id: str | None) -> str:
-    return "/" if segment_id is None else f"/?segment={quote(segment_id, safe='')}"
+def same_secret(given: str | None, expected: str) -> bool:
+    """Constant-time comparison of a received token with the expected one; any text, ASCII or not."""
+    if not given:
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
+
+
+def link(path: str, **params: object) -> str:
+    """``path?query`` with the non-empty parameters."""
+    query = urlencode({k: v for k, v in params.items() if v not in (None, "")})
+    return f"{path}?{query}" if query else path
+
+
+def searchable(*names: str) -> str:
+    """Names folded for type-ahead search: lower case, accents removed (``é`` matches ``e``)."""
+    text = " | ".join(names)
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)).casefold()
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which segments a view shows; an empty field does not filter. ``role`` empty means participants."""
+
+    impact: str = ""
+    category: str = ""
+    source: str = ""
+    language: str = ""
+    role: str = ""
+    status: str = ""
+    reviewer: str = ""
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str], run: ReviewRun) -> Filters:
+        """The filters of a query; values the run does not know are dropped."""
+        allowed = {
+            "impact": set(run.codebook.impact_ids),
+            "category": set(run.codebook.category_ids),
+            "source": set(run.segments.source),
+            "language": set(run.segments.language) - {""} if "language" in run.segments else set(),
+            "role": set(ROLES),
+            "status": set(STATUS_FILTERS),
+        }
+        values = {}
+        for name in (f.name for f in fields(cls)):
+            value = str(params.get(name) or "")
+            if name == "reviewer":
+                values[name] = value.strip()[:200]
+            else:
+                values[name] = value if value in allowed[name] else ""
+        return cls(**values)
+
+    def params(self) -> dict[str, str]:
+        return {k: v for k, v in asdict(self).items() if v}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.params())
 
 
 class ReviewView:
-    """What the templates show, computed from the run and the decisions so far."""
+    """What the pages show, computed from the run and the decisions that count for this reviewer."""
 
-    def __init__(self, run: ReviewRun, reviewer: str, token: str) -> None:
-        self.run, self.reviewer, self.token = run, reviewer, token
+    def __init__(self, run: ReviewRun, reviewer: str, token: str, blind: bool = False) -> None:
+        self.run, self.reviewer, self.token, self.blind = run, reviewer, token, blind
         self.store = run.store()
         self.position = {segment_id: i + 1 for i, segment_id in enumerate(run.queue)}
+        book = run.codebook
+        self.category_of = {i: book.category_of(i) for i in book.impact_ids}
 
-    def stats(self, history) -> dict:
-        """:func:`pipeline.review.progress` plus the share of the queue done, in percent."""
+    # --- the decisions that count ----------------------------------------------------------------
+
+    def snapshot(self) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+        """(the actions shown: this run's, only the reviewer's own when blind; every action of this
+        run, all reviewers; decisions set aside because they belong to another run)."""
+        history = self.store.history()
+        if len(history):
+            mask = applies(history, self.run.segments, self.run.fingerprints)
+            current, other = history[mask], history[~mask]
+        else:
+            current, other = history, history
+        if self.blind:
+            other = other[other.reviewer == self.reviewer] if len(other) else other
+        shown = current[current.reviewer == self.reviewer] if self.blind and len(current) else current
+        return shown, current, set_aside_count(other)
+
+    def stats(self, history: pd.DataFrame) -> dict:
+        """:func:`pipeline.review.progress`, the share of the queue done, and reviewer pairs (not blind)."""
         stats = progress(self.run, history)
         stats["percent"] = round(100 * stats["reviewed"] / stats["queued"]) if stats["queued"] else 100
+        stats["pairs"] = [] if self.blind else reviewer_agreement(self.run, latest_decisions(history))
         return stats
 
-    def context(self, segment_id: str | None, lang: str) -> dict:
-        """Template context for one segment (``None``: the queue is done)."""
-        history = self.store.history()
-        decided = history[history.action.isin(DECIDING)]
-        recent = decided.drop_duplicates("segment_id", keep="last").tail(6).iloc[::-1]
-        context = {
-            "run": self.run,
-            "reviewer": self.reviewer,
-            "token": self.token,
-            "lang": lang,
-            "other_lang": next(x for x in LANGUAGES if x != lang),
-            "stats": self.stats(history),
-            "recent": [
-                {
-                    "id": r.segment_id,
-                    "url": _segment_url(r.segment_id),
-                    "source": r.source,
-                    "start": r.start,
-                    "end": r.end,
-                    "action": r.action,
-                    "codes": len(split_codes(r.codes_after)),
-                }
-                for r in recent.itertuples()
-            ],
-            "back_url": _segment_url(recent.segment_id.iloc[0]) if len(recent) else None,
-            "segment": None,
-            "max_memo": MAX_MEMO,
-        }
-        if segment_id is None:
-            return context
+    # --- which segments ----------------------------------------------------------------------------
+
+    def listing(self, filters: Filters, history: pd.DataFrame) -> pd.DataFrame:
+        """The segments the filters keep, in transcript order, with a ``status`` column."""
+        segments = self.run.segments
+        rows = segments[segments.role == (filters.role or "participant")]
+        if filters.source:
+            rows = rows[rows.source == filters.source]
+        if filters.language:
+            rows = rows[rows.language == filters.language]
+        status = statuses(self.run, history)
+        rows = rows.assign(status=rows.segment_id.map(status).fillna(""))
+        if filters.status == "suggested":
+            rows = rows[rows.codes != ""]
+        elif filters.status:
+            rows = rows[rows.status == filters.status]
+        decisions = latest_decisions(history)
+        if filters.reviewer:
+            rows = rows[rows.segment_id.isin(set(decisions.segment_id[decisions.reviewer == filters.reviewer]))]
+        if filters.impact or filters.category:
+            wanted = set(self.run.codebook.impact_ids)
+            if filters.impact:
+                wanted &= {filters.impact}
+            if filters.category:
+                wanted &= {i for i, c in self.category_of.items() if c == filters.category}
+            decided: dict[str, set[str]] = {}
+            for d in decisions.itertuples():
+                decided.setdefault(d.segment_id, set()).update(split_codes(d.codes_after))
+            keep = [
+                bool(wanted & (set(split_codes(codes)) | decided.get(segment_id, set())))
+                for segment_id, codes in zip(rows.segment_id, rows.codes, strict=True)
+            ]
+            rows = rows[keep]
+        return rows
+
+    def order(self, mode: str, filters: Filters, history: pd.DataFrame) -> list[str]:
+        """The segments J/K step through: the queue (priority order) or the browse list (transcript order)."""
+        kept = list(self.listing(filters, history).segment_id)
+        if mode == "browse":
+            return kept
+        chosen = set(kept)
+        return [s for s in self.run.queue if s in chosen]
+
+    def next_segment(self, mode: str, filters: Filters, history: pd.DataFrame, after: str | None = None) -> str | None:
+        """Queue: the first segment still waiting that the filters keep. Browse: the one after ``after``."""
+        if mode == "browse":
+            order = self.order(mode, filters, history)
+            if after is None:
+                return order[0] if order else None
+            index = order.index(after) + 1 if after in order else 0
+            return order[index] if index < len(order) else None
+        chosen = set(self.listing(filters, history).segment_id)
+        return next((s for s in pending(self.run, history) if s in chosen), None)
+
+    # --- what the templates show -----------------------------------------------------------------------
+
+    def decisions_of(self, segment_id: str, history: pd.DataFrame, lang: str) -> list[dict]:
+        """The shown decisions on one segment, newest first."""
+        decisions = latest_decisions(history)
+        mine = decisions[decisions.segment_id == segment_id] if len(decisions) else decisions
+        return [
+            {
+                "action": d.action,
+                "reviewer": d.reviewer,
+                "decided_at": str(d.decided_at)[:19].replace("T", " "),
+                "codes": [self.run.codebook.impact(c).name[lang] for c in split_codes(d.codes_after)],
+                "ids": split_codes(d.codes_after),
+            }
+            for d in mine.iloc[::-1].itertuples()
+        ]
+
+    def segment(self, segment_id: str, history: pd.DataFrame, lang: str, t: Strings, nav: dict) -> dict:
+        """Template context of the review panel for one segment."""
         run, book = self.run, self.run.codebook
         row = run.segment(segment_id)
-        mine = history[history.segment_id == segment_id]
-        decision = mine[mine.action.isin(DECIDING)].tail(1)
-        model_codes = set(run.model_codes(segment_id))
-        checked = set(split_codes(decision.codes_after.iloc[0])) if len(decision) else model_codes
+        decisions = self.decisions_of(segment_id, history, lang)
+        suggested = set(run.suggested(segment_id))
+        checked = set(decisions[0]["ids"]) if decisions else suggested
+        other = next(x for x in LANGUAGES if x != lang)
         codes = []
         for rank, (impact_id, p) in enumerate(run.probabilities(segment_id)):
             impact = book.impact(impact_id)
             category = next(c for c in book.categories if c.id == impact.category)
+            cutoff = run.thresholds[impact_id]
             codes.append(
                 {
                     "id": impact_id,
                     "name": impact.name[lang],
+                    "other_name": impact.name[other],
+                    "search": searchable(impact.name["en"], impact.name["fr"], impact_id.replace("_", " ")),
                     "category": category.name[lang],
                     "kind": impact.kind,
                     "p": p,
-                    "model": impact_id in model_codes,
+                    "p_text": format_number(p, lang),
+                    "cutoff": None if cutoff.kind == "above" else (cutoff.low, cutoff.high),
+                    "cutoff_text": cutoff.text(lambda x: format_number(x, lang)),
+                    "model": impact_id in suggested,
                     "checked": impact_id in checked,
                     "shortcut": rank + 1 if rank < SHORTCUTS else None,
                     "definition": impact.definition,
@@ -115,14 +282,21 @@ class ReviewView:
         previous = run.previous_turn(segment_id)
         question = str(row.get("question", "") or "")
         info = run.queue_info.get(segment_id, {})
-        context["segment"] = {
+        kept = effective(history)
+        memos = kept.memo[(kept.segment_id == segment_id) & (kept.memo != "")] if len(kept) else []
+        language = str(row.get("language", "") or "")
+        role = str(row.get("role", ""))
+        return {
             "id": segment_id,
             "source": row.source,
             "start": int(row.start),
             "end": int(row.end),
             "speaker": row.get("speaker", ""),
-            "role": row.get("role", ""),
-            "language": row.get("language", ""),
+            "role": role,
+            "role_name": t.get(f"role_{role}", role),
+            "language": language,
+            "language_name": t.get(f"language_{language}", language),
+            "transcript_language": run.transcript_language.get(str(row.source), language) or language,
             "before": before,
             "text": text,
             "after": after,
@@ -130,26 +304,32 @@ class ReviewView:
             "previous": previous if previous and previous[1].strip() != question.strip() else None,
             "position": self.position.get(segment_id),
             "priority": info.get("priority"),
-            "reason": info.get("reason", ""),
+            "reasons": reason_text(info.get("reason", ""), lang),
             "codes": codes,
             "model_codes": [c for c in codes if c["model"]],
-            "decision": None
-            if decision.empty
-            else {
-                "action": decision.action.iloc[0],
-                "reviewer": decision.reviewer.iloc[0],
-                "decided_at": decision.decided_at.iloc[0][:19].replace("T", " "),
-                "codes": [book.impact(c).name[lang] for c in split_codes(decision.codes_after.iloc[0])],
-            },
-            "memos": [m for m in mine.memo if m],
-            "url": _segment_url(segment_id),
+            "decisions": decisions,
+            "memos": list(memos),
+            **nav,
         }
-        return context
 
-    def next_segment(self, history=None) -> str | None:
-        """The first queued segment still waiting for a decision (``None`` when the queue is done)."""
-        waiting = pending(self.run, self.store.history() if history is None else history)
-        return waiting[0] if waiting else None
+    def recent(self, history: pd.DataFrame, where: dict) -> list[dict]:
+        """The latest actions shown (undos and skips included), newest first."""
+        if history.empty:
+            return []
+        undone = set(history.undoes.dropna().astype("int64"))
+        return [
+            {
+                "url": link("/", segment=r.segment_id, **where),
+                "source": r.source,
+                "start": r.start,
+                "end": r.end,
+                "action": r.action,
+                "codes": len(split_codes(r.codes_after)),
+                "reviewer": r.reviewer,
+                "undone": r.id in undone,
+            }
+            for r in history.tail(RECENT).iloc[::-1].itertuples()
+        ]
 
 
 def create_app(
@@ -157,18 +337,44 @@ def create_app(
     reviewer: str,
     codebook_path: str | Path | None = None,
     allowed_hosts: Sequence[str] = (HOST, "localhost"),
+    blind: bool = False,
+    secret: str | None = None,
 ) -> FastAPI:
-    """The review app for one run folder, deciding as ``reviewer``."""
+    """The review app for one run folder, deciding as ``reviewer``; ``app.state.secret`` opens it."""
     if not reviewer.strip():
         raise InputError("--reviewer must not be empty")
     run = ReviewRun.load(run_dir, codebook_path)
     run.texts  # noqa: B018 -- read the transcripts once, at start-up
-    view = ReviewView(run, reviewer.strip(), secrets.token_urlsafe(24))
+    run.thresholds  # noqa: B018
+    view = ReviewView(run, reviewer.strip(), secrets.token_urlsafe(24), blind)
+    secret = secret or secrets.token_urlsafe(32)
+    cookie = "imri_review_" + hashlib.sha256(secret.encode()).hexdigest()[:12]
     templates = Jinja2Templates(directory=str(TEMPLATES))
     app = FastAPI(title="imri review", docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.state.view = view
+    app.state.secret = secret
+
+    @app.middleware("http")
+    async def require_secret(request: Request, call_next: Callable) -> Response:
+        given = request.query_params.get(SECRET_PARAM)
+        if given is not None:
+            if not same_secret(given, secret):
+                return PlainTextResponse(FORBIDDEN, status_code=403)
+            if request.method in ("GET", "HEAD"):
+                rest = [(k, v) for k, v in request.query_params.multi_items() if k != SECRET_PARAM]
+                response: Response = RedirectResponse(
+                    request.url.path + (f"?{urlencode(rest)}" if rest else ""), status_code=303
+                )
+            else:
+                response = await call_next(request)
+            response.set_cookie(cookie, secret, httponly=True, samesite="strict")
+            return response
+        if not same_secret(request.cookies.get(cookie), secret):
+            return PlainTextResponse(FORBIDDEN, status_code=403)
+        return await call_next(request)
+
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable) -> Response:
@@ -180,27 +386,319 @@ def create_app(
             response.headers["Cache-Control"] = "no-store"
         return response
 
-    def language(request: Request, lang: str | None) -> str:
+    def language(request: Request, lang: str | None, source: str | None = None) -> str:
+        """The reviewer's choice (this request, then the cookie), else the transcript's language."""
         if lang in LANGUAGES:
             return lang
-        cookie = request.cookies.get(LANG_COOKIE)
-        return cookie if cookie in LANGUAGES else "en"
+        chosen = request.cookies.get(LANG_COOKIE)
+        if chosen in LANGUAGES:
+            return chosen
+        if source is None:
+            counts = pd.Series(run.transcript_language).value_counts()
+            source_lang = counts.index[0] if len(counts) else "en"
+        else:
+            source_lang = run.transcript_language.get(source, "en")
+        return source_lang if source_lang in LANGUAGES else "en"
 
-    def not_found(request: Request, lang: str) -> Response:
-        context = view.context(None, lang) | {"missing": True}
-        return templates.TemplateResponse(request, "review.html", context, status_code=404)
+    def state(params: Mapping[str, str]) -> tuple[str, Filters]:
+        mode = params.get("mode", "queue")
+        return (mode if mode in MODES else "queue"), Filters.parse(params, run)
 
-    @app.get("/", response_class=HTMLResponse)
-    def page(request: Request, segment: str | None = None, lang: str | None = None) -> Response:
-        """The review page: the given segment, else the first one still waiting in the queue."""
-        chosen = language(request, lang)
-        segment_id = segment or view.next_segment()
-        if segment_id is not None and segment_id not in run.segments.index:
-            return not_found(request, chosen)
-        response = templates.TemplateResponse(request, "review.html", view.context(segment_id, chosen))
+    def where_of(mode: str, filters: Filters) -> dict[str, str]:
+        return {**({"mode": mode} if mode != "queue" else {}), **filters.params()}
+
+    def segment_link(segment_id: str | None, mode: str, filters: Filters) -> str:
+        return (
+            link("/", **where_of(mode, filters))
+            if segment_id is None
+            else link("/", segment=segment_id, **where_of(mode, filters))
+        )
+
+    def common(
+        request: Request, view_name: str, lang: str, mode: str, filters: Filters, shown: pd.DataFrame, set_aside: int
+    ) -> dict:
+        t = strings(lang)
+        other = next(x for x in LANGUAGES if x != lang)
+        where = where_of(mode, filters)
+        mine = effective(shown[shown.reviewer == view.reviewer]) if len(shown) else shown
+        mine = mine[mine.action != "undo"] if len(mine) else mine
+        book = run.codebook
+        filter_params = filters.params()
+        transcript_source = filters.source or None
+        return {
+            "run": run,
+            "reviewer": view.reviewer,
+            "blind": view.blind,
+            "token": view.token,
+            "lang": lang,
+            "other_lang": other,
+            "t": t,
+            "num": lambda value, digits=2: format_number(value, lang, digits),
+            "view": view_name,
+            "mode": mode,
+            "filters": filters,
+            "where": urlencode(where),
+            "stats": view.stats(shown),
+            "recent": view.recent(shown, where),
+            "can_undo": bool(len(mine)),
+            "back_url": segment_link(mine.segment_id.iloc[-1], mode, filters) if len(mine) else None,
+            "set_aside": set_aside,
+            "max_memo": MAX_MEMO,
+            "lang_url": request.url.path + "?" + urlencode([*request.query_params.multi_items(), ("lang", other)]),
+            "urls": {
+                "queue": link("/", **filter_params),
+                "browse": link("/browse", **filter_params),
+                "transcript": link("/transcript", source=transcript_source),
+                "agreement": "/agreement",
+                "history": "/history",
+            },
+            "view_path": {"queue": "/", "browse": "/browse", "transcript": "/transcript"}.get(view_name, "/"),
+            "clear_url": {"browse": "/browse", "transcript": link("/transcript", source=filters.source)}.get(
+                view_name, link("/", **({"mode": mode} if mode != "queue" else {}))
+            ),
+            "filter_form": view_name in ("queue", "browse", "transcript"),
+            "filters_narrowed": Filters(**{**asdict(filters), "source": ""}).active
+            if view_name == "transcript"
+            else filters.active,
+            "options": {
+                "categories": [
+                    {
+                        "id": c.id,
+                        "name": c.name[lang],
+                        "impacts": [{"id": i.id, "name": i.name[lang]} for i in book.impacts if i.category == c.id],
+                    }
+                    for c in book.categories
+                ],
+                "sources": sorted(set(run.segments.source)),
+                "languages": sorted(set(run.segments.get("language", pd.Series([], dtype=str))) - {""}),
+                "roles": ROLES,
+                "statuses": STATUS_FILTERS,
+                "reviewers": sorted(set(shown.reviewer)) if len(shown) else [],
+            },
+            "missing": False,
+            "oob": False,
+        }
+
+    def model_chips(segment_id: str, lang: str) -> list[dict]:
+        """The model's suggested impacts of a segment: name and probability."""
+        return [
+            {
+                "name": run.codebook.impact(c).name[lang],
+                "p_text": format_number(float(run.segments.at[segment_id, f"p:{c}"]), lang),
+            }
+            for c in run.suggested(segment_id)
+        ]
+
+    def decision_chips(decisions: pd.DataFrame | None, lang: str) -> list[dict]:
+        """Shown decisions on a segment: reviewer, action and the impacts' names."""
+        if decisions is None:
+            return []
+        return [
+            {
+                "reviewer": d.reviewer,
+                "action": d.action,
+                "codes": [run.codebook.impact(c).name[lang] for c in split_codes(d.codes_after)],
+            }
+            for d in decisions.itertuples()
+        ]
+
+    def with_lang_cookie(response: Response, lang: str | None) -> Response:
         if lang in LANGUAGES:
             response.set_cookie(LANG_COOKIE, lang, samesite="strict", httponly=True)
         return response
+
+    def panel_context(
+        request: Request, segment_id: str | None, lang: str, mode: str, filters: Filters, snapshot: tuple
+    ) -> dict:
+        shown, _, set_aside = snapshot
+        context = common(request, "queue" if mode == "queue" else "browse", lang, mode, filters, shown, set_aside)
+        context["segment"] = None
+        if segment_id is not None:
+            order = view.order(mode, filters, shown)
+            index = order.index(segment_id) if segment_id in order else None
+            nav = {
+                "previous_url": segment_link(order[index - 1], mode, filters) if index else None,
+                "next_url": (
+                    segment_link(order[index + 1], mode, filters)
+                    if index is not None and index + 1 < len(order)
+                    else (segment_link(order[0], mode, filters) if index is None and order else None)
+                ),
+                "transcript_url": link("/transcript", source=run.segment(segment_id).source, focus=segment_id),
+                "url": segment_link(segment_id, mode, filters),
+            }
+            context["segment"] = view.segment(segment_id, shown, lang, context["t"], nav)
+        return context
+
+    @app.get("/", response_class=HTMLResponse)
+    def page(request: Request, segment: str | None = None, lang: str | None = None) -> Response:
+        """One segment to review: the given one, else the first one waiting (queue) or listed (browse)."""
+        mode, filters = state(request.query_params)
+        snapshot = view.snapshot()
+        missing = segment is not None and segment not in run.segments.index
+        segment_id = None if missing else segment or view.next_segment(mode, filters, snapshot[0])
+        chosen = language(request, lang, run.segment(segment_id).source if segment_id else filters.source or None)
+        context = panel_context(request, segment_id, chosen, mode, filters, snapshot)
+        context["missing"] = missing
+        response = templates.TemplateResponse(request, "review.html", context, status_code=404 if missing else 200)
+        return with_lang_cookie(response, lang)
+
+    @app.get("/browse", response_class=HTMLResponse)
+    def browse(request: Request, lang: str | None = None, page: int = 1) -> Response:
+        """Every segment the filters keep, queued or not, in transcript order; click or Enter to review one."""
+        _, filters = state(request.query_params)
+        shown, _, set_aside = view.snapshot()
+        chosen = language(request, lang, filters.source or None)
+        context = common(request, "browse", chosen, "browse", filters, shown, set_aside)
+        rows = view.listing(filters, shown)
+        pages = max(1, -(-len(rows) // PAGE_SIZE))
+        page = min(max(page, 1), pages)
+        visible = rows.iloc[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+        decisions = latest_decisions(shown)
+        by_segment = {s: group for s, group in decisions.groupby("segment_id")} if len(decisions) else {}
+        context |= {
+            "total": len(rows),
+            "page": page,
+            "pages": pages,
+            "previous_page_url": link("/browse", page=page - 1, **filters.params()) if page > 1 else None,
+            "next_page_url": link("/browse", page=page + 1, **filters.params()) if page < pages else None,
+            "rows": [
+                {
+                    "id": r.segment_id,
+                    "url": segment_link(r.segment_id, "browse", filters),
+                    "source": r.source,
+                    "start": r.start,
+                    "end": r.end,
+                    "speaker": getattr(r, "speaker", ""),
+                    "language": getattr(r, "language", ""),
+                    "text": r.text,
+                    "status": r.status,
+                    "model": model_chips(r.segment_id, chosen),
+                    "decisions": decision_chips(by_segment.get(r.segment_id), chosen),
+                }
+                for r in visible.itertuples()
+            ],
+        }
+        return with_lang_cookie(templates.TemplateResponse(request, "review_browse.html", context), lang)
+
+    @app.get("/transcript", response_class=HTMLResponse)
+    def transcript(
+        request: Request, source: str | None = None, focus: str | None = None, lang: str | None = None
+    ) -> Response:
+        """A whole interview, turns in order, codes in the margin; the filters dim what they leave out."""
+        _, filters = state({k: v for k, v in request.query_params.items() if k != "source"})
+        shown, _, set_aside = view.snapshot()
+        sources = sorted(set(run.segments.source))
+        if source not in sources:
+            waiting = pending(run, shown)
+            source = run.segment(waiting[0]).source if waiting else sources[0]
+        filters = Filters(**{**asdict(filters), "source": source})
+        chosen = language(request, lang, source)
+        context = common(request, "transcript", chosen, "browse", filters, shown, set_aside)
+        status = statuses(run, shown)
+        narrowed = Filters(**{**asdict(filters), "source": ""}).active
+        matching = set(view.listing(filters, shown).segment_id) if narrowed else None
+        plain = Filters(source=source)
+        decisions = latest_decisions(shown)
+        by_segment = {s: group for s, group in decisions.groupby("segment_id")} if len(decisions) else {}
+        turns, index, focus_index = [], 0, None
+        for turn in run.transcript(source):
+            rows = []
+            for r in turn["segments"].itertuples():
+                reviewable = r.role == "participant"
+                if r.segment_id == focus:
+                    focus_index = index
+                rows.append(
+                    {
+                        "index": index,
+                        "id": r.segment_id,
+                        "text": r.text,
+                        "language": getattr(r, "language", ""),
+                        "reviewable": reviewable,
+                        "url": segment_link(r.segment_id, "browse", plain),
+                        "focus": r.segment_id == focus,
+                        "match": matching is None or not reviewable or r.segment_id in matching,
+                        "status": status.get(r.segment_id, "") if reviewable else "",
+                        "model": model_chips(r.segment_id, chosen) if reviewable else [],
+                        "decisions": decision_chips(by_segment.get(r.segment_id), chosen),
+                    }
+                )
+                index += 1
+            turns.append({**{k: v for k, v in turn.items() if k != "segments"}, "segments": rows})
+        participant = [s for turn in turns for s in turn["segments"] if s["reviewable"]]
+        context |= {
+            "source": source,
+            "language": run.transcript_language.get(source, ""),
+            "turns": turns,
+            "focus_index": focus_index,
+            "n_participant": len(participant),
+            "n_queued": sum(s["status"] in ("queued", "skipped") for s in participant),
+            "n_reviewed": sum(s["status"] == "reviewed" for s in participant),
+            "reviewers_shown": len(set(decisions.reviewer)) if len(decisions) else 0,
+        }
+        return with_lang_cookie(templates.TemplateResponse(request, "review_transcript.html", context), lang)
+
+    @app.get("/agreement", response_class=HTMLResponse)
+    def agreement_page(request: Request, lang: str | None = None) -> Response:
+        """Reviewers with the model, and with each other on the segments both decided (Cohen's kappa)."""
+        shown, current, set_aside = view.snapshot()
+        chosen = language(request, lang)
+        context = common(request, "agreement", chosen, "queue", Filters(), shown, set_aside)
+        everyone = latest_decisions(current)
+        book = run.codebook
+        pairs = reviewer_agreement(run, everyone)
+        for pair in pairs:
+            pair["rows"] = [
+                {
+                    "id": i,
+                    "name": book.impact(i).name[chosen],
+                    "used": pair["used"][i],
+                    "between": pair["between"]["per_impact"][i],
+                    "model_first": pair["model_first"]["per_impact"][i],
+                    "model_second": pair["model_second"]["per_impact"][i],
+                }
+                for i in book.impact_ids
+            ]
+        reviewers = sorted(set(everyone.reviewer)) if len(everyone) else []
+        if view.blind:
+            reviewers = [view.reviewer] if view.reviewer in reviewers else []
+        context |= {
+            "pairs": pairs,
+            "reviewer_rows": [
+                {"name": name, "agreement": agreement(everyone[everyone.reviewer == name])} for name in reviewers
+            ],
+        }
+        return with_lang_cookie(templates.TemplateResponse(request, "review_agreement.html", context), lang)
+
+    @app.get("/history", response_class=HTMLResponse)
+    def history_page(request: Request, lang: str | None = None) -> Response:
+        """Every action shown, newest first: decisions, skips, memos, undos (the undone ones marked)."""
+        shown, _, set_aside = view.snapshot()
+        chosen = language(request, lang)
+        context = common(request, "history", chosen, "queue", Filters(), shown, set_aside)
+        undone = set(shown.undoes.dropna().astype("int64")) if len(shown) else set()
+        book = run.codebook
+        context["rows"] = [
+            {
+                "id": r.id,
+                "when": str(r.decided_at)[:19].replace("T", " "),
+                "reviewer": r.reviewer,
+                "action": r.action,
+                "undone": r.id in undone,
+                "undoes": None if pd.isna(r.undoes) else int(r.undoes),
+                "source": r.source,
+                "start": r.start,
+                "end": r.end,
+                "url": link("/", segment=r.segment_id),
+                "codes": ", ".join(book.impact(c).name[chosen] for c in split_codes(r.codes_after))
+                if r.action in DECIDING
+                else "",
+            }
+            for r in shown.iloc[::-1].itertuples()
+        ]
+        return with_lang_cookie(templates.TemplateResponse(request, "review_history.html", context), lang)
+
+    def parse_where(where: str) -> tuple[str, Filters]:
+        return state(dict(parse_qsl(where[:2000])))
 
     @app.post("/decide")
     def decide(
@@ -210,9 +708,11 @@ def create_app(
         token: Annotated[str, Form()],
         codes: Annotated[list[str], Form()] = [],  # noqa: B006 -- FastAPI copies form defaults
         memo: Annotated[str, Form(max_length=MAX_MEMO)] = "",
+        where: Annotated[str, Form(max_length=2000)] = "",
+        lang: Annotated[str, Form(max_length=8)] = "",
     ) -> Response:
-        """Record one action (committed before answering), then show the next segment waiting."""
-        if not secrets.compare_digest(token, view.token):
+        """Record one action (committed before answering), then show the next segment."""
+        if not same_secret(token, view.token):
             return JSONResponse({"error": "stale or foreign page: reload it"}, status_code=403)
         if segment_id not in run.segments.index:
             return JSONResponse({"error": "unknown segment"}, status_code=404)
@@ -224,6 +724,7 @@ def create_app(
         memo = memo.strip()
         if action == "memo" and not memo:
             return JSONResponse({"error": "the memo is empty"}, status_code=400)
+        mode, filters = parse_where(where)
         before = run.model_codes(segment_id)
         after = {"accept": before, "reject": (), "change": tuple(i for i in run.codebook.impact_ids if i in codes)}
         row = run.segment(segment_id)
@@ -238,15 +739,31 @@ def create_app(
             view.reviewer,
             run.model_version,
             memo,
+            run_id=run.run_id,
+            transcript_sha256=run.fingerprints[row.source],
         )
-        history = view.store.history()
-        following = segment_id if action == "memo" else view.next_segment(history)
+        snapshot = view.snapshot()
+        following = segment_id if action == "memo" else view.next_segment(mode, filters, snapshot[0], after=segment_id)
+        url = segment_link(following, mode, filters)
         if request.headers.get("HX-Request") != "true":
-            return RedirectResponse(_segment_url(following), status_code=303)
-        context = view.context(following, language(request, None)) | {"oob": True}
+            return RedirectResponse(url, status_code=303)
+        chosen = lang if lang in LANGUAGES else language(request, None)
+        context = panel_context(request, following, chosen, mode, filters, snapshot) | {"oob": True}
         response = templates.TemplateResponse(request, "review_update.html", context)
-        response.headers["HX-Push-Url"] = _segment_url(following)
+        response.headers["HX-Push-Url"] = url
         return response
+
+    @app.post("/undo")
+    def undo(
+        token: Annotated[str, Form()],
+        where: Annotated[str, Form(max_length=2000)] = "",
+    ) -> Response:
+        """Take back the reviewer's latest action in this run (an ``undo`` row), then show its segment."""
+        if not same_secret(token, view.token):
+            return JSONResponse({"error": "stale or foreign page: reload it"}, status_code=403)
+        mode, filters = parse_where(where)
+        taken = view.store.undo(view.reviewer, keep=run.applies_to, run_id=run.run_id)
+        return RedirectResponse(segment_link(None if taken is None else taken.segment_id, mode, filters), 303)
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> Response:
@@ -254,14 +771,18 @@ def create_app(
 
     @app.get("/api/progress")
     def api_progress() -> dict:
-        """Progress and agreement so far, as JSON."""
-        return view.stats(view.store.history())
+        """Progress and agreement so far, as JSON; ``set_aside``: decisions of another run left out."""
+        shown, _, set_aside = view.snapshot()
+        stats = view.stats(shown)
+        return {**stats, "set_aside": set_aside}
 
     @app.get("/api/decisions")
     def api_decisions() -> list[dict]:
-        """The latest decision of each reviewed segment (ids, offsets, codes; no text), as JSON."""
-        columns = [c for c in HISTORY_COLUMNS if c not in ("memo", "model_version")]  # memos may quote text
-        return view.store.decisions()[columns].to_dict(orient="records")
+        """The shown decisions (each reviewer's latest per segment; ids, offsets, codes; no text), as JSON."""
+        # no memo (it may quote the transcript), no model version, no fingerprint
+        columns = [c for c in HISTORY_COLUMNS if c not in ("memo", "model_version", "transcript_sha256", "undoes")]
+        shown, _, _ = view.snapshot()
+        return latest_decisions(shown).reindex(columns=columns).to_dict(orient="records")
 
     return app
 
@@ -286,18 +807,23 @@ def serve(
     reviewer: str,
     codebook_path: str | Path | None = None,
     echo: Callable[[str], None] = print,
+    blind: bool = False,
 ) -> None:
-    """Start the review app on 127.0.0.1; its URL is the first line ``echo`` gets. Returns on Ctrl+C."""
+    """Start the review app on 127.0.0.1; its URL (with the secret) is the first line ``echo`` gets."""
     import uvicorn
 
-    app = create_app(run_dir, reviewer, codebook_path)
+    app = create_app(run_dir, reviewer, codebook_path, blind=blind)
     sock = bind(port)
-    url = f"http://{HOST}:{sock.getsockname()[1]}/"
-    echo(url)
-    stats = app.state.view.stats(app.state.view.store.history())
+    echo(f"http://{HOST}:{sock.getsockname()[1]}/?{SECRET_PARAM}={app.state.secret}")
+    view = app.state.view
+    shown, _, set_aside = view.snapshot()
+    stats = view.stats(shown)
     echo(
-        f"reviewing {stats['queued']} queued segments of {run_dir} as {app.state.view.reviewer} "
+        f"reviewing {stats['queued']} queued segments of {run_dir} as {view.reviewer}{' (blind)' if blind else ''} "
         f"({stats['reviewed']} done); decisions -> {Path(run_dir) / 'review.db'}; Ctrl+C stops"
     )
+    if set_aside:
+        echo(f"{set_aside} earlier decision(s) set aside: their segment is not in this run (kept in review.db)")
+    echo("open the address above (it carries this server's secret; other addresses get 403)")
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", server_header=False)
     uvicorn.Server(config).run(sockets=[sock])

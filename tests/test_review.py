@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -11,7 +12,9 @@ import subprocess
 import sys
 import threading
 import time
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import markupsafe
 import numpy as np
@@ -71,18 +74,28 @@ def segment_rows(source: str, text: str) -> list[dict]:
     return rows
 
 
-def make_run(folder: Path, seed: int = 0) -> Path:
-    """A small but complete ``imri code`` output folder, written without a model (for API tests)."""
+def make_run(
+    folder: Path,
+    seed: int = 0,
+    transcripts: dict[str, str] | None = None,
+    thresholds: bool = False,
+    margin: float = 0.9,
+) -> Path:
+    """A small but complete ``imri code`` output folder, written without a model (for API tests).
+
+    ``thresholds``: the card lists the cut-offs (0.5 each) as a run may do; otherwise the app estimates them.
+    """
     from pipeline.code import ReviewConfig, code_segments
     from pipeline.qdpx import export_qdpx
 
-    table = pd.DataFrame([r for source, text in TRANSCRIPTS.items() for r in segment_rows(source, text)])
+    transcripts = TRANSCRIPTS if transcripts is None else transcripts
+    table = pd.DataFrame([r for source, text in transcripts.items() for r in segment_rows(source, text)])
     rng = np.random.default_rng(seed)
     proba = rng.uniform(0.0, 0.3, (len(table), len(IDS)))
     proba[:, 0] = np.linspace(0.35, 0.8, len(table))  # a few confident codes, most of them near the threshold
     proba[::2, 3] = 0.55
     segments, queue = code_segments(
-        table, proba, np.full(len(IDS), 0.5), np.full(len(IDS), 100), BOOK, ReviewConfig(margin=0.9)
+        table, proba, np.full(len(IDS), 0.5), np.full(len(IDS), 100), BOOK, ReviewConfig(margin=margin)
     )
     folder.mkdir(parents=True, exist_ok=True)
     segments.to_csv(folder / "segments.csv", index=False)
@@ -94,9 +107,11 @@ def make_run(folder: Path, seed: int = 0) -> Path:
         "codebook": {"id": BOOK.id, "version": BOOK.version, "sha256": BOOK.sha256, "impact_ids": IDS},
         "params": {},
     }
+    if thresholds:
+        card["thresholds"] = [0.5] * len(IDS)
     (folder / "model.json").write_text(json.dumps(card), encoding="utf-8")
     empty = pd.DataFrame(columns=["source", "start", "end", "code", "coder"])
-    export_qdpx(TRANSCRIPTS, empty, folder / "coded.qdpx", BOOK)
+    export_qdpx(transcripts, empty, folder / "coded.qdpx", BOOK)
     return folder
 
 
@@ -105,16 +120,25 @@ def run_dir(tmp_path) -> Path:
     return make_run(tmp_path / "run")
 
 
-@pytest.fixture
-def client(run_dir):
+@contextlib.contextmanager
+def app_client(run_dir: Path, reviewer: str = "ana", blind: bool = False):
+    """A test client of the review app that opened it with its secret (so it holds the cookie)."""
     from fastapi.testclient import TestClient
 
     from pipeline.review_app import create_app
 
-    app = create_app(run_dir, "ana", allowed_hosts=["testserver"])
+    app = create_app(run_dir, reviewer, allowed_hosts=["testserver"], blind=blind)
     with TestClient(app) as test_client:
+        assert test_client.get("/", params={"token": app.state.secret}).status_code == 200  # sets the cookie
         test_client.token = app.state.view.token
         test_client.run = app.state.view.run
+        test_client.secret = app.state.secret
+        yield test_client
+
+
+@pytest.fixture
+def client(run_dir):
+    with app_client(run_dir) as test_client:
         yield test_client
 
 
@@ -128,9 +152,10 @@ def shown_segment(html: str) -> str | None:
     return match.group(1) if match else None
 
 
-def decide(client, segment_id: str, action: str, codes=(), memo: str = "", htmx: bool = True):
+def decide(client, segment_id: str, action: str, codes=(), memo: str = "", htmx: bool = True, where: str = ""):
     headers = {"HX-Request": "true"} if htmx else {}
     data = {"segment_id": segment_id, "action": action, "token": client.token, "codes": list(codes), "memo": memo}
+    data["where"] = where
     return client.post("/decide", data=data, headers=headers, follow_redirects=False)
 
 
@@ -249,7 +274,7 @@ def test_decisions_accept_reject_change_skip_memo(client, run_dir):
     done = client.get("/")
     assert "Queue done" in done.text and shown_segment(done.text) is None
     # revisiting a decided segment shows the decision; a new one replaces it, the history keeps both
-    again = client.get("/", params={"segment": q[1]})
+    again = client.get("/", params={"segment": q[1], "lang": "en"})
     assert "Decided:" in again.text and "no impact" in again.text
     decide(client, q[1], "change", codes=[IDS[0]])
     latest = ReviewStore(run_dir / "review.db").decisions().set_index("segment_id")
@@ -280,7 +305,9 @@ def test_bad_requests_are_refused(client):
         "codes_after",
         "reviewer",
         "decided_at",
-    ]  # no memo (it may quote the transcript) and no model version
+        "run_id",
+    ]  # no memo (it may quote the transcript), no model version, no fingerprint
+    assert decisions[0]["run_id"] == client.run.run_id
 
 
 def test_serve_refuses_what_is_not_a_run(tmp_path, run_cli):
@@ -289,6 +316,404 @@ def test_serve_refuses_what_is_not_a_run(tmp_path, run_cli):
     assert len(result.err.strip().splitlines()) == 1
     result = run_cli("review", "export", tmp_path, "--out", tmp_path / "x.csv")
     assert result.code == 2 and "no review.db" in result.err
+
+
+# --- access: the server's secret ---------------------------------------------------------------------
+
+
+def test_every_request_needs_the_server_secret(run_dir):
+    from fastapi.testclient import TestClient
+
+    from pipeline.review_app import create_app
+
+    app = create_app(run_dir, "ana", allowed_hosts=["testserver"])
+    secret, run = app.state.secret, app.state.view.run
+    first = run.queue[0]
+    with TestClient(app) as stranger:  # another local account: knows the port, not the secret
+        for path in ("/", "/browse", "/transcript", "/agreement", "/history", "/api/progress", "/api/decisions"):
+            answer = stranger.get(path)
+            assert answer.status_code == 403 and escape(run.segment(first).text) not in answer.text, path
+        assert stranger.get("/static/review.js").status_code == 403
+        form = {"segment_id": first, "action": "accept", "token": app.state.view.token}
+        assert stranger.post("/decide", data=form).status_code == 403  # no decision in the reviewer's name
+        assert stranger.post("/undo", data={"token": app.state.view.token}).status_code == 403
+        for wrong in ("forged", secret[:-1], secret + "x", "é" * 43, "😀", secret[:-1] + "é"):
+            assert stranger.get("/", params={"token": wrong}).status_code == 403, wrong  # not 500
+        assert stranger.get("/?token=%FF%FE%00").status_code == 403  # not UTF-8 at all
+
+        opened = stranger.get("/", params={"token": secret, "segment": first}, follow_redirects=False)
+        assert opened.status_code == 303 and opened.headers["location"] == f"/?segment={first.replace(':', '%3A')}"
+        cookie = opened.headers["set-cookie"].lower()
+        assert secret.lower() in cookie and "httponly" in cookie and "samesite=strict" in cookie
+        assert stranger.get("/").status_code == 200  # the cookie opens every page from now on
+        assert stranger.get("/static/review.js").status_code == 200
+        for bad in ("é" * 32, "forged", "\u2028" * 3):  # the page's form token: refused, never a 500
+            answer = stranger.post("/decide", data={**form, "token": bad})
+            assert answer.status_code == 403, bad
+        assert not run.store().history().shape[0]
+        cookies = dict(stranger.cookies)
+
+    other = create_app(run_dir, "ben", allowed_hosts=["testserver"])
+    assert other.state.secret != secret
+    with TestClient(other) as neighbour:  # a second server on the same machine: its own secret and cookie
+        assert neighbour.get("/", params={"token": secret}).status_code == 403
+        neighbour.cookies.update(cookies)
+        assert neighbour.get("/").status_code == 403
+
+
+def test_served_address_carries_the_secret(tmp_path):
+    import httpx
+
+    from pipeline.review_app import bind
+
+    sock = bind(0)
+    assert sock.getsockname()[0] == "127.0.0.1"  # loopback only
+    sock.close()
+    run = make_run(tmp_path / "run")
+    process, url = start_server(run, "ana")
+    try:
+        parts = urlsplit(url)
+        assert parts.hostname == "127.0.0.1" and len(parse_qs(parts.query)["token"][0]) >= 32
+        bare = f"http://127.0.0.1:{parts.port}/"
+        assert httpx.get(bare, timeout=10).status_code == 403
+        assert httpx.get(bare + "?token=%C3%A9t%C3%A9", timeout=10).status_code == 403
+        with session(url) as opened:
+            assert opened.get("/").status_code == 200 and opened.get("/api/progress").json()["actions"] == 0
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        process.stdout.close()
+        process.stderr.close()
+
+
+# --- cut-offs: what is ticked first -------------------------------------------------------------------
+
+
+def ticked(html: str) -> dict[str, bool]:
+    """Impact id -> whether its box is ticked on a review page."""
+    return {
+        m.group(1): bool(m.group(2))
+        for m in re.finditer(r'<input type="checkbox" name="codes" value="([a-z_]+)"( checked)?', html)
+    }
+
+
+def test_no_impact_is_ticked_below_its_cutoff(tmp_path):
+    run_dir = make_run(tmp_path / "run", thresholds=True)  # the run lists its cut-offs (0.5 each)
+    segments = pd.read_csv(run_dir / "segments.csv")
+    queue = pd.read_csv(run_dir / "review_queue.csv")
+    first = queue.segment_id.iloc[0]
+    row = segments.index[segments.segment_id == first][0]
+    low = next(i for i in IDS if segments.at[row, f"p:{i}"] < 0.5)
+    claimed = [*str(segments.at[row, "codes"]).split(";"), low]  # a table claiming a code below its cut-off
+    segments.loc[row, "codes"] = ";".join(c for c in claimed if c)
+    segments.to_csv(run_dir / "segments.csv", index=False)
+
+    with app_client(run_dir) as c:
+        for segment_id in c.run.segments.segment_id[c.run.segments.role == "participant"]:
+            boxes = ticked(c.get("/", params={"segment": segment_id, "lang": "en"}).text)
+            assert len(boxes) == len(IDS)
+            for impact_id, is_ticked in boxes.items():
+                p = float(c.run.segments.at[segment_id, f"p:{impact_id}"])
+                assert is_ticked == (p >= 0.5 and impact_id in c.run.model_codes(segment_id)), (segment_id, impact_id)
+        html = c.get("/", params={"segment": first, "lang": "en"}).text
+        assert not ticked(html)[low] and "cut-off 0.50" in html and "≈" not in html
+
+    plain = make_run(tmp_path / "plain")  # no cut-offs listed: read off the run, and shown as estimates
+    with app_client(plain) as c:
+        for impact_id, cutoff in c.run.thresholds.items():
+            carried = c.run.segments.codes.str.contains(impact_id).any()
+            assert cutoff.kind == ("above" if not carried else cutoff.kind) and cutoff.kind != "exact"
+            if cutoff.kind == "above":
+                assert cutoff.low < 0.5
+            else:
+                assert cutoff.low <= 0.5 <= cutoff.high  # the true cut-off lies in what the page says
+        html = c.get("/", params={"segment": c.run.queue[0], "lang": "en"}).text
+        number = "{:.2f}".format
+        assert all(escape(f"cut-off {cutoff.text(number)}") in html for cutoff in c.run.thresholds.values())
+
+
+# --- filters, browse, transcript --------------------------------------------------------------------
+
+
+def listed(html: str) -> list[str]:
+    """Segment ids of the rows of the browse view, in order."""
+    return re.findall(r'<tr class="row[^"]*" data-segment-id="([^"]+)"', html)
+
+
+def test_filters_and_browse_reach_segments_outside_the_queue(tmp_path):
+    run_dir = make_run(tmp_path / "run", margin=0.3)  # some participant segments stay out of the queue
+    with app_client(run_dir) as c:
+        run = c.run
+        segments = run.segments
+        participant = segments[segments.role == "participant"]
+        outside = [s for s in participant.segment_id if s not in run.queue]
+        assert outside and run.queue
+        everything = listed(c.get("/browse", params={"lang": "en"}).text)
+        assert everything == list(participant.segment_id)  # transcript order, queued or not
+        assert listed(c.get("/browse", params={"status": "auto_accepted"}).text) == outside
+
+        decide(c, run.queue[0], "change", codes=[IDS[7]])
+        decide(c, outside[0], "reject")  # a decision outside the queue, reached by browsing
+        skipped = next(s for s in run.queue[1:] if s != outside[0])
+        decide(c, skipped, "skip")
+        assert listed(c.get("/browse", params={"status": "reviewed"}).text) == [
+            s for s in participant.segment_id if s in {run.queue[0], outside[0]}
+        ]
+        assert listed(c.get("/browse", params={"status": "skipped"}).text) == [skipped]
+        queued = [s for s in participant.segment_id if s in run.queue and s not in {run.queue[0], skipped}]
+        assert listed(c.get("/browse", params={"status": "queued"}).text) == queued
+        suggested = [s for s in participant.segment_id if run.model_codes(s)]
+        assert listed(c.get("/browse", params={"status": "suggested"}).text) == suggested
+        french = list(participant.segment_id[participant.language == "fr"])
+        assert listed(c.get("/browse", params={"language": "fr"}).text) == french
+        assert listed(c.get("/browse", params={"source": "alpha.txt"}).text) == [
+            s for s in participant.segment_id if s.startswith("alpha.txt")
+        ]
+        interviewer = list(segments.segment_id[segments.role == "interviewer"])
+        assert listed(c.get("/browse", params={"role": "interviewer"}).text) == interviewer
+        assert listed(c.get("/browse", params={"reviewer": "ana"}).text) == listed(
+            c.get("/browse", params={"status": "reviewed"}).text
+        )
+        assert listed(c.get("/browse", params={"reviewer": "nobody"}).text) == []
+        # impact: the model's suggestion or a reviewer's decision
+        with_7 = [s for s in participant.segment_id if IDS[7] in run.model_codes(s) or s == run.queue[0]]
+        assert listed(c.get("/browse", params={"impact": IDS[7]}).text) == with_7
+        category = BOOK.category_of(IDS[0])
+        in_category = [
+            s
+            for s in participant.segment_id
+            if any(BOOK.category_of(i) == category for i in run.model_codes(s))
+            or (s == run.queue[0] and BOOK.category_of(IDS[7]) == category)
+        ]
+        assert listed(c.get("/browse", params={"category": category}).text) == in_category
+        assert listed(c.get("/browse", params={"impact": "no_such", "status": "bogus"}).text) == everything
+
+        # queue mode with a filter: the first segment still waiting that the filter keeps
+        waiting_fr = [s for s in run.queue if s in french and s not in {run.queue[0], skipped}]
+        assert shown_segment(c.get("/", params={"language": "fr"}).text) == waiting_fr[0]
+        # browse mode: a decision moves on to the next listed segment, queued or not
+        answer = decide(c, outside[0], "accept", where=f"mode=browse&source={outside[0].split(':')[0]}")
+        following = everything[everything.index(outside[0]) + 1 :]
+        same_source = [s for s in following if s.split(":")[0] == outside[0].split(":")[0]]
+        assert shown_segment(answer.text) == (same_source[0] if same_source else None)
+        page = c.get("/", params={"segment": everything[1], "mode": "browse"}).text
+        assert f'id="next-link" href="/?segment={everything[2].replace(":", "%3A")}&amp;mode=browse"' in page
+        assert f'id="previous-link" href="/?segment={everything[0].replace(":", "%3A")}&amp;mode=browse"' in page
+
+
+def test_transcript_view_shows_the_whole_interview_with_codes_in_the_margin(client):
+    run = client.run
+    decided = run.queue[0]
+    source = run.segment(decided).source
+    decide(client, decided, "change", codes=[IDS[4], IDS[11]])
+    html = client.get("/transcript", params={"source": source, "focus": decided, "lang": "en"}).text
+    rows = run.segments[run.segments.source == source]
+    positions = [html.index(escape(text)) for text in rows.text]
+    assert positions == sorted(positions)  # every segment, in transcript order
+    for speaker in rows.speaker.unique():
+        assert escape(speaker) in html
+    links = re.findall(r'<a class="seg row[^"]*" href="([^"]+)" data-segment-id="([^"]+)"', html)
+    participant = list(rows.segment_id[rows.role == "participant"])
+    assert [segment_id for _, segment_id in links] == participant  # interviewer turns: context, no link
+    assert all(href.startswith("/?segment=") and "mode=browse" in href for href, _ in links)
+    row_html = html[html.index(f'data-segment-id="{decided}"') :].split('class="seg-row', 1)[0]
+    for impact_id in run.suggested(decided):
+        assert escape(BOOK.impact(impact_id).name["en"]) in row_html  # the model's suggestion
+    assert f"✓ {escape(BOOK.impact(IDS[4]).name['en'])}" in row_html  # the decision
+    assert f"✓ {escape(BOOK.impact(IDS[11]).name['en'])}" in row_html
+    assert 'data-focus="seg-' in html and 'seg-row focus"' in html
+    french = client.get("/transcript", params={"source": source, "lang": "fr"}).text
+    assert f"✓ {escape(BOOK.impact(IDS[4]).name['fr'])}" in french
+    # a filter dims the segments it leaves out
+    filtered = client.get("/transcript", params={"source": source, "status": "reviewed"}).text
+    assert filtered.count('class="seg-row dim') == len(participant) - 1
+    # the review page links to its place in the transcript
+    page = client.get("/", params={"segment": decided}).text
+    assert f'href="/transcript?source={source}&amp;focus={decided.replace(":", "%3A")}"' in page
+
+
+# --- undo and history -----------------------------------------------------------------------------
+
+
+def test_undo_is_an_action_and_the_history_keeps_skips(client, run_dir):
+    from pipeline.review import ReviewStore, latest_decisions
+
+    q = client.run.queue
+    decide(client, q[0], "accept")
+    decide(client, q[1], "skip")
+    decide(client, q[2], "change", codes=[IDS[3]], memo="a reason")
+    sidebar = client.get("/", params={"lang": "en"}).text
+    recent = sidebar[sidebar.index('id="recent"') :]
+    assert recent.count("<li") == 3 and ">skip<" in recent and 'id="undo-button"' in recent
+    assert 'id="undo-button" disabled' not in recent
+
+    answer = client.post("/undo", data={"token": client.token}, follow_redirects=False)
+    assert answer.status_code == 303 and q[2].replace(":", "%3A") in answer.headers["location"]  # back to it
+    store = ReviewStore(run_dir / "review.db")
+    assert set(latest_decisions(store.history()).segment_id) == {q[0]}
+    client.post("/undo", data={"token": client.token})  # the skip, now
+    assert shown_segment(client.get("/").text) == q[1]  # no longer pushed to the back of the queue
+    history = store.history()
+    assert list(history.action) == ["accept", "skip", "change", "undo", "undo"]
+    assert list(history.undoes.iloc[3:]) == [history.id.iloc[2], history.id.iloc[1]]  # nothing deleted
+
+    page = client.get("/history", params={"lang": "en"}).text
+    assert page.count("<tr") == 1 + 5 and page.count('<tr class="undone">') == 2
+    assert client.get("/api/progress").json()["reviewed"] == 1
+    client.post("/undo", data={"token": client.token})
+    assert client.post("/undo", data={"token": client.token}).status_code == 200  # nothing left: no error
+    assert ReviewStore(run_dir / "review.db").decisions().empty
+    assert 'id="undo-button" disabled' in client.get("/").text
+    conn = sqlite3.connect(run_dir / "review.db")
+    with pytest.raises(sqlite3.IntegrityError):  # an undo must name what it takes back
+        conn.execute(
+            'INSERT INTO decisions (segment_id, source, start, "end", action, codes_before, reviewer, '
+            "model_version, decided_at) VALUES ('a:0-1', 'a', 0, 1, 'undo', '', 'x', 'm', 'now')"
+        )
+    conn.close()
+
+
+# --- two languages ------------------------------------------------------------------------------------
+
+
+class VisibleText(HTMLParser):
+    """The text a reader sees on a page, leaving out whatever sits inside an element marked lang="en"."""
+
+    VOID = {"meta", "link", "input", "br", "img", "hr"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[bool] = []
+        self.parts: list[str] = []
+        self.attributes: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        english = attrs.get("lang") == "en" or bool(self.stack and self.stack[-1])
+        if tag not in self.VOID:
+            self.stack.append(english and tag != "html")
+        if not english:
+            self.attributes += [attrs[a] for a in ("title", "placeholder", "aria-label", "label") if attrs.get(a)]
+
+    def handle_endtag(self, tag):
+        if tag not in self.VOID and self.stack:
+            self.stack.pop()
+
+    def handle_data(self, data):
+        if not (self.stack and self.stack[-1]):
+            self.parts.append(data)
+
+    @classmethod
+    def of(cls, html: str) -> str:
+        parser = cls()
+        parser.feed(html)
+        return " ".join(parser.parts + parser.attributes)
+
+
+def test_the_whole_interface_speaks_french(client):
+    from pipeline.review_text import EN, FR
+
+    assert set(EN) == set(FR)
+    english_only = {v for k, v in EN.items() if v and v != FR[k] and len(v) > 3 and k not in ("key_language",)}
+    english_only -= {"Français", "English"}
+    run = client.run
+    q = run.queue
+    decide(client, q[0], "change", codes=[IDS[2]])
+    decide(client, q[1], "skip")
+    french_segment = next(s for s in q if run.segment(s).source == "beta.txt")
+    pages = {
+        "segment": client.get("/", params={"segment": french_segment, "lang": "fr"}).text,
+        "browse": client.get("/browse", params={"language": "fr"}).text,
+        "transcript": client.get("/transcript", params={"source": "beta.txt"}).text,
+        "agreement": client.get("/agreement").text,
+        "history": client.get("/history").text,
+        "filtered out": client.get("/", params={"status": "reviewed", "impact": IDS[20]}).text,
+    }
+    for name, html in pages.items():
+        assert '<html lang="fr">' in html, name
+        text = VisibleText.of(html).replace(run.model_version, "")  # data, not labels
+        leaks = sorted(label for label in english_only if re.search(rf"(?<![\w·]){re.escape(label)}(?![\w·])", text))
+        assert not leaks, (name, leaks)
+    page = pages["segment"]
+    for impact_id in IDS:  # the codebook in French, definitions in English and said to be
+        assert escape(BOOK.impact(impact_id).name["fr"]) in page
+    assert escape(FR["definitions_english_only"]) in page and '<div lang="en">' in page
+    assert "Accepter" in page and "Rejeter : aucun impact" in page and "Annuler" in page
+    assert re.search(r"\d,\d\d", page)  # numbers as French readers write them
+
+
+def test_the_language_follows_the_transcript_until_the_reviewer_chooses(run_dir):
+    with app_client(run_dir) as c:
+        french = next(s for s in c.run.queue if c.run.segment(s).source == "beta.txt")
+        english = next(s for s in c.run.queue if c.run.segment(s).source == "alpha.txt")
+        assert '<html lang="fr">' in c.get("/", params={"segment": french}).text
+        assert '<html lang="en">' in c.get("/", params={"segment": english}).text
+        assert '<html lang="fr">' in c.get("/transcript", params={"source": "beta.txt"}).text
+        c.get("/", params={"segment": english, "lang": "fr"})  # the reviewer's choice sticks
+        assert '<html lang="fr">' in c.get("/", params={"segment": english}).text
+        c.get("/", params={"lang": "en"})
+        assert '<html lang="en">' in c.get("/", params={"segment": french}).text
+
+
+def test_every_impact_can_be_found_by_name_in_either_language(client):
+    from pipeline.review_app import searchable
+
+    html = client.get("/", params={"segment": client.run.queue[0]}).text
+    rows = dict(re.findall(r'data-search="([^"]+)" data-code="([a-z_]+)"', html))
+    assert sorted(rows.values()) == sorted(IDS)  # every impact, not only the nine with number keys
+    haystack = {code: text for text, code in rows.items()}
+    for impact_id in IDS:
+        impact = BOOK.impact(impact_id)
+        for name in (impact.name["en"], impact.name["fr"]):
+            assert searchable(name) in markupsafe.Markup(haystack[impact_id]).unescape()
+    assert searchable("Résistance ÉTÉ") == "resistance ete"  # accents and case do not matter
+
+
+# --- two reviewers, blind, and their agreement --------------------------------------------------------
+
+
+def test_two_blind_reviewers_and_their_agreement(run_dir, run_cli, tmp_path):
+    from pipeline.agreement import cohen_kappa
+
+    with app_client(run_dir, "ana", blind=True) as ana, app_client(run_dir, "ben", blind=True) as ben:
+        run = ana.run
+        shared = run.queue[:6]
+        ana_codes = [[IDS[0]], [IDS[0], IDS[3]], [], [IDS[3]], [IDS[0]], [IDS[5]]]
+        ben_codes = [[IDS[0]], [IDS[3]], [], [IDS[3]], [IDS[5]], [IDS[5]]]
+        for segment_id, codes in zip(shared, ana_codes, strict=True):
+            decide(ana, segment_id, "change", codes=codes)
+        # ben sees none of it: same queue start, nothing decided, the model's codes ticked
+        page = ben.get("/", params={"lang": "en"}).text
+        assert shown_segment(page) == run.queue[0] and "Decided:" not in page
+        assert {i for i, on in ticked(page).items() if on} == set(run.suggested(run.queue[0]))
+        assert ben.get("/api/progress").json()["reviewed"] == 0 and ben.get("/api/decisions").json() == []
+        assert "ana" not in VisibleText.of(ben.get("/history").text)
+        for segment_id, codes in zip(shared, ben_codes, strict=True):
+            decide(ben, segment_id, "change", codes=codes)
+        assert ana.get("/api/progress").json()["reviewed"] == 6
+
+        page = ben.get("/agreement", params={"lang": "en"}).text
+    ids = list(IDS)
+    a = [int(i in codes) for codes in ana_codes for i in ids]
+    b = [int(i in codes) for codes in ben_codes for i in ids]
+    m = [int(i in run.model_codes(s)) for s in shared for i in ids]
+    pooled = f"{cohen_kappa(a, b):.2f}"
+    assert f'<td class="pooled-between">{pooled}</td>' in page and "6 segments in common" in page
+    assert f"<td>{cohen_kappa(m, a):.2f}</td>" in page and f"<td>{cohen_kappa(m, b):.2f}</td>" in page
+    per_impact_0 = cohen_kappa([int(IDS[0] in c) for c in ana_codes], [int(IDS[0] in c) for c in ben_codes])
+    row = page[page.index(f'data-code="{IDS[0]}"') :].split("</tr>")[0]
+    assert f"<td>{per_impact_0:.2f}</td>" in row
+    assert "<td>—</td>" in page[page.index(f'data-code="{IDS[20]}"') :].split("</tr>")[0]  # nobody used it
+
+    with app_client(run_dir, "cleo") as cleo:  # not blind: everyone's decisions, and the pair in the header
+        page = cleo.get("/", params={"segment": shared[1], "lang": "en"}).text
+        assert page.count("Decided:") == 2 and f"κ ana–ben <b>{pooled}</b>" in page
+
+    result = run_cli("review", "export", run_dir, "--out", tmp_path / "both.csv")
+    assert result.code == 0
+    exported = pd.read_csv(tmp_path / "both.csv")
+    assert set(exported.coder) == {"ana", "ben"}  # each reviewer's own codings, for imri agreement
+    assert len(exported) == sum(map(len, ana_codes)) + sum(map(len, ben_codes))
 
 
 # --- export ----------------------------------------------------------------------------------------
@@ -338,13 +763,121 @@ def test_export_round_trip(client, run_dir, run_cli, tmp_path):
     assert "text" not in history.columns and len(history) == 5
 
 
+# --- decisions belong to their run --------------------------------------------------------------------
+
+V1_SCHEMA = """
+CREATE TABLE decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, segment_id TEXT NOT NULL, source TEXT NOT NULL,
+    start INTEGER NOT NULL CHECK (start >= 0), "end" INTEGER NOT NULL CHECK ("end" > start),
+    action TEXT NOT NULL CHECK (action IN ('accept', 'reject', 'change', 'skip', 'memo')),
+    codes_before TEXT NOT NULL, codes_after TEXT, memo TEXT NOT NULL DEFAULT '',
+    reviewer TEXT NOT NULL CHECK (reviewer <> ''), model_version TEXT NOT NULL, decided_at TEXT NOT NULL,
+    CHECK ((action IN ('skip', 'memo')) = (codes_after IS NULL))
+);
+CREATE INDEX decisions_by_segment ON decisions (segment_id, id);
+CREATE TRIGGER decisions_no_update BEFORE UPDATE ON decisions
+BEGIN SELECT RAISE(ABORT, 'the review history is append-only'); END;
+CREATE TRIGGER decisions_no_delete BEFORE DELETE ON decisions
+BEGIN SELECT RAISE(ABORT, 'the review history is append-only'); END;
+PRAGMA user_version = 1;
+"""
+
+
+def test_recoding_the_folder_sets_older_decisions_aside(tmp_path, run_cli):
+    from pipeline.review import ReviewRun, compute_run_id, reviewed_codings
+
+    run_dir = make_run(tmp_path / "run")
+    with app_client(run_dir) as c:
+        first_id = c.run.run_id
+        alpha = [s for s in c.run.queue if s.startswith("alpha.txt")]
+        beta = [s for s in c.run.queue if s.startswith("beta.txt")]
+        for segment_id in alpha[:2] + beta[:2]:
+            decide(c, segment_id, "change", codes=[IDS[6]])
+        decide(c, beta[2], "skip")
+    assert compute_run_id(make_run(run_dir)) == first_id  # the same run again: same id, nothing set aside
+    assert len(reviewed_codings(run_dir)) == 4
+
+    # `imri code` into the same folder, now with beta only and alpha edited under the same name
+    edited = {"beta.txt": TRANSCRIPTS["beta.txt"], "alpha.txt": TRANSCRIPTS["alpha.txt"].replace("sister", "cousin")}
+    make_run(run_dir, transcripts=edited)
+    run = ReviewRun.load(run_dir)
+    assert run.run_id != first_id
+    assert set(alpha[:2]) <= set(run.segments.segment_id)  # same offsets, so the ids alone would match
+    reviews = reviewed_codings(run_dir)
+    assert set(reviews.segment_id) == set(beta[:2])  # the edited transcript's decisions are set aside
+    result = run_cli("review", "export", run_dir, "--out", tmp_path / "reviews.csv")
+    assert result.code == 0 and "2 reviewed segments" in result.out and "2 earlier decision(s) left out" in result.out
+    assert set(pd.read_csv(tmp_path / "reviews.csv").source) == {"beta.txt"}
+    with app_client(run_dir) as c:
+        assert c.get("/api/progress").json()["set_aside"] == 2
+        assert c.get("/api/progress").json()["reviewed"] == 2
+        page = c.get("/", params={"lang": "en"}).text
+        assert "2 earlier decision(s) set aside" in page
+        assert shown_segment(page) not in set(beta[:2])
+        assert f"alpha.txt {alpha[0].split(':')[1].replace('-', '–')}" not in page.split('id="recent"')[1]
+        # every action of this run is tied to it
+        decide(c, alpha[0], "accept")
+        history = c.run.store().history()
+        assert history.run_id.iloc[-1] == run.run_id and history.run_id.iloc[0] == first_id
+        assert history.transcript_sha256.iloc[-1] == run.fingerprints["alpha.txt"]
+
+    # a run of other transcripts only: every earlier decision is set aside, none is exported or trained on
+    make_run(run_dir, transcripts={"gamma.txt": TRANSCRIPTS["alpha.txt"]})
+    assert reviewed_codings(run_dir).empty
+    result = run_cli("review", "export", run_dir, "--out", tmp_path / "none.csv")
+    assert "0 reviewed segments" in result.out and "5 earlier decision(s) left out" in result.out
+
+
+def test_a_version_1_review_database_is_upgraded_in_place(run_dir):
+    from pipeline.review import ReviewRun, ReviewStore, reviewed_codings
+
+    run = ReviewRun.load(run_dir)
+    first = run.segment(run.queue[0])
+    conn = sqlite3.connect(run_dir / "review.db")
+    conn.executescript(V1_SCHEMA)
+    conn.execute(
+        'INSERT INTO decisions (segment_id, source, start, "end", action, codes_before, codes_after, reviewer, '
+        "model_version, decided_at) VALUES (?, ?, ?, ?, 'change', '', ?, 'old', 'm-1', '2024-01-01T00:00:00')",
+        (first.segment_id, first.source, int(first.start), int(first.end), IDS[9]),
+    )
+    conn.execute(
+        'INSERT INTO decisions (segment_id, source, start, "end", action, codes_before, codes_after, reviewer, '
+        "model_version, decided_at) VALUES ('gone.txt:0-5', 'gone.txt', 0, 5, 'reject', '', '', 'old', 'm-1', 'x')"
+    )
+    conn.commit()
+    conn.close()
+
+    store = ReviewStore(run_dir / "review.db")
+    history = store.history()
+    assert list(history.id) == [1, 2] and history.run_id.isna().all() and history.codes_after.iloc[0] == IDS[9]
+    with sqlite3.connect(run_dir / "review.db") as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            conn.execute("DELETE FROM decisions")
+    assert store.undo("old", keep=run.applies_to).id == 1 and store.history().action.iloc[-1] == "undo"
+    assert list(reviewed_codings(run_dir).segment_id) == []  # the change was undone; gone.txt set aside
+    assert store.integrity() == "ok"
+
+
 # --- killing the server ----------------------------------------------------------------------------
 
 
-def start_server(run: Path, reviewer: str) -> tuple[subprocess.Popen, str]:
+def start_server(run: Path, reviewer: str, *options: str) -> tuple[subprocess.Popen, str]:
     """``imri review serve RUN --port 0`` in a child process; returns it and the URL of its first line."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "review", "serve", str(run), "--port", "0", "--reviewer", reviewer],
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "review",
+            "serve",
+            str(run),
+            "--port",
+            "0",
+            "--reviewer",
+            reviewer,
+            *options,
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -358,6 +891,17 @@ def start_server(run: Path, reviewer: str) -> tuple[subprocess.Popen, str]:
     return process, url
 
 
+@contextlib.contextmanager
+def session(url: str):
+    """An HTTP client that opened the printed URL: it holds the server's cookie, its base is the server."""
+    import httpx
+
+    with httpx.Client(base_url=url.split("?")[0], timeout=10, follow_redirects=True) as client:
+        opened = client.get(url)
+        assert opened.status_code == 200 and "token=" not in str(opened.url)  # redirected without the secret
+        yield client
+
+
 def test_killing_the_server_mid_decisions_loses_nothing(tmp_path):
     import httpx
 
@@ -367,12 +911,14 @@ def test_killing_the_server_mid_decisions_loses_nothing(tmp_path):
     targets = list(ReviewRun.load(run).queue)
     process, url = start_server(run, "kill-test")
     try:
-        token = re.search(r'name="token" value="([^"]+)"', httpx.get(url, timeout=10).text).group(1)
+        with session(url) as opened:
+            token = re.search(r'name="token" value="([^"]+)"', opened.get("/").text).group(1)
+            cookies = dict(opened.cookies)
         acknowledged: list[str] = []
         stop = threading.Event()
 
         def post_decisions(worker: int) -> None:
-            with httpx.Client(base_url=url, timeout=10) as http:
+            with httpx.Client(base_url=url.split("?")[0], timeout=10, cookies=cookies) as http:
                 for i in range(10_000):
                     if stop.is_set():
                         return
@@ -423,7 +969,8 @@ def test_killing_the_server_mid_decisions_loses_nothing(tmp_path):
 
     process, url = start_server(run, "after-restart")  # the same database serves again
     try:
-        stats = httpx.get(f"{url}api/progress", timeout=10).json()
+        with session(url) as opened:
+            stats = opened.get("/api/progress").json()
         assert stats["actions"] == len(rows)
     finally:
         process.terminate()
