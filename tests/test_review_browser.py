@@ -1,21 +1,28 @@
-"""End to end in a real headless browser: review three segments with the keyboard, find them in review.db.
+"""The review app in a real headless browser: keyboard review, the transcript view, French, type-ahead,
+filters and browse, undo and history, two blind reviewers and their agreement.
 
-Drives Debian's chromium (``apt-get install -y chromium``) through Playwright; skipped only when that
-browser is not installed.
+Playwright drives a Chromium found as ``scripts/find-browser.sh`` finds it: ``$IMRI_CHROMIUM``, then
+Debian's ``/usr/bin/chromium``, then one installed by ``playwright install chromium``. Without one the
+tests are skipped with a message saying what to run. Screenshots go to ``$IMRI_SCREENSHOTS`` when it is
+set (else the test's temporary folder); ``scripts/review_screenshots.py`` makes the ones in ``docs/``.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.test_review import make_run, start_server
+from pipeline.codebook import load_codebook
+from tests.test_review import VisibleText, make_run, start_server
 
-CHROMIUM = Path("/usr/bin/chromium")
+BOOK = load_codebook()
+DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -25,82 +32,279 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Debian's chromium is not at /usr/bin/chromium (apt-get install -y chromium)"
+HOW_TO_GET_ONE = (
+    "no Chromium for the browser tests. Run one of: `sudo apt-get install chromium` (Debian), "
+    "`.venv/bin/playwright install chromium` (downloads Playwright's build), or set IMRI_CHROMIUM=/path/to/chromium"
 )
 
 
-def test_review_three_segments_with_the_keyboard(tmp_path):
-    run = make_run(tmp_path / "run")
-    server, url = start_server(run, "browser-test")
-    problems: list[str] = []
+def find_chromium() -> str | None:
+    """The Chromium to drive: ``$IMRI_CHROMIUM``, Debian's, or Playwright's own (``""``: its default path)."""
+    given = os.environ.get("IMRI_CHROMIUM")
+    if given:
+        return given if os.access(given, os.X_OK) else None
+    if os.access(DEBIAN_CHROMIUM, os.X_OK):
+        return str(DEBIAN_CHROMIUM)
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            page = browser.new_page()
-            page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            page.on("request", lambda r: None if r.url.startswith(url) else problems.append(f"external {r.url}"))
-            page.goto(url)
-            panel = page.locator("#panel")
-            expect(panel).to_have_attribute("data-segment-id", re.compile(".+"))
-            reviewed: list[tuple[str, str]] = []
+            bundled = playwright.chromium.executable_path
+    except Exception:  # noqa: BLE001 -- any failure here means: no browser
+        return None
+    return "" if bundled and os.access(bundled, os.X_OK) else None
 
-            def next_segment(previous: str) -> str:
-                expect(panel).not_to_have_attribute("data-segment-id", previous)
-                return panel.get_attribute("data-segment-id")
 
-            # 1: accept the model's codes
-            first = panel.get_attribute("data-segment-id")
-            page.keyboard.press("a")
-            reviewed.append((first, "accept"))
-            second = next_segment(first)
+CHROMIUM = find_chromium()
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=HOW_TO_GET_ONE)
 
-            # 2: a memo, then reject (no impact)
-            page.keyboard.press("m")
-            expect(page.locator("#memo")).to_be_focused()
-            page.keyboard.type("only describes the course")
-            page.keyboard.press("Escape")
-            page.keyboard.press("r")
-            reviewed.append((second, "reject"))
-            third = next_segment(second)
 
-            # 3: toggle the two most probable codes, show the definitions, save the ticked codes
-            boxes = [page.locator(f'#decision input[data-shortcut="{k}"]') for k in (1, 2)]
-            checkboxes = page.locator("#decision input[name=codes]")
-            ticked = {
-                checkboxes.nth(i).get_attribute("value")
-                for i in range(checkboxes.count())
-                if checkboxes.nth(i).is_checked()
-            }
-            for key, box in zip(("1", "2"), boxes, strict=True):
-                page.keyboard.press(key)
-                ticked ^= {box.get_attribute("value")}
-            page.keyboard.press("d")
-            expect(page.locator("#panel details.definition").first).to_have_attribute("open", "")
-            page.keyboard.press("c")
-            reviewed.append((third, "change"))
-            next_segment(third)
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM or None, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
 
-            expect(page.locator("#reviewed-count")).to_have_text("3")
-            expect(page.locator("#recent li")).to_have_count(3)
-            browser.close()
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    folder = Path(os.environ.get("IMRI_SCREENSHOTS") or tmp_path / "shots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@contextmanager
+def served(run: Path, reviewer: str, *options: str):
+    """``imri review serve`` in a child process; yields the address it printed (with its secret)."""
+    process, url = start_server(run, reviewer, *options)
+    try:
+        yield url
     finally:
-        server.terminate()
-        server.wait(timeout=10)
-        server.stdout.close()
-        server.stderr.close()
+        process.terminate()
+        process.wait(timeout=10)
+        process.stdout.close()
+        process.stderr.close()
 
+
+@contextmanager
+def watched_page(browser, url: str, viewport=(1280, 900)):
+    """A fresh page (own cookies) that records script errors, CSP violations and requests leaving the server."""
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    page = context.new_page()
+    problems: list[str] = []
+    base = url.split("?")[0]
+    page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("request", lambda r: None if r.url.startswith(base) else problems.append(f"external {r.url}"))
+    page.goto(url)
+    try:
+        yield page
+    finally:
+        context.close()
     assert not problems, problems  # no script error, no CSP violation, no request leaving the machine
+
+
+def rows(run: Path, columns: str = "segment_id, action, codes_before, codes_after, memo, reviewer"):
     conn = sqlite3.connect(run / "review.db")
-    rows = conn.execute(
-        "SELECT segment_id, action, codes_before, codes_after, memo, reviewer FROM decisions ORDER BY id"
-    ).fetchall()
-    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    conn.close()
-    assert [(r[0], r[1]) for r in rows] == reviewed
-    assert rows[0][3] == rows[0][2]  # accepted: the model's codes
-    assert rows[1][3] == "" and rows[1][4] == "only describes the course"
-    assert set(filter(None, rows[2][3].split(";"))) == ticked
-    assert {r[5] for r in rows} == {"browser-test"}
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return conn.execute(f"SELECT {columns} FROM decisions ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def next_segment(panel, previous: str) -> str:
+    expect(panel).not_to_have_attribute("data-segment-id", previous)
+    return panel.get_attribute("data-segment-id")
+
+
+def test_review_three_segments_with_the_keyboard(browser, tmp_path):
+    run = make_run(tmp_path / "run")
+    with served(run, "browser-test") as url, watched_page(browser, url) as page:
+        panel = page.locator("#panel")
+        expect(panel).to_have_attribute("data-segment-id", re.compile(".+"))
+        reviewed: list[tuple[str, str]] = []
+
+        # 1: accept the model's codes
+        first = panel.get_attribute("data-segment-id")
+        page.keyboard.press("a")
+        reviewed.append((first, "accept"))
+        second = next_segment(panel, first)
+
+        # 2: a memo, then reject (no impact)
+        page.keyboard.press("m")
+        expect(page.locator("#memo")).to_be_focused()
+        page.keyboard.type("only describes the course")
+        page.keyboard.press("Escape")
+        page.keyboard.press("r")
+        reviewed.append((second, "reject"))
+        third = next_segment(panel, second)
+
+        # 3: toggle the two most probable codes, show the definitions, save the ticked codes
+        boxes = [page.locator(f'#decision input[data-shortcut="{k}"]') for k in (1, 2)]
+        checkboxes = page.locator("#decision input[name=codes]")
+        boxes_all = [checkboxes.nth(i) for i in range(checkboxes.count())]
+        ticked = {box.get_attribute("value") for box in boxes_all if box.is_checked()}
+        for key, box in zip(("1", "2"), boxes, strict=True):
+            page.keyboard.press(key)
+            ticked ^= {box.get_attribute("value")}
+        page.keyboard.press("d")
+        expect(page.locator("#panel details.definition").first).to_have_attribute("open", "")
+        page.keyboard.press("c")
+        reviewed.append((third, "change"))
+        next_segment(panel, third)
+
+        expect(page.locator("#reviewed-count")).to_have_text("3")
+        expect(page.locator("#recent li")).to_have_count(3)
+
+    stored = rows(run)
+    assert [(r[0], r[1]) for r in stored] == reviewed
+    assert stored[0][3] == stored[0][2]  # accepted: the model's codes
+    assert stored[1][3] == "" and stored[1][4] == "only describes the course"
+    assert set(filter(None, stored[2][3].split(";"))) == ticked
+    assert {r[5] for r in stored} == {"browser-test"}
+
+
+def test_transcript_view_with_the_keyboard(browser, tmp_path, shots):
+    run = make_run(tmp_path / "run")
+    with served(run, "ana") as url, watched_page(browser, url) as page:
+        panel = page.locator("#panel")
+        first = panel.get_attribute("data-segment-id")
+        page.keyboard.press("a")  # accepted: its codes show as accepted in the margin
+        current = next_segment(panel, first)
+
+        page.keyboard.press("t")  # the transcript, opened at the segment being reviewed
+        expect(page).to_have_url(re.compile(r"/transcript\?"))
+        expect(page.locator("a.seg:focus")).to_have_attribute("data-segment-id", current)
+        links = page.locator(".seg-row:not(.dim) a.seg")
+        order = [links.nth(i).get_attribute("data-segment-id") for i in range(links.count())]
+        assert order == sorted(order, key=lambda s: int(s.split(":")[1].split("-")[0]))  # turns in order
+        here = order.index(current)
+        page.keyboard.press("j")
+        expect(page.locator("a.seg:focus")).to_have_attribute("data-segment-id", order[here + 1])
+        page.keyboard.press("k")
+        expect(page.locator("a.seg:focus")).to_have_attribute("data-segment-id", order[here])
+        if first in order:
+            row = page.locator(".seg-row", has=page.locator(f'a.seg[data-segment-id="{first}"]'))
+            expect(row.locator(".chip.accepted").first).to_be_visible()
+        speakers = page.locator(".turn-block > .speaker")
+        assert speakers.count() >= 4
+        page.screenshot(path=str(shots / "review-transcript.png"), full_page=True)
+
+        page.keyboard.press("j")
+        page.keyboard.press("Enter")  # opens that segment for review, in transcript order
+        expect(panel).to_have_attribute("data-segment-id", order[here + 1])
+        expect(page).to_have_url(re.compile(r"mode=browse"))
+        page.keyboard.press("j")
+        expect(panel).to_have_attribute("data-segment-id", order[here + 2])
+
+
+def test_french_interface_and_type_ahead_search(browser, tmp_path, shots):
+    from pipeline.review_text import EN, FR
+
+    run = make_run(tmp_path / "run")
+    with served(run, "ana") as url, watched_page(browser, url) as page:
+        expect(page.locator("html")).to_have_attribute("lang", "en")  # the first queued segment is English
+        page.keyboard.press("l")
+        expect(page.locator("html")).to_have_attribute("lang", "fr")
+        expect(page.locator('#decision button[value="accept"]')).to_contain_text("Accepter")
+        expect(page.locator("#view-transcript")).to_contain_text("Transcription")
+        english = {v for k, v in EN.items() if v and v != FR[k] and len(v) > 3 and v not in ("English", "Français")}
+        text = VisibleText.of(page.content()).replace("test-model-1", "")
+        leaks = [label for label in english if re.search(rf"(?<![\w·]){re.escape(label)}(?![\w·])", text)]
+        assert not leaks, leaks
+
+        # an impact beyond the nine number keys, found by typing part of its French name without accents
+        target = page.locator("#code-list li.code").nth(15)
+        impact_id = target.get_attribute("data-code")
+        name = BOOK.impact(impact_id).name["fr"]
+        assert target.locator("input[data-shortcut]").count() == 0
+        word = max(re.findall(r"\w+", name), key=len)
+        folded = word.replace("é", "e").replace("è", "e").replace("ê", "e").replace("à", "a").upper()
+        page.keyboard.press("/")
+        expect(page.locator("#code-search")).to_be_focused()
+        page.keyboard.type(folded)
+        expect(page.locator("#code-list li.code.active")).to_have_attribute("data-code", impact_id)
+        visible = page.locator("#code-list li.code:not([hidden])")
+        assert 1 <= visible.count() < 21
+        page.keyboard.press("Enter")
+        expect(target.locator("input[type=checkbox]")).to_be_checked()
+        page.keyboard.press("Escape")
+        expect(page.locator("#code-list li.code:not([hidden])")).to_have_count(21)
+        page.screenshot(path=str(shots / "review-fr.png"), full_page=True, caret="initial")
+        segment = page.locator("#panel").get_attribute("data-segment-id")
+        page.keyboard.press("c")
+        next_segment(page.locator("#panel"), segment)
+    stored = rows(run)
+    assert stored[-1][0] == segment and impact_id in stored[-1][3].split(";")
+
+
+def test_filters_browse_undo_and_a_history_with_skips(browser, tmp_path):
+    run = make_run(tmp_path / "run", margin=0.3)
+    with served(run, "ana") as url, watched_page(browser, url) as page:
+        page.goto(url.split("?")[0] + "?lang=en")  # the reviewer's choice, whatever the transcript's language
+        page.keyboard.press("v")
+        expect(page).to_have_url(re.compile(r"/browse"))
+        everything = page.locator("tr.row").count()
+        page.select_option("#filters select[name=status]", "auto_accepted")  # outside the queue
+        page.locator("#filters button[type=submit]").click()
+        expect(page).to_have_url(re.compile(r"status=auto_accepted"))
+        outside = page.locator("tr.row").count()
+        assert 0 < outside < everything
+        page.keyboard.press("j")
+        expect(page.locator("tr.row a.open").first).to_be_focused()
+        chosen = page.locator("tr.row").first.get_attribute("data-segment-id")
+        page.keyboard.press("Enter")
+        panel = page.locator("#panel")
+        expect(panel).to_have_attribute("data-segment-id", chosen)
+        expect(panel).to_contain_text("not in the review queue")
+
+        page.keyboard.press("s")  # skip: into the history like any action
+        after_skip = next_segment(panel, chosen)
+        expect(page.locator("#recent li").first).to_contain_text("skip")
+        undo = page.locator("#undo-button")
+        expect(undo).to_be_visible()
+        expect(undo).to_be_enabled()
+        page.keyboard.press("u")  # undo: the skip is taken back, its segment shown again
+        expect(panel).to_have_attribute("data-segment-id", chosen)
+        expect(page.locator("#recent li.undone")).to_have_count(1)
+        page.keyboard.press("r")
+        assert next_segment(panel, chosen) == after_skip
+        page.keyboard.press("h")
+        expect(page).to_have_url(re.compile(r"/history"))
+        expect(page.locator("tr.undone")).to_have_count(1)
+        expect(page.locator("table.history tbody tr")).to_have_count(3)
+    assert [(r[0], r[1]) for r in rows(run)] == [(chosen, "skip"), (chosen, "undo"), (chosen, "reject")]
+
+
+def test_two_blind_reviewers_see_their_agreement(browser, tmp_path, shots):
+    from pipeline.agreement import cohen_kappa
+
+    run = make_run(tmp_path / "run")
+    with served(run, "ana", "--blind") as ana_url, served(run, "ben", "--blind") as ben_url:
+        with watched_page(browser, ana_url) as ana:
+            panel = ana.locator("#panel")
+            for key in ("a", "r", "a", "a"):
+                current = panel.get_attribute("data-segment-id")
+                ana.keyboard.press(key)
+                next_segment(panel, current)
+        with watched_page(browser, ben_url) as ben:
+            panel = ben.locator("#panel")
+            expect(ben.locator("#reviewed-count")).to_have_text("0")  # blind: ana's work is not shown
+            expect(ben.locator(".decided")).to_have_count(0)
+            for key in ("a", "a", "r", "a"):
+                current = panel.get_attribute("data-segment-id")
+                ben.keyboard.press(key)
+                next_segment(panel, current)
+            ben.keyboard.press("g")
+            expect(ben).to_have_url(re.compile(r"/agreement"))
+            expect(ben.locator("section.pair h2")).to_contain_text("4")
+            shown = ben.locator("td.pooled-between").inner_text()
+            ben.screenshot(path=str(shots / "review-agreement.png"), full_page=True)
+
+    stored = rows(run, "segment_id, codes_after, reviewer")
+    ids = BOOK.impact_ids
+    by = {(s, r): set(filter(None, c.split(";"))) for s, c, r in stored}
+    shared = sorted({s for s, _, r in stored if r == "ana"} & {s for s, _, r in stored if r == "ben"})
+    first = [int(i in by[(s, "ana")]) for s in shared for i in ids]
+    second = [int(i in by[(s, "ben")]) for s in shared for i in ids]
+    assert len(shared) == 4 and shown == f"{cohen_kappa(first, second):.2f}"
