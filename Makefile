@@ -7,7 +7,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test lint demo clean bench
+.PHONY: setup test lint demo clean bench fuzz
 
 setup: $(STAMP)
 
@@ -17,8 +17,6 @@ $(STAMP): pyproject.toml
 	# the CPU build of torch first: a bare `torch` would pull several GB of CUDA wheels
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
-	# Debian's chromium for the end-to-end review test (Playwright drives it; nothing is downloaded by Playwright)
-	[ -x /usr/bin/chromium ] || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 	touch $(STAMP)
 
 lint: setup
@@ -26,6 +24,8 @@ lint: setup
 	$(VENV)/bin/ruff format --check pipeline tests benchmarks
 
 test: lint
+	# a Chromium for the review app's browser tests: found, installed only as root with apt, or skipped with what to run
+	sh scripts/find-browser.sh $(PY)
 	$(PY) -m pytest
 
 # the whole pipeline of dvc.yaml on the bundled data: segment, embed, train, evaluate, code the new study, report
@@ -38,6 +38,11 @@ demo: setup
 
 bench: setup
 	$(PY) benchmarks/bench_code.py --repeats 9
+
+# the long property-based run of the readers (tests/test_fuzz.py with the imri-fuzz Hypothesis profile;
+# make test runs a few dozen cases per property); its figures go in docs/reliability.md
+fuzz: setup
+	IMRI_FUZZ_PROFILE=imri-fuzz $(PY) -m pytest tests/test_fuzz.py -p no:cacheprovider --hypothesis-show-statistics
 
 clean:
 	rm -rf runs .pytest_cache
