@@ -23,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from pipeline import limits
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.errors import InputError
 
@@ -130,6 +131,7 @@ def read_codings(path: str | Path) -> list[Coding]:
             raise InputError(f"row {row_number}: start and end must be integers", path) from None
         if not 0 <= start_i < end_i:
             raise InputError(f"row {row_number}: empty or negative span {start_i}-{end_i}", path)
+        limits.check(end_i, "MAX_TRANSCRIPT_CHARS", f"row {row_number}: end offset", path)  # no transcript is longer
         codings.append(Coding(str(source).strip(), start_i, end_i, str(code).strip(), str(coder).strip()))
     return codings
 

@@ -213,7 +213,8 @@ def read_docx(path: str | Path, raw: bytes | None = None) -> str:
     import zipfile
 
     from docx import Document
-    from docx.opc.exceptions import PackageNotFoundError
+    from docx.opc.exceptions import OpcError
+    from lxml import etree
 
     if raw is None:
         raw = read_input(path, "MAX_TRANSCRIPT_BYTES")
@@ -221,8 +222,8 @@ def read_docx(path: str | Path, raw: bytes | None = None) -> str:
     try:
         document = Document(io.BytesIO(raw))
         text = "\n".join(paragraph.text for paragraph in document.paragraphs)
-    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, AttributeError, TypeError) as exc:
-        # lxml's XMLSyntaxError is a ValueError; a part of the wrong type gives AttributeError or TypeError
+    except (OpcError, zipfile.BadZipFile, etree.LxmlError, KeyError, ValueError, AttributeError, TypeError) as exc:
+        # malformed XML in a part; a part missing or of the wrong type gives KeyError, AttributeError or TypeError
         raise InputError(f"not a readable .docx ({type(exc).__name__})", path) from None
     if not has_text(text):
         raise InputError("empty file (the .docx holds no text)", path)

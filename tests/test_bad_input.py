@@ -206,3 +206,19 @@ def test_a_docx_whose_zip_directory_understates_a_part_is_not_inflated_past_it(t
             start += 4
     docx_path.write_bytes(bytes(raw))
     _segment_fails(run_cli, tmp_path, docx_path, "not a readable .docx (BadZipFile)")
+
+
+@pytest.mark.parametrize("end", [2**63, 10**30])
+def test_codings_with_offsets_past_any_transcript(tmp_path, end):
+    """Offsets that no transcript can reach are refused on their row (an OverflowError before)."""
+    from pipeline.codebook import load_codebook
+    from pipeline.errors import InputError
+    from pipeline.labels import read_codings
+
+    path = tmp_path / "codings.csv"
+    path.write_text(
+        f"source,start,end,code,coder\na.txt,0,10,operating_changing_practice,A\na.txt,0,{end},being_growth_service_users,A\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(InputError, match=r"row 3: end offset is [\d,]+, over the limit of 2,000,000"):
+        read_codings(path, load_codebook())
