@@ -196,10 +196,14 @@ def check_docx(raw: bytes, path: str | Path) -> None:
             xml = [info for info in parts if info.filename.lower().endswith((".xml", ".rels"))]
             xml_size = sum(info.file_size for info in xml)
             limits.check(xml_size, "MAX_DOCX_XML_BYTES", "uncompressed size of its XML", path, "bytes")
+            elements = 0
             for info in xml:
                 data = archive.read(info)
                 if any(mark in data for mark in _DTD_MARKS):
                     raise InputError(f"not a Word document: {info.filename} declares a DTD or XML entities", path)
+                # start tags: every "<" but those of end tags, declarations and processing instructions
+                elements += data.count(b"<") - data.count(b"</") - data.count(b"<!") - data.count(b"<?")
+            limits.check(elements, "MAX_DOCX_XML_ELEMENTS", "number of XML elements", path)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError, ValueError) as exc:
         raise InputError(f"not a readable .docx ({type(exc).__name__})", path) from None
 

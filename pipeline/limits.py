@@ -33,6 +33,10 @@ MAX_DOCX_UNCOMPRESSED_BYTES = 64 * MiB
 #: Uncompressed size of the XML parts of a .docx together (parsed into trees, about ten times
 #: their size in memory); a three-hour interview's ``word/document.xml`` is a few megabytes.
 MAX_DOCX_XML_BYTES = 16 * MiB
+#: XML elements in the XML parts of a .docx together, counted from their tags before parsing (each
+#: becomes a tree node and a Python object in python-docx): a long, heavily formatted interview has
+#: a few hundred thousand.
+MAX_DOCX_XML_ELEMENTS = 1_000_000
 #: Parts (zip entries) of a .docx: Word writes a few dozen.
 MAX_DOCX_PARTS = 2_000
 

@@ -182,6 +182,9 @@ def test_docx_bombs_and_entities(tmp_path, run_cli):
     xml = _docx(tmp_path / "xml.docx", padded)
     _segment_fails(run_cli, tmp_path, xml, "uncompressed size of its XML is")
 
+    many = _docx(tmp_path / "many.docx", body.replace(b"<w:body>", b"<w:body>" + b"<w:p/>" * 1_100_000))
+    _segment_fails(run_cli, tmp_path, many, "over the limit of 1,000,000 (MAX_DOCX_XML_ELEMENTS")
+
     laughs = b'<!DOCTYPE w:document [<!ENTITY a "ha"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
     entities = _docx(tmp_path / "laughs.docx", re.sub(rb"(<\?xml[^>]*\?>)", rb"\1" + laughs, body, count=1))
     _segment_fails(run_cli, tmp_path, entities, "word/document.xml declares a DTD or XML entities")
