@@ -42,8 +42,16 @@ class ClassifierConfig(ParamsSection):
     class_weight: str | None = "balanced"
     context_weight: float = 0.5  # neighbouring segments' mean embedding, scaled
     question_weight: float = 0.5  # the interviewer question's embedding, scaled
+    question_augment: bool = False  # also train on each segment with the guide's generic question and with none
+    codebook_weight: float = 0.0  # similarity to each impact's codebook texts as extra features, scaled
+    codebook_examples: bool = False  # the codebook's definitions and include hints as extra training examples
+    turn_smoothing: float = 0.0  # p <- (1 - s) * p + s * (max of p over the segment's turn)
     cv_folds: int = 5  # grouped folds for calibration and thresholds
     min_positives: int = 3  # impacts with fewer positive segments get no head (probability 0)
+
+    def make_model(self) -> CalibratedModel:
+        """A fresh calibrated model with this configuration's scorer and turn smoothing."""
+        return CalibratedModel(self.make_scorer, self.cv_folds, self.turn_smoothing)
 
     def make_scorer(self):
         """A fresh, unfitted scorer for the configured head."""
@@ -273,52 +281,139 @@ def grouped_folds(groups: np.ndarray, n_splits: int) -> list[tuple[np.ndarray, n
     return list(GroupKFold(n_splits=min(n_splits, n_groups)).split(np.zeros(len(groups)), groups=groups))
 
 
+def smooth_by_turn(P: np.ndarray, turns: np.ndarray | None, weight: float) -> np.ndarray:
+    """``(1 - weight) * P + weight * (max of P over the rows of the same turn)``.
+
+    Coders code passages, not sentences: a sentence inside a passage that is clearly about an
+    impact takes part of that evidence. ``turns`` holds one key per row (e.g. ``source:turn``).
+    """
+    if not weight or turns is None or len(P) == 0:
+        return P
+    import pandas as pd
+
+    turn_max = pd.DataFrame(P).groupby(np.asarray(turns)).transform("max").to_numpy()
+    return (1.0 - weight) * P + weight * turn_max
+
+
+@dataclass
+class TrainingRows:
+    """Rows a model trains on besides the data it is calibrated on.
+
+    ``views`` are other feature matrices of the same rows (for example the same segments with the
+    guide's generic question, or with none): within each fold only the training rows' views are
+    added. ``extra`` are ``(X, Y)`` rows that are always in training and never scored (the
+    codebook's own texts as examples).
+    """
+
+    views: tuple[np.ndarray, ...] = ()
+    extra: tuple[np.ndarray, np.ndarray] | None = None
+
+    def stack(self, X: np.ndarray, Y: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``X``/``Y`` (restricted to ``rows``) with the views of those rows and the extra rows."""
+        rows = np.arange(len(Y)) if rows is None else rows
+        xs, ys = [X[rows]], [Y[rows]]
+        for view in self.views:
+            xs.append(view[rows])
+            ys.append(Y[rows])
+        if self.extra is not None:
+            xs.append(self.extra[0])
+            ys.append(self.extra[1])
+        return np.vstack(xs), np.vstack(ys)
+
+    def __bool__(self) -> bool:
+        return bool(self.views) or self.extra is not None
+
+
 @dataclass
 class CalibratedModel:
     """A scorer factory wrapped with grouped-CV Platt calibration and per-impact thresholds.
 
-    ``fit(X, Y, groups)``: out-of-fold scores (grouped folds) -> Platt per impact -> thresholds,
-    then the scorer refitted on all data. ``predict_proba`` / ``predict`` as in scikit-learn.
+    ``fit(X, Y, groups)``: out-of-fold scores (grouped folds) -> Platt per impact -> optional
+    smoothing over each turn -> thresholds, then the scorer refitted on all data.
+    ``predict_proba`` / ``predict`` as in scikit-learn (``turns`` keys rows by turn when smoothing).
     """
 
     make_scorer: object  # callable returning a fresh scorer
     cv_folds: int = 5
+    turn_smoothing: float = 0.0
     oof_proba_: np.ndarray | None = None
 
-    def fit(self, X, Y: np.ndarray, groups: np.ndarray) -> CalibratedModel:
+    def fit(
+        self,
+        X,
+        Y: np.ndarray,
+        groups: np.ndarray,
+        turns: np.ndarray | None = None,
+        rows: TrainingRows | None = None,
+    ) -> CalibratedModel:
         Y = np.asarray(Y)
+        rows = rows or TrainingRows()
         oof = np.zeros(Y.shape, dtype=np.float64)
         for train, test in grouped_folds(np.asarray(groups), self.cv_folds):
-            scorer = self.make_scorer().fit(_take(X, train), Y[train])
+            if rows:
+                scorer = self.make_scorer().fit(*rows.stack(X, Y, train))
+            else:
+                scorer = self.make_scorer().fit(_take(X, train), Y[train])
             oof[test] = scorer.decision(_take(X, test))
         params = [fit_platt(oof[:, j], Y[:, j]) for j in range(Y.shape[1])]
         self.platt_a_ = np.array([p[0] for p in params])
         self.platt_b_ = np.array([p[1] for p in params])
-        self.oof_proba_ = platt(oof, self.platt_a_, self.platt_b_)
+        self.oof_proba_ = smooth_by_turn(platt(oof, self.platt_a_, self.platt_b_), turns, self.turn_smoothing)
         self.thresholds_ = best_thresholds(Y, self.oof_proba_)
-        self.scorer_ = self.make_scorer().fit(X, Y)
+        self.scorer_ = self.make_scorer().fit(*rows.stack(X, Y)) if rows else self.make_scorer().fit(X, Y)
         return self
 
-    def predict_proba(self, X) -> np.ndarray:
-        return platt(self.scorer_.decision(X), self.platt_a_, self.platt_b_)
+    def predict_proba(self, X, turns: np.ndarray | None = None) -> np.ndarray:
+        proba = platt(self.scorer_.decision(X), self.platt_a_, self.platt_b_)
+        return smooth_by_turn(proba, turns, self.turn_smoothing)
 
-    def predict(self, X) -> np.ndarray:
-        return (self.predict_proba(X) >= self.thresholds_).astype(np.int8)
+    def predict(self, X, turns: np.ndarray | None = None) -> np.ndarray:
+        return (self.predict_proba(X, turns) >= self.thresholds_).astype(np.int8)
 
 
 def _take(X, rows: np.ndarray):
     return X[rows] if not isinstance(X, list) else [X[i] for i in rows]
 
 
+def _rows_of(rows: TrainingRows | None, index: np.ndarray) -> TrainingRows | None:
+    if not rows:
+        return None
+    return TrainingRows(tuple(view[index] for view in rows.views), rows.extra)
+
+
 def cross_validated_proba(
-    make_model, X, Y: np.ndarray, groups: np.ndarray, n_splits: int = 5
-) -> tuple[np.ndarray, np.ndarray]:
+    make_model,
+    X,
+    Y: np.ndarray,
+    groups: np.ndarray,
+    n_splits: int = 5,
+    turns: np.ndarray | None = None,
+    rows: TrainingRows | None = None,
+    shifted: dict[str, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Nested, grouped cross-validation: each transcript's probabilities and 0/1 predictions come
-    from a model (with its own calibration and thresholds) that never saw that transcript."""
+    from a model (with its own calibration and thresholds) that never saw that transcript.
+
+    ``shifted`` maps a name to other features of the same rows (e.g. with every question replaced):
+    each fold's model also predicts those, and a third value ``{name: 0/1 predictions}`` is returned.
+    """
     proba = np.zeros(Y.shape, dtype=np.float64)
     predicted = np.zeros(Y.shape, dtype=np.int8)
-    for train, test in grouped_folds(np.asarray(groups), n_splits):
-        model = make_model().fit(_take(X, train), Y[train], np.asarray(groups)[train])
-        proba[test] = model.predict_proba(_take(X, test))
+    shifted_predicted = {name: np.zeros(Y.shape, dtype=np.int8) for name in shifted or {}}
+    groups = np.asarray(groups)
+    for train, test in grouped_folds(groups, n_splits):
+        model = make_model().fit(
+            _take(X, train),
+            Y[train],
+            groups[train],
+            None if turns is None else turns[train],
+            _rows_of(rows, train),
+        )
+        test_turns = None if turns is None else turns[test]
+        proba[test] = model.predict_proba(_take(X, test), test_turns)
         predicted[test] = (proba[test] >= model.thresholds_).astype(np.int8)
+        for name, features in (shifted or {}).items():
+            shifted_predicted[name][test] = model.predict(features[test], test_turns)
+    if shifted is not None:
+        return proba, predicted, shifted_predicted
     return proba, predicted

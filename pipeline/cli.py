@@ -268,6 +268,9 @@ def agreement_command(
 
 # --- corpus statistics commands (pipeline/datasheet.py) are registered below this line ----------
 
+TransferCorpusOption = typer.Option(
+    Path("data/transfer"), "--transfer", help="Transfer corpus (blind-written, coded by A and B)."
+)
 GoldOption = typer.Option(Path("data/gold"), "--gold", help="Compiled gold corpus (transcripts/, codings.csv).")
 NewStudyOption = typer.Option(Path("data/new_study"), "--new-study", help="Folder of uncoded new-study transcripts.")
 
@@ -276,6 +279,7 @@ NewStudyOption = typer.Option(Path("data/new_study"), "--new-study", help="Folde
 def corpus_stats_command(
     gold: Path = GoldOption,
     new_study: Path = NewStudyOption,
+    transfer: Path = TransferCorpusOption,
     as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
     codebook: Path | None = CodebookOption,
 ) -> None:
@@ -285,7 +289,7 @@ def corpus_stats_command(
     from pipeline.codebook import load_codebook
     from pipeline.datasheet import corpus_stats, format_stats
 
-    stats = corpus_stats(gold, new_study, load_codebook(codebook))
+    stats = corpus_stats(gold, new_study, load_codebook(codebook), transfer)
     typer.echo(json.dumps(stats, indent=2, ensure_ascii=False) if as_json else format_stats(stats).rstrip())
 
 
@@ -293,6 +297,7 @@ def corpus_stats_command(
 def corpus_datasheet_command(
     gold: Path = GoldOption,
     new_study: Path = NewStudyOption,
+    transfer: Path = TransferCorpusOption,
     datasheet: Path = typer.Option(Path("data/DATASHEET.md"), "--datasheet", help="Datasheet to update."),
     codebook: Path | None = CodebookOption,
 ) -> None:
@@ -300,7 +305,7 @@ def corpus_datasheet_command(
     from pipeline.codebook import load_codebook
     from pipeline.datasheet import corpus_stats, update_datasheet
 
-    changed = update_datasheet(datasheet, corpus_stats(gold, new_study, load_codebook(codebook)))
+    changed = update_datasheet(datasheet, corpus_stats(gold, new_study, load_codebook(codebook), transfer))
     typer.echo(f"{datasheet}: {'generated section updated' if changed else 'already up to date'}")
 
 
@@ -556,6 +561,11 @@ def evaluate(
     gold: Path = typer.Option(Path("data/gold"), "--gold", help="Gold folder: transcripts/ + codings.csv."),
     out: Path = typer.Option(Path("reports/metrics.json"), "--out", help="Metrics JSON to write."),
     codebook: Path | None = CodebookOption,
+    transfer: Path | None = typer.Option(
+        None,
+        "--transfer",
+        help="A second coded corpus never trained on (default: evaluate.transfer): shift-robustness figures.",
+    ),
     interviewer: list[str] = InterviewerOption,
     params: Path | None = ParamsOption,
 ) -> None:
@@ -579,7 +589,15 @@ def evaluate(
         )
 
     data = gold_for_unit((settings.get("segment") or {}).get("unit", "sentence"))
-    results = run_evaluation(data, book, settings, progress=True, gold_for_unit=gold_for_unit)
+    transfer_dir = transfer or (settings.get("evaluate") or {}).get("transfer")
+    transfer_set = None
+    if transfer_dir:
+        from pipeline.transfer import load_transfer
+
+        segment = SegmentConfig.from_dict(settings.get("segment") or {})
+        transfer_set = load_transfer(Path(transfer_dir), book, segment, labels, interviewer)
+        settings.setdefault("evaluate", {})["transfer"] = str(transfer_dir)
+    results = run_evaluation(data, book, settings, progress=True, gold_for_unit=gold_for_unit, transfer=transfer_set)
     write_metrics(results, out)
     typer.echo(headline(results))
 

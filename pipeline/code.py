@@ -85,34 +85,22 @@ def review_priority(
 
 
 def zero_shot_proba(table: pd.DataFrame, codebook: Codebook, encoder_id: str) -> np.ndarray:
-    """Uncalibrated zero-shot scores: similarity to the codebook's texts, standardised per impact.
+    """Uncalibrated zero-shot scores from the codebook alone, standardised per impact.
 
-    A segment scores 0.5 for an impact when its similarity is two standard deviations above that
+    The scores come from :class:`pipeline.model.CodebookHead` (a head trained on the codebook's
+    own names, definitions and include hints: on the transfer set it ranks impacts better than
+    similarity to the nearest definition; see ``transfer.zero_shot`` in reports/metrics.json).
+    A segment scores 0.5 for an impact when its score is two standard deviations above that
     impact's mean over the participant segments of this run; these are not probabilities.
     """
-    from pipeline.classify import ZeroShotScorer
-    from pipeline.model import embed_segments
+    from pipeline.model import CodebookHead, embed_segments
 
-    descriptions, owners = codebook_descriptions(codebook, encoder_id)
     segments, _ = embed_segments(table, encoder_id)
-    sims = ZeroShotScorer(descriptions, owners, len(codebook.impacts)).decision(segments)
+    sims = CodebookHead(codebook, encoder_id).decision(segments)
     participant = (table.role == "participant").to_numpy()
     reference = sims[participant] if participant.any() else sims
     z = (sims - reference.mean(axis=0)) / np.maximum(reference.std(axis=0), 1e-6)
     return 1.0 / (1.0 + np.exp(-2.0 * (z - 2.0)))
-
-
-def codebook_descriptions(codebook: Codebook, encoder_id: str) -> tuple[np.ndarray, np.ndarray]:
-    """Embedded names, definitions and include hints of each impact, in English and French."""
-    from pipeline.embed import EmbeddingCache, get_encoder
-
-    texts, owners = [], []
-    for j, impact in enumerate(codebook.impacts):
-        entries = [impact.name["en"], impact.name["fr"], f"{impact.name['en']}: {impact.definition}", *impact.include]
-        texts += entries
-        owners += [j] * len(entries)
-    cache = EmbeddingCache(get_encoder(encoder_id))
-    return cache.encode(texts, "passage"), np.asarray(owners)
 
 
 def previous_turn_text(table: pd.DataFrame) -> list[str]:
@@ -390,9 +378,9 @@ def code_transcripts(
         raise InputError("the transcripts hold no text to code", out)
     clock.lap("segment")
     if model_dir is not None:
-        features = impact_model.features(table, progress=len(table) > 500)
+        features = impact_model.features(table, progress=len(table) > 500, codebook=codebook)
         clock.lap("embed")
-        proba = impact_model.predict_proba_features(features)
+        proba = impact_model.predict_proba_features(features, table)
         thresholds, positives = impact_model.thresholds, impact_model.arrays["positives"]
     else:
         proba = zero_shot_proba(table, codebook, card["encoder"]["id"])

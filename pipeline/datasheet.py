@@ -243,11 +243,37 @@ def new_study_stats(folder: str | Path) -> dict:
     }
 
 
+def passage_lengths(codings: list[Coding]) -> dict:
+    """Passage lengths in characters per coder: median and the 10th-90th percentile range."""
+    import numpy as np
+
+    out = {}
+    for coder in sorted({c.coder for c in codings}):
+        lengths = np.array([end - start for (_, start, end, who) in group_passages(codings) if who == coder])
+        if len(lengths):
+            p10, p50, p90 = np.percentile(lengths, [10, 50, 90])
+            out[coder] = {"passages": int(len(lengths)), "median": int(p50), "p10": int(p10), "p90": int(p90)}
+    return out
+
+
+def transfer_stats(folder: str | Path, codebook: Codebook | None = None) -> dict:
+    """Counts of the transfer corpus (same layout as the gold corpus), with passage lengths."""
+    stats = gold_stats(folder, codebook)
+    stats["passage_lengths"] = passage_lengths(read_codings(Path(folder) / "codings.csv"))
+    return stats
+
+
 def corpus_stats(
-    gold: str | Path = "data/gold", new_study: str | Path | None = "data/new_study", codebook: Codebook | None = None
+    gold: str | Path = "data/gold",
+    new_study: str | Path | None = "data/new_study",
+    codebook: Codebook | None = None,
+    transfer: str | Path | None = None,
 ) -> dict:
-    """All counts: ``{"gold": ..., "new_study": ...}`` (``new_study`` omitted when not given)."""
+    """All counts: ``{"gold": ..., "transfer": ..., "new_study": ...}`` (those not given are omitted)."""
     stats = {"gold": gold_stats(gold, codebook)}
+    stats["gold"]["passage_lengths"] = passage_lengths(read_codings(Path(gold) / "codings.csv"))
+    if transfer is not None:
+        stats["transfer"] = transfer_stats(transfer, codebook)
     if new_study is not None:
         stats["new_study"] = new_study_stats(new_study)
     return stats
@@ -290,6 +316,7 @@ def _sections(stats: dict, markdown: bool) -> list[str]:
         f"- French share of interviews: {_pct(_share(langs.get('fr', {}).get('interviews', 0), gold['interviews']))}",
         f"- interviews with code-switching: {gold['code_switching']}",
         f"- participant speaker labels: {gold['participants']}",
+        *([f"- passage lengths: {_lengths(gold['passage_lengths'])}"] if gold.get("passage_lengths") else []),
         "",
     ]
     for title, key, name in (
@@ -365,6 +392,8 @@ def _sections(stats: dict, markdown: bool) -> list[str]:
         ]
         header = ["id", "lang", "site", "innovation", "type", "participants", "words", "A", "B", "uncoded"]
         out += _table(header, rows, markdown) + [""]
+    if "transfer" in stats:
+        out += _transfer_section(stats["transfer"], markdown)
     if "new_study" in stats:
         new = stats["new_study"]
         langs = ", ".join(f"{k} {v['interviews']}" for k, v in new["by_language"].items())
@@ -377,6 +406,50 @@ def _sections(stats: dict, markdown: bool) -> list[str]:
         ]
         rows = [[k, v["interviews"], v["en"], v["fr"], f"{v['words']:,}"] for k, v in new["by_site"].items()]
         out += _table(["site", "transcripts", "en", "fr", "words"], rows, markdown) + [""]
+    return out
+
+
+def _lengths(lengths: dict) -> str:
+    return "; ".join(
+        f"coder {c}: median {v['median']:,} characters (10-90%: {v['p10']:,}-{v['p90']:,})" for c, v in lengths.items()
+    )
+
+
+def _transfer_section(t: dict, markdown: bool) -> list[str]:
+    """The transfer corpus: counts, passage lengths, A-vs-B agreement per impact."""
+    h = "### " if markdown else ""
+    langs = ", ".join(f"{k} {v['interviews']} with {v['words']:,} words" for k, v in t["by_language"].items())
+    types = ", ".join(f"{k} {v['interviews']}" for k, v in t["by_interview_type"].items())
+    groups = ", ".join(f"{k} {v}" for k, v in t["participants_by_stakeholder_group"].items())
+    coders = ", ".join(
+        f"{c}: {v['passages']} passages ({_pct(v['multi_code_share'])} with 2+ codes)" for c, v in t["coders"].items()
+    )
+    out = [
+        f"{h}Transfer corpus (data/transfer: blind-written, never trained on)",
+        "",
+        f"- interviews: {t['interviews']}; {t['words']:,} words; {t['turns']:,} speaker turns; per language: {langs}",
+        f"- interview types: {types}; sites: {len(t['by_site'])}; innovations: {len(t['by_innovation'])}",
+        f"- participants (speaker labels) per stakeholder group: {groups}",
+        f"- coders: {coders}",
+        f"- passage lengths: {_lengths(t['passage_lengths'])}",
+        f"- participant text left uncoded by coder A: {_pct(t['participant_uncoded_share_A'])}",
+        "- it never fits anything (no weights, calibration, thresholds or hyper-parameter searches): "
+        "it only chooses between a few named model variants and reports transfer",
+        "",
+    ]
+    agreement = t["double_coded"].get("agreement_A_B") or {}
+    if agreement:
+        out += [
+            f"{h}Transfer corpus: A vs B agreement ({agreement['unit']})",
+            "",
+            f"- Cohen's kappa, mean over codes: {_kappa(agreement['mean_kappa'])}",
+            "",
+        ]
+        rows = [
+            [code, t["passages_by_code"][code]["A"], t["passages_by_code"][code].get("B", 0), _kappa(k)]
+            for code, k in agreement["per_code"].items()
+        ]
+        out += _table(["code", "A passages", "B passages", "kappa [95% CI]"], rows, markdown) + [""]
     return out
 
 

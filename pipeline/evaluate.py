@@ -22,7 +22,6 @@ from pipeline.classify import (
     ClassifierConfig,
     LexicalScorer,
     TfidfLogRegScorer,
-    ZeroShotScorer,
     cross_validated_proba,
 )
 from pipeline.errors import InputError
@@ -41,6 +40,8 @@ class EvaluateConfig(ParamsSection):
     heads: list[str] = field(default_factory=lambda: ["ridge"])
     baselines: list[str] = field(default_factory=lambda: ["lexical", "tfidf-logreg", "zero-shot"])
     units: list[str] = field(default_factory=lambda: ["sentence", "window", "turn"])  # compared on characters
+    transfer: str | None = None  # a second coded corpus never trained on (data/transfer): see pipeline/transfer.py
+    variants: dict[str, dict] = field(default_factory=dict)  # name -> train-section overrides, compared on transfer
     bootstrap: int = 1000
     seed: int = 0
     calibration_bins: int = 10
@@ -108,15 +109,54 @@ def coverage_precision(Y: np.ndarray, P: np.ndarray, thresholds: np.ndarray) -> 
     return rows
 
 
-def _cross_lingual(make_model, X, Y, groups, languages, ids: list[str]) -> dict:
+@dataclass
+class ModelInputs:
+    """What a configured model trains and predicts on: features of the training targets, their
+    turns (for smoothing) and extra training rows (:func:`pipeline.model.training_rows`)."""
+
+    X: np.ndarray
+    turns: np.ndarray | None = None
+    rows: object = None
+
+    @classmethod
+    def build(cls, gold: GoldSet, encoder: str, config: ClassifierConfig, codebook) -> ModelInputs:
+        from pipeline.model import model_features, training_rows, turn_keys
+
+        targets = gold.targets
+        X = model_features(
+            gold.segments,
+            encoder,
+            config.context_weight,
+            config.question_weight,
+            codebook=codebook,
+            codebook_weight=config.codebook_weight,
+        )[targets]
+        rows = training_rows(gold.segments, encoder, config, codebook, targets)
+        return cls(X, turn_keys(gold.segments)[targets], rows)
+
+    def subset(self, index: np.ndarray) -> ModelInputs:
+        from pipeline.classify import TrainingRows
+
+        rows = self.rows
+        if rows:
+            rows = TrainingRows(tuple(view[index] for view in rows.views), rows.extra)
+        return ModelInputs(self.X[index], None if self.turns is None else self.turns[index], rows or None)
+
+
+def _cross_lingual(make_model, X, Y, groups, languages, ids: list[str], inputs: ModelInputs | None = None) -> dict:
     """Train on one language's transcripts, test on the other's (both directions)."""
     results = {}
     for train_lang, test_lang in (("en", "fr"), ("fr", "en")):
         train, test = languages == train_lang, languages == test_lang
         if not train.any() or not test.any():
             continue
-        model = make_model().fit(X[train], Y[train], groups[train])
-        predicted = model.predict(X[test])
+        if inputs is None:
+            model = make_model().fit(X[train], Y[train], groups[train])
+            predicted = model.predict(X[test])
+        else:
+            fit_on, test_on = inputs.subset(np.flatnonzero(train)), inputs.subset(np.flatnonzero(test))
+            model = make_model().fit(fit_on.X, Y[train], groups[train], fit_on.turns, fit_on.rows)
+            predicted = model.predict(test_on.X, test_on.turns)
         scores = f1_table(Y[test], predicted, ids)
         results[f"{train_lang}->{test_lang}"] = {k: v for k, v in scores.items() if k != "per_code"}
     return results
@@ -146,14 +186,15 @@ def evaluate(
     params: dict,
     progress: bool = False,
     gold_for_unit: Callable[[str], GoldSet] | None = None,
+    transfer=None,
 ) -> dict:
     """Every comparison of the evaluation, as one JSON-ready dictionary.
 
     ``gold_for_unit(unit)`` loads the same gold set cut into another coding unit; with it, the
     default encoder and head are also compared across ``evaluate.units`` (:func:`compare_units`).
+    ``transfer`` (a :class:`pipeline.transfer.TransferSet`) adds the shift-robustness figures.
     """
-    from pipeline.code import codebook_descriptions
-    from pipeline.model import model_features
+    from pipeline.model import CodebookHead, model_features
 
     config = EvaluateConfig.from_dict(params.get("evaluate"))
     train_params = {k: v for k, v in (params.get("train") or {}).items() if k not in ("coders", "encoder")}
@@ -173,26 +214,25 @@ def evaluate(
     features: dict[str, np.ndarray] = {}
     default_run = None
     for encoder in config.encoders:
-        X = model_features(gold.segments, encoder, base.context_weight, base.question_weight, progress)[targets]
-        features[encoder] = X
+        inputs = ModelInputs.build(gold, encoder, base, codebook)
+        X = features[encoder] = inputs.X
         # heads are compared on the default encoder; other encoders use the configured head
         for head in config.heads if encoder == default_encoder else [base.head]:
             head_config = ClassifierConfig(**{**base.__dict__, "head": head})
             started = time.perf_counter()
-
-            def make_model(cfg=head_config) -> CalibratedModel:
-                return CalibratedModel(cfg.make_scorer, cfg.cv_folds)
-
-            proba, predicted = cross_validated_proba(make_model, X, data.Y, data.groups, base.cv_folds)
+            make_model = head_config.make_model
+            proba, predicted = cross_validated_proba(
+                make_model, X, data.Y, data.groups, base.cv_folds, inputs.turns, inputs.rows
+            )
             name = f"{encoder}+{head}"
             entry = summary_scores(data.Y, predicted, data.languages, ids)
             entry.update(
                 {"kind": "model", "encoder": encoder, "head": head, "seconds": round(time.perf_counter() - started, 1)}
             )
-            entry["cross_lingual"] = _cross_lingual(make_model, X, data.Y, data.groups, data.languages, ids)
+            entry["cross_lingual"] = _cross_lingual(make_model, X, data.Y, data.groups, data.languages, ids, inputs)
             results["models"][name] = entry
             if encoder == default_encoder and head == base.head:
-                default_run = (name, proba, predicted, make_model)
+                default_run = (name, proba, predicted, make_model, inputs)
     texts = data.table.text.to_numpy()
     for baseline in config.baselines:
         started = time.perf_counter()
@@ -201,13 +241,13 @@ def evaluate(
         elif baseline == "tfidf-logreg":
             factory, X = TfidfLogRegScorer, texts
         elif baseline == "zero-shot":
-            descriptions, owners = codebook_descriptions(codebook, default_encoder)
+            head = CodebookHead(codebook, default_encoder)
             X = features.get(default_encoder)
             if X is None:
                 X = model_features(gold.segments, default_encoder, 0, 0)[targets]
 
-            def factory(d=descriptions, o=owners):
-                return ZeroShotScorer(d, o, len(ids))
+            def factory(h=head):
+                return h
         else:
             raise InputError(f"unknown baseline {baseline!r}: choose lexical, tfidf-logreg or zero-shot")
 
@@ -221,12 +261,14 @@ def evaluate(
         results["models"][baseline] = entry
     if default_run is None:
         raise InputError(f"evaluate.encoders/heads must include the default model {default_encoder}+{base.head}")
-    name, proba, predicted, make_model = default_run
+    name, proba, predicted, make_model, default_inputs = default_run
     results["default_model"] = name
     # calibration and review coverage of the default model (thresholds from a full fit, for the curve only)
     ece, diagram = expected_calibration_error(data.Y, proba, config.calibration_bins)
     results["calibration"] = {"model": name, "ece": ece, "reliability": diagram}
-    thresholds = make_model().fit(features[default_encoder], data.Y, data.groups).thresholds_
+    thresholds = (
+        make_model().fit(default_inputs.X, data.Y, data.groups, default_inputs.turns, default_inputs.rows).thresholds_
+    )
     results["coverage"] = {"model": name, "curve": coverage_precision(data.Y, proba, thresholds)}
     results["categories"] = category_confusion(data.Y, predicted, codebook)
     labels = LabelConfig.from_dict(params.get("labels"))
@@ -236,9 +278,96 @@ def evaluate(
         unit = (params.get("segment") or {}).get("unit", "sentence")
         coders = (params.get("train") or {}).get("coders") or ["A"]
         results["units"] = compare_units(
-            config.units, unit, gold, predicted, gold_for_unit, make_model, base, default_encoder, coders, ids
+            config.units, unit, gold, predicted, gold_for_unit, make_model, base, default_encoder, coders, codebook
         )
+    if transfer is not None:
+        results["transfer"] = evaluate_transfer(gold, transfer, codebook, params, progress)
     return results
+
+
+#: The targets of the transfer evaluation (issue 11), checked and reported with the figures.
+TRANSFER_TARGETS = {
+    "question_shift_max_drop": 0.02,
+    "cross_corpus_ratio_min": 0.9,
+    "category_top1_min": 0.80,
+    "impact_top3_min": 0.85,
+}
+
+
+def evaluate_transfer(gold: GoldSet, transfer, codebook, params: dict, progress: bool = False) -> dict:
+    """``transfer`` in metrics.json: the default model's shift figures, every named variant, zero-shot."""
+    from pipeline.transfer import VariantFeatures, evaluate_variant, zero_shot_rows
+
+    config = EvaluateConfig.from_dict(params.get("evaluate"))
+    train_params = {k: v for k, v in (params.get("train") or {}).items() if k not in ("coders", "encoder")}
+    default_encoder = (params.get("embed") or {}).get("encoder", "e5-small")
+
+    def run(overrides: dict, per_code: bool = False) -> dict:
+        overrides = dict(overrides)
+        encoder = overrides.pop("encoder", default_encoder)
+        variant = ClassifierConfig.from_dict({**train_params, **overrides})
+        started = time.perf_counter()
+        out = evaluate_variant(
+            VariantFeatures(encoder, variant, codebook), gold, transfer, config.bootstrap, config.seed, per_code
+        )
+        out["settings"] = {"encoder": encoder, **overrides}
+        out["seconds"] = round(time.perf_counter() - started, 1)
+        return out
+
+    default = run({}, per_code=True)
+    variants = {}
+    for name, overrides in config.variants.items():
+        if progress:
+            print(f"transfer: variant {name}", flush=True)
+        variants[name] = run(overrides or {})
+    table = transfer.table
+    out = {
+        "data": config.transfer,
+        "note": "the transfer set never fits anything; it only chooses between the named variants",
+        "transcripts": int(table.source.nunique()),
+        "segments": int(len(table)),
+        "default": {"train": train_params, "encoder": default_encoder},
+        "cross_corpus": default["cross_corpus"],
+        "question_shift": default["question_shift"],
+        "turn_top1": default["turn_top1"],
+        "in_corpus_macro_f1": default["in_corpus_macro_f1"],
+        "variants": variants,
+        "zero_shot": zero_shot_rows(transfer, codebook, default_encoder),
+    }
+    out["targets"] = transfer_targets(out)
+    return out
+
+
+def transfer_targets(transfer: dict) -> dict:
+    """Each target of the transfer evaluation with the figure it is judged on and whether it is met."""
+    t = TRANSFER_TARGETS
+    shift, cross, top1 = transfer["question_shift"], transfer["cross_corpus"], transfer["turn_top1"]
+    ratio = cross["macro_f1"] / transfer["in_corpus_macro_f1"] if transfer["in_corpus_macro_f1"] else 0.0
+    kappa = cross["kappa"]
+    model_a = (kappa.get("model vs A") or {}).get("value")
+    a_b = (kappa.get("A vs B") or {}).get("value")
+    rows = {
+        "question shift (guide): drop <= 0.02": (
+            shift["drop_guide"],
+            shift["drop_guide"] <= t["question_shift_max_drop"],
+        ),
+        "question shift (none): drop <= 0.02": (shift["drop_none"], shift["drop_none"] <= t["question_shift_max_drop"]),
+        "cross-corpus macro-F1 >= 0.9 x in-corpus": (round(ratio, 3), ratio >= t["cross_corpus_ratio_min"]),
+    }
+    if model_a is not None and a_b is not None:
+        rows["model-vs-A kappa >= A-vs-B kappa (transfer)"] = (round(model_a - a_b, 3), model_a >= a_b)
+    for language in ("en", "fr"):
+        entry = top1.get(language)
+        if entry:
+            rows[f"turn category top-1 >= 0.80 ({language})"] = (
+                entry["category_top1"],
+                entry["category_top1"] >= t["category_top1_min"],
+            )
+            rows[f"turn impact top-3 >= 0.85 ({language})"] = (
+                entry["impact_top3"],
+                entry["impact_top3"] >= t["impact_top3_min"],
+            )
+    return {name: {"value": value, "met": bool(met)} for name, (value, met) in rows.items()}
 
 
 def character_scores(
@@ -313,7 +442,7 @@ def compare_units(
     base: ClassifierConfig,
     encoder: str,
     coders: list[str],
-    impact_ids: list[str],
+    codebook,
 ) -> dict:
     """The default encoder and head on each coding unit, scored on characters (:func:`character_scores`).
 
@@ -321,8 +450,7 @@ def compare_units(
     unit's out-of-fold predictions are spread over the characters of their segments and scored
     against coder spans. Labels, calibration and thresholds follow each unit's own segments.
     """
-    from pipeline.model import model_features
-
+    impact_ids = codebook.impact_ids
     out: dict = {
         "protocol": "default encoder and head, grouped cross-validation per unit; F1 over the non-space "
         "characters of participant segments against coder spans",
@@ -336,10 +464,10 @@ def compare_units(
         if unit == default_unit:
             predicted = default_predicted
         else:
-            X = model_features(unit_gold.segments, encoder, base.context_weight, base.question_weight)[
-                unit_gold.targets
-            ]
-            _, predicted = cross_validated_proba(make_model, X, data.Y, data.groups, base.cv_folds)
+            inputs = ModelInputs.build(unit_gold, encoder, base, codebook)
+            _, predicted = cross_validated_proba(
+                make_model, inputs.X, data.Y, data.groups, base.cv_folds, inputs.turns, inputs.rows
+            )
         languages = dict(zip(data.table.source, data.table.transcript_language, strict=True))
         entry = character_scores(
             data.table, predicted, unit_gold.codings, unit_gold.texts, impact_ids, coders, languages
@@ -476,8 +604,41 @@ def headline(results: dict) -> str:
                 f"{by_lang.get('en', {}).get('macro_f1', float('nan')):6.3f} "
                 f"{by_lang.get('fr', {}).get('macro_f1', float('nan')):6.3f}"
             )
+    lines += transfer_headline(results.get("transfer"))
     lines.append("* default model and unit. Synthetic gold set: not real-world accuracy.")
     return "\n".join(lines)
+
+
+def transfer_headline(transfer: dict | None) -> list[str]:
+    """Lines of the headline for the transfer evaluation: every variant next to the in-corpus figure."""
+    if not transfer:
+        return []
+    lines = [
+        "",
+        f"transfer ({transfer['data']}: {transfer['transcripts']} transcripts never trained on; coder A)",
+        f"{'variant':34s} {'in-corpus':>9s} {'guide q':>8s} {'no q':>6s} {'transfer':>8s} {'k vs A':>7s} "
+        f"{'top1':>5s} {'top3':>5s} {'cat1':>5s}",
+    ]
+    rows = {"default *": transfer, **transfer["variants"]}
+    for name, entry in rows.items():
+        shift, cross, top = entry["question_shift"], entry["cross_corpus"], entry["turn_top1"].get("all", {})
+        kappa = (cross["kappa"].get("model vs A") or {}).get("value")
+        lines.append(
+            f"{name:34s} {entry['in_corpus_macro_f1']:9.3f} {shift['guide']:8.3f} {shift['none']:6.3f} "
+            f"{cross['macro_f1']:8.3f} {_fmt(kappa):>7s} {top.get('impact_top1', float('nan')):5.3f} "
+            f"{top.get('impact_top3', float('nan')):5.3f} {top.get('category_top1', float('nan')):5.3f}"
+        )
+    for name, entry in transfer.get("zero_shot", {}).items():
+        top = entry["turn_top1"].get("all", {})
+        lines.append(
+            f"{name:34s} {'':9s} {'':8s} {'':6s} {'':8s} {'':7s} {top.get('impact_top1', float('nan')):5.3f} "
+            f"{top.get('impact_top3', float('nan')):5.3f} {top.get('category_top1', float('nan')):5.3f}"
+        )
+    a_b = (transfer["cross_corpus"]["kappa"].get("A vs B") or {}).get("value")
+    lines.append(f"A vs B kappa on the transfer set: {_fmt(a_b)}")
+    missed = [name for name, target in transfer.get("targets", {}).items() if not target["met"]]
+    lines.append("transfer targets missed: " + ("; ".join(missed) if missed else "none"))
+    return lines
 
 
 def _fmt(value) -> str:

@@ -25,28 +25,171 @@ CARD_FILE = "model.json"
 HEAD_ARRAYS = ("coef", "intercept", "platt_a", "platt_b", "thresholds", "positives")
 
 
-def embed_segments(table: pd.DataFrame, encoder_id: str, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+#: The interview guide's generic impact question (study.md), by language: what every interviewer
+#: question becomes under the ``guide`` question shift and in question-augmented training.
+GUIDE_QUESTION = {
+    "en": "What has been the impact of implementing this innovation, from your point of view?",
+    "fr": "Quel a été l'impact de l'implantation de cette innovation, selon vous?",
+}
+QUESTION_MODES = ("asked", "guide", "none")
+
+
+def question_texts(table: pd.DataFrame, mode: str = "asked") -> pd.Series:
+    """The question each segment answers: as asked, replaced by the guide's generic one, or none."""
+    if mode not in QUESTION_MODES:
+        raise InputError(f"question mode must be one of {', '.join(QUESTION_MODES)}")
+    asked = table.question.fillna("").astype(str)
+    if mode == "asked":
+        return asked
+    if mode == "none":
+        return pd.Series([""] * len(table), index=table.index)
+    language = table.transcript_language.fillna("en").astype(str)
+    guide = language.map(lambda lang: GUIDE_QUESTION.get(lang, GUIDE_QUESTION["en"]))
+    return guide.where(asked != "", "")
+
+
+def embed_segments(
+    table: pd.DataFrame, encoder_id: str, progress: bool = False, questions: str = "asked"
+) -> tuple[np.ndarray, np.ndarray]:
     """Embeddings of each segment's text and of the interviewer question it answers (zeros if none)."""
     from pipeline.embed import EmbeddingCache, get_encoder
 
     cache = EmbeddingCache(get_encoder(encoder_id))
     segments = cache.encode(table.text.astype(str).tolist(), "query", progress=progress)
-    questions = table.question.fillna("").astype(str)
+    texts = question_texts(table, questions)
     question_vectors = np.zeros_like(segments)
-    asked = np.flatnonzero(questions.to_numpy() != "")
+    asked = np.flatnonzero(texts.to_numpy() != "")
     if len(asked):
-        question_vectors[asked] = cache.encode(questions.iloc[asked].tolist(), "query", progress=progress)
+        question_vectors[asked] = cache.encode(texts.iloc[asked].tolist(), "query", progress=progress)
     return segments, question_vectors
 
 
+def codebook_texts(codebook: Codebook) -> tuple[list[str], np.ndarray]:
+    """Each impact's names (en, fr), ``name: definition`` and include hints, with the impact index of each."""
+    texts, owners = [], []
+    for j, impact in enumerate(codebook.impacts):
+        entries = [impact.name["en"], impact.name["fr"], f"{impact.name['en']}: {impact.definition}", *impact.include]
+        texts += entries
+        owners += [j] * len(entries)
+    return texts, np.asarray(owners)
+
+
+def codebook_similarity(segments: np.ndarray, codebook: Codebook, encoder_id: str) -> np.ndarray:
+    """Per impact, the highest cosine similarity between a segment and that impact's codebook texts."""
+    from pipeline.classify import ZeroShotScorer
+    from pipeline.embed import EmbeddingCache, get_encoder
+
+    texts, owners = codebook_texts(codebook)
+    descriptions = EmbeddingCache(get_encoder(encoder_id)).encode(texts, "passage")
+    return ZeroShotScorer(descriptions, owners, len(codebook.impacts)).decision(segments)
+
+
+class CodebookHead:
+    """Zero-shot from the codebook alone: a ridge head trained on the codebook's own texts.
+
+    Each impact's names (English and French), ``name: definition`` and include hints are training
+    examples of that impact (embedded as segments are); the head scores segments on those. Nothing
+    comes from a gold set.
+    """
+
+    def __init__(self, codebook: Codebook, encoder_id: str, alpha: float = 1.0) -> None:
+        from pipeline.classify import RidgeScorer
+        from pipeline.embed import EmbeddingCache, get_encoder
+
+        texts, owners = codebook_texts(codebook)
+        vectors = EmbeddingCache(get_encoder(encoder_id)).encode(texts, "query")
+        Y = np.zeros((len(texts), len(codebook.impacts)), dtype=np.int8)
+        Y[np.arange(len(texts)), owners] = 1
+        self.scorer = RidgeScorer(alpha=alpha, min_positives=1).fit(vectors, Y)
+        self.dim = vectors.shape[1]
+
+    def fit(self, X: np.ndarray, Y: np.ndarray | None = None) -> CodebookHead:
+        """Nothing to learn from a gold set (the scorer interface of :mod:`pipeline.classify`)."""
+        return self
+
+    def decision(self, X: np.ndarray) -> np.ndarray:
+        """Scores of segment embeddings (extra feature columns past the embedding are ignored)."""
+        return self.scorer.decision(X[:, : self.dim])
+
+
 def model_features(
-    table: pd.DataFrame, encoder_id: str, context_weight: float, question_weight: float, progress: bool = False
+    table: pd.DataFrame,
+    encoder_id: str,
+    context_weight: float,
+    question_weight: float,
+    progress: bool = False,
+    *,
+    questions: str = "asked",
+    codebook: Codebook | None = None,
+    codebook_weight: float = 0.0,
 ) -> np.ndarray:
-    """The classifier's input for a segment table in transcript order (see ``classify.context_features``)."""
+    """The classifier's input for a segment table in transcript order (see ``classify.context_features``).
+
+    ``questions`` replaces every interviewer question by the guide's (``guide``) or drops it
+    (``none``); ``codebook_weight`` appends the similarity to each impact's codebook texts.
+    """
     from pipeline.classify import context_features
 
-    segments, questions = embed_segments(table, encoder_id, progress)
-    return context_features(segments, questions, table.source.to_numpy(), context_weight, question_weight)
+    segments, question_vectors = embed_segments(table, encoder_id, progress, questions)
+    X = context_features(segments, question_vectors, table.source.to_numpy(), context_weight, question_weight)
+    if codebook_weight:
+        if codebook is None:
+            raise InputError("codebook features need the codebook")
+        X = np.hstack([X, codebook_weight * codebook_similarity(segments, codebook, encoder_id)]).astype(np.float32)
+    return X
+
+
+def turn_keys(table: pd.DataFrame) -> np.ndarray:
+    """One key per segment naming its turn (``source:turn``), for smoothing over turns."""
+    return (table.source.astype(str) + ":" + table.turn.astype(str)).to_numpy()
+
+
+def training_rows(table: pd.DataFrame, encoder_id: str, config, codebook: Codebook | None, rows: np.ndarray):
+    """The extra training rows a configuration asks for (:class:`pipeline.classify.TrainingRows`).
+
+    ``question_augment``: the same segments with the guide's generic question and with none;
+    ``codebook_examples``: each impact's definition and include hints, labelled with that impact,
+    as a segment whose neighbours are itself and that answers no question.
+    """
+    from pipeline.classify import TrainingRows
+
+    views = []
+    if config.question_augment:
+        for mode in ("guide", "none"):
+            views.append(
+                model_features(
+                    table,
+                    encoder_id,
+                    config.context_weight,
+                    config.question_weight,
+                    questions=mode,
+                    codebook=codebook,
+                    codebook_weight=config.codebook_weight,
+                )[rows]
+            )
+    extra = None
+    if config.codebook_examples:
+        if codebook is None:
+            raise InputError("codebook examples need the codebook")
+        from pipeline.classify import ZeroShotScorer
+        from pipeline.embed import EmbeddingCache, get_encoder
+
+        texts, owners = [], []
+        for j, impact in enumerate(codebook.impacts):
+            entries = [f"{impact.name['en']}: {impact.definition}", *impact.include]
+            texts += entries
+            owners += [j] * len(entries)
+        vectors = EmbeddingCache(get_encoder(encoder_id)).encode(texts, "query")
+        parts = [vectors, config.context_weight * vectors, np.zeros_like(vectors)]
+        if config.codebook_weight:
+            all_texts, all_owners = codebook_texts(codebook)
+            descriptions = EmbeddingCache(get_encoder(encoder_id)).encode(all_texts, "passage")
+            sims = ZeroShotScorer(descriptions, all_owners, len(codebook.impacts)).decision(vectors)
+            parts.append(config.codebook_weight * sims)
+        Y = np.zeros((len(texts), len(codebook.impacts)), dtype=np.int8)
+        Y[np.arange(len(texts)), owners] = 1
+        extra = (np.hstack(parts).astype(np.float32), Y)
+    return TrainingRows(tuple(views), extra)
 
 
 @dataclass
@@ -68,21 +211,33 @@ class ImpactModel:
     def name(self) -> str:
         return f"{self.card['name']}-{self.card['version']}"
 
-    def features(self, table: pd.DataFrame, progress: bool = False) -> np.ndarray:
+    def features(self, table: pd.DataFrame, progress: bool = False, codebook: Codebook | None = None) -> np.ndarray:
+        """The model's input for a segment table (the codebook is needed when the model uses it as features)."""
         train = self.card["params"]["train"]
         return model_features(
-            table, self.card["encoder"]["id"], train["context_weight"], train["question_weight"], progress
+            table,
+            self.card["encoder"]["id"],
+            train["context_weight"],
+            train["question_weight"],
+            progress,
+            codebook=codebook,
+            codebook_weight=train.get("codebook_weight", 0.0),
         )
 
-    def predict_proba_features(self, X: np.ndarray) -> np.ndarray:
-        from pipeline.classify import platt
+    def predict_proba_features(self, X: np.ndarray, table: pd.DataFrame | None = None) -> np.ndarray:
+        """Calibrated probabilities from features; with ``table``, smoothed over turns as the model was."""
+        from pipeline.classify import platt, smooth_by_turn
 
         scores = X @ self.arrays["coef"].T + self.arrays["intercept"]
-        return platt(scores, self.arrays["platt_a"], self.arrays["platt_b"])
+        proba = platt(scores, self.arrays["platt_a"], self.arrays["platt_b"])
+        smoothing = self.card["params"]["train"].get("turn_smoothing", 0.0)
+        return smooth_by_turn(proba, turn_keys(table) if table is not None else None, smoothing)
 
-    def predict_proba(self, table: pd.DataFrame, progress: bool = False) -> np.ndarray:
+    def predict_proba(
+        self, table: pd.DataFrame, progress: bool = False, codebook: Codebook | None = None
+    ) -> np.ndarray:
         """Calibrated probability of each impact for each segment (rows in transcript order)."""
-        return self.predict_proba_features(self.features(table, progress))
+        return self.predict_proba_features(self.features(table, progress, codebook), table)
 
     def check_codebook(self, codebook: Codebook, where: str | Path | None = None) -> None:
         """Refuse a codebook other than the one the model was trained with."""

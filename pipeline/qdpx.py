@@ -1201,7 +1201,8 @@ def _export(
     nodes, node_of = _code_tree(code_ids, codebook, language)
     if len(nodes) > limits.max_codes:
         raise limits.refuse(f"{len(nodes)} codes", "max_codes", where)
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = export_time()
+    now = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
     coders = sorted({row[4] for row in rows})
     user_guid = {coder: _guid_for("user", coder) for coder in coders}
     project = _el(
@@ -1278,10 +1279,18 @@ def _export(
 
     xml = ET.tostring(project, encoding="utf-8", xml_declaration=True)
     with atomic_path(out_path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("project.qde", xml)
-        for name, data in files.items():
-            zf.writestr(name, data)
+        stamp = moment.timetuple()[:6]
+        for name, data in {"project.qde": xml, **files}.items():
+            zf.writestr(zipfile.ZipInfo(name, date_time=stamp), data, compress_type=zipfile.ZIP_DEFLATED)
     return out_path, len(rows)
+
+
+def export_time() -> datetime:
+    """When an export is made: now, or ``SOURCE_DATE_EPOCH`` when set (reproducible outputs, as DVC stages use)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch.isdigit():
+        return datetime.fromtimestamp(int(epoch), UTC)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 # --- reading a folder of transcripts -----------------------------------------------------------------------

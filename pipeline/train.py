@@ -11,7 +11,6 @@ import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -166,7 +165,7 @@ def train_model(
     Returns the model card (also written as ``model.json``).
     """
     from pipeline.classify import CalibratedModel, ClassifierConfig, cross_validated_proba
-    from pipeline.model import ImpactModel, model_features
+    from pipeline.model import ImpactModel, model_features, training_rows, turn_keys
 
     started = time.perf_counter()
     codebook = gold_codebook(gold_dirs[0], codebook_path)
@@ -178,18 +177,28 @@ def train_model(
     train_params.pop("coders", None)
     config = ClassifierConfig.from_dict(train_params)
     gold = load_gold(gold_dirs, codebook, segment_config, label_config, coders, extra_codings, progress, interviewers)
-    X = model_features(gold.segments, encoder_id, config.context_weight, config.question_weight, progress)
+    X = model_features(
+        gold.segments,
+        encoder_id,
+        config.context_weight,
+        config.question_weight,
+        progress,
+        codebook=codebook,
+        codebook_weight=config.codebook_weight,
+    )
     targets = gold.targets
     X_t, Y_t = X[targets], gold.labels[targets]
     groups = gold.segments.source.to_numpy()[targets]
+    turns = turn_keys(gold.segments)[targets]
+    rows = training_rows(gold.segments, encoder_id, config, codebook, targets)
     embedded = time.perf_counter()
 
     def make_model() -> CalibratedModel:
-        return CalibratedModel(config.make_scorer, config.cv_folds)
+        return config.make_model()
 
-    model = make_model().fit(X_t, Y_t, groups)
+    model = make_model().fit(X_t, Y_t, groups, turns, rows)
     fitted = time.perf_counter()
-    _, predicted = cross_validated_proba(make_model, X_t, Y_t, groups, config.cv_folds)
+    _, predicted = cross_validated_proba(make_model, X_t, Y_t, groups, config.cv_folds, turns, rows)
     languages = gold.segments.language.to_numpy()[targets]
     metrics = f1_table(Y_t, predicted, codebook.impact_ids)
     metrics["by_language"] = {
@@ -205,10 +214,15 @@ def train_model(
         "calibration and thresholds fitted inside each training fold)"
     )
     scorer = model.scorer_
+    params_used = {"segment": asdict(segment_config), "labels": asdict(label_config), "train": asdict(config)}
+    # the version names what the model was made from, so the same inputs give the same model folder
+    recipe = json.dumps(
+        {"data": gold.data_hash, "encoder": encoder_id, "params": params_used, "codebook": codebook.sha256},
+        sort_keys=True,
+    )
     card = {
         "name": name,
-        "version": datetime.now(UTC).strftime("%Y%m%d%H%M%S"),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "version": hashlib.sha256(recipe.encode("utf-8")).hexdigest()[:12],
         "encoder": {"id": encoder_id},
         "codebook": codebook.card(),
         "training_data": {
@@ -220,14 +234,9 @@ def train_model(
             "target_segments": int(targets.sum()),
             "reviewed_codings": int(0 if extra_codings is None else len(extra_codings)),
         },
-        "params": {"segment": asdict(segment_config), "labels": asdict(label_config), "train": asdict(config)},
+        "params": params_used,
         "libraries": library_versions(),
         "cv_metrics": metrics,
-        "timings_s": {
-            "segment_and_embed": round(embedded - started, 1),
-            "fit_head": round(fitted - embedded, 1),
-            "cross_validate": round(time.perf_counter() - fitted, 1),
-        },
         "note": "Scores on the bundled synthetic gold set are not real-world accuracy.",
     }
     arrays = {
@@ -239,4 +248,10 @@ def train_model(
         "positives": Y_t.sum(axis=0).astype(np.int64),
     }
     ImpactModel(card, arrays).save(out)
-    return json.loads(json.dumps(card))
+    # timings are returned, never written: the same inputs must give the same model folder
+    timings = {
+        "segment_and_embed": round(embedded - started, 1),
+        "fit_head": round(fitted - embedded, 1),
+        "cross_validate": round(time.perf_counter() - fitted, 1),
+    }
+    return {**json.loads(json.dumps(card)), "timings_s": timings}

