@@ -299,28 +299,41 @@ def build_folder(out: str | Path, keep: Callable[[str], bool] = lambda name: Fal
     except OSError as exc:
         raise InputError(f"cannot write here ({exc.strerror or type(exc).__name__})", out) from None
     try:
-        yield staging
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = out.stat().st_mode & 0o7777 if out.is_dir() else 0o777 & ~umask
-        os.chmod(staging, mode)  # mkdtemp makes 0700 folders
-        if out.is_dir():
-            for entry in sorted(out.iterdir()):
-                if keep(entry.name):
-                    _carry(out, staging, entry.name)
-        _sync_tree(staging)
-        if not out.exists() and not out.is_symlink():
-            try:
-                os.rename(staging, out)
-                return
-            except OSError:
-                pass  # made by someone else meanwhile: swap with it
-        if not _exchange(staging, out):
-            import secrets
-
-            old = out.parent / f".{out.name}{OLD_MARK}{os.getpid()}-{secrets.token_hex(4)}"
-            os.rename(out, old)
-            os.rename(staging, out)
-            shutil.rmtree(old, ignore_errors=True)
+        try:
+            yield staging
+        except OSError as exc:  # a full disk, a permission: one line, and the old folder stays
+            raise InputError(f"cannot write the new folder ({exc.strerror or exc})", out) from None
+        try:
+            _swap_in(staging, out, keep)
+        except OSError as exc:
+            raise InputError(f"cannot put the new folder in place ({exc.strerror or exc})", out) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _swap_in(staging: Path, out: Path, keep: Callable[[str], bool]) -> None:
+    """Carry the kept entries of ``out`` into ``staging``, flush it, and put it at ``out`` in one step."""
+    import shutil
+
+    umask = os.umask(0)
+    os.umask(umask)
+    mode = out.stat().st_mode & 0o7777 if out.is_dir() else 0o777 & ~umask
+    os.chmod(staging, mode)  # mkdtemp makes 0700 folders
+    if out.is_dir():
+        for entry in sorted(out.iterdir()):
+            if keep(entry.name):
+                _carry(out, staging, entry.name)
+    _sync_tree(staging)
+    if not out.exists() and not out.is_symlink():
+        try:
+            os.rename(staging, out)
+            return
+        except OSError:
+            pass  # made by someone else meanwhile: swap with it
+    if not _exchange(staging, out):
+        import secrets
+
+        old = out.parent / f".{out.name}{OLD_MARK}{os.getpid()}-{secrets.token_hex(4)}"
+        os.rename(out, old)
+        os.rename(staging, out)
+        shutil.rmtree(old, ignore_errors=True)

@@ -206,6 +206,18 @@ def test_a_failure_while_building_leaves_the_old_folder_untouched(tmp_path):
     assert _siblings(out) == []
 
 
+def test_a_full_disk_while_building_is_one_line_and_the_old_folder_stays(tmp_path):
+    import errno
+
+    out = tmp_path / "run"
+    _run_folder(out, "old")
+    full = r"run: cannot write the new folder \(No space left on device\)"
+    with pytest.raises(InputError, match=full), build_folder(out) as staging:
+        (staging / "segments.csv").write_text("new", encoding="utf-8")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert (out / "segments.csv").read_text(encoding="utf-8") == "old" and _siblings(out) == []
+
+
 def test_a_process_killed_while_building_leaves_the_old_folder_and_its_staging_goes_next_time(tmp_path):
     out = tmp_path / "run"
     _run_folder(out, "old")
