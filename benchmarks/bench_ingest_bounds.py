@@ -99,6 +99,11 @@ def docx_turns_at_xml_bound(folder: Path) -> Path:
     return _docx_filled(folder / "turns.docx", b"<w:p><w:r><w:t>" + TURN.strip().encode() + b"</w:t></w:r></w:p>")
 
 
+def docx_empty_paragraphs_at_xml_bound(folder: Path) -> Path:
+    """Empty paragraphs (``<w:p/>``) up to MAX_DOCX_XML_BYTES: 2.7 million elements, past the element bound."""
+    return _docx_filled(folder / "xml-paragraphs.docx", b"<w:p/>")
+
+
 def docx_empty_paragraphs_at_element_bound(folder: Path) -> Path:
     """Empty paragraphs (``<w:p/>``) up to MAX_DOCX_XML_ELEMENTS: the most paragraphs python-docx is given."""
     path = folder / "paragraphs.docx"
@@ -152,6 +157,7 @@ CASES: dict[str, Callable[[Path], Path]] = {
     "docx-bomb-1GiB": docx_bomb,
     "docx-turns-at-xml-bound": docx_turns_at_xml_bound,
     "docx-paras-at-elem-bound": docx_empty_paragraphs_at_element_bound,
+    "docx-paras-at-xml-bound": docx_empty_paragraphs_at_xml_bound,
     "text-at-char-bound": text_at_char_bound,
     "line-at-line-bound": line_at_line_bound,
     "2MB-line": two_mb_line,
