@@ -509,6 +509,41 @@ def code(
     typer.echo("seconds: " + ", ".join(f"{step} {seconds:.1f}" for step, seconds in run.timings.items()))
 
 
+@app.command("finetune")
+def finetune(
+    gold: list[Path] = typer.Option([Path("data/gold")], "--gold", help="Gold folder(s): transcripts/ + codings.csv."),
+    out: Path | None = typer.Option(None, "--out", help="Folder of the fine-tuned encoder (default: the user cache)."),
+    codebook: Path | None = CodebookOption,
+    coder: list[str] = typer.Option([], "--coder", help="Coder(s) whose codings are the labels (default: A)."),
+    interviewer: list[str] = InterviewerOption,
+    params: Path | None = ParamsOption,
+) -> None:
+    """Fine-tune e5-small on a gold set (segment -> its impact's definition); then use `embed.encoder: e5-small-ft`."""
+    from pipeline.finetune import FinetuneConfig, finetune_e5, finetuned_dir
+    from pipeline.labels import LabelConfig
+    from pipeline.params import load_params
+    from pipeline.segment import SegmentConfig
+    from pipeline.train import gold_codebook, load_gold
+
+    settings = load_params(params)
+    book = gold_codebook(gold[0], codebook)
+    labels = LabelConfig.from_dict(settings.get("labels"))
+    segment = SegmentConfig.from_dict(settings.get("segment"))
+    coders = coder or (settings.get("train") or {}).get("coders") or ["A"]
+    data = load_gold(gold, book, segment, labels, coders, interviewers=interviewer)
+    targets = data.targets
+    target = out or finetuned_dir()
+    info = finetune_e5(
+        data.segments.text.astype(str).to_numpy()[targets].tolist(),
+        data.labels[targets],
+        book,
+        target,
+        FinetuneConfig.from_dict(settings.get("finetune")),
+        data.data_hash,
+    )
+    typer.echo(f"fine-tuned e5-small on {info['pairs']} (segment, impact) pairs in {info['seconds']:.0f} s -> {target}")
+
+
 @app.command("embed")
 def embed(
     segments: Path = typer.Argument(..., help="Segment table from imri segment (.csv or .parquet)."),

@@ -353,7 +353,11 @@ def code_transcripts(
         impact_model = ImpactModel.load(model_dir)
         impact_model.check_codebook(codebook, model_dir)
         segment_config = SegmentConfig.from_dict(impact_model.card["params"]["segment"])
-        card = impact_model.card
+        # the run's model.json lists the cut-offs, so the review app shows them exactly
+        card = {
+            **impact_model.card,
+            "thresholds": dict(zip(impact_model.impact_ids, map(float, impact_model.thresholds), strict=True)),
+        }
     else:
         segment_config = SegmentConfig.from_dict(params.get("segment"))
         encoder_id = (params.get("embed") or {}).get("encoder", "e5-small")
@@ -362,7 +366,8 @@ def code_transcripts(
             "version": encoder_id,
             "encoder": {"id": encoder_id},
             "codebook": codebook.card(),
-            "note": "zero-shot scores are similarity to the codebook, not calibrated probabilities",
+            "note": "zero-shot scores come from the codebook alone, standardised; not calibrated probabilities",
+            "thresholds": {impact_id: 0.5 for impact_id in codebook.impact_ids},
         }
     gold = read_codings(with_gold, codebook) if with_gold else None
     clock = _Clock()
