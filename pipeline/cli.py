@@ -642,15 +642,16 @@ def report(
     metrics: Path = typer.Argument(Path("reports/metrics.json"), help="Metrics from imri evaluate."),
     out: Path = typer.Option(Path("reports"), "--out", help="Folder for report.html and the PNGs."),
     headline_only: bool = typer.Option(False, "--headline", help="Only print the headline table."),
+    codebook: Path | None = CodebookOption,
 ) -> None:
-    """Draw the evaluation: a self-contained report.html and one PNG per figure."""
+    """Draw the evaluation: a self-contained report.html and one PNG per figure, impacts named by the codebook."""
     import json
 
     from pipeline.evaluate import headline
     from pipeline.report import write_report
 
     if not headline_only:
-        typer.echo(f"report -> {write_report(metrics, out)}")
+        typer.echo(f"report -> {write_report(metrics, out, codebook)}")
     try:
         typer.echo(headline(json.loads(metrics.read_text(encoding="utf-8"))))
     except (OSError, ValueError, KeyError) as exc:
