@@ -8,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -123,7 +124,7 @@ def test_out_that_is_a_file_or_under_a_file_or_holds_the_inputs(tmp_path):
     with pytest.raises(InputError, match="--out would replace"):
         check_run_folder(tmp_path, force=True, holds=[a_file])
     with pytest.raises(InputError, match="--out would replace the current folder"):
-        check_run_folder(ROOT.parent, force=True)  # tests run inside the repository
+        check_run_folder(Path.cwd().parent, force=True)
     assert a_file.read_text(encoding="utf-8") == "mine"
 
 
