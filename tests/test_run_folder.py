@@ -302,3 +302,9 @@ def test_code_with_empty_turns_and_an_earlier_run_in_out(tmp_path, run_cli):
         assert f"  {category['count']:5d}  {category['name']}\n" in result.out
     assert (out / REVIEW_DB).is_file() and not (out / "transcripts").exists()
     assert _siblings(out) == []
+
+
+def test_the_kept_database_is_the_review_apps():
+    from pipeline.review import REVIEW_DB as REVIEW_APP_DB
+
+    assert REVIEW_DB == REVIEW_APP_DB
