@@ -349,7 +349,8 @@ def test_datasheet_generated_section_is_current():
 
     text = DATASHEET.read_text(encoding="utf-8")
     generated = text.split(GENERATED_START, 1)[1].split(GENERATED_END, 1)[0]
-    assert generated.strip() == render_generated(corpus_stats(GOLD, NEW_STUDY)).strip(), (
+    transfer = GOLD.parent / "transfer"
+    assert generated.strip() == render_generated(corpus_stats(GOLD, NEW_STUDY, transfer=transfer)).strip(), (
         "data/DATASHEET.md is stale: run `imri corpus datasheet`"
     )
     assert "synthetic" in text.split(GENERATED_START, 1)[0].lower()
