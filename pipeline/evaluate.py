@@ -194,12 +194,12 @@ def evaluate(
     default encoder and head are also compared across ``evaluate.units`` (:func:`compare_units`).
     ``transfer`` (a :class:`pipeline.transfer.TransferSet`) adds the shift-robustness figures.
     """
-    from pipeline.model import CodebookHead, model_features
+    from pipeline.model import CodebookHead, default_encoder_id, model_features
 
     config = EvaluateConfig.from_dict(params.get("evaluate"))
     train_params = {k: v for k, v in (params.get("train") or {}).items() if k not in ("coders", "encoder")}
     base = ClassifierConfig.from_dict(train_params)
-    default_encoder = (params.get("embed") or {}).get("encoder", "e5-small")
+    default_encoder = default_encoder_id(params)
     data = EvaluationInputs.from_gold(gold)
     ids = codebook.impact_ids
     targets = gold.targets
@@ -214,6 +214,8 @@ def evaluate(
     features: dict[str, np.ndarray] = {}
     default_run = None
     for encoder in config.encoders:
+        # embed.encoder listed here is evaluated at embed.precision (e5-small -> e5-small-int8 under int8)
+        encoder = default_encoder if encoder == (params.get("embed") or {}).get("encoder", "e5-small") else encoder
         inputs = ModelInputs.build(gold, encoder, base, codebook)
         X = features[encoder] = inputs.X
         # heads are compared on the default encoder; other encoders use the configured head
@@ -296,11 +298,12 @@ TRANSFER_TARGETS = {
 
 def evaluate_transfer(gold: GoldSet, transfer, codebook, params: dict, progress: bool = False) -> dict:
     """``transfer`` in metrics.json: the default model's shift figures, every named variant, zero-shot."""
+    from pipeline.model import default_encoder_id
     from pipeline.transfer import VariantFeatures, evaluate_variant, zero_shot_rows
 
     config = EvaluateConfig.from_dict(params.get("evaluate"))
     train_params = {k: v for k, v in (params.get("train") or {}).items() if k not in ("coders", "encoder")}
-    default_encoder = (params.get("embed") or {}).get("encoder", "e5-small")
+    default_encoder = default_encoder_id(params)
 
     def run(overrides: dict, per_code: bool = False) -> dict:
         overrides = dict(overrides)

