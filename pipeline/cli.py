@@ -475,16 +475,32 @@ def code(
     force: bool = typer.Option(
         False, "--force", help="Replace --out even when it is a non-empty folder that is not an earlier run."
     ),
+    engine: str = typer.Option("local", "--engine", help="local, or ray: on a Ray cluster (docs/scale-out.md)."),
+    address: str | None = typer.Option(
+        None, "--address", help="--engine ray: the cluster to join (auto, HOST:PORT); default: a local Ray instance."
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", help="--engine ray: encoder actors, one CPU each (default: one per CPU of the cluster)."
+    ),
 ) -> None:
     """Code transcripts: segments with suggested impacts, a review queue, a summary and a .qdpx project.
 
     --out is built aside and swapped in whole. An earlier run there is replaced (its review.db kept);
-    any other non-empty folder needs --force.
+    any other non-empty folder needs --force. --engine ray gives the same run folder (docs/scale-out.md).
     """
     from pipeline.code import code_transcripts
     from pipeline.codebook import load_codebook
     from pipeline.params import load_params
 
+    if engine not in ("local", "ray"):
+        raise InputError(f"--engine must be local or ray, not {engine!r}")
+    on_ray = {}
+    if engine == "ray":
+        from pipeline.ray_engine import code_transcripts_ray as code_transcripts
+
+        on_ray = {"address": address, "workers": workers}
+    elif address is not None or workers is not None:
+        raise InputError("--address and --workers need --engine ray")
     run = code_transcripts(
         inputs,
         out,
@@ -495,10 +511,13 @@ def code(
         _warn,
         interviewer,
         force,
+        **on_ray,
     )
     s = run.summary
     if run.replaced:
         typer.echo(run.replaced)
+    if on_ray:
+        typer.echo(f"ray: {run.workers} workers, transcripts embedded on {run.nodes} node(s) ({run.address})")
     typer.echo(
         f"{s['transcripts']} transcripts, {s['segments']} segments ({s['participant_segments']} participant), "
         f"{s['coded_segments']} coded by {s['model']}"

@@ -1,0 +1,524 @@
+"""``imri code --engine ray``: the same coding run as :func:`pipeline.code.code_transcripts`, on a Ray cluster.
+
+Ray is an optional extra (``pip install 'imri-autocode[ray]'``); nothing imports this module unless
+``--engine ray`` is asked for, and it imports Ray only when a run starts.
+
+How a run goes (Ray Data):
+
+1. The driver (the machine running ``imri code``) checks ``--out``, loads the model and lists the
+   transcripts, as the local engine does.
+2. One Ray task per transcript reads and segments it (:func:`pipeline.ingest.load_transcript` and
+   :func:`pipeline.segment.segment_table` on that transcript alone). The segmented transcripts are
+   collected before any embedding: a transcript that fails is reported by name (the first in input
+   order, as locally) and nothing is written.
+3. An actor pool (``--workers`` actors, one CPU each, each loading the encoder once) embeds and
+   classifies whole transcripts: a segment's features depend on its neighbours in its transcript
+   and its probabilities are smoothed over its turn, so a batch never splits a transcript. The
+   model's head travels with the actors (it is small); each node embeds through its own cache
+   (``$IMRI_CACHE`` there).
+4. The driver puts the transcripts back in the local engine's order and writes the run folder with
+   the same :func:`pipeline.code.write_run` (built aside, swapped in whole).
+
+Segment texts travel only between the driver and the cluster's own nodes (Ray's object store); no
+text is logged: tasks return errors as the file name and the problem, Ray Data's progress bars are
+off and worker output stays in the nodes' Ray log folders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import math
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from pipeline.code import CodingRun, ReviewConfig, check_run_folder, code_segments, summarise, write_run
+from pipeline.codebook import Codebook
+from pipeline.errors import InputError
+
+if TYPE_CHECKING:
+    from pipeline.segment import SegmentConfig
+
+RAY_EXTRA = "pip install 'imri-autocode[ray]'"
+# a worker process that dies (killed, out of memory) is restarted and its batch retried this many
+# times; Ray Data's default is forever, which would hide a worker that dies on every batch
+MAX_RESTARTS = 3
+# segments (whole transcripts) an actor embeds in one call, batches sorted by length within it, as the
+# local engine embeds windows of segments (on a large corpus, one call per transcript was 28% slower)
+SEGMENTS_PER_CALL = 4096
+
+
+@dataclass
+class RayCodingRun(CodingRun):
+    """A :class:`~pipeline.code.CodingRun` with where it ran."""
+
+    nodes: int = 0  # nodes whose actors embedded at least one transcript
+    workers: int = 0  # actors in the pool
+    address: str = "local"  # the cluster joined, or "local" for an instance started for the run
+
+
+def import_ray():
+    """The ``ray`` module, or a one-line error naming the extra to install."""
+    try:
+        import ray
+        import ray.data  # noqa: F401  (Ray Data comes with the extra, not with plain ray)
+    except ImportError:
+        raise InputError(f"--engine ray needs Ray, an optional extra: {RAY_EXTRA}") from None
+    return ray
+
+
+# --- on the cluster ---------------------------------------------------------------------------------
+
+
+def table_to_bytes(table: pd.DataFrame) -> bytes:
+    """A segment table as Arrow IPC bytes: how it travels between nodes, its columns' types kept."""
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    with pa.ipc.new_stream(sink, arrow.schema) as writer:
+        writer.write_table(arrow)
+    return sink.getvalue().to_pybytes()
+
+
+def table_from_bytes(data: bytes) -> pd.DataFrame:
+    """The segment table back from :func:`table_to_bytes`."""
+    import pyarrow as pa
+
+    with pa.ipc.open_stream(pa.BufferReader(data)) as reader:
+        return reader.read_all().to_pandas()
+
+
+def array_to_bytes(array: np.ndarray) -> bytes:
+    """An array as ``.npy`` bytes (dtype and shape kept, no pickle)."""
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def array_from_bytes(data: bytes) -> np.ndarray:
+    """The array back from :func:`array_to_bytes`."""
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def segment_transcript(row: dict, config: SegmentConfig, interviewers: tuple[str, ...]) -> dict:
+    """A Ray task: read and segment one transcript; a problem comes back as the file and the problem.
+
+    Returns ``order``, ``source``, ``text``, ``built``, ``warnings``, ``table`` (Arrow IPC bytes,
+    segments sorted by start), ``segments`` and, when it failed, ``problem``, ``path`` and
+    ``failed_at`` (``read`` or ``segment``).
+    """
+    import socket
+
+    from pipeline.ingest import load_transcript
+    from pipeline.segment import segment_table
+
+    path = Path(row["path"])
+    result = {"order": int(row["order"]), "source": path.name, "text": "", "built": False, "warnings": []}
+    result |= {"table": b"", "segments": 0, "problem": "", "path": str(path), "failed_at": ""}
+    stage = "read"
+    try:
+        if not path.exists():
+            raise InputError(
+                f"not found on Ray node {socket.gethostname()}: every node must see the transcripts "
+                "at the same path (a shared file system)",
+                path,
+            )
+        transcript = load_transcript(path, interviewers=interviewers)
+        stage = "segment"
+        table = segment_table([transcript], config)
+    except InputError as error:
+        return result | {"problem": error.problem, "path": error.path or "", "failed_at": stage}
+    table = table.sort_values("start").reset_index(drop=True)
+    result |= {"source": transcript.source, "text": transcript.text, "built": transcript.built}
+    result |= {"warnings": list(transcript.warnings), "table": table_to_bytes(table), "segments": len(table)}
+    return result
+
+
+class TranscriptCoder:
+    """A Ray Data actor: embeds and scores batches of whole transcripts, its encoder loaded once.
+
+    Scores are what the local engine computes for the same rows: with a model, its calibrated,
+    turn-smoothed probabilities (:meth:`pipeline.model.ImpactModel.predict_proba_features`);
+    zero-shot, the codebook head's raw scores (:class:`pipeline.model.CodebookHead`), which the driver
+    standardises over the whole run. The actor keeps one embedding cache open (its
+    node's ``$IMRI_CACHE``), so the cache's shards are read once, not once per batch.
+    """
+
+    def __init__(self, model, codebook: Codebook, encoder_id: str, threads: int = 1) -> None:
+        # before the encoder loads: the actor's own CPUs, and offline
+        os.environ["IMRI_THREADS"] = str(threads)
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+            os.environ.setdefault(name, "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        import ray
+
+        from pipeline.embed import EmbeddingCache, get_encoder
+
+        self.model, self.codebook, self.encoder_id = model, codebook, encoder_id
+        self.node = ray.get_runtime_context().get_node_id()
+        encoder = get_encoder(encoder_id)
+        encoder.encode(["…"], "query")  # loads the encoder now, not in the first batch
+        self.cache = EmbeddingCache(encoder)
+        self.head = None  # zero-shot: the codebook head, fitted on the first batch
+
+    def scores(self, table: pd.DataFrame) -> np.ndarray:
+        """Scores of a segment table in transcript order (one transcript or several)."""
+        if self.model is not None:
+            features = self.model.features(table, codebook=self.codebook, cache=self.cache)
+            return self.model.predict_proba_features(features, table)
+        from pipeline.model import CodebookHead, embed_segments
+
+        if self.head is None:
+            self.head = CodebookHead(self.codebook, self.encoder_id)
+        segments, _ = embed_segments(table, self.encoder_id, questions="none", cache=self.cache)
+        return self.head.decision(segments)
+
+    def __call__(self, batch: dict) -> dict:
+        tables = [table_from_bytes(data) for data in batch["table"]]
+        sizes = [len(t) for t in tables]
+        table = pd.concat(tables, ignore_index=True)
+        # a transcript without segments gets an empty array (the driver leaves it out)
+        scores = self.scores(table) if len(table) else None
+        bounds = np.cumsum([0, *sizes])
+        return {
+            "source": list(batch["source"]),
+            "scores": [
+                array_to_bytes(scores[a:b] if scores is not None else np.zeros(0))
+                for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+            ],
+            "node": [self.node] * len(tables),
+        }
+
+
+# --- on the driver -----------------------------------------------------------------------------------
+
+
+def _connect(ray, address: str | None) -> str:
+    """Join the cluster at ``address``, or start a local Ray instance for this run; return where it runs."""
+    from pipeline.embed import cpu_threads
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    quiet = {"logging_level": logging.WARNING, "log_to_driver": False, "include_dashboard": False}
+    if address:
+        _check_answers(address)
+    try:
+        if address:
+            ray.init(address=address, **quiet)
+        else:
+            ray.init(address="local", num_cpus=cpu_threads(), **quiet)
+    except Exception as error:  # a refused token, an unknown cluster, a Ray of another version: one line
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        problem = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        raise InputError(f"cannot start or join {where} ({type(error).__name__}: {problem})") from None
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # no per-dataset lines on the console
+    return address or "local"
+
+
+def run_setup(model_dir: Path | None, codebook: Codebook, params: dict):
+    """The model (None for zero-shot), its segment parameters, the encoder that codes and the run's card.
+
+    As the local engine sets up a run: a model codes with the encoder it was trained on; zero-shot
+    with ``embed.encoder`` at ``embed.precision``; the card lists the cut-offs.
+    """
+    from pipeline.model import ImpactModel, default_encoder_id
+    from pipeline.segment import SegmentConfig
+
+    if model_dir is not None:
+        model = ImpactModel.load(model_dir)
+        model.check_codebook(codebook, model_dir)
+        card = {**model.card, "thresholds": dict(zip(model.impact_ids, map(float, model.thresholds), strict=True))}
+        return model, SegmentConfig.from_dict(model.card["params"]["segment"]), model.encoder_id, card
+    encoder_id = default_encoder_id(params)
+    card = {
+        "name": "zero-shot",
+        "version": encoder_id,
+        "encoder": {"id": encoder_id},
+        "codebook": codebook.card(),
+        "note": "zero-shot scores come from the codebook alone, standardised; not calibrated probabilities",
+        "thresholds": {impact_id: 0.5 for impact_id in codebook.impact_ids},
+    }
+    return None, SegmentConfig.from_dict(params.get("segment")), encoder_id, card
+
+
+def standardise_zero_shot(scores: np.ndarray, table: pd.DataFrame) -> np.ndarray:
+    """Codebook-head scores standardised per impact over the run's participant segments, as
+    :func:`pipeline.code.zero_shot_proba` does: 0.5 at two standard deviations above the mean."""
+    participant = (table.role == "participant").to_numpy()
+    reference = scores[participant] if participant.any() else scores
+    z = (scores - reference.mean(axis=0)) / np.maximum(reference.std(axis=0), 1e-6)
+    return 1.0 / (1.0 + np.exp(-2.0 * (z - 2.0)))
+
+
+def _check_answers(address: str) -> None:
+    """Refuse a ``HOST:PORT`` that nothing answers at, in seconds (Ray itself would retry for minutes)."""
+    import socket
+
+    host, colon, port = address.rpartition(":")
+    if not colon or not port.isdigit() or "://" in address:
+        return  # "auto" and the like: Ray finds the cluster itself
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=10):
+            pass
+    except OSError as error:
+        raise InputError(
+            f"nothing answers at {address} ({error.strerror or type(error).__name__}): "
+            "is the cluster's head node running there (ray start --head)?"
+        ) from None
+
+
+def code_transcripts_ray(
+    inputs: list[Path],
+    out: Path,
+    model_dir: Path | None,
+    codebook: Codebook,
+    params: dict,
+    with_gold: Path | None = None,
+    warn=None,
+    interviewers: list[str] | tuple[str, ...] = (),
+    force: bool = False,
+    *,
+    address: str | None = None,
+    workers: int | None = None,
+    coder_class: type = TranscriptCoder,
+    progress: bool | None = None,
+) -> RayCodingRun:
+    """``imri code --engine ray``: :func:`pipeline.code.code_transcripts` with the work done by Ray.
+
+    Without ``address`` a local Ray instance is started (one CPU per core) and stopped at the end;
+    with it, the run joins that cluster (``auto`` or the head's ``HOST:PORT``). ``workers``
+    is the number of encoder actors (default: one per CPU of the cluster). The run folder is the one
+    the local engine writes for the same inputs and model. ``coder_class`` is the actor class (a
+    subclass of :class:`TranscriptCoder`; tests use one that kills its own process). ``progress`` is
+    accepted as the local engine takes it; a Ray run shows no progress bar.
+    """
+    from pipeline.ingest import collect_transcripts
+    from pipeline.labels import read_codings
+
+    ray = import_ray()
+    interviewers = tuple(interviewers)
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers must be at least 1, not {workers}")
+    holds = [*inputs, *(path for path in (model_dir, with_gold) if path is not None)]
+    check_run_folder(out, force, holds)
+    review = ReviewConfig.from_dict(params.get("review"))
+    model, segment_config, encoder_id, card = run_setup(model_dir, codebook, params)
+    gold = read_codings(with_gold, codebook) if with_gold else None
+    paths = collect_transcripts(inputs, warn)
+    clock = _Laps()
+    where = _connect(ray, address)
+    try:
+        clock.lap("start ray")
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
+        context.wait_for_min_actors_s = 600  # every actor's encoder loaded before the first batch goes out
+        items = [{"order": i, "path": str(p)} for i, p in enumerate(paths)]
+        segmented = (
+            ray.data.from_items(items, override_num_blocks=len(items))
+            .map(segment_transcript, fn_kwargs={"config": segment_config, "interviewers": interviewers}, num_cpus=1)
+            .materialize()
+        )
+        read = sorted(segmented.take_all(), key=lambda r: r["order"])
+        # the error the local engine reports: it reads every transcript, in input order, then segments them
+        failed = sorted((r for r in read if r["problem"]), key=lambda r: (r["failed_at"] != "read", r["order"]))
+        if failed:
+            raise InputError(failed[0]["problem"], failed[0]["path"] or None)
+        for row in read:
+            for warning in row["warnings"]:
+                if warn:
+                    warn(warning)
+        clock.lap("read and segment")
+        # the local engine's row order: all segments sorted by transcript, then start
+        table = pd.concat([table_from_bytes(r["table"]) for r in read], ignore_index=True)
+        order = table.sort_values(["source", "start"]).index.to_numpy()
+        table = table.loc[order].reset_index(drop=True)
+        if table.empty:
+            raise InputError("the transcripts hold no text to code", out)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        pool = workers or max(1, cpus)
+        # whole transcripts per call: about the local engine's window of segments, but work for every actor
+        per_batch = max(1, min(math.ceil(len(read) / pool), round(SEGMENTS_PER_CALL * len(read) / len(table))))
+        with warnings.catch_warnings():  # per-actor retries are only settable the deprecated way in Ray 2.60
+            warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
+            coded = segmented.map_batches(
+                coder_class,
+                fn_constructor_kwargs={"model": model, "codebook": codebook, "encoder_id": encoder_id},
+                batch_size=per_batch,
+                batch_format="numpy",
+                # as many actors as there are CPUs now, more if the cluster grows (an autoscaling cluster);
+                # one batch at a time per actor, so that a small run's few batches go to different nodes
+                compute=ray.data.ActorPoolStrategy(
+                    min_size=max(1, min(pool, cpus)), max_size=pool, max_tasks_in_flight_per_actor=1
+                ),
+                num_cpus=1,
+                max_restarts=MAX_RESTARTS,
+                max_task_retries=MAX_RESTARTS,
+            ).take_all()
+        clock.lap("embed and classify")
+    finally:
+        ray.shutdown()
+    clock.lap("stop ray")
+    k = len(codebook.impacts)
+    by_source = {r["source"]: array_from_bytes(r["scores"]) for r in coded}
+    scores = np.vstack([by_source[r["source"]] for r in read if r["segments"]])[order]  # rows as in ``table``
+    if model is not None:
+        proba, thresholds, positives = scores, model.thresholds, model.arrays["positives"]
+    else:
+        proba = standardise_zero_shot(scores, table)
+        thresholds, positives = np.full(k, 0.5), np.full(k, 10**6)
+    segments, queue = code_segments(table, proba, thresholds, positives, codebook, review)
+    summary = summarise(segments, codebook, f"{card['name']}-{card['version']}")
+    clock.lap("classify")
+    texts = {r["source"]: r["text"] for r in read}
+    built = {r["source"] for r in read if r["built"]}
+    replaced = check_run_folder(out, force, holds)  # again: the folder may have changed while this ran
+    write_run(out, segments, queue, summary, card, texts, codebook, gold, built)
+    clock.lap("write")
+    nodes = len({r["node"] for r in coded})
+    return RayCodingRun(segments, queue, summary, clock.laps, replaced, nodes=nodes, workers=pool, address=where)
+
+
+class _Laps:
+    """Seconds between successive laps (the run's step timings)."""
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._last, 3)
+        self._last = now
+
+
+# --- a throwaway cluster on this machine -------------------------------------------------------------
+
+
+@dataclass
+class LocalCluster:
+    """A running :func:`local_cluster`: its address and the environment a driver process needs to join it."""
+
+    address: str
+    env: dict[str, str]  # os.environ plus the cluster's token settings
+    folder: Path  # the nodes' Ray session files (logs, sockets), removed with the cluster
+
+
+@contextlib.contextmanager
+def local_cluster(
+    nodes: int = 2, cpus_per_node: int = 1, env: dict[str, str] | None = None, object_store_mb: int = 200
+) -> Iterator[LocalCluster]:
+    """A Ray cluster of ``nodes`` nodes on this machine's loopback interface, for tests and benchmarks.
+
+    Each node is a real ``ray start`` (the head, then ``ray start --address`` for the others) with
+    ``cpus_per_node`` CPUs and node address 127.0.0.1, in a process session of its own, its session
+    files in a fresh temporary folder, token authentication with a fresh token kept in that folder
+    (Ray's ports listen on every interface) and no usage statistics. ``env`` is added to the nodes'
+    environment (e.g. ``IMRI_CACHE``). Drivers join it from a process started with
+    :attr:`LocalCluster.env` (``imri code --engine ray --address ADDRESS``): Ray reads the token
+    settings when it is imported. On exit, also on error, the nodes' processes are stopped by their
+    process groups (``ray stop`` would stop every Ray process of the machine) and the folder is removed.
+    """
+    import secrets
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+
+    import_ray()
+    folder = Path(tempfile.mkdtemp(prefix="imri-ray-", dir="/tmp"))  # short: Ray's socket paths must fit
+    token = folder / "auth_token"
+    token.write_text(secrets.token_hex(32), encoding="ascii")
+    token.chmod(0o600)
+    settings = {
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    driver_env = {**os.environ, **settings}
+    node_env = {**driver_env, **(env or {})}
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    python = Path(sys.executable)
+    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", str(cpus_per_node), "--disable-usage-stats"]
+    common += ["--object-store-memory", str(object_store_mb * 10**6), "--block"]
+    processes: list[subprocess.Popen] = []
+
+    def start(args: list[str], log: str) -> None:
+        with open(folder / log, "wb") as out:
+            processes.append(
+                subprocess.Popen(
+                    [str(python.with_name("ray")), "start", *args, *common],
+                    env=node_env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # its own process group: all of the node's processes
+                )
+            )
+
+    try:
+        start(["--head", "--port", str(port), "--include-dashboard=false", "--temp-dir", str(folder)], "head.log")
+        for i in range(1, nodes):
+            start(["--address", address], f"node-{i}.log")
+        # a driver that waits until every node has joined (Ray's settings are read when it is imported)
+        joined = (
+            "import sys, time, ray\n"
+            f"ray.init(address={address!r}, log_to_driver=False)\n"
+            f"while sum(n['Alive'] for n in ray.nodes()) < {nodes}:\n"
+            "    time.sleep(0.5)\n"
+        )
+        try:
+            subprocess.run(
+                [str(python), "-c", joined], env=driver_env, timeout=120, check=True, capture_output=True, text=True
+            )
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
+            logs = "; ".join(
+                f"{log.name}: {log.read_text(errors='replace').strip().splitlines()[-1:]}"
+                for log in sorted(folder.glob("*.log"))
+            )
+            raise RuntimeError(f"the local Ray cluster did not start ({type(error).__name__}); {logs}") from None
+        yield LocalCluster(address, driver_env, folder)
+    finally:
+        _stop_nodes(processes)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stop_nodes(processes) -> None:
+    """Stop ``ray start --block`` processes and every process they started, by process id.
+
+    SIGTERM to each node's process group first (a node shuts down its own processes), then SIGKILL
+    to whatever of the recorded processes is left: workers and actors that Ray put in sessions of
+    their own are still children of their node's raylet, so they are found from the tree.
+    """
+    import signal
+
+    import psutil  # a dependency of Ray
+
+    started = []
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            root = psutil.Process(process.pid)
+            started += [root, *root.children(recursive=True)]
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    _, alive = psutil.wait_procs(started, timeout=3)
+    for proc in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=5)
+    for process in processes:
+        process.wait(timeout=5)

@@ -1,0 +1,278 @@
+"""``imri code --engine ray``: the local engine's run folder, from a real two-node Ray cluster on loopback.
+
+The slow tests start two ``ray start`` nodes (one CPU and an empty embedding cache each) once for the
+module and code three transcripts of the new study with a model trained here (use-m3, three folds):
+the run folder must equal the local engine's on the same vectors and give the same codes with vectors
+of the local engine's own; a worker killed mid-run, an unreadable transcript and the Ray logs are
+checked on it too. Without Ray installed they are skipped, saying what to install.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT
+
+HAS_RAY = importlib.util.find_spec("ray") is not None
+needs_ray = pytest.mark.skipif(
+    not HAS_RAY, reason="Ray is not installed: pip install 'imri-autocode[ray]' (make setup installs the extra)"
+)
+IMRI = str(Path(sys.executable).with_name("imri"))
+STUDY = ["ns-01", "ns-02", "ns-05"]  # English and French
+SAME_FILES = ("review_queue.csv", "summary.json", "model.json", "coded.qdpx")
+BLOCK_RAY = """
+import sys
+class NoRay:
+    def find_spec(self, name, path=None, target=None):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError(f"No module named {name!r}")
+sys.meta_path.insert(0, NoRay())
+from pipeline.cli import main
+sys.argv = ["imri", *sys.argv[1:]]
+main()
+"""
+KILLED_ONCE = """
+import os, signal, sys
+from pathlib import Path
+from pipeline.codebook import load_codebook
+from pipeline.params import load_params
+from pipeline.ray_engine import TranscriptCoder, code_transcripts_ray
+
+marker = sys.argv[1]
+
+class KilledOnce(TranscriptCoder):
+    # the first batch to arrive kills its own worker process, mid-run; Ray restarts the actor and retries
+    def __call__(self, batch):
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return super().__call__(batch)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+study, out, model, params, address = sys.argv[2:7]
+run = code_transcripts_ray(
+    [Path(study)], Path(out), Path(model), load_codebook(), load_params(Path(params)),
+    address=address, workers=2, coder_class=KilledOnce,
+)
+print(f"nodes {run.nodes}")
+"""
+
+
+def imri(*args, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([IMRI, *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
+
+
+def assert_same_run(expected: Path, actual: Path) -> None:
+    """Same rows and codes; probabilities equal to 1e-6; the other files byte for byte."""
+    for name in ("segments.csv", "segments.parquet"):
+        read = pd.read_csv if name.endswith(".csv") else pd.read_parquet
+        a, b = read(expected / name), read(actual / name)
+        assert list(a.columns) == list(b.columns)
+        probabilities = [c for c in a.columns if c.startswith("p:")]
+        rest = [c for c in a.columns if c not in probabilities]
+        pd.testing.assert_frame_equal(a[rest], b[rest])
+        np.testing.assert_allclose(b[probabilities].to_numpy(float), a[probabilities].to_numpy(float), atol=1e-6)
+    for name in SAME_FILES:
+        assert (expected / name).read_bytes() == (actual / name).read_bytes(), name
+
+
+def assert_same_codes(expected: Path, actual: Path) -> None:
+    """Same rows, codes and review flags; probabilities and confidence within one unit of their 4th decimal.
+
+    For runs whose vectors were computed in batches made up differently (an encoder's output moves in
+    its 7th decimal with the other texts of its batch): a probability that close to a rounding
+    boundary is written one unit apart, as it is between two local runs with different cache histories.
+    """
+    a, b = pd.read_csv(expected / "segments.csv"), pd.read_csv(actual / "segments.csv")
+    assert list(a.columns) == list(b.columns)
+    close = [c for c in a.columns if c.startswith("p:")] + ["confidence"]
+    pd.testing.assert_frame_equal(a.drop(columns=close), b.drop(columns=close))
+    np.testing.assert_allclose(b[close].to_numpy(float), a[close].to_numpy(float), atol=1.5e-4)
+
+
+def test_cli_does_not_import_ray():
+    check = "import sys, pipeline.cli, pipeline.code; sys.exit(any(m.split('.')[0] == 'ray' for m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", check]).returncode == 0
+
+
+def test_without_ray_one_line_naming_the_extra(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCK_RAY, "code", ROOT / "data" / "new_study", "--out", tmp_path / "run"]
+        + ["--engine", "ray"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert done.stderr == "error: --engine ray needs Ray, an optional extra: pip install 'imri-autocode[ray]'\n"
+    assert not (tmp_path / "run").exists()
+
+
+def test_ray_options_need_the_ray_engine(run_cli, tmp_path):
+    study = ROOT / "data" / "new_study"
+    result = run_cli("code", study, "--out", tmp_path / "run", "--address", "127.0.0.1:6379")
+    assert (result.code, result.err) == (2, "error: --address and --workers need --engine ray\n")
+    result = run_cli("code", study, "--out", tmp_path / "run", "--engine", "spark")
+    assert (result.code, result.err) == (2, "error: --engine must be local or ray, not 'spark'\n")
+    assert not (tmp_path / "run").exists()
+
+
+@needs_ray
+def test_nothing_at_the_address_one_line(run_cli, tmp_path):
+    # Ray would retry for minutes; the run stops at once, before writing anything
+    args = ("code", ROOT / "data" / "new_study", "--zero-shot", "--out", tmp_path / "run", "--engine", "ray")
+    result = run_cli(*args, "--address", "127.0.0.1:1")
+    assert result.code == 2
+    assert result.err == (
+        "error: nothing answers at 127.0.0.1:1 (Connection refused): "
+        "is the cluster's head node running there (ray start --head)?\n"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+# --- on a cluster --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("study")
+    for stem in STUDY:
+        for suffix in (".txt", ".meta.yaml"):
+            shutil.copy(ROOT / "data" / "new_study" / f"{stem}{suffix}", folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model(small_gold, tmp_path_factory) -> Path:
+    from pipeline.params import load_params
+    from pipeline.train import train_model
+
+    folder = tmp_path_factory.mktemp("model") / "m"
+    train_model([small_gold], folder, load_params(small_gold / "params.yaml"))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def node_cache(tmp_path_factory) -> Path:
+    """The embedding cache of the cluster's nodes (empty at the start)."""
+    return tmp_path_factory.mktemp("node-cache")
+
+
+@pytest.fixture(scope="module")
+def cluster(node_cache):
+    """Two Ray nodes on 127.0.0.1, one CPU each, torn down at the end (also when a test fails)."""
+    from pipeline.ray_engine import local_cluster
+
+    with local_cluster(nodes=2, cpus_per_node=1, env={"IMRI_CACHE": str(node_cache)}) as running:
+        running.env["SOURCE_DATE_EPOCH"] = "1700000000"  # coded.qdpx dated the same in every run
+        yield running
+
+
+def code_args(study: Path, model: Path | None, params: Path, out: Path) -> list:
+    return ["code", study, *(["--model", model] if model else ["--zero-shot"]), "--params", params, "--out", out]
+
+
+@pytest.fixture(scope="module")
+def ray_run(cluster, study, model, small_gold, tmp_path_factory):
+    """The study coded on the two nodes, their caches empty at the start (what the run printed, its folder)."""
+    out = tmp_path_factory.mktemp("ray") / "run"
+    args = code_args(study, model, small_gold / "params.yaml", out)
+    done = imri(*args, "--engine", "ray", "--address", cluster.address, "--workers", 2, env=cluster.env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done, out
+
+
+@pytest.fixture(scope="module")
+def local_run(cluster, study, model, small_gold, tmp_path_factory) -> Path:
+    """The local engine's run, with an empty embedding cache of its own."""
+    out = tmp_path_factory.mktemp("local") / "run"
+    env = {**cluster.env, "IMRI_CACHE": str(tmp_path_factory.mktemp("local-cache"))}
+    done = imri(*code_args(study, model, small_gold / "params.yaml", out), env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out
+
+
+@pytest.mark.slow
+@needs_ray
+def test_same_run_folder_on_two_nodes(cluster, node_cache, ray_run, local_run, study, model, small_gold, tmp_path):
+    done, out = ray_run
+    assert f"ray: 2 workers, transcripts embedded on 2 node(s) ({cluster.address})" in done.stdout
+    assert json.loads((out / "summary.json").read_text())["transcripts"] == len(STUDY)
+    # the local engine on the vectors the nodes computed (their cache): the same folder
+    local = tmp_path / "local"
+    env = {**cluster.env, "IMRI_CACHE": str(node_cache)}
+    assert imri(*code_args(study, model, small_gold / "params.yaml", local), env=env).returncode == 0
+    assert_same_run(local, out)
+    # the local engine with vectors of its own, computed in other batches: the same codes
+    assert_same_codes(local_run, out)
+
+
+@pytest.mark.slow
+@needs_ray
+def test_no_segment_text_in_ray_logs(cluster, ray_run):
+    done, out = ray_run
+    texts = [t for t in pd.read_csv(out / "segments.csv").text if len(t) > 40]
+    assert len(texts) > 100
+    # what the run printed, and every file Ray wrote on the nodes (session logs, the workers' output)
+    written = [done.stdout, done.stderr]
+    written += [p.read_text(errors="replace") for p in cluster.folder.rglob("*") if p.is_file() and not p.is_socket()]
+    assert len(written) > 20
+    assert not [t for t in texts if any(t in w for w in written)]
+
+
+@pytest.mark.slow
+@needs_ray
+def test_zero_shot_same_on_two_nodes(cluster, node_cache, ray_run, study, small_gold, tmp_path):
+    # zero-shot scores are standardised over the whole run: the driver does it once the nodes sent them
+    args = code_args(study, None, small_gold / "params.yaml", tmp_path / "ray")
+    on_ray = imri(*args, "--engine", "ray", "--address", cluster.address, env=cluster.env)
+    assert on_ray.returncode == 0, on_ray.stderr[-2000:]
+    assert "zero-shot-use-m3" in on_ray.stdout
+    env = {**cluster.env, "IMRI_CACHE": str(node_cache)}
+    local = imri(*code_args(study, None, small_gold / "params.yaml", tmp_path / "local"), env=env)
+    assert local.returncode == 0, local.stderr[-2000:]
+    assert_same_run(tmp_path / "local", tmp_path / "ray")
+
+
+@pytest.mark.slow
+@needs_ray
+def test_killed_worker_is_retried(cluster, ray_run, study, model, small_gold, tmp_path):
+    marker = tmp_path / "killed"
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_ONCE, marker, study, tmp_path / "run", model, small_gold / "params.yaml"]
+        + [cluster.address],
+        capture_output=True,
+        text=True,
+        env=cluster.env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert marker.exists()  # a worker was killed...
+    assert_same_run(ray_run[1], tmp_path / "run")  # ...and the run is the same
+
+
+@pytest.mark.slow
+@needs_ray
+def test_unreadable_transcript_is_named_and_nothing_is_lost(cluster, ray_run, study, model, small_gold, tmp_path):
+    inputs = tmp_path / "inputs"
+    shutil.copytree(study, inputs)
+    (inputs / "ns-01b.txt").write_bytes(b"\x00\x01\x02 not a transcript")
+    earlier = tmp_path / "run"
+    shutil.copytree(ray_run[1], earlier)
+    before = {p.name: p.read_bytes() for p in earlier.iterdir()}
+    args = code_args(inputs, model, small_gold / "params.yaml", earlier)
+    local = imri(*args, env=cluster.env)
+    on_ray = imri(*args, "--engine", "ray", env=cluster.env)  # no --address: a Ray instance of its own
+    assert local.returncode == on_ray.returncode == 2
+    problem = "binary file (NUL bytes; not a text transcript)"
+    assert on_ray.stderr == local.stderr == f"error: {inputs / 'ns-01b.txt'}: {problem}\n"
+    assert {p.name: p.read_bytes() for p in earlier.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inputs", "run"]  # no staging folder left
