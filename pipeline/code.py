@@ -12,15 +12,27 @@ Writes into the output folder:
 The folder is built beside ``--out`` and swapped in whole (:func:`pipeline.io.build_folder`): a
 crash leaves the earlier folder or the new one, never a mix. An earlier run in ``--out`` is replaced,
 its ``review.db`` (the reviewers' decisions) kept; any other non-empty folder needs ``--force``.
+
+How a run goes (:func:`code_transcripts`): a thread reads every transcript, then segments them one by
+one in source order while the main thread embeds and classifies what is ready, so segmentation and
+language detection stay off the encoder's path (ONNX Runtime and the tokenizer compute without the
+GIL). Segments are embedded in windows of whole transcripts (:data:`EMBED_WINDOW` segments), batches
+sorted by length inside each window; token ids and features live one window at a time. What the run
+keeps to the end is what it writes: the segment table, the scores and each text's embedding (a few KB
+a segment), not the encoder's working memory.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import json
+import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -29,11 +41,19 @@ from pipeline.codebook import Codebook
 from pipeline.errors import InputError
 from pipeline.params import ParamsSection
 
+if TYPE_CHECKING:
+    from pipeline.ingest import Transcript
+    from pipeline.segment import SegmentConfig
+
 #: What ``imri code`` writes into a run folder.
 RUN_FILES = frozenset(
     {"segments.csv", "segments.parquet", "review_queue.csv", "summary.json", "model.json", "coded.qdpx", "transcripts"}
 )
 REVIEW_DB = "review.db"  # = pipeline.review.REVIEW_DB: kept when a run folder is replaced
+#: segments (whole transcripts) embedded in one call, batches sorted by length within it. int8, 2 threads, on
+#: segments of the benchmark corpus: one call per transcript 196 segments/s, one call over 6,000 segments 271,
+#: windows of 1,000 249 (one run each); a window holds a few MB of token ids and features
+EMBED_WINDOW = 4096
 
 
 @dataclass(frozen=True)
@@ -95,11 +115,15 @@ def zero_shot_proba(table: pd.DataFrame, codebook: Codebook, encoder_id: str) ->
     """
     from pipeline.model import CodebookHead, embed_segments
 
-    segments, _ = embed_segments(table, encoder_id)
-    sims = CodebookHead(codebook, encoder_id).decision(segments)
+    segments, _ = embed_segments(table, encoder_id, questions="none")
+    return standardise_zero_shot(CodebookHead(codebook, encoder_id).decision(segments), table)
+
+
+def standardise_zero_shot(scores: np.ndarray, table: pd.DataFrame) -> np.ndarray:
+    """Codebook-head scores standardised per impact over the run's participant segments (:func:`zero_shot_proba`)."""
     participant = (table.role == "participant").to_numpy()
-    reference = sims[participant] if participant.any() else sims
-    z = (sims - reference.mean(axis=0)) / np.maximum(reference.std(axis=0), 1e-6)
+    reference = scores[participant] if participant.any() else scores
+    z = (scores - reference.mean(axis=0)) / np.maximum(reference.std(axis=0), 1e-6)
     return 1.0 / (1.0 + np.exp(-2.0 * (z - 2.0)))
 
 
@@ -323,6 +347,41 @@ def write_run(
                 (staging / "transcripts" / f"{source}.txt").write_text(texts[source], encoding="utf-8", newline="")
 
 
+def _run_setup(model_dir: Path | None, codebook: Codebook, params: dict):
+    """The model (or None for zero-shot), its segment parameters, the encoder that codes and the run's card."""
+    from pipeline.segment import SegmentConfig
+
+    if model_dir is not None:
+        from pipeline.model import ImpactModel
+
+        impact_model = ImpactModel.load(model_dir)
+        impact_model.check_codebook(codebook, model_dir)
+        # the run's model.json lists the cut-offs, so the review app shows them exactly
+        card = {
+            **impact_model.card,
+            "thresholds": dict(zip(impact_model.impact_ids, map(float, impact_model.thresholds), strict=True)),
+        }
+        # the encoder the heads were trained on codes with them (model.json names it: e5-small-int8, e5-small...)
+        return (
+            impact_model,
+            SegmentConfig.from_dict(impact_model.card["params"]["segment"]),
+            impact_model.encoder_id,
+            card,
+        )
+    from pipeline.model import default_encoder_id
+
+    encoder_id = default_encoder_id(params)
+    card = {
+        "name": "zero-shot",
+        "version": encoder_id,
+        "encoder": {"id": encoder_id},
+        "codebook": codebook.card(),
+        "note": "zero-shot scores come from the codebook alone, standardised; not calibrated probabilities",
+        "thresholds": {impact_id: 0.5 for impact_id in codebook.impact_ids},
+    }
+    return None, SegmentConfig.from_dict(params.get("segment")), encoder_id, card
+
+
 def code_transcripts(
     inputs: list[Path],
     out: Path,
@@ -333,63 +392,40 @@ def code_transcripts(
     warn=None,
     interviewers: list[str] | tuple[str, ...] = (),
     force: bool = False,
+    *,
+    progress: bool | None = None,
+    stream: bool = True,
 ) -> CodingRun:
     """``imri code``: read and segment the inputs, score them (model or zero-shot), write the run folder.
 
     ``out`` is checked first (:func:`check_run_folder`; ``force`` lets a non-empty folder that is not
     an earlier run be replaced), and every input is read and checked before anything is written.
-    ``warn`` receives file warnings.
-    """
-    from pipeline.ingest import collect_transcripts, load_transcript
-    from pipeline.labels import read_codings
-    from pipeline.segment import SegmentConfig, segment_table
+    ``warn`` receives file warnings. ``progress``: one bar over the segments with an ETA (None: on a
+    terminal only). A model codes with the encoder it was trained on (its card's ``encoder.id``);
+    zero-shot with ``embed.encoder`` at ``embed.precision``.
 
+    ``stream`` (the default) overlaps segmentation with embedding and embeds window by window (see the
+    module's notes); ``stream=False`` segments everything, then embeds everything in one call. Given
+    the same embeddings (the cache) both write the same files byte for byte.
+    """
     holds = [*inputs, *(path for path in (model_dir, with_gold) if path is not None)]
     check_run_folder(out, force, holds)
     review = ReviewConfig.from_dict(params.get("review"))
-    if model_dir is not None:
-        from pipeline.model import ImpactModel
-
-        impact_model = ImpactModel.load(model_dir)
-        impact_model.check_codebook(codebook, model_dir)
-        segment_config = SegmentConfig.from_dict(impact_model.card["params"]["segment"])
-        # the run's model.json lists the cut-offs, so the review app shows them exactly
-        card = {
-            **impact_model.card,
-            "thresholds": dict(zip(impact_model.impact_ids, map(float, impact_model.thresholds), strict=True)),
-        }
-    else:
-        segment_config = SegmentConfig.from_dict(params.get("segment"))
-        encoder_id = (params.get("embed") or {}).get("encoder", "e5-small")
-        card = {
-            "name": "zero-shot",
-            "version": encoder_id,
-            "encoder": {"id": encoder_id},
-            "codebook": codebook.card(),
-            "note": "zero-shot scores come from the codebook alone, standardised; not calibrated probabilities",
-            "thresholds": {impact_id: 0.5 for impact_id in codebook.impact_ids},
-        }
-    gold = read_codings(with_gold, codebook) if with_gold else None
     clock = _Clock()
-    transcripts = [load_transcript(p, interviewers=interviewers) for p in collect_transcripts(inputs, warn)]
-    for transcript in transcripts:
-        for warning in transcript.warnings:
-            if warn:
-                warn(warning)
-    clock.lap("read")
-    table = segment_table(transcripts, segment_config, progress=len(transcripts) > 3)
-    table = table.sort_values(["source", "start"]).reset_index(drop=True)
+    impact_model, segment_config, encoder_id, card = _run_setup(model_dir, codebook, params)
+    from pipeline.labels import read_codings
+
+    gold = read_codings(with_gold, codebook) if with_gold else None
+    coded = (_code_streaming if stream else _code_whole)(
+        inputs, impact_model, encoder_id, codebook, segment_config, interviewers, warn, progress, clock
+    )
+    transcripts, table, proba = coded
     if table.empty:
         raise InputError("the transcripts hold no text to code", out)
-    clock.lap("segment")
-    if model_dir is not None:
-        features = impact_model.features(table, progress=len(table) > 500, codebook=codebook)
-        clock.lap("embed")
-        proba = impact_model.predict_proba_features(features, table)
+    if impact_model is not None:
         thresholds, positives = impact_model.thresholds, impact_model.arrays["positives"]
     else:
-        proba = zero_shot_proba(table, codebook, card["encoder"]["id"])
-        clock.lap("embed")
+        proba = standardise_zero_shot(proba, table)
         thresholds, positives = np.full(len(codebook.impacts), 0.5), np.full(len(codebook.impacts), 10**6)
     segments, queue = code_segments(table, proba, thresholds, positives, codebook, review)
     summary = summarise(segments, codebook, f"{card['name']}-{card['version']}")
@@ -400,6 +436,272 @@ def code_transcripts(
     write_run(out, segments, queue, summary, card, texts, codebook, gold, built)
     clock.lap("write")
     return CodingRun(segments, queue, summary, clock.laps, replaced)
+
+
+def _read_all(inputs: list[Path], interviewers, warn) -> list[Transcript]:
+    """Every transcript read and checked (a bad one raises), in input order; their warnings to ``warn``."""
+    from pipeline.ingest import collect_transcripts, load_transcript
+
+    transcripts = [load_transcript(p, interviewers=interviewers) for p in collect_transcripts(inputs, warn)]
+    for transcript in transcripts:
+        for warning in transcript.warnings:
+            if warn:
+                warn(warning)
+    return transcripts
+
+
+class _Scorer:
+    """Scores segment tables: the model's probabilities, or the codebook head's raw scores (zero-shot)."""
+
+    def __init__(self, impact_model, encoder_id: str, codebook: Codebook) -> None:
+        self.impact_model, self.encoder_id, self.codebook = impact_model, encoder_id, codebook
+        self.head = None
+        # what the features embed: segments, and the questions when the model weighs them
+        uses_questions = impact_model is not None and impact_model.card["params"]["train"]["question_weight"]
+        self.questions = "asked" if uses_questions else "none"
+
+    def embed(self, table: pd.DataFrame, progress=False, cache=None) -> None:
+        """Embed what :meth:`scores` will need for ``table`` into ``cache``, in one call (batches sorted over it)."""
+        from pipeline.model import embed_segments
+
+        embed_segments(table, self.encoder_id, progress, self.questions, cache=cache)
+
+    def scores(self, table: pd.DataFrame, progress=False, cache=None) -> np.ndarray:
+        """Scores of a segment table in transcript order (one transcript or several)."""
+        if self.impact_model is not None:
+            features = self.impact_model.features(table, progress=progress, codebook=self.codebook, cache=cache)
+            return self.impact_model.predict_proba_features(features, table)
+        from pipeline.model import CodebookHead, embed_segments
+
+        if self.head is None:
+            self.head = CodebookHead(self.codebook, self.encoder_id)
+        segments, _ = embed_segments(table, self.encoder_id, progress, "none", cache=cache)
+        return self.head.decision(segments)
+
+
+def _code_whole(inputs, impact_model, encoder_id, codebook, segment_config, interviewers, warn, progress, clock):
+    """Read everything, segment everything, embed and score everything at once (``stream=False``)."""
+    from pipeline.segment import segment_table
+
+    transcripts = _read_all(inputs, interviewers, warn)
+    clock.lap("read")
+    table = segment_table(transcripts, segment_config, progress=bool(progress))
+    table = table.sort_values(["source", "start"]).reset_index(drop=True)
+    clock.lap("segment")
+    if table.empty:
+        return transcripts, table, np.zeros((0, len(codebook.impacts)))
+    scores = _Scorer(impact_model, encoder_id, codebook).scores(table, bool(progress))
+    clock.lap("embed")
+    return transcripts, table, scores
+
+
+def _code_streaming(inputs, impact_model, encoder_id, codebook, segment_config, interviewers, warn, progress, clock):
+    """Segment on a thread of its own while this one embeds and scores window after window (the default)."""
+    from tqdm.auto import tqdm
+
+    from pipeline.embed import EmbeddingCache, get_encoder
+    from pipeline.segment import import_spacy
+
+    import_spacy()  # here, before any thread may import torch (see import_spacy)
+    segmenting = _Segmenting(inputs, interviewers, segment_config, ahead=2 * EMBED_WINDOW)
+    segmenting.start()
+    bar = None
+    try:
+        encoder = get_encoder(encoder_id)
+        encoder.encode(["…"], "query")  # loads the encoder now (and any first-call set-up), not in the first window
+        clock.lap("load")
+        age = _process_age()
+        if age is not None:  # imports and model loading, from the process's start: first in the list
+            clock.laps = {"start": round(age, 3), **clock.laps}
+        transcripts = segmenting.read(warn)
+        bar = tqdm(total=None, unit="segment", desc="coding", disable=None if progress is None else not progress)
+        told = _Told(bar, segmenting)
+        # one cache for the run: its shards are read once, and a text met again reuses the vector it got first
+        cache = EmbeddingCache(encoder)
+        scorer = _Scorer(impact_model, encoder_id, codebook)
+        tables, scores, window, waited, embedded = [], [], [], 0.0, 0.0
+        while True:
+            started = time.perf_counter()
+            frame = segmenting.next()
+            waited += time.perf_counter() - started
+            if frame is not None:
+                window.append(frame)
+                if sum(map(len, window)) < EMBED_WINDOW:
+                    continue
+            if window:
+                table = pd.concat(window, ignore_index=True) if len(window) > 1 else window[0]
+                started = time.perf_counter()
+                scorer.embed(table, told.tell, cache)
+                # then transcript by transcript from the cache: features and scores stay small
+                scores.extend(scorer.scores(one, cache=cache) for one in window)
+                embedded += time.perf_counter() - started
+                tables.extend(window)
+                told.window_done(len(table))
+                window = []
+                _give_back_memory()
+            if frame is None:
+                break
+    finally:
+        segmenting.stop()
+        if bar is not None:
+            bar.close()
+    # read and segment ran on their own thread, beside load and embed; "waiting" is this thread's wait for them
+    clock.laps.update(segmenting.seconds)
+    clock.laps.update({"embed": round(embedded, 3), "waiting": round(waited, 3)})
+    clock.mark()
+    if not tables:
+        from pipeline.segment import segment_frame
+
+        return transcripts, segment_frame([]), np.zeros((0, len(codebook.impacts)))
+    table = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
+    return transcripts, table, np.vstack(scores)
+
+
+class _Told:
+    """The run's one progress bar: segments embedded so far, over the segments expected."""
+
+    def __init__(self, bar, segmenting: _Segmenting) -> None:
+        self.bar, self.segmenting = bar, segmenting
+        self.done = 0  # segments of finished windows
+        self.inside = 0  # texts embedded in the current window (capped at its size when it ends)
+
+    def tell(self, count: int) -> None:
+        self.inside += count
+        self._show()
+
+    def window_done(self, segments: int) -> None:
+        self.done += segments
+        self.inside = 0
+        self._show()
+
+    def _show(self) -> None:
+        total = self.segmenting.expected()
+        if total is not None:
+            self.bar.total = max(total, self.done)
+        self.bar.n = min(self.done + self.inside, self.bar.total or self.done + self.inside)
+        self.bar.refresh()
+
+
+class _Segmenting(threading.Thread):
+    """Reads every transcript, then segments them in source order, at most ``ahead`` segments ahead.
+
+    The main thread takes whole transcripts' segment tables (rows sorted by start) with :meth:`next`.
+    A problem (an :class:`InputError` naming the file) is raised in the main thread, reading problems
+    first, in input order, as a run that reads everything first reports them.
+    """
+
+    def __init__(self, inputs: list[Path], interviewers, config: SegmentConfig, ahead: int) -> None:
+        super().__init__(name="imri-segment", daemon=True)
+        self.inputs, self.interviewers, self.config, self.ahead = inputs, interviewers, config, ahead
+        self.seconds = {"read": 0.0, "segment": 0.0}
+        self._ready: collections.deque[pd.DataFrame | None] = collections.deque()
+        self._changed = threading.Condition()
+        self._queued = 0  # segments segmented and not taken yet
+        self._stopped = False
+        self._transcripts: list[Transcript] | None = None
+        self._error: BaseException | None = None
+        self._characters = [0, 0]  # of all transcripts, of those segmented so far
+        self._segmented = 0
+
+    def run(self) -> None:
+        from pipeline.segment import Segmenter, segment_frame
+
+        try:
+            started = time.perf_counter()
+            transcripts = _read_all(self.inputs, self.interviewers, None)
+            self.seconds["read"] = round(time.perf_counter() - started, 3)
+            with self._changed:
+                self._transcripts = transcripts
+                self._characters[0] = sum(len(t.text) for t in transcripts)
+                self._changed.notify_all()
+            segmenter = Segmenter(self.config)
+            for transcript in sorted(transcripts, key=lambda t: t.source):  # the run's order: by source, then start
+                if self._stopped:
+                    return
+                started = time.perf_counter()
+                frame = segment_frame(segmenter.segment(transcript))
+                frame = frame.sort_values("start").reset_index(drop=True)
+                self.seconds["segment"] = round(self.seconds["segment"] + time.perf_counter() - started, 3)
+                with self._changed:
+                    while self._queued >= self.ahead and not self._stopped:
+                        self._changed.wait()
+                    if self._stopped:
+                        return
+                    self._characters[1] += len(transcript.text)
+                    self._segmented += len(frame)
+                    if len(frame):
+                        self._ready.append(frame)
+                        self._queued += len(frame)
+                    self._changed.notify_all()
+            with self._changed:
+                self._ready.append(None)
+                self._changed.notify_all()
+        except BaseException as error:  # noqa: BLE001  (handed to the main thread, which raises it)
+            with self._changed:
+                self._error = error
+                self._changed.notify_all()
+
+    def _wait_for(self, ready) -> None:
+        with self._changed:
+            while not ready() and self._error is None:
+                self._changed.wait()
+            if self._error is not None:
+                raise self._error
+
+    def read(self, warn=None) -> list[Transcript]:
+        """Every transcript, once all are read (their warnings to ``warn``, in input order)."""
+        self._wait_for(lambda: self._transcripts is not None)
+        for transcript in self._transcripts:
+            for warning in transcript.warnings:
+                if warn:
+                    warn(warning)
+        return self._transcripts
+
+    def next(self) -> pd.DataFrame | None:
+        """The next transcript's segment table (never an empty one), or None after the last."""
+        self._wait_for(lambda: bool(self._ready))
+        with self._changed:
+            frame = self._ready.popleft()
+            if frame is not None:
+                self._queued -= len(frame)
+            self._changed.notify_all()
+        return frame
+
+    def expected(self) -> int | None:
+        """Segments of the run: exact once all are segmented, else estimated from the characters so far."""
+        done = self._ready and self._ready[-1] is None
+        total, seen = self._characters
+        if done or (seen and seen == total):
+            return self._segmented
+        return round(self._segmented * total / seen) if seen else None
+
+    def stop(self) -> None:
+        """Stop segmenting (the run ended or failed)."""
+        with self._changed:
+            self._stopped = True
+            self._changed.notify_all()
+
+
+def _give_back_memory() -> None:
+    """Return the C heap's free pages to the system (glibc's ``malloc_trim``; elsewhere nothing).
+
+    A window's transient arrays and token lists, once freed, stay in the heap between what the run keeps,
+    so resident memory would creep up window after window.
+    """
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL(None).malloc_trim(0)
+
+
+def _process_age() -> float | None:
+    """Seconds since this process started (Linux ``/proc``), or None elsewhere."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class _Clock:
@@ -413,3 +715,7 @@ class _Clock:
         now = time.perf_counter()
         self.laps[name] = round(now - self._last, 3)
         self._last = now
+
+    def mark(self) -> None:
+        """Start the next lap now (after laps recorded some other way)."""
+        self._last = time.perf_counter()

@@ -102,7 +102,7 @@ def test_code_writes_segments_queue_summary_and_project(trained, coded, run_cli)
     assert result.code == 0, result.err
     assert "segments to review" in result.out
     steps = result.out.split("seconds: ")[1].split("\n")[0].split(", ")
-    assert [step.split()[0] for step in steps] == ["read", "segment", "embed", "classify", "write"]
+    assert {"read", "segment", "embed", "classify", "write"} <= {step.split()[0] for step in steps}
     assert "seconds" not in (out / "summary.json").read_text(encoding="utf-8")  # timings stay out of the files
     segments = pd.read_csv(out / "segments.csv", keep_default_na=False)
     card = json.loads((model / "model.json").read_text(encoding="utf-8"))
