@@ -36,8 +36,10 @@ demo: setup
 	@echo
 	@echo "report: reports/report.html   coded new study: runs/new_study/ (segments.csv, review_queue.csv, coded.qdpx)"
 
+# issue 13: imri code on a study-sized corpus (350,000 words made from the bundled transcripts) against the
+# fp32 encoder alone, in fresh processes with an empty embedding cache; the README's Performance section
 bench: setup
-	$(PY) benchmarks/bench_code.py --repeats 9
+	$(PY) benchmarks/bench_study.py --fp32-code
 
 # the long property-based run of the readers (tests/test_fuzz.py with the imri-fuzz Hypothesis profile;
 # make test runs a few dozen cases per property); its figures go in docs/reliability.md
