@@ -347,8 +347,13 @@ def write_run(
                 (staging / "transcripts" / f"{source}.txt").write_text(texts[source], encoding="utf-8", newline="")
 
 
-def _run_setup(model_dir: Path | None, codebook: Codebook, params: dict):
-    """The model (or None for zero-shot), its segment parameters, the encoder that codes and the run's card."""
+def run_setup(model_dir: Path | None, codebook: Codebook, params: dict):
+    """The model (or None for zero-shot), its segment parameters, the encoder that codes and the run's card.
+
+    Returns ``(impact_model, segment_config, encoder_id, card)``: a model codes with the encoder it was
+    trained on, zero-shot with ``embed.encoder`` at ``embed.precision``; the card (the run's ``model.json``)
+    lists the cut-offs. Both engines (this module and :mod:`pipeline.ray_engine`) set a run up with it.
+    """
     from pipeline.segment import SegmentConfig
 
     if model_dir is not None:
@@ -412,7 +417,7 @@ def code_transcripts(
     check_run_folder(out, force, holds)
     review = ReviewConfig.from_dict(params.get("review"))
     clock = _Clock()
-    impact_model, segment_config, encoder_id, card = _run_setup(model_dir, codebook, params)
+    impact_model, segment_config, encoder_id, card = run_setup(model_dir, codebook, params)
     from pipeline.labels import read_codings
 
     gold = read_codings(with_gold, codebook) if with_gold else None
@@ -450,8 +455,14 @@ def _read_all(inputs: list[Path], interviewers, warn) -> list[Transcript]:
     return transcripts
 
 
-class _Scorer:
-    """Scores segment tables: the model's probabilities, or the codebook head's raw scores (zero-shot)."""
+class Scorer:
+    """Scores segment tables: the model's probabilities, or the codebook head's raw scores (zero-shot).
+
+    ``impact_model`` is None for zero-shot (its raw scores are standardised over the whole run afterwards,
+    :func:`standardise_zero_shot`). :meth:`embed` fills an embedding cache with what :meth:`scores` needs
+    for a window of whole transcripts in one encoder call; :meth:`scores` then reads it transcript by
+    transcript. The local engine and the Ray engine's actors (:mod:`pipeline.ray_engine`) both score with it.
+    """
 
     def __init__(self, impact_model, encoder_id: str, codebook: Codebook) -> None:
         self.impact_model, self.encoder_id, self.codebook = impact_model, encoder_id, codebook
@@ -490,7 +501,7 @@ def _code_whole(inputs, impact_model, encoder_id, codebook, segment_config, inte
     clock.lap("segment")
     if table.empty:
         return transcripts, table, np.zeros((0, len(codebook.impacts)))
-    scores = _Scorer(impact_model, encoder_id, codebook).scores(table, bool(progress))
+    scores = Scorer(impact_model, encoder_id, codebook).scores(table, bool(progress))
     clock.lap("embed")
     return transcripts, table, scores
 
@@ -518,7 +529,7 @@ def _code_streaming(inputs, impact_model, encoder_id, codebook, segment_config, 
         told = _Told(bar, segmenting)
         # one cache for the run: its shards are read once, and a text met again reuses the vector it got first
         cache = EmbeddingCache(encoder)
-        scorer = _Scorer(impact_model, encoder_id, codebook)
+        scorer = Scorer(impact_model, encoder_id, codebook)
         tables, scores, window, waited, embedded = [], [], [], 0.0, 0.0
         while True:
             started = time.perf_counter()

@@ -27,11 +27,10 @@ off and worker output stays in the nodes' Ray log folders.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import logging
-import math
 import os
-import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,7 +40,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from pipeline.code import CodingRun, ReviewConfig, check_run_folder, code_segments, summarise, write_run
+from pipeline import code as local
+from pipeline.code import (
+    CodingRun,
+    ReviewConfig,
+    Scorer,
+    _Clock,
+    check_run_folder,
+    code_segments,
+    code_transcripts,
+    run_setup,
+    standardise_zero_shot,
+    summarise,
+    write_run,
+)
 from pipeline.codebook import Codebook
 from pipeline.errors import InputError
 
@@ -52,9 +64,7 @@ RAY_EXTRA = "pip install 'imri-autocode[ray]'"
 # a worker process that dies (killed, out of memory) is restarted and its batch retried this many
 # times; Ray Data's default is forever, which would hide a worker that dies on every batch
 MAX_RESTARTS = 3
-# segments (whole transcripts) an actor embeds in one call, batches sorted by length within it, as the
-# local engine embeds windows of segments (on a large corpus, one call per transcript was 28% slower)
-SEGMENTS_PER_CALL = 4096
+_LOCAL_ARGUMENTS = ("inputs", "out", "model_dir", "codebook", "params")
 
 
 @dataclass
@@ -62,7 +72,7 @@ class RayCodingRun(CodingRun):
     """A :class:`~pipeline.code.CodingRun` with where it ran."""
 
     nodes: int = 0  # nodes whose actors embedded at least one transcript
-    workers: int = 0  # actors in the pool
+    workers: int = 0  # actors in the pool: --workers (default one per CPU), at most one per window
     address: str = "local"  # the cluster joined, or "local" for an instance started for the run
 
 
@@ -145,13 +155,14 @@ def segment_transcript(row: dict, config: SegmentConfig, interviewers: tuple[str
 
 
 class TranscriptCoder:
-    """A Ray Data actor: embeds and scores batches of whole transcripts, its encoder loaded once.
+    """A Ray Data actor: embeds and scores windows of whole transcripts, its encoder loaded once.
 
-    Scores are what the local engine computes for the same rows: with a model, its calibrated,
-    turn-smoothed probabilities (:meth:`pipeline.model.ImpactModel.predict_proba_features`);
-    zero-shot, the codebook head's raw scores (:class:`pipeline.model.CodebookHead`), which the driver
-    standardises over the whole run. The actor keeps one embedding cache open (its
-    node's ``$IMRI_CACHE``), so the cache's shards are read once, not once per batch.
+    A window is one of the local engine's (:func:`windows`), and the actor scores it as the local
+    engine does (:class:`pipeline.code.Scorer`): the window's texts embedded in one encoder call
+    (batches sorted by length over it), then each transcript scored from the cache: with a model, its
+    calibrated, turn-smoothed probabilities; zero-shot, the codebook head's raw scores, which the driver
+    standardises over the whole run. The actor keeps one embedding cache open (its node's
+    ``$IMRI_CACHE``), so the cache's shards are read once, not once per window.
     """
 
     def __init__(self, model, codebook: Codebook, encoder_id: str, threads: int = 1) -> None:
@@ -164,40 +175,40 @@ class TranscriptCoder:
 
         from pipeline.embed import EmbeddingCache, get_encoder
 
-        self.model, self.codebook, self.encoder_id = model, codebook, encoder_id
         self.node = ray.get_runtime_context().get_node_id()
         encoder = get_encoder(encoder_id)
-        encoder.encode(["…"], "query")  # loads the encoder now, not in the first batch
+        encoder.encode(["…"], "query")  # loads the encoder now, not in the first window
         self.cache = EmbeddingCache(encoder)
-        self.head = None  # zero-shot: the codebook head, fitted on the first batch
-
-    def scores(self, table: pd.DataFrame) -> np.ndarray:
-        """Scores of a segment table in transcript order (one transcript or several)."""
-        if self.model is not None:
-            features = self.model.features(table, codebook=self.codebook, cache=self.cache)
-            return self.model.predict_proba_features(features, table)
-        from pipeline.model import CodebookHead, embed_segments
-
-        if self.head is None:
-            self.head = CodebookHead(self.codebook, self.encoder_id)
-        segments, _ = embed_segments(table, self.encoder_id, questions="none", cache=self.cache)
-        return self.head.decision(segments)
+        self.scorer = Scorer(model, encoder_id, codebook)
 
     def __call__(self, batch: dict) -> dict:
-        tables = [table_from_bytes(data) for data in batch["table"]]
-        sizes = [len(t) for t in tables]
-        table = pd.concat(tables, ignore_index=True)
-        # a transcript without segments gets an empty array (the driver leaves it out)
-        scores = self.scores(table) if len(table) else None
-        bounds = np.cumsum([0, *sizes])
+        """Score each window of the batch (a row: ``window``, its number, and ``table``, its segments)."""
+        scores = []
+        for data in batch["table"]:
+            table = table_from_bytes(data)
+            self.scorer.embed(table, cache=self.cache)
+            # then transcript by transcript from the cache, as locally
+            transcripts = [one.reset_index(drop=True) for _, one in table.groupby("source", sort=False)]
+            scores.append(np.vstack([self.scorer.scores(one, cache=self.cache) for one in transcripts]))
         return {
-            "source": list(batch["source"]),
-            "scores": [
-                array_to_bytes(scores[a:b] if scores is not None else np.zeros(0))
-                for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-            ],
-            "node": [self.node] * len(tables),
+            "window": list(batch["window"]),
+            "scores": [array_to_bytes(one) for one in scores],
+            "node": [self.node] * len(scores),
         }
+
+
+def windows(sizes: list[int], window: int) -> list[list[int]]:
+    """The local engine's windows: consecutive transcripts (their segment counts ``sizes``, in source order,
+    none empty) gathered until they hold at least ``window`` segments; a list of indices per window."""
+    out: list[list[int]] = [[]]
+    held = 0
+    for i, size in enumerate(sizes):
+        if held >= window:
+            out.append([])
+            held = 0
+        out[-1].append(i)
+        held += size
+    return out if out[0] else []
 
 
 # --- on the driver -----------------------------------------------------------------------------------
@@ -224,41 +235,6 @@ def _connect(ray, address: str | None) -> str:
     return address or "local"
 
 
-def run_setup(model_dir: Path | None, codebook: Codebook, params: dict):
-    """The model (None for zero-shot), its segment parameters, the encoder that codes and the run's card.
-
-    As the local engine sets up a run: a model codes with the encoder it was trained on; zero-shot
-    with ``embed.encoder`` at ``embed.precision``; the card lists the cut-offs.
-    """
-    from pipeline.model import ImpactModel, default_encoder_id
-    from pipeline.segment import SegmentConfig
-
-    if model_dir is not None:
-        model = ImpactModel.load(model_dir)
-        model.check_codebook(codebook, model_dir)
-        card = {**model.card, "thresholds": dict(zip(model.impact_ids, map(float, model.thresholds), strict=True))}
-        return model, SegmentConfig.from_dict(model.card["params"]["segment"]), model.encoder_id, card
-    encoder_id = default_encoder_id(params)
-    card = {
-        "name": "zero-shot",
-        "version": encoder_id,
-        "encoder": {"id": encoder_id},
-        "codebook": codebook.card(),
-        "note": "zero-shot scores come from the codebook alone, standardised; not calibrated probabilities",
-        "thresholds": {impact_id: 0.5 for impact_id in codebook.impact_ids},
-    }
-    return None, SegmentConfig.from_dict(params.get("segment")), encoder_id, card
-
-
-def standardise_zero_shot(scores: np.ndarray, table: pd.DataFrame) -> np.ndarray:
-    """Codebook-head scores standardised per impact over the run's participant segments, as
-    :func:`pipeline.code.zero_shot_proba` does: 0.5 at two standard deviations above the mean."""
-    participant = (table.role == "participant").to_numpy()
-    reference = scores[participant] if participant.any() else scores
-    z = (scores - reference.mean(axis=0)) / np.maximum(reference.std(axis=0), 1e-6)
-    return 1.0 / (1.0 + np.exp(-2.0 * (z - 2.0)))
-
-
 def _check_answers(address: str) -> None:
     """Refuse a ``HOST:PORT`` that nothing answers at, in seconds (Ray itself would retry for minutes)."""
     import socket
@@ -277,35 +253,27 @@ def _check_answers(address: str) -> None:
 
 
 def code_transcripts_ray(
-    inputs: list[Path],
-    out: Path,
-    model_dir: Path | None,
-    codebook: Codebook,
-    params: dict,
-    with_gold: Path | None = None,
-    warn=None,
-    interviewers: list[str] | tuple[str, ...] = (),
-    force: bool = False,
-    *,
-    address: str | None = None,
-    workers: int | None = None,
-    coder_class: type = TranscriptCoder,
-    progress: bool | None = None,
+    *args, address: str | None = None, workers: int | None = None, coder_class: type = TranscriptCoder, **kwargs
 ) -> RayCodingRun:
     """``imri code --engine ray``: :func:`pipeline.code.code_transcripts` with the work done by Ray.
 
-    Without ``address`` a local Ray instance is started (one CPU per core) and stopped at the end;
-    with it, the run joins that cluster (``auto`` or the head's ``HOST:PORT``). ``workers``
-    is the number of encoder actors (default: one per CPU of the cluster). The run folder is the one
-    the local engine writes for the same inputs and model. ``coder_class`` is the actor class (a
-    subclass of :class:`TranscriptCoder`; tests use one that kills its own process). ``progress`` is
-    accepted as the local engine takes it; a Ray run shows no progress bar.
+    Takes the local engine's arguments (bound to its signature, so both engines take the same ones;
+    ``progress`` and ``stream`` are accepted and change nothing: a Ray run shows no progress bar) and:
+    ``address``, the cluster to join (``auto`` or the head's ``HOST:PORT``; without it a local Ray
+    instance is started, one CPU per core, and stopped at the end); ``workers``, the number of encoder
+    actors (default: one per CPU of the cluster); ``coder_class``, the actor class (a subclass of
+    :class:`TranscriptCoder`; tests use one that kills its own process). The run folder is the one the
+    local engine writes for the same inputs, model and vectors (docs/scale-out.md).
     """
+    bound = inspect.signature(code_transcripts).bind(*args, **kwargs)
+    bound.apply_defaults()
+    inputs, out, model_dir, codebook, params = (bound.arguments[name] for name in _LOCAL_ARGUMENTS)
+    with_gold, warn, force = bound.arguments["with_gold"], bound.arguments["warn"], bound.arguments["force"]
     from pipeline.ingest import collect_transcripts
     from pipeline.labels import read_codings
 
     ray = import_ray()
-    interviewers = tuple(interviewers)
+    interviewers = tuple(bound.arguments["interviewers"])
     if workers is not None and workers < 1:
         raise InputError(f"--workers must be at least 1, not {workers}")
     holds = [*inputs, *(path for path in (model_dir, with_gold) if path is not None)]
@@ -314,7 +282,7 @@ def code_transcripts_ray(
     model, segment_config, encoder_id, card = run_setup(model_dir, codebook, params)
     gold = read_codings(with_gold, codebook) if with_gold else None
     paths = collect_transcripts(inputs, warn)
-    clock = _Laps()
+    clock = _Clock()
     where = _connect(ray, address)
     try:
         clock.lap("start ray")
@@ -339,38 +307,48 @@ def code_transcripts_ray(
                     warn(warning)
         clock.lap("read and segment")
         # the local engine's row order: all segments sorted by transcript, then start
-        table = pd.concat([table_from_bytes(r["table"]) for r in read], ignore_index=True)
-        order = table.sort_values(["source", "start"]).index.to_numpy()
-        table = table.loc[order].reset_index(drop=True)
-        if table.empty:
+        tables = [table_from_bytes(r["table"]) for r in sorted(read, key=lambda r: r["source"]) if r["segments"]]
+        if not tables:
             raise InputError("the transcripts hold no text to code", out)
+        table = pd.concat(tables, ignore_index=True)
+        # the local engine's windows, one actor call each: an int8 encoder's vector of a text moves with the
+        # other texts of its batch, so the same windows give the same vectors (docs/scale-out.md)
+        groups = windows([len(t) for t in tables], local.EMBED_WINDOW)
+        items = [
+            {"window": i, "table": table_to_bytes(pd.concat([tables[j] for j in group], ignore_index=True))}
+            for i, group in enumerate(groups)
+        ]
+        del tables
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        pool = workers or max(1, cpus)
-        # whole transcripts per call: about the local engine's window of segments, but work for every actor
-        per_batch = max(1, min(math.ceil(len(read) / pool), round(SEGMENTS_PER_CALL * len(read) / len(table))))
+        pool = min(workers or max(1, cpus), len(items))  # an actor per window at the most
         with warnings.catch_warnings():  # per-actor retries are only settable the deprecated way in Ray 2.60
             warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
-            coded = segmented.map_batches(
-                coder_class,
-                fn_constructor_kwargs={"model": model, "codebook": codebook, "encoder_id": encoder_id},
-                batch_size=per_batch,
-                batch_format="numpy",
-                # as many actors as there are CPUs now, more if the cluster grows (an autoscaling cluster);
-                # one batch at a time per actor, so that a small run's few batches go to different nodes
-                compute=ray.data.ActorPoolStrategy(
-                    min_size=max(1, min(pool, cpus)), max_size=pool, max_tasks_in_flight_per_actor=1
-                ),
-                num_cpus=1,
-                max_restarts=MAX_RESTARTS,
-                max_task_retries=MAX_RESTARTS,
-            ).take_all()
+            coded = (
+                ray.data.from_items(items, override_num_blocks=len(items))
+                .map_batches(
+                    coder_class,
+                    fn_constructor_kwargs={"model": model, "codebook": codebook, "encoder_id": encoder_id},
+                    batch_size=1,
+                    batch_format="numpy",
+                    # as many actors as there are CPUs now (no more than windows), more if the cluster grows
+                    # (an autoscaling cluster); one window at a time per actor, so that windows go to different nodes
+                    compute=ray.data.ActorPoolStrategy(
+                        min_size=max(1, min(pool, cpus)),
+                        max_size=pool,
+                        max_tasks_in_flight_per_actor=1,
+                    ),
+                    num_cpus=1,
+                    max_restarts=MAX_RESTARTS,
+                    max_task_retries=MAX_RESTARTS,
+                )
+                .take_all()
+            )
         clock.lap("embed and classify")
     finally:
         ray.shutdown()
     clock.lap("stop ray")
     k = len(codebook.impacts)
-    by_source = {r["source"]: array_from_bytes(r["scores"]) for r in coded}
-    scores = np.vstack([by_source[r["source"]] for r in read if r["segments"]])[order]  # rows as in ``table``
+    scores = np.vstack([array_from_bytes(r["scores"]) for r in sorted(coded, key=lambda r: r["window"])])
     if model is not None:
         proba, thresholds, positives = scores, model.thresholds, model.arrays["positives"]
     else:
@@ -386,19 +364,6 @@ def code_transcripts_ray(
     clock.lap("write")
     nodes = len({r["node"] for r in coded})
     return RayCodingRun(segments, queue, summary, clock.laps, replaced, nodes=nodes, workers=pool, address=where)
-
-
-class _Laps:
-    """Seconds between successive laps (the run's step timings)."""
-
-    def __init__(self) -> None:
-        self._last = time.perf_counter()
-        self.laps: dict[str, float] = {}
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.laps[name] = round(now - self._last, 3)
-        self._last = now
 
 
 # --- a throwaway cluster on this machine -------------------------------------------------------------
@@ -425,8 +390,9 @@ def local_cluster(
     (Ray's ports listen on every interface) and no usage statistics. ``env`` is added to the nodes'
     environment (e.g. ``IMRI_CACHE``). Drivers join it from a process started with
     :attr:`LocalCluster.env` (``imri code --engine ray --address ADDRESS``): Ray reads the token
-    settings when it is imported. On exit, also on error, the nodes' processes are stopped by their
-    process groups (``ray stop`` would stop every Ray process of the machine) and the folder is removed.
+    settings when it is imported. On exit, also on error or SIGTERM (turned into KeyboardInterrupt
+    while the cluster runs, in the main thread), the nodes' processes are stopped by their process groups
+    (``ray stop`` would stop every Ray process of the machine) and the folder is removed.
     """
     import secrets
     import shutil
@@ -469,6 +435,7 @@ def local_cluster(
                 )
             )
 
+    restore = _sigterm_interrupts()
     try:
         start(["--head", "--port", str(port), "--include-dashboard=false", "--temp-dir", str(folder)], "head.log")
         for i in range(1, nodes):
@@ -494,6 +461,24 @@ def local_cluster(
     finally:
         _stop_nodes(processes)
         shutil.rmtree(folder, ignore_errors=True)
+        restore()
+
+
+def _sigterm_interrupts():
+    """Make SIGTERM (a CI job's timeout, ``timeout``, ``kill``) raise KeyboardInterrupt in the main thread, so
+    that ``finally`` blocks run (Python's default for SIGTERM ends the process without them) and pytest
+    tears its fixtures down; return what puts the previous handler back."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def _stop_nodes(processes) -> None:
