@@ -31,6 +31,7 @@ import inspect
 import io
 import logging
 import os
+import shutil
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -235,6 +236,29 @@ def _connect(ray, address: str | None) -> str:
     return address or "local"
 
 
+def _token_for_local_instance() -> None:
+    """Token authentication for a local Ray instance, unless ``RAY_AUTH_MODE`` is set already.
+
+    Ray 2.60 has authentication off by default, and its ports listen on every interface of the machine:
+    a fresh token in a folder of its own (mode 0600), named in the environment that Ray and its workers
+    read when they start; the folder is removed when the process ends (Ray keeps the settings it read
+    at import for the whole process).
+    """
+    import atexit
+    import secrets
+    import tempfile
+
+    if os.environ.get("RAY_AUTH_MODE"):
+        return
+    folder = Path(tempfile.mkdtemp(prefix="imri-ray-token-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    token = folder / "auth_token"
+    token.write_text(secrets.token_hex(32), encoding="ascii")
+    token.chmod(0o600)
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(token)
+
+
 def _check_answers(address: str) -> None:
     """Refuse a ``HOST:PORT`` that nothing answers at, in seconds (Ray itself would retry for minutes)."""
     import socket
@@ -272,6 +296,8 @@ def code_transcripts_ray(
     from pipeline.ingest import collect_transcripts
     from pipeline.labels import read_codings
 
+    if not address:
+        _token_for_local_instance()  # before Ray is imported: it reads the settings then
     ray = import_ray()
     interviewers = tuple(bound.arguments["interviewers"])
     if workers is not None and workers < 1:
