@@ -11,14 +11,19 @@ How a run goes (Ray Data):
    :func:`pipeline.segment.segment_table` on that transcript alone). The segmented transcripts are
    collected before any embedding: a transcript that fails is reported by name (the first in input
    order, as locally) and nothing is written.
-3. An actor pool (``--workers`` actors, one CPU each, each loading the encoder once) embeds and
-   classifies whole transcripts: a segment's features depend on its neighbours in its transcript
-   and its probabilities are smoothed over its turn, so a batch never splits a transcript. The
+3. The driver cuts the transcripts, in the local engine's order, into the local engine's windows
+   (:func:`windows`: whole transcripts, ``pipeline.code.EMBED_WINDOW`` segments or a little more).
+   An actor pool (``--workers`` actors at most one per window, one CPU each, each loading the encoder
+   once) embeds and scores each window in one call, as the local engine does
+   (:class:`pipeline.code.Scorer`): an int8 encoder's vector of a text depends on the other texts of
+   its batch, so the same windows give the same vectors, and a window never splits a transcript (a
+   segment's features depend on its neighbours, its probabilities are smoothed over its turn). The
    model's head travels with the actors (it is small); each node embeds through its own cache
    (``$IMRI_CACHE`` there).
-4. The driver puts the transcripts back in the local engine's order and writes the run folder with
-   the same :func:`pipeline.code.write_run` (built aside, swapped in whole).
+4. The driver puts the scores together in window order and writes the run folder with the same
+   :func:`pipeline.code.write_run` (built aside, swapped in whole).
 
+A local Ray instance (no ``--address``) gets token authentication with a fresh token.
 Segment texts travel only between the driver and the cluster's own nodes (Ray's object store); no
 text is logged: tasks return errors as the file name and the problem, Ray Data's progress bars are
 off and worker output stays in the nodes' Ray log folders.
