@@ -151,6 +151,35 @@ class E5Small(_E5Prompts, SentenceTransformerEncoder):
         return build_e5_small(default_e5_dir())  # builds once into the user's cache, then reuses it
 
 
+class E5SmallFinetuned(E5Small):
+    """e5-small as ``imri finetune`` left it in the user's cache (``models/e5-small-ft``, :mod:`pipeline.finetune`).
+
+    Its version names the fine-tuned weights (their sha256), so the vectors of another fine-tuning never
+    mix with these in the embedding cache or a model card.
+    """
+
+    id = "e5-small-ft"
+
+    @cached_property
+    def version(self) -> str:  # type: ignore[override]
+        from pipeline.finetune import INFO_FILE
+
+        folder = self.model_path()
+        try:
+            info = json.loads((folder / INFO_FILE).read_text(encoding="utf-8"))
+            return f"ft-{info['weights_sha256'][:16]}"
+        except (OSError, ValueError, KeyError, TypeError):
+            raise InputError(f"not a folder written by imri finetune (no readable {INFO_FILE})", folder) from None
+
+    def model_path(self) -> Path:
+        from pipeline.finetune import finetuned_dir
+
+        folder = finetuned_dir()
+        if not folder.is_dir():
+            raise InputError("no fine-tuned encoder yet: run `imri finetune` first", folder)
+        return folder
+
+
 #: at most this many token positions in one ONNX Runtime batch (rows x padded width): 32 rows up to 32 tokens,
 #: fewer for longer texts. 32 rows of 109 tokens took about 200 MB of working memory on top of the model; on
 #: 3,000 segments of the benchmark corpus, 1,024, 2,048 and no limit embedded as fast (247-255 segments/s)
@@ -277,7 +306,7 @@ class UseM3(Encoder):
         return out
 
 
-ENCODERS: dict[str, type[Encoder]] = {cls.id: cls for cls in (E5Small, E5SmallInt8, UseM3, MiniLMEn)}
+ENCODERS: dict[str, type[Encoder]] = {cls.id: cls for cls in (E5Small, E5SmallInt8, E5SmallFinetuned, UseM3, MiniLMEn)}
 # encoder -> its int8 build (the fp32 encoder is the plain id)
 INT8_ENCODERS = {"e5-small": "e5-small-int8"}
 
@@ -300,7 +329,7 @@ def encoder_id(encoder: str, precision: str = "fp32") -> str:
 
 @cache
 def get_encoder(encoder_id: str) -> Encoder:
-    """An encoder by id (``e5-small``, ``e5-small-int8``, ``use-m3``, ``minilm-en``); one instance per process."""
+    """An encoder by id (``e5-small``, ``e5-small-int8``, ``e5-small-ft``, ``use-m3``, ``minilm-en``), one a process."""
     if encoder_id not in ENCODERS:
         raise InputError(f"unknown encoder {encoder_id!r}: choose one of {', '.join(ENCODERS)}")
     return ENCODERS[encoder_id]()

@@ -42,6 +42,11 @@ class FinetuneConfig(ParamsSection):
     learning_rate: float = 2e-5
     max_seq_length: int = 128
     seed: int = 0
+    # what stays as it was: the embeddings (250,000 x 384 word vectors, 80% of the weights, dense Adam updates
+    # every step) and the lowest layers. 2 cores, batches of 16: 1.67 s a step training everything, 0.92 with
+    # the embeddings frozen, 0.60 with the lower six layers too; the multilingual vocabulary stays untouched
+    freeze_embeddings: bool = True
+    frozen_layers: int = 6
 
 
 def finetuned_dir() -> Path:
@@ -49,6 +54,19 @@ def finetuned_dir() -> Path:
     from pipeline.embed import cache_dir
 
     return cache_dir() / "models" / "e5-small-ft"
+
+
+def freeze(bert, config: FinetuneConfig) -> int:
+    """Stop gradients into the embeddings and the lowest ``config.frozen_layers`` layers; returns trainable weights."""
+    if config.freeze_embeddings:
+        bert.embeddings.requires_grad_(False)
+    if not 0 <= config.frozen_layers <= len(bert.encoder.layer):
+        from pipeline.errors import InputError
+
+        raise InputError(f"finetune.frozen_layers must be 0 to {len(bert.encoder.layer)}, not {config.frozen_layers}")
+    for layer in bert.encoder.layer[: config.frozen_layers]:
+        layer.requires_grad_(False)
+    return sum(p.numel() for p in bert.parameters() if p.requires_grad)
 
 
 def training_pairs(texts: list[str], labels: np.ndarray, codebook: Codebook) -> tuple[list[str], list[str]]:
@@ -90,6 +108,7 @@ def finetune_e5(
     dataset = Dataset.from_dict({"anchor": anchors, "positive": positives})
     model = SentenceTransformer(str(build_e5_small(default_e5_dir())), device="cpu", local_files_only=True)
     model.max_seq_length = config.max_seq_length
+    freeze(model[0].auto_model, config)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
