@@ -1,0 +1,104 @@
+"""Is the int8 encoder faithful to fp32? The figures that decide ``embed.precision`` (issue 13), in one run.
+
+For the two builds of e5-small (``e5-small``, fp32; ``e5-small-int8``, ONNX Runtime int8):
+
+1. cosine of each gold segment's int8 vector to its fp32 vector (min, 1st percentile, mean; bound: min >= 0.99);
+2. the default model (params.yaml's ``train`` section) on each: the gold set's cross-validated macro-F1
+   and, trained on the whole gold set, the transfer set's figures (cross-corpus macro-F1, kappa with
+   coder A, turn top-1/top-3, category top-1), with :func:`pipeline.transfer.evaluate_variant`, the code
+   ``imri evaluate`` runs;
+3. the differences, against the bound of issue 13 (every figure within 0.01 of fp32).
+
+Vectors come from the user's embedding cache when it holds them (``dvc repro`` leaves both there).
+
+    python benchmarks/bench_int8.py [--params params.yaml] [--gold data/gold] [--transfer data/transfer]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BOUND = 0.01
+ENCODERS = ("e5-small", "e5-small-int8")
+
+
+def figures(result: dict) -> dict[str, float]:
+    """The figures compared between fp32 and int8, from one :func:`evaluate_variant` result."""
+    cross, turns = result["cross_corpus"], result["turn_top1"]["all"]
+    out = {
+        "gold CV macro-F1": result["in_corpus_macro_f1"],
+        "transfer macro-F1": cross["macro_f1"],
+        "transfer kappa model vs A": cross["kappa"]["model vs A"]["value"],
+        "turn top-1": turns["impact_top1"],
+        "turn top-3": turns["impact_top3"],
+        "turn category top-1": turns["category_top1"],
+    }
+    return {name: float(value) for name, value in out.items()}
+
+
+def main() -> None:
+    from pipeline.classify import ClassifierConfig
+    from pipeline.embed import get_encoder
+    from pipeline.evaluate import EvaluateConfig
+    from pipeline.labels import LabelConfig
+    from pipeline.model import embed_segments
+    from pipeline.params import load_params
+    from pipeline.segment import SegmentConfig
+    from pipeline.train import gold_codebook, load_gold
+    from pipeline.transfer import VariantFeatures, evaluate_variant, load_transfer
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    parser.add_argument("--gold", type=Path, default=ROOT / "data" / "gold")
+    parser.add_argument("--transfer", type=Path, default=ROOT / "data" / "transfer")
+    args = parser.parse_args()
+
+    params = load_params(args.params)
+    book = gold_codebook(args.gold, ROOT / params["codebook"] if "codebook" in params else None)
+    segment = SegmentConfig.from_dict(params.get("segment"))
+    labels = LabelConfig.from_dict(params.get("labels"))
+    coders = (params.get("train") or {}).get("coders") or ["A"]
+    gold = load_gold([args.gold], book, segment, labels, None).labelled_by(coders, book.impact_ids, labels)
+    transfer = load_transfer(args.transfer, book, segment, labels)
+    train = {k: v for k, v in (params.get("train") or {}).items() if k not in ("coders", "encoder")}
+    config = ClassifierConfig.from_dict(train)
+    evaluate = EvaluateConfig.from_dict(params.get("evaluate"))
+
+    vectors = {}
+    for encoder in ENCODERS:
+        get_encoder(encoder)  # built into the user's cache if missing
+        vectors[encoder], _ = embed_segments(gold.segments, encoder, False, "none")
+    a, b = vectors["e5-small"], vectors["e5-small-int8"]
+    cosine = np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    print(f"gold set: {len(gold.segments):,} segments ({int(gold.targets.sum()):,} participant segments scored)")
+    print(
+        f"cosine int8 to fp32 over the gold segments: min {cosine.min():.4f}, 1st percentile "
+        f"{np.percentile(cosine, 1):.4f}, mean {cosine.mean():.4f} (bound: min >= 0.99: "
+        f"{'met' if cosine.min() >= 0.99 else 'MISSED'})"
+    )
+    results = {}
+    for encoder in ENCODERS:
+        started = time.perf_counter()
+        result = evaluate_variant(VariantFeatures(encoder, config, book), gold, transfer, evaluate.bootstrap, 0)
+        results[encoder] = figures(result)
+        print(f"{encoder}: evaluated in {time.perf_counter() - started:.0f} s")
+    print(f"\n{'figure':<28}{'fp32':>8}{'int8':>8}{'int8-fp32':>11}")
+    worst = 0.0
+    for name in results["e5-small"]:
+        fp32, int8 = results["e5-small"][name], results["e5-small-int8"][name]
+        worst = max(worst, abs(int8 - fp32))
+        print(f"{name:<28}{fp32:>8.3f}{int8:>8.3f}{int8 - fp32:>+11.3f}")
+    verdict = "met" if worst <= BOUND else "MISSED"
+    print(f"\nlargest difference {worst:.3f} (bound: every figure within {BOUND} of fp32: {verdict})")
+    print("data: the bundled synthetic gold and transfer sets (not real-world accuracy)")
+
+
+if __name__ == "__main__":
+    main()
