@@ -517,7 +517,8 @@ def code(
     if run.replaced:
         typer.echo(run.replaced)
     if on_ray:
-        typer.echo(f"ray: {run.workers} workers, transcripts embedded on {run.nodes} node(s) ({run.address})")
+        actors = f"{run.workers} worker{'s' if run.workers != 1 else ''}"
+        typer.echo(f"ray: {actors}, transcripts embedded on {run.nodes} node(s) ({run.address})")
     typer.echo(
         f"{s['transcripts']} transcripts, {s['segments']} segments ({s['participant_segments']} participant), "
         f"{s['coded_segments']} coded by {s['model']}"

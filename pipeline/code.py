@@ -416,7 +416,7 @@ def code_transcripts(
     holds = [*inputs, *(path for path in (model_dir, with_gold) if path is not None)]
     check_run_folder(out, force, holds)
     review = ReviewConfig.from_dict(params.get("review"))
-    clock = _Clock()
+    clock = Clock()
     impact_model, segment_config, encoder_id, card = run_setup(model_dir, codebook, params)
     from pipeline.labels import read_codings
 
@@ -715,7 +715,7 @@ def _process_age() -> float | None:
         return None
 
 
-class _Clock:
+class Clock:
     """Seconds between successive laps."""
 
     def __init__(self) -> None:

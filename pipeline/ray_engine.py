@@ -48,10 +48,10 @@ import pandas as pd
 
 from pipeline import code as local
 from pipeline.code import (
+    Clock,
     CodingRun,
     ReviewConfig,
     Scorer,
-    _Clock,
     check_run_folder,
     code_segments,
     code_transcripts,
@@ -313,7 +313,7 @@ def code_transcripts_ray(
     model, segment_config, encoder_id, card = run_setup(model_dir, codebook, params)
     gold = read_codings(with_gold, codebook) if with_gold else None
     paths = collect_transcripts(inputs, warn)
-    clock = _Clock()
+    clock = Clock()
     where = _connect(ray, address)
     try:
         clock.lap("start ray")
