@@ -638,7 +638,7 @@ def evaluate(
 ) -> None:
     """Cross-validate every encoder, head and baseline by transcript; compare with human agreement."""
     from pipeline.evaluate import evaluate as run_evaluation
-    from pipeline.evaluate import headline, write_metrics
+    from pipeline.evaluate import headline, timings, write_metrics
     from pipeline.labels import LabelConfig
     from pipeline.params import load_params
     from pipeline.segment import SegmentConfig
@@ -667,6 +667,7 @@ def evaluate(
     results = run_evaluation(data, book, settings, progress=True, gold_for_unit=gold_for_unit, transfer=transfer_set)
     write_metrics(results, out)
     typer.echo(headline(results))
+    typer.echo("seconds: " + ", ".join(f"{name} {seconds:.1f}" for name, seconds in timings(results).items()))
 
 
 @app.command("report")

@@ -564,13 +564,34 @@ def per_transcript(data: EvaluationInputs, predicted: np.ndarray, ids: list[str]
     return out
 
 
+def timings(results: dict, prefix: str = "") -> dict[str, float]:
+    """The ``seconds`` each comparison took, by its path in the results (``models/tfidf-logreg``, ...)."""
+    out = {}
+    for key, value in results.items():
+        if key == "seconds" and isinstance(value, int | float):
+            out[prefix.rstrip("/") or "all"] = float(value)
+        elif isinstance(value, dict):
+            out.update(timings(value, f"{prefix}{key}/"))
+    return out
+
+
+def _without_seconds(value):
+    if isinstance(value, dict):
+        return {k: _without_seconds(v) for k, v in value.items() if k != "seconds"}
+    if isinstance(value, list):
+        return [_without_seconds(v) for v in value]
+    return value
+
+
 def write_metrics(results: dict, path: Path) -> None:
+    """metrics.json without the timings (:func:`timings`): the same inputs give the same file, byte for byte."""
     import json
 
     from pipeline.io import atomic_path
 
+    text = json.dumps(_without_seconds(results), indent=2, ensure_ascii=False, allow_nan=True)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False, allow_nan=True) + "\n", encoding="utf-8")
+        tmp.write_text(text + "\n", encoding="utf-8")
 
 
 def headline(results: dict) -> str:

@@ -129,3 +129,22 @@ def test_report_refuses_other_json(tmp_path, run_cli):
     path.write_text('{"a": 1}', encoding="utf-8")
     result = run_cli("report", path, "--out", tmp_path / "r")
     assert result.code == 2 and "not an imri evaluate metrics file" in result.err
+
+
+def test_metrics_file_leaves_the_timings_out(tmp_path):
+    """metrics.json is a DVC output in git: the same evaluation must write the same bytes (timings are printed)."""
+    import json
+
+    from pipeline.evaluate import timings, write_metrics
+
+    results = {
+        "models": {"tfidf-logreg": {"macro_f1": 0.45, "seconds": 27.2}, "e5+ridge": {"seconds": 5.8, "x": [1, 2]}},
+        "units": {"units": {"turn": {"macro_f1": 0.49, "seconds": 15.1}}},
+    }
+    write_metrics(results, tmp_path / "a.json")
+    results["models"]["tfidf-logreg"]["seconds"] = 604.1
+    write_metrics(results, tmp_path / "b.json")
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+    written = json.loads((tmp_path / "a.json").read_text(encoding="utf-8"))
+    assert written["models"]["tfidf-logreg"] == {"macro_f1": 0.45} and written["models"]["e5+ridge"] == {"x": [1, 2]}
+    assert timings(results) == {"models/tfidf-logreg": 604.1, "models/e5+ridge": 5.8, "units/units/turn": 15.1}
