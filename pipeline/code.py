@@ -527,8 +527,9 @@ def _code_streaming(inputs, impact_model, encoder_id, codebook, segment_config, 
         transcripts = segmenting.read(warn)
         bar = tqdm(total=None, unit="segment", desc="coding", disable=None if progress is None else not progress)
         told = _Told(bar, segmenting)
-        # one cache for the run: its shards are read once, and a text met again reuses the vector it got first
-        cache = EmbeddingCache(encoder)
+        # one cache for the run, its shards read once; a window with any text not cached is embedded whole, so
+        # its vectors depend on its own texts, not on what earlier windows embedded (the Ray engine's too)
+        cache = EmbeddingCache(encoder, whole_calls=True)
         scorer = Scorer(impact_model, encoder_id, codebook)
         tables, scores, window, waited, embedded = [], [], [], 0.0, 0.0
         while True:

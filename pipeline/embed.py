@@ -347,10 +347,13 @@ class EmbeddingCache:
     the file (never any text), and the texts it held are embedded again.
     """
 
-    def __init__(self, encoder: Encoder, root: Path | None = None) -> None:
+    def __init__(self, encoder: Encoder, root: Path | None = None, whole_calls: bool = False) -> None:
         self.encoder = encoder
         self.folder = (root or cache_dir() / "embeddings") / f"{encoder.id}--{encoder.version}"
         self._vectors: dict[str, np.ndarray] | None = None
+        # True: a call with any text not cached embeds all its texts afresh, in batches made of that call's
+        # texts only (see encode)
+        self.whole_calls = whole_calls
 
     @staticmethod
     def key(prepared_text: str) -> str:
@@ -432,17 +435,28 @@ class EmbeddingCache:
         """Embed ``texts``, computing only those not cached yet. Returns ``(len(texts), dim)``.
 
         ``progress``: as :meth:`Encoder.encode` (a callable hears only of texts actually embedded).
+
+        With ``whole_calls``, a call that holds any text not cached embeds every distinct text of the
+        call, and this cache answers with those vectors from then on (the disk keeps the first vector
+        of each text). An int8 encoder's vector moves with the other texts of its batch; so the vectors
+        of a call depend on its texts alone, not on which of them an earlier call happened to embed:
+        ``imri code`` embeds a window of transcripts a call, and its local and Ray engines, whose
+        workers see different earlier windows, compute the same vectors.
         """
         keys = [self.key(text) for text in self.encoder.prepare(list(texts), role)]
         cached = self._load()
         unique_missing: dict[str, int] = {}  # key -> first index of a text not cached yet
+        unique: dict[str, int] = {}  # key -> first index of every text
         for i, key in enumerate(keys):
+            unique.setdefault(key, i)
             if key not in cached:
                 unique_missing.setdefault(key, i)
         if unique_missing:
-            new = self.encoder.encode([texts[i] for i in unique_missing.values()], role, batch_size, progress)
-            self._store(list(unique_missing), new)
-            cached.update(zip(unique_missing, new, strict=True))
+            first = unique if self.whole_calls else unique_missing
+            new = self.encoder.encode([texts[i] for i in first.values()], role, batch_size, progress)
+            vectors = dict(zip(first, new, strict=True))
+            self._store(list(unique_missing), np.stack([vectors[key] for key in unique_missing]))
+            cached.update(vectors)
         if not keys:
             return np.zeros((0, self.encoder.dim), dtype=np.float32)
         return np.vstack([cached[key] for key in keys])

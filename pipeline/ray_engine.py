@@ -184,7 +184,7 @@ class TranscriptCoder:
         self.node = ray.get_runtime_context().get_node_id()
         encoder = get_encoder(encoder_id)
         encoder.encode(["…"], "query")  # loads the encoder now, not in the first window
-        self.cache = EmbeddingCache(encoder)
+        self.cache = EmbeddingCache(encoder, whole_calls=True)  # as the local engine: a window's texts alone
         self.scorer = Scorer(model, encoder_id, codebook)
 
     def __call__(self, batch: dict) -> dict:

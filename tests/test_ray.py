@@ -171,6 +171,19 @@ def study(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def study_with_repeats(study, tmp_path_factory) -> Path:
+    """The study and a later copy of its first transcript with one line changed: with windows of 100 segments,
+    its texts come again in the second window, after the first window embedded them."""
+    folder = tmp_path_factory.mktemp("repeats")
+    shutil.copytree(study, folder, dirs_exist_ok=True)
+    lines = (study / f"{STUDY[0]}.txt").read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[-1] = lines[-1].rstrip("\n") + " And that is the whole story, really.\n"
+    (folder / "ns-09-again.txt").write_text("".join(lines), encoding="utf-8")
+    shutil.copy(study / f"{STUDY[0]}.meta.yaml", folder / "ns-09-again.meta.yaml")
+    return folder
+
+
+@pytest.fixture(scope="module")
 def model(small_gold, tmp_path_factory) -> Path:
     from pipeline.params import load_params
     from pipeline.train import train_model
@@ -260,7 +273,7 @@ def test_no_segment_text_in_ray_logs(cluster, ray_run):
 
 @pytest.mark.slow
 @needs_ray
-def test_int8_zero_shot_same_on_two_nodes(cluster, user_models, study, small_gold, tmp_path):
+def test_int8_zero_shot_same_on_two_nodes(cluster, user_models, study_with_repeats, small_gold, tmp_path):
     """e5-small-int8 quantises activations per batch: a text's vector depends on the other texts of its batch.
 
     Ray embeds in the local engine's windows, so each engine, from an empty cache, computes the same vectors
@@ -270,7 +283,11 @@ def test_int8_zero_shot_same_on_two_nodes(cluster, user_models, study, small_gol
     probabilities up to 0.15 apart and 45 segments coded differently, hence the windows. This test's own
     input, the local engine with windows of 4,096 (one call) against windows of 100: up to 0.16 apart and
     18 of 269 segments coded differently, so a Ray engine that embedded in other batches would fail here.
+    The input repeats a transcript in the second window: locally the first window's vectors were in the
+    cache, on the other node not; each engine embeds a window with any new text whole
+    (``EmbeddingCache(whole_calls=True)``), else the local engine's second window was made of other batches.
     """
+    study = study_with_repeats
     params = yaml.safe_load((small_gold / "params.yaml").read_text(encoding="utf-8"))
     params["embed"] = {"encoder": "e5-small", "precision": "int8"}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
