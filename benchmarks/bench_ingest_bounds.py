@@ -14,10 +14,8 @@ import argparse
 import io
 import json
 import platform
-import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -25,17 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from imri_child import run_imri  # noqa: E402  (benchmarks/ is this script's folder: on sys.path)
+
 from pipeline import limits  # noqa: E402
 
-CHILD = (
-    "import resource, sys\n"
-    "from pipeline.cli import main\n"
-    "sys.argv = ['imri', *sys.argv[1:]]\n"
-    "try:\n"
-    "    main()\n"
-    "finally:\n"
-    "    sys.stderr.write(f'\\nMAXRSS_KB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n')\n"
-)
 TURN = "Tenant: I sleep better now, and I see my peer worker every week. We plan things together.\n"
 
 
@@ -169,25 +160,16 @@ def run_case(name: str, build: Callable[[Path], Path]) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         path = build(Path(folder))
         size = path.stat().st_size
-        started = time.perf_counter()
-        child = subprocess.run(
-            [sys.executable, "-c", CHILD, "segment", str(path), "--out", str(Path(folder) / "s.parquet")],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-        )
-        wall = time.perf_counter() - started
-    rss = next((int(line.split()[1]) for line in child.stderr.splitlines() if line.startswith("MAXRSS_KB")), 0)
-    lines = [line for line in child.stderr.splitlines() if line.strip() and not line.startswith("MAXRSS_KB")]
-    error = next((line for line in lines if line.startswith("error: ")), "")
+        child = run_imri(["segment", str(path), "--out", str(Path(folder) / "s.parquet")])
+    error = next((line for line in child.lines if line.startswith("error: ")), "")
     return {
         "case": name,
         "file_mb": size / 1e6,
         "exit": child.returncode,
-        "wall_s": wall,
-        "peak_rss_mb": rss / 1024,
+        "wall_s": child.seconds,
+        "peak_rss_mb": child.peak_rss_mb,
         "result": error.split(": ", 2)[-1][:90] if error else (child.stdout.strip().splitlines() or [""])[-1][:90],
-        "stderr_lines": len(lines),
+        "stderr_lines": len(child.lines),
     }
 
 

@@ -18,7 +18,6 @@ import random
 import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -26,17 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from imri_child import run_imri  # noqa: E402  (benchmarks/ is this script's folder: on sys.path)
+
 from pipeline.qdpx import DEFAULT_LIMITS  # noqa: E402
 
-CHILD = (
-    "import resource, sys\n"
-    "from pipeline.cli import main\n"
-    "sys.argv = ['imri', *sys.argv[1:]]\n"
-    "try:\n"
-    "    main()\n"
-    "finally:\n"
-    "    sys.stderr.write(f'\\nMAXRSS_KB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n')\n"
-)
 HEAD = '<?xml version="1.0" encoding="utf-8"?><Project xmlns="urn:QDA-XML:project:1.0" name="bench">'
 USER = "00000000-0000-4000-8000-00000000aaaa"
 
@@ -213,27 +205,16 @@ def run_case(name: str, timeout: int) -> None:
         )
         args = json.loads(built.stdout)
         size = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file() and not f.is_symlink())
-        started = time.perf_counter()
         try:
-            child = subprocess.run(
-                [sys.executable, "-c", CHILD, *args],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
-            )
+            child = run_imri(args, timeout)
         except subprocess.TimeoutExpired:
             print(f"{name:26s} TIMEOUT after {timeout} s")
             return
-        seconds = time.perf_counter() - started
-        lines = [line for line in child.stderr.splitlines() if line.strip()]
-        rss = next((int(line.split()[1]) for line in lines if line.startswith("MAXRSS_KB")), 0) / 1024
-        last = (child.stdout.strip().splitlines() or lines or [""])[-1]
-        message = next((line for line in lines if line.startswith("error:")), last)
+        last = (child.stdout.strip().splitlines() or child.lines or [""])[-1]
+        message = next((line for line in child.lines if line.startswith("error:")), last)
         message = message.split(": refused: ")[-1] if "refused" in message else message.split(" -> ")[0]
-        print(f"{name:26s} input {size / 1024**2:6.1f} MB  exit {child.returncode}  {seconds:6.1f} s  "
-              f"peak RSS {rss:6.0f} MB  {message[:90]}", flush=True)  # fmt: skip
+        print(f"{name:26s} input {size / 1024**2:6.1f} MB  exit {child.returncode}  {child.seconds:6.1f} s  "
+              f"peak RSS {child.peak_rss_mb:6.0f} MB  {message[:90]}", flush=True)  # fmt: skip
 
 
 def main() -> None:
