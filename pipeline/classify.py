@@ -50,6 +50,11 @@ class ClassifierConfig(ParamsSection):
     cv_folds: int = 5  # grouped folds for calibration and thresholds
     min_positives: int = 3  # impacts with fewer positive segments get no head (probability 0)
 
+    @staticmethod
+    def settings(params: dict) -> dict:
+        """``params.yaml``'s train section without what is not the classifier's (``coders``, ``encoder``)."""
+        return {k: v for k, v in (params.get("train") or {}).items() if k not in ("coders", "encoder")}
+
     def make_model(self) -> CalibratedModel:
         """A fresh calibrated model with this configuration's scorer and turn smoothing."""
         return CalibratedModel(self.make_scorer, self.cv_folds, self.turn_smoothing)

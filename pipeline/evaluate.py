@@ -197,7 +197,7 @@ def evaluate(
     from pipeline.model import CodebookHead, default_encoder_id, model_features
 
     config = EvaluateConfig.from_dict(params.get("evaluate"))
-    train_params = {k: v for k, v in (params.get("train") or {}).items() if k not in ("coders", "encoder")}
+    train_params = ClassifierConfig.settings(params)
     base = ClassifierConfig.from_dict(train_params)
     default_encoder = default_encoder_id(params)
     data = EvaluationInputs.from_gold(gold)
@@ -302,7 +302,7 @@ def evaluate_transfer(gold: GoldSet, transfer, codebook, params: dict, progress:
     from pipeline.transfer import VariantFeatures, evaluate_variant, zero_shot_rows
 
     config = EvaluateConfig.from_dict(params.get("evaluate"))
-    train_params = {k: v for k, v in (params.get("train") or {}).items() if k not in ("coders", "encoder")}
+    train_params = ClassifierConfig.settings(params)
     default_encoder = default_encoder_id(params)
 
     def run(overrides: dict, per_code: bool = False) -> dict:

@@ -1106,7 +1106,7 @@ def run_simulation(
     train = dict(params.get("train") or {})
     encoder_id = encoder or train.get("encoder") or (params.get("embed") or {}).get("encoder", "use-m3")
     coders = coders or train.get("coders") or ["A"]
-    classifier = ClassifierConfig.from_dict({k: v for k, v in train.items() if k not in ("encoder", "coders")})
+    classifier = ClassifierConfig.from_dict(ClassifierConfig.settings(params))
     segment_config = SegmentConfig.from_dict(params.get("segment"))
     gold = load_gold(
         gold_dirs, codebook, segment_config, LabelConfig.from_dict(params.get("labels")), coders, progress=progress
