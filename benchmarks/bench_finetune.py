@@ -70,28 +70,16 @@ def main() -> None:
 def compare(args: argparse.Namespace) -> None:
     """Fine-tune on four folds; base and fine-tuned encoders scored on the fifth fold and the transfer set."""
     import numpy as np
+    from gold_and_transfer import load_sets  # benchmarks/ is this script's folder: on sys.path
     from sklearn.model_selection import GroupKFold
 
-    from pipeline.classify import ClassifierConfig
-    from pipeline.evaluate import EvaluateConfig
     from pipeline.finetune import FinetuneConfig, finetune_e5, finetuned_dir
-    from pipeline.labels import LabelConfig
     from pipeline.model import training_rows, turn_keys
-    from pipeline.params import load_params
-    from pipeline.segment import SegmentConfig
-    from pipeline.train import f1_table, gold_codebook, load_gold
-    from pipeline.transfer import VariantFeatures, load_transfer, mean_kappa, turn_top1
+    from pipeline.train import f1_table
+    from pipeline.transfer import VariantFeatures, mean_kappa, turn_top1
 
-    params = load_params(args.params)
-    book = gold_codebook(args.gold, ROOT / params["codebook"] if "codebook" in params else None)
-    segment = SegmentConfig.from_dict(params.get("segment"))
-    labels = LabelConfig.from_dict(params.get("labels"))
-    coders = (params.get("train") or {}).get("coders") or ["A"]
-    gold = load_gold([args.gold], book, segment, labels, None).labelled_by(coders, book.impact_ids, labels)
-    transfer = load_transfer(args.transfer, book, segment, labels)
-    train = {k: v for k, v in (params.get("train") or {}).items() if k not in ("coders", "encoder")}
-    config = ClassifierConfig.from_dict(train)
-    evaluate = EvaluateConfig.from_dict(params.get("evaluate"))
+    sets = load_sets(args.params, args.gold, args.transfer)
+    params, book, gold, transfer, config = sets.params, sets.codebook, sets.gold, sets.transfer, sets.config
     ids = book.impact_ids
 
     table, targets = gold.segments, gold.targets
@@ -127,7 +115,7 @@ def compare(args: argparse.Namespace) -> None:
         rows[encoder] = {
             "held-out fold macro-F1": f1_table(gold.labels[test_mask], held_out, ids)["macro_f1"],
             "transfer macro-F1": f1_table(YA, predicted, ids)["macro_f1"],
-            "transfer kappa vs A": mean_kappa(predicted, YA, ids, clusters, evaluate.bootstrap, 0)["value"],
+            "transfer kappa vs A": mean_kappa(predicted, YA, ids, clusters, sets.evaluate.bootstrap, 0)["value"],
             "turn top-1": turn["impact_top1"],
             "turn top-3": turn["impact_top3"],
             "turn category top-1": turn["category_top1"],

@@ -44,15 +44,11 @@ def figures(result: dict) -> dict[str, float]:
 
 
 def main() -> None:
-    from pipeline.classify import ClassifierConfig
+    from gold_and_transfer import load_sets  # benchmarks/ is this script's folder: on sys.path
+
     from pipeline.embed import get_encoder
-    from pipeline.evaluate import EvaluateConfig
-    from pipeline.labels import LabelConfig
     from pipeline.model import embed_segments
-    from pipeline.params import load_params
-    from pipeline.segment import SegmentConfig
-    from pipeline.train import gold_codebook, load_gold
-    from pipeline.transfer import VariantFeatures, evaluate_variant, load_transfer
+    from pipeline.transfer import VariantFeatures, evaluate_variant
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
@@ -60,16 +56,8 @@ def main() -> None:
     parser.add_argument("--transfer", type=Path, default=ROOT / "data" / "transfer")
     args = parser.parse_args()
 
-    params = load_params(args.params)
-    book = gold_codebook(args.gold, ROOT / params["codebook"] if "codebook" in params else None)
-    segment = SegmentConfig.from_dict(params.get("segment"))
-    labels = LabelConfig.from_dict(params.get("labels"))
-    coders = (params.get("train") or {}).get("coders") or ["A"]
-    gold = load_gold([args.gold], book, segment, labels, None).labelled_by(coders, book.impact_ids, labels)
-    transfer = load_transfer(args.transfer, book, segment, labels)
-    train = {k: v for k, v in (params.get("train") or {}).items() if k not in ("coders", "encoder")}
-    config = ClassifierConfig.from_dict(train)
-    evaluate = EvaluateConfig.from_dict(params.get("evaluate"))
+    sets = load_sets(args.params, args.gold, args.transfer)
+    book, gold, transfer, config = sets.codebook, sets.gold, sets.transfer, sets.config
 
     vectors = {}
     for encoder in ENCODERS:
@@ -86,7 +74,7 @@ def main() -> None:
     results = {}
     for encoder in ENCODERS:
         started = time.perf_counter()
-        result = evaluate_variant(VariantFeatures(encoder, config, book), gold, transfer, evaluate.bootstrap, 0)
+        result = evaluate_variant(VariantFeatures(encoder, config, book), gold, transfer, sets.evaluate.bootstrap, 0)
         results[encoder] = figures(result)
         print(f"{encoder}: evaluated in {time.perf_counter() - started:.0f} s")
     print(f"\n{'figure':<28}{'fp32':>8}{'int8':>8}{'int8-fp32':>11}")
