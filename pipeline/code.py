@@ -104,7 +104,7 @@ def review_priority(
     return priority, needs, reasons
 
 
-def zero_shot_proba(table: pd.DataFrame, codebook: Codebook, encoder_id: str) -> np.ndarray:
+def standardise_zero_shot(scores: np.ndarray, table: pd.DataFrame) -> np.ndarray:
     """Uncalibrated zero-shot scores from the codebook alone, standardised per impact.
 
     The scores come from :class:`pipeline.model.CodebookHead` (a head trained on the codebook's
@@ -113,14 +113,6 @@ def zero_shot_proba(table: pd.DataFrame, codebook: Codebook, encoder_id: str) ->
     A segment scores 0.5 for an impact when its score is two standard deviations above that
     impact's mean over the participant segments of this run; these are not probabilities.
     """
-    from pipeline.model import CodebookHead, embed_segments
-
-    segments, _ = embed_segments(table, encoder_id, questions="none")
-    return standardise_zero_shot(CodebookHead(codebook, encoder_id).decision(segments), table)
-
-
-def standardise_zero_shot(scores: np.ndarray, table: pd.DataFrame) -> np.ndarray:
-    """Codebook-head scores standardised per impact over the run's participant segments (:func:`zero_shot_proba`)."""
     participant = (table.role == "participant").to_numpy()
     reference = scores[participant] if participant.any() else scores
     z = (scores - reference.mean(axis=0)) / np.maximum(reference.std(axis=0), 1e-6)

@@ -56,17 +56,16 @@ def finetuned_dir() -> Path:
     return cache_dir() / "models" / "e5-small-ft"
 
 
-def freeze(bert, config: FinetuneConfig) -> int:
-    """Stop gradients into the embeddings and the lowest ``config.frozen_layers`` layers; returns trainable weights."""
-    if config.freeze_embeddings:
-        bert.embeddings.requires_grad_(False)
+def freeze(bert, config: FinetuneConfig) -> None:
+    """Stop gradients into the embeddings (``config.freeze_embeddings``) and the lowest ``config.frozen_layers``."""
     if not 0 <= config.frozen_layers <= len(bert.encoder.layer):
         from pipeline.errors import InputError
 
         raise InputError(f"finetune.frozen_layers must be 0 to {len(bert.encoder.layer)}, not {config.frozen_layers}")
+    if config.freeze_embeddings:
+        bert.embeddings.requires_grad_(False)
     for layer in bert.encoder.layer[: config.frozen_layers]:
         layer.requires_grad_(False)
-    return sum(p.numel() for p in bert.parameters() if p.requires_grad)
 
 
 def training_pairs(texts: list[str], labels: np.ndarray, codebook: Codebook) -> tuple[list[str], list[str]]:
