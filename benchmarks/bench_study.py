@@ -291,6 +291,8 @@ def main() -> None:
         model_int8 = (
             Path(args.model_int8) if args.model_int8 else _train(Path(args.params), "int8", work / "m-int8", base_env)
         )
+        # read now: a trained model lives in the temporary folder, gone after this block
+        int8_encoder = json.loads((model_int8 / "model.json").read_text(encoding="utf-8"))["encoder"]["id"]
         model_fp32 = None
         if args.fp32_code:
             model_fp32 = (
@@ -334,7 +336,6 @@ def main() -> None:
         f"{encoder_seconds:.1f} s, {distinct / encoder_seconds:.1f} segments/s; "
         f"peak RSS {encoder['peak_rss_mb']:.0f} MB, {encoder['cpu'] / encoder['wall']:.2f} cores busy"
     )
-    int8_encoder = json.loads((model_int8 / "model.json").read_text(encoding="utf-8"))["encoder"]["id"]
     _print_code(f"int8 model ({int8_encoder})", int8, segments, cores)
     ratio = (segments / int8["wall"]) / (distinct / encoder_seconds)
     print(f"ratio: imri code (int8) segments/s over the fp32 encoder's: {ratio:.2f} (target >= {TARGETS['ratio']})")
