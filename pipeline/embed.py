@@ -191,6 +191,8 @@ class OnnxEncoder(Encoder):
 
     Mean pooling over the attention mask, like the sentence-transformers folder it was built from;
     texts are sorted by token count so each batch pads little, and rows come back in input order.
+    Batches run side by side, one per CPU thread (:func:`cpu_threads`), each on one thread: the
+    batches are the same whichever order they finish in, so the vectors are too.
     Needs only ``onnxruntime`` and ``tokenizers`` (no torch) at run time.
     """
 
@@ -209,42 +211,60 @@ class OnnxEncoder(Encoder):
         tokenizer.no_padding()
         pad_token = json.loads((folder / "special_tokens_map.json").read_text(encoding="utf-8"))["pad_token"]
         options = ort.SessionOptions()
-        options.intra_op_num_threads = cpu_threads()
+        # one thread a batch, batches side by side: e5-small's matrices are too small for two threads to share
+        # one well; 3,000 gold and new-study segments on 2 cores: 490 segments/s against 422 with one batch at a
+        # time on two threads
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only
-        # idle threads sleep instead of spinning: a spinning thread takes the cores that segmentation (imri code's
-        # other thread) and other processes need; imri code on 8,425 segments, 2 cores shared (load 4): 110
-        # segments/s against 66-80 spinning
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # no memory arena: batches of every width would keep the largest one's activations; 50-60 MB less resident
         # memory for imri code on the benchmark corpus, speed the same within 3% (interleaved runs)
         options.enable_cpu_mem_arena = False
-        session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            str(folder / "model.onnx"),
+            options,
+            providers=["CPUExecutionProvider"],
+            # the graph keeps Add + LayerNormalization and Add + Gelu on purpose: ONNX Runtime's fused kernels for
+            # them are the slower ones on CPU (see pipeline.e5_rebuild._fuse_onnx)
+            disabled_optimizers=["SkipLayerNormFusion", "BiasGeluFusion"],
+        )
         return session, tokenizer, tokenizer.token_to_id(pad_token)
 
     def _encode(self, texts: list[str], batch_size: int, progress: Progress) -> np.ndarray:
+        from concurrent.futures import ThreadPoolExecutor
+
         from tqdm.auto import tqdm
 
         session, tokenizer, pad_id = self.runtime
         ids = [encoding.ids for encoding in tokenizer.encode_batch(texts)]
         order = np.argsort([-len(row) for row in ids], kind="stable")
+        batches, start = [], 0
+        while start < len(texts):
+            width = len(ids[order[start]])  # the longest of the batch: sorted longest first
+            # long texts go in fewer rows: a batch's working memory grows with rows x width (and width^2)
+            batches.append(order[start : start + max(1, min(batch_size, BATCH_TOKENS // max(width, 1)))])
+            start += len(batches[-1])
+
+        def pooled(batch: np.ndarray) -> np.ndarray:
+            width = len(ids[batch[0]])
+            input_ids = np.full((len(batch), width), pad_id, dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for row, i in enumerate(batch):
+                input_ids[row, : len(ids[i])] = ids[i]
+                mask[row, : len(ids[i])] = 1
+            hidden = session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
+            weights = mask[:, :, None].astype(np.float32)
+            return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         told = progress if callable(progress) else None
-        with tqdm(total=len(texts), disable=not progress or told is not None, unit="segment") as bar:
-            start = 0
-            while start < len(texts):
-                width = len(ids[order[start]])  # the longest of the batch: sorted longest first
-                # long texts go in fewer rows: a batch's working memory grows with rows x width (and width^2)
-                batch = order[start : start + max(1, min(batch_size, BATCH_TOKENS // max(width, 1)))]
-                start += len(batch)
-                input_ids = np.full((len(batch), width), pad_id, dtype=np.int64)
-                mask = np.zeros((len(batch), width), dtype=np.int64)
-                for row, i in enumerate(batch):
-                    input_ids[row, : len(ids[i])] = ids[i]
-                    mask[row, : len(ids[i])] = 1
-                hidden = session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
-                weights = mask[:, :, None].astype(np.float32)
-                out[batch] = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        with (
+            tqdm(total=len(texts), disable=not progress or told is not None, unit="segment") as bar,
+            ThreadPoolExecutor(max(1, min(cpu_threads(), len(batches)))) as pool,
+        ):
+            # ONNX Runtime lets go of the GIL while it runs, so the threads' batches run on separate cores
+            for batch, vectors in zip(batches, pool.map(pooled, batches), strict=True):
+                out[batch] = vectors
                 bar.update(len(batch))
                 if told:
                     told(len(batch))

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.e5_rebuild import BUILD_INFO, build_e5_small, build_e5_small_int8
+from pipeline.e5_rebuild import BUILD_INFO, build_e5_small, build_e5_small_int8, calibration_texts
 from pipeline.embed import (
     E5Small,
     E5SmallInt8,
@@ -99,7 +99,13 @@ def test_int8_folder_is_a_fused_int8_graph_and_is_reused(builds):
     graph = onnx.load(str(int8 / "model.onnx"), load_external_data=False).graph
     ops = [node.op_type for node in graph.node]
     assert ops.count("QAttention") == 12 and "MatMulInteger" in ops
-    assert ops.count("MatMul") == 12  # the feed-forward output projections stay fp32
+    assert "MatMul" not in ops  # every matrix product is int8, the feed-forward output projections too
+    # each layer's four matrix products read their input through a smoothing Mul
+    assert sum(node.op_type == "Mul" and node.name.startswith("Smooth_") for node in graph.node) == 48
+    # residual additions and feed-forward biases stay unfused: the fused kernels are the slow ones on CPU
+    assert "SkipLayerNormalization" not in ops and ops.count("LayerNormalization") == 24
+    assert "BiasGelu" not in ops and ops.count("Gelu") == 12
+    assert info["calibration"]["segments"] == len(calibration_texts()) > 500
     assert (int8 / "tokenizer.json").read_bytes() == (builds[0] / "tokenizer.json").read_bytes()
     assert not list(int8.parent.glob(".int8.*")), "temporary build folders left behind"
 
