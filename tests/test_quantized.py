@@ -167,6 +167,19 @@ def test_rows_come_back_in_input_order(encoders, gold_segments):
     assert _cosines(batched, alone[shuffled]).min() >= 0.99
 
 
+@pytest.mark.slow
+def test_batches_side_by_side_give_the_vectors_of_one_at_a_time(encoders, gold_segments, monkeypatch):
+    _, int8 = encoders
+    texts = gold_segments[:300]
+    monkeypatch.setenv("IMRI_THREADS", "1")
+    one = int8.encode(texts, batch_size=8)
+    monkeypatch.setenv("IMRI_THREADS", "3")  # more threads than cores: batches finish out of order
+    told: list[int] = []
+    side_by_side = int8.encode(texts, batch_size=8, progress=told.append)
+    assert np.array_equal(one, side_by_side)  # the same batches, so the same bits, whatever order they ran in
+    assert sum(told) == len(texts)
+
+
 # ----------------------------------------------------------------------------- precision and threads
 
 
