@@ -25,6 +25,7 @@ can code the same run independently; the agreement view compares them once they 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -41,6 +42,7 @@ from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from pipeline.codebook import LANGUAGES
@@ -332,6 +334,18 @@ class ReviewView:
         ]
 
 
+def folder_signature(folder: Path) -> tuple:
+    """What changes when ``imri code`` writes a run folder again: its files' identity, size and time."""
+    signature = []
+    for name in ("model.json", "review_queue.csv", "segments.parquet", "segments.csv"):
+        try:
+            stat = (folder / name).stat()
+            signature.append((name, stat.st_ino, stat.st_size, stat.st_mtime_ns))
+        except OSError:
+            signature.append((name, None))
+    return tuple(signature)
+
+
 def create_app(
     run_dir: str | Path,
     reviewer: str,
@@ -343,10 +357,17 @@ def create_app(
     """The review app for one run folder, deciding as ``reviewer``; ``app.state.secret`` opens it."""
     if not reviewer.strip():
         raise InputError("--reviewer must not be empty")
-    run = ReviewRun.load(run_dir, codebook_path)
-    run.texts  # noqa: B018 -- read the transcripts once, at start-up
-    run.thresholds  # noqa: B018
+
+    def open_run() -> ReviewRun:
+        opened = ReviewRun.load(run_dir, codebook_path)
+        opened.texts  # noqa: B018 -- read the transcripts once, when the run is opened
+        opened.thresholds  # noqa: B018
+        return opened
+
+    run = open_run()
+    opened_as = folder_signature(run.folder)
     view = ReviewView(run, reviewer.strip(), secrets.token_urlsafe(24), blind)
+    reopening = asyncio.Lock()
     secret = secret or secrets.token_urlsafe(32)
     cookie = "imri_review_" + hashlib.sha256(secret.encode()).hexdigest()[:12]
     templates = Jinja2Templates(directory=str(TEMPLATES))
@@ -354,6 +375,29 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.state.view = view
     app.state.secret = secret
+
+    # added before require_secret, so it runs inside it: only a request that holds the secret reopens the run
+    @app.middleware("http")
+    async def follow_the_folder(request: Request, call_next: Callable) -> Response:
+        """Reopen the run when ``imri code`` has written its folder again since it was opened, so that
+        pages show, and decisions are recorded against, the segments now in the folder."""
+        nonlocal run, view, opened_as
+        if folder_signature(run.folder) != opened_as:
+            async with reopening:
+                now = folder_signature(run.folder)
+                if now != opened_as:
+                    try:
+                        fresh = await run_in_threadpool(open_run)
+                    except InputError as error:
+                        return PlainTextResponse(
+                            f"the run folder changed and cannot be opened now ({error}): "
+                            "reload this page when `imri code` has finished",
+                            status_code=503,
+                        )
+                    run, opened_as = fresh, now
+                    view = ReviewView(run, view.reviewer, view.token, view.blind)
+                    app.state.view = view
+        return await call_next(request)
 
     @app.middleware("http")
     async def require_secret(request: Request, call_next: Callable) -> Response:

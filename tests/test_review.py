@@ -828,6 +828,31 @@ def test_recoding_the_folder_sets_older_decisions_aside(tmp_path, run_cli):
     assert "0 reviewed segments" in result.out and "5 earlier decision(s) left out" in result.out
 
 
+def test_the_app_follows_the_folder_when_it_is_coded_again(tmp_path):
+    from pipeline.review import ReviewRun
+
+    run_dir = make_run(tmp_path / "run")
+    with app_client(run_dir) as c:
+        first = c.run.run_id
+        assert shown_segment(c.get("/", params={"lang": "en"}).text).startswith(("alpha.txt", "beta.txt"))
+        # `imri code` writes the folder again, other transcripts, while the app runs
+        make_run(run_dir, transcripts={"gamma.txt": TRANSCRIPTS["alpha.txt"]})
+        shown = shown_segment(c.get("/", params={"lang": "en"}).text)
+        assert shown.startswith("gamma.txt:")
+        assert decide(c, shown, "accept").status_code == 200
+        rerun = ReviewRun.load(run_dir)
+        history = rerun.store().history()
+        assert rerun.run_id != first and history.run_id.iloc[-1] == rerun.run_id
+        assert c.get("/api/progress").json()["reviewed"] == 1  # the new run's decision, counted by the new run
+
+        # a folder caught half-written: a clear 503 and the old run is not served, then it opens once whole
+        (run_dir / "model.json").write_text("{", encoding="utf-8")
+        refused = c.get("/", params={"lang": "en"})
+        assert refused.status_code == 503 and "the run folder changed and cannot be opened now" in refused.text
+        make_run(run_dir)
+        assert shown_segment(c.get("/", params={"lang": "en"}).text).startswith(("alpha.txt", "beta.txt"))
+
+
 def test_a_version_1_review_database_is_upgraded_in_place(run_dir):
     from pipeline.review import ReviewRun, ReviewStore, reviewed_codings
 
