@@ -42,6 +42,7 @@ from pipeline.codebook import Codebook, load_codebook, parse_codebook
 from pipeline.corpus import CODING_COLUMNS, Coding, write_codings
 from pipeline.errors import InputError
 from pipeline.io import atomic_path, build_folder
+from pipeline.limits import DEFAULT_LIMITS, ArchiveLimits
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,58 +66,6 @@ _CATEGORY_LINE = re.compile(rf"^{CATEGORY_MARK}[ \t]*(\S[^\n]*?)[ \t]*$", re.M)
 
 
 # --- data ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ArchiveLimits:
-    """Every bound on what the REFI-QDA reader and writer accept, each named once, here.
-
-    Input past a bound is refused with one line naming the file, what was found and the bound
-    (``refused: ... (limit max_codes = 20000)``), before the work it would cost is done: archive
-    entries are checked before anything is decompressed, XML elements are counted while they are
-    parsed, the code tree while it is walked. With the defaults, reading stays well under 1.5 GB.
-
-    Archive (zip) entries:
-
-    - ``max_entries`` (10,000): entries in the archive;
-    - ``max_total_bytes`` (4 GiB): declared sizes of all entries together, media sources included;
-    - ``max_entry_bytes`` (128 MiB): one entry that is read (``project.qde``, a text, a ``.docx`` or one of
-      its parts);
-    - ``max_ratio`` (200:1): compression ratio of an entry larger than ``ratio_floor_bytes`` (1 MiB).
-
-    XML (``project.qde``, a ``.qdc`` codebook): ``max_xml_bytes`` (64 MiB), ``max_xml_elements``
-    (1,000,000), ``max_xml_depth`` (100 nested elements).
-
-    Content: ``max_codes`` (20,000 codes in the code tree), ``max_code_depth`` (50 levels, also for the
-    code paths of an export), ``max_sources`` (50,000 text sources), ``max_codings`` (200,000 codings read
-    or exported), ``max_source_bytes`` (32 MiB: bytes of one source's text file, in the archive or in
-    ``--text-dir``, or characters of an inline or ``.docx`` text), ``max_text_bytes`` (64 MiB for all texts
-    together), ``max_sidecar_bytes``
-    (1 MiB: a ``.meta.yaml`` sidecar that ``export-qdpx`` reads for the transcripts' language).
-    """
-
-    max_entries: int = 10_000
-    max_total_bytes: int = 4 * 1024**3
-    max_entry_bytes: int = 128 * 1024**2
-    max_ratio: float = 200.0
-    ratio_floor_bytes: int = 1024**2
-    max_xml_bytes: int = 64 * 1024**2
-    max_xml_elements: int = 1_000_000
-    max_xml_depth: int = 100
-    max_codes: int = 20_000
-    max_code_depth: int = 50
-    max_sources: int = 50_000
-    max_codings: int = 200_000
-    max_source_bytes: int = 32 * 1024**2
-    max_text_bytes: int = 64 * 1024**2
-    max_sidecar_bytes: int = 1024**2
-
-    def refuse(self, what: str, bound: str, path: str | Path | None) -> InputError:
-        """The one-line error for input past the bound named ``bound`` (a field of this class)."""
-        return InputError(f"refused: {what} (limit {bound} = {getattr(self, bound)})", path)
-
-
-DEFAULT_LIMITS = ArchiveLimits()
 
 
 @dataclass(frozen=True)
