@@ -635,6 +635,9 @@ def evaluate(
     ),
     interviewer: list[str] = InterviewerOption,
     params: Path | None = ParamsOption,
+    coder: list[str] = typer.Option(
+        [], "--coder", help="Coder(s) whose codings are the labels, as for imri train (default: train.coders, else A)."
+    ),
 ) -> None:
     """Cross-validate every encoder, head and baseline by transcript; compare with human agreement."""
     from pipeline.evaluate import evaluate as run_evaluation
@@ -646,7 +649,8 @@ def evaluate(
 
     settings = load_params(params)
     book = gold_codebook(gold, codebook)
-    coders = (settings.get("train") or {}).get("coders") or ["A"]
+    coders = coder or (settings.get("train") or {}).get("coders") or ["A"]
+    settings.setdefault("train", {})["coders"] = list(coders)  # the per-unit and human-agreement figures use them too
     labels = LabelConfig.from_dict(settings.get("labels"))
 
     def gold_for_unit(unit: str = "sentence"):

@@ -208,6 +208,7 @@ def evaluate(
         "calibration and thresholds fitted inside each training fold",
         "transcripts": int(len(set(data.groups))),
         "segments": int(len(data.Y)),
+        "label_coders": list((params.get("train") or {}).get("coders") or ["A"]),  # whose codings are the labels
         "models": {},
         "note": "synthetic gold set: these are not real-world accuracy figures",
     }

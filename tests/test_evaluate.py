@@ -124,6 +124,21 @@ def test_evaluate_refuses_an_unknown_coder(small_gold, tmp_path, run_cli):
     assert not (tmp_path / "m.json").exists()
 
 
+def test_evaluate_coder_option_chooses_the_labels(small_gold, metrics, tmp_path, run_cli):
+    out = tmp_path / "m.json"
+    params = ["--params", small_gold / "params.yaml"]
+    result = run_cli("evaluate", "--gold", small_gold, "--out", out, *params, "--coder", "Z")
+    assert result.code == 2 and "no codings by coder(s) Z" in result.err  # --coder overrides train.coders (A)
+    assert not out.exists()
+    result = run_cli("evaluate", "--gold", small_gold, "--out", out, *params, "--coder", "A", "--coder", "B")
+    assert result.code == 0, result.err
+    both, only_a = (json.loads(path.read_text(encoding="utf-8")) for path in (out, metrics))
+    assert both["label_coders"] == ["A", "B"] and only_a["label_coders"] == ["A"]
+    # B's codings of the double-coded transcripts join A's as labels: the same segments, other figures
+    assert both["segments"] == only_a["segments"]
+    assert both["models"]["use-m3+ridge"]["per_code"] != only_a["models"]["use-m3+ridge"]["per_code"]
+
+
 def test_report_refuses_other_json(tmp_path, run_cli):
     path = tmp_path / "x.json"
     path.write_text('{"a": 1}', encoding="utf-8")
