@@ -25,7 +25,7 @@ def load_sets(params_path: Path, gold_dir: Path, transfer_dir: Path) -> Sets:
     from pipeline.classify import ClassifierConfig
     from pipeline.evaluate import EvaluateConfig
     from pipeline.labels import LabelConfig
-    from pipeline.params import load_params
+    from pipeline.params import label_coders, load_params
     from pipeline.segment import SegmentConfig
     from pipeline.train import gold_codebook, load_gold
     from pipeline.transfer import load_transfer
@@ -34,8 +34,7 @@ def load_sets(params_path: Path, gold_dir: Path, transfer_dir: Path) -> Sets:
     book = gold_codebook(gold_dir, ROOT / params["codebook"] if "codebook" in params else None)
     segment = SegmentConfig.from_dict(params.get("segment"))
     labels = LabelConfig.from_dict(params.get("labels"))
-    coders = (params.get("train") or {}).get("coders") or ["A"]
-    gold = load_gold([gold_dir], book, segment, labels, None).labelled_by(coders, book.impact_ids, labels)
+    gold = load_gold([gold_dir], book, segment, labels, None).labelled_by(label_coders(params), book.impact_ids, labels)
     return Sets(
         params,
         book,

@@ -546,7 +546,7 @@ def finetune(
     """Fine-tune e5-small on a gold set (segment -> its impact's definition); then use `embed.encoder: e5-small-ft`."""
     from pipeline.finetune import FinetuneConfig, finetune_e5, finetuned_dir
     from pipeline.labels import LabelConfig
-    from pipeline.params import load_params
+    from pipeline.params import label_coders, load_params
     from pipeline.segment import SegmentConfig
     from pipeline.train import gold_codebook, load_gold
 
@@ -554,7 +554,7 @@ def finetune(
     book = gold_codebook(gold[0], codebook)
     labels = LabelConfig.from_dict(settings.get("labels"))
     segment = SegmentConfig.from_dict(settings.get("segment"))
-    coders = coder or (settings.get("train") or {}).get("coders") or ["A"]
+    coders = label_coders(settings, coder)
     data = load_gold(gold, book, segment, labels, coders, interviewers=interviewer)
     targets = data.targets
     target = out or finetuned_dir()
@@ -643,14 +643,14 @@ def evaluate(
     from pipeline.evaluate import evaluate as run_evaluation
     from pipeline.evaluate import headline, timings, write_metrics
     from pipeline.labels import LabelConfig
-    from pipeline.params import load_params
+    from pipeline.params import label_coders, load_params
     from pipeline.segment import SegmentConfig
     from pipeline.train import gold_codebook, load_gold
 
     settings = load_params(params)
     book = gold_codebook(gold, codebook)
-    coders = coder or (settings.get("train") or {}).get("coders") or ["A"]
-    settings.setdefault("train", {})["coders"] = list(coders)  # the per-unit and human-agreement figures use them too
+    coders = label_coders(settings, coder)
+    settings.setdefault("train", {})["coders"] = coders  # the per-unit and human-agreement figures use them too
     labels = LabelConfig.from_dict(settings.get("labels"))
 
     def gold_for_unit(unit: str = "sentence"):

@@ -26,7 +26,7 @@ from pipeline.classify import (
 )
 from pipeline.errors import InputError
 from pipeline.labels import LabelConfig
-from pipeline.params import ParamsSection
+from pipeline.params import ParamsSection, label_coders
 from pipeline.train import GoldSet, f1_table
 
 
@@ -200,6 +200,7 @@ def evaluate(
     train_params = ClassifierConfig.settings(params)
     base = ClassifierConfig.from_dict(train_params)
     default_encoder = default_encoder_id(params)
+    coders = label_coders(params)  # whose codings labelled ``gold``
     data = EvaluationInputs.from_gold(gold)
     ids = codebook.impact_ids
     targets = gold.targets
@@ -208,7 +209,7 @@ def evaluate(
         "calibration and thresholds fitted inside each training fold",
         "transcripts": int(len(set(data.groups))),
         "segments": int(len(data.Y)),
-        "label_coders": list((params.get("train") or {}).get("coders") or ["A"]),  # whose codings are the labels
+        "label_coders": coders,
         "models": {},
         "note": "synthetic gold set: these are not real-world accuracy figures",
     }
@@ -279,7 +280,6 @@ def evaluate(
     results["per_transcript"] = per_transcript(data, predicted, ids)
     if gold_for_unit is not None and config.units:
         unit = (params.get("segment") or {}).get("unit", "sentence")
-        coders = (params.get("train") or {}).get("coders") or ["A"]
         results["units"] = compare_units(
             config.units, unit, gold, predicted, gold_for_unit, make_model, base, default_encoder, coders, codebook
         )

@@ -29,6 +29,11 @@ def load_params(path: str | Path | None = None) -> dict:
     return params
 
 
+def label_coders(params: dict, given: list[str] | tuple[str, ...] | None = None) -> list[str]:
+    """Whose codings are the labels: ``given`` (a ``--coder`` option), else ``train.coders``, else coder A."""
+    return list(given or (params.get("train") or {}).get("coders") or ["A"])
+
+
 class ParamsSection:
     """Mixin for the frozen dataclasses that hold one ``params.yaml`` section (``section`` names it)."""
 

@@ -1099,13 +1099,14 @@ def run_simulation(
     from pipeline.io import write_table
     from pipeline.labels import LabelConfig
     from pipeline.model import model_features
+    from pipeline.params import label_coders
     from pipeline.segment import SegmentConfig
     from pipeline.train import gold_codebook, load_gold
 
     codebook = gold_codebook(gold_dirs[0], codebook_path)
     train = dict(params.get("train") or {})
     encoder_id = encoder or train.get("encoder") or (params.get("embed") or {}).get("encoder", "use-m3")
-    coders = coders or train.get("coders") or ["A"]
+    coders = label_coders(params, coders)
     classifier = ClassifierConfig.from_dict(ClassifierConfig.settings(params))
     segment_config = SegmentConfig.from_dict(params.get("segment"))
     gold = load_gold(

@@ -19,6 +19,7 @@ import pandas as pd
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.errors import InputError
 from pipeline.labels import LabelConfig, check_offsets, read_codings, segment_labels
+from pipeline.params import label_coders
 from pipeline.segment import SegmentConfig, segment_table
 
 
@@ -180,13 +181,11 @@ def train_model(
     codebook = gold_codebook(gold_dirs[0], codebook_path)
     segment_config = SegmentConfig.from_dict(params.get("segment"))
     label_config = LabelConfig.from_dict(params.get("labels"))
-    train_params = dict(params.get("train") or {})
     # train.encoder (`imri train --encoder`) is an encoder id as given; else embed.encoder at embed.precision
-    encoder_id = train_params.pop("encoder", None) or default_encoder_id(params)
+    encoder_id = (params.get("train") or {}).get("encoder") or default_encoder_id(params)
     encoder = get_encoder(encoder_id)  # an unknown id fails here, before any work
-    coders = coders or train_params.pop("coders", None) or ["A"]
-    train_params.pop("coders", None)
-    config = ClassifierConfig.from_dict(train_params)
+    coders = label_coders(params, coders)
+    config = ClassifierConfig.from_dict(ClassifierConfig.settings(params))
     gold = load_gold(gold_dirs, codebook, segment_config, label_config, coders, extra_codings, progress, interviewers)
     X = model_features(
         gold.segments,
