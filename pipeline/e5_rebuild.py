@@ -833,17 +833,20 @@ def _smooth_onnx(fused: Path, smoothed: Path, tokenizer_json: Path, alpha: float
     from onnx import helper, numpy_helper
     from tokenizers import Tokenizer
 
+    from pipeline.embed import padded
+
     model = onnx.load(str(fused))
     products = _matrix_products(model.graph)
     layers = sum(n.op_type == "Attention" for n in model.graph.node)
     if not layers or len(products) != 4 * layers:
         raise RuntimeError(f"int8 build: found {len(products)} matrix products for {layers} layers, expected 4 each")
     inputs = sorted({n.input[0] for n in products})
-    probe = onnx.load(str(fused))
+    # the graph with the products' inputs as extra outputs, to measure them; the extra outputs go again after
+    outputs_before = len(model.graph.output)
     for name in inputs:
-        probe.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
-    del probe
+        model.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    del model.graph.output[outputs_before:]
     tokenizer = Tokenizer.from_file(str(tokenizer_json))
     tokenizer.enable_truncation(max_length=512)
     tokenizer.no_padding()
@@ -851,11 +854,7 @@ def _smooth_onnx(fused: Path, smoothed: Path, tokenizer_json: Path, alpha: float
     widest: dict[str, np.ndarray] = {}
     for start in range(0, len(texts), 32):
         rows = [e.ids for e in tokenizer.encode_batch(texts[start : start + 32])]
-        width = max(len(r) for r in rows)
-        ids = np.ones((len(rows), width), dtype=np.int64)  # 1: the pad token, masked out below
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)], mask[i, : len(row)] = row, 1
+        ids, mask = padded(rows, tokenizer.token_to_id("<pad>"))  # padding is masked out below
         outputs = session.run(inputs, {"input_ids": ids, "attention_mask": mask})
         for name, activations in zip(inputs, outputs, strict=True):
             batch_max = np.abs(activations[mask.astype(bool)]).max(axis=0)

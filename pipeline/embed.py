@@ -186,6 +186,17 @@ class E5SmallFinetuned(E5Small):
 BATCH_TOKENS = 1024
 
 
+def padded(rows: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token id rows as one batch for a BERT graph: ``(input_ids, attention_mask)``, padded to the longest row."""
+    width = max((len(row) for row in rows), default=0)
+    input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        input_ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return input_ids, mask
+
+
 class OnnxEncoder(Encoder):
     """A BERT encoder run by ONNX Runtime from a folder with ``model.onnx`` and a ``tokenizer.json``.
 
@@ -246,12 +257,7 @@ class OnnxEncoder(Encoder):
             start += len(batches[-1])
 
         def pooled(batch: np.ndarray) -> np.ndarray:
-            width = len(ids[batch[0]])
-            input_ids = np.full((len(batch), width), pad_id, dtype=np.int64)
-            mask = np.zeros((len(batch), width), dtype=np.int64)
-            for row, i in enumerate(batch):
-                input_ids[row, : len(ids[i])] = ids[i]
-                mask[row, : len(ids[i])] = 1
+            input_ids, mask = padded([ids[i] for i in batch], pad_id)
             hidden = session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
             weights = mask[:, :, None].astype(np.float32)
             return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
