@@ -191,11 +191,8 @@ def test_a_project_with_its_own_codebook_runs_end_to_end(tmp_path: Path, run_cli
     assert {f"p:{i}" for i in book.impact_ids} <= set(segments.columns)
 
     # coded.qdpx: codes named and nested as the codebook has them, the model as a named user
-    assert XSD.is_file()
-    schema = etree.XMLSchema(etree.parse(str(XSD)))
     with zipfile.ZipFile(run / "coded.qdpx") as zf:
         root = etree.fromstring(zf.read("project.qde"))
-    assert schema.validate(root), schema.error_log
     top = root.findall("q:CodeBook/q:Codes/q:Code", NS)
     assert [c.get("name") for c in top] == ["Feelings", "Practical"]
     assert [c.get("name") for c in top[0].findall("q:Code", NS)] == ["Hope", "Fear"]
@@ -216,3 +213,9 @@ def test_a_project_with_its_own_codebook_runs_end_to_end(tmp_path: Path, run_cli
     again = pd.read_csv(tmp_path / "again" / "codings.csv").sort_values(["source", "start", "code"])
     pd.testing.assert_frame_equal(original, again.reset_index(drop=True))
     assert load_codebook(tmp_path / "again" / "codebook.yaml").impact_ids == book.impact_ids
+
+    # last, as in test_qdpx: the REFI-QDA schema comes from ../shared, which a clone elsewhere lacks
+    if not XSD.is_file():
+        pytest.skip("shared REFI-QDA schema not available: coded.qdpx not validated against it")
+    schema = etree.XMLSchema(etree.parse(str(XSD)))
+    assert schema.validate(root), schema.error_log
