@@ -27,6 +27,7 @@ class Category:
     id: str
     name: dict[str, str]
     definition: str = ""
+    definition_fr: str = ""
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,19 @@ class Impact:
     definition: str = ""
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    # French versions of the definition and hints (``definition_fr`` ... in the YAML); empty: none given
+    definition_fr: str = ""
+    include_fr: tuple[str, ...] = ()
+    exclude_fr: tuple[str, ...] = ()
+
+    def texts(self, language: str) -> list[str]:
+        """What describes the impact in ``language`` (``en``/``fr``): its name, ``name: definition`` and
+        include hints; a French text missing from the codebook falls back to the English one."""
+        french = language == "fr"
+        name = self.name.get(language) or self.name["en"]
+        definition = (self.definition_fr if french else "") or self.definition
+        include = (self.include_fr if french else ()) or self.include
+        return [name, f"{name}: {definition}", *include]
 
 
 @dataclass(frozen=True)
@@ -114,7 +128,14 @@ def parse_codebook(data: object, path: str | Path | None = None, sha256: str = "
         if not isinstance(entry, dict) or not entry.get("id"):
             problems.append(f"category without an id: {entry!r:.60}")
             continue
-        categories.append(Category(entry["id"], _names(entry, "category", problems), str(entry.get("definition", ""))))
+        categories.append(
+            Category(
+                entry["id"],
+                _names(entry, "category", problems),
+                str(entry.get("definition", "")),
+                str(entry.get("definition_fr", "")),
+            )
+        )
     impacts: list[Impact] = []
     for entry in data.get("impacts") or []:
         if not isinstance(entry, dict) or not entry.get("id"):
@@ -129,6 +150,9 @@ def parse_codebook(data: object, path: str | Path | None = None, sha256: str = "
                 definition=str(entry.get("definition", "")),
                 include=_strings(entry.get("include")),
                 exclude=_strings(entry.get("exclude")),
+                definition_fr=str(entry.get("definition_fr", "")),
+                include_fr=_strings(entry.get("include_fr")),
+                exclude_fr=_strings(entry.get("exclude_fr")),
             )
         )
     if not categories:
