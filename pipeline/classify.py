@@ -49,6 +49,18 @@ class ClassifierConfig(ParamsSection):
     turn_smoothing: float = 0.0  # p <- (1 - s) * p + s * (max of p over the segment's turn)
     cv_folds: int = 5  # grouped folds for calibration and thresholds
     min_positives: int = 3  # impacts with fewer positive segments get no head (probability 0)
+    # context from every neighbouring segment, interviewer turns included (True: how models before issue 21 read
+    # a transcript); False: a participant segment's features come from participant speech only
+    interviewer_context: bool = False
+    # passage scoring: a participant sentence is scored on the weighted mean of its own embedding, the mean of the
+    # windows of ``window_sentences`` consecutive sentences of its turn that hold it, and its whole turn's
+    sentence_weight: float = 1.0
+    window_weight: float = 0.0
+    turn_weight: float = 0.0
+    window_sentences: int = 3
+    # the codebook prior's share of each decision: similarity to the impact's codebook texts in the segment's
+    # language, blended with the trained head (0: the head alone; 1: the prior alone, as with no gold set)
+    prior_weight: float = 0.0
 
     @staticmethod
     def settings(params: dict) -> dict:
@@ -60,15 +72,49 @@ class ClassifierConfig(ParamsSection):
         return CalibratedModel(self.make_scorer, self.cv_folds, self.turn_smoothing)
 
     def make_scorer(self):
-        """A fresh, unfitted scorer for the configured head."""
+        """A fresh, unfitted scorer for the configured head (blended with the codebook prior when it has a weight)."""
         if self.head == "ridge":
-            return RidgeScorer(self.alpha, self.min_positives)
-        if self.head == "logreg":
-            return LogRegScorer(self.C, self.class_weight, self.min_positives)
-        raise InputError(f"unknown head {self.head!r}: choose ridge or logreg")
+            head = RidgeScorer(self.alpha, self.min_positives)
+        elif self.head == "logreg":
+            head = LogRegScorer(self.C, self.class_weight, self.min_positives)
+        else:
+            raise InputError(f"unknown head {self.head!r}: choose ridge or logreg")
+        return PriorBlendScorer(head, self.prior_weight) if self.prior_weight else head
+
+    @property
+    def passage_weights(self) -> tuple[float, float, float]:
+        """(sentence, window, turn) weights, summing to 1."""
+        weights = (self.sentence_weight, self.window_weight, self.turn_weight)
+        if min(weights) < 0 or not sum(weights):
+            raise InputError("train.sentence_weight, window_weight and turn_weight must be >= 0, not all 0")
+        return tuple(w / sum(weights) for w in weights)
 
 
 # --- features --------------------------------------------------------------------------------
+
+
+def neighbour_mean(vectors: np.ndarray, sources: np.ndarray, speaks: np.ndarray | None = None) -> np.ndarray:
+    """Mean of the previous and next row of the same transcript; zeros for a row with neither.
+
+    ``speaks`` (a mask) restricts both the rows and their neighbours to those rows (participant speech):
+    the neighbours of a participant segment are then the participant segments around it, whatever
+    the interviewer said in between, and the other rows get zeros.
+    """
+    out = np.zeros_like(vectors)
+    rows = np.arange(len(vectors)) if speaks is None else np.flatnonzero(speaks)
+    if not len(rows):
+        return out
+    own, where = vectors[rows], sources[rows]
+    neighbours = np.zeros_like(own)
+    counts = np.zeros((len(rows), 1), dtype=np.float32)
+    same_prev = np.r_[False, where[1:] == where[:-1]]
+    same_next = np.r_[where[:-1] == where[1:], False]
+    neighbours[same_prev] += own[np.flatnonzero(same_prev) - 1]
+    counts[same_prev] += 1
+    neighbours[same_next] += own[np.flatnonzero(same_next) + 1]
+    counts[same_next] += 1
+    out[rows] = neighbours / np.maximum(counts, 1)
+    return out
 
 
 def context_features(
@@ -77,24 +123,16 @@ def context_features(
     sources: np.ndarray,
     context_weight: float,
     question_weight: float,
+    speaks: np.ndarray | None = None,
+    context_vectors: np.ndarray | None = None,
 ) -> np.ndarray:
     """``[segment, w_c * mean(previous, next segment of the same transcript), w_q * question]``.
 
-    Rows must be in transcript order (sorted by source, then start).
+    Rows must be in transcript order (sorted by source, then start). ``speaks``: see
+    :func:`neighbour_mean`. ``context_vectors`` are what the neighbours contribute (default: ``segment_vectors``).
     """
-    n = len(segment_vectors)
-    neighbours = np.zeros_like(segment_vectors)
-    counts = np.zeros((n, 1), dtype=np.float32)
-    same_prev = np.r_[False, sources[1:] == sources[:-1]]
-    same_next = np.r_[sources[:-1] == sources[1:], False]
-    neighbours[same_prev] += segment_vectors[np.flatnonzero(same_prev) - 1]
-    counts[same_prev] += 1
-    neighbours[same_next] += segment_vectors[np.flatnonzero(same_next) + 1]
-    counts[same_next] += 1
-    neighbours /= np.maximum(counts, 1)
-    return np.hstack([segment_vectors, context_weight * neighbours, question_weight * question_vectors]).astype(
-        np.float32
-    )
+    context = neighbour_mean(segment_vectors if context_vectors is None else context_vectors, sources, speaks)
+    return np.hstack([segment_vectors, context_weight * context, question_weight * question_vectors]).astype(np.float32)
 
 
 # --- scorers ---------------------------------------------------------------------------------
@@ -145,6 +183,58 @@ class RidgeScorer:
 
     def decision(self, X: np.ndarray) -> np.ndarray:
         return X @ self.coef_.T + self.intercept_
+
+
+class PriorBlendScorer:
+    """A trained head blended with the codebook prior: ``(1 - w) z(head) + w z(prior)``, per impact.
+
+    The last ``n_impacts`` feature columns hold the prior (similarity of the segment to each impact's
+    codebook texts, :func:`pipeline.model.prior_columns`); the head is fitted on the other columns. Both
+    are standardised with their training rows' mean and spread, so the weight is a share of evidence
+    whatever the scales; Platt scaling then turns the blend into probabilities. ``weight`` 1 is the prior
+    alone (nothing is fitted but the standardisation).
+    """
+
+    def __init__(self, head, weight: float) -> None:
+        if not 0 <= weight <= 1:
+            raise InputError(f"train.prior_weight must lie between 0 and 1, not {weight}")
+        self.head, self.weight = head, weight
+
+    def _split(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return X[:, : -self.n_impacts_], X[:, -self.n_impacts_ :]
+
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> PriorBlendScorer:
+        self.n_impacts_ = Y.shape[1]
+        features, prior = self._split(X)
+        self.head_columns_ = features.shape[1]
+        self.prior_scale_ = (prior.mean(axis=0), np.maximum(prior.std(axis=0), 1e-9))
+        if self.weight < 1:
+            self.head.fit(features, Y)
+            head = self.head.decision(features)
+            self.head_scale_ = (head.mean(axis=0), np.maximum(head.std(axis=0), 1e-9))
+        return self
+
+    def decision(self, X: np.ndarray) -> np.ndarray:
+        return X @ self.coef_.T + self.intercept_
+
+    @property
+    def coef_(self) -> np.ndarray:
+        """The blend as one linear map over every feature column (what a model folder stores)."""
+        k = self.n_impacts_
+        prior = np.diag(self.weight / self.prior_scale_[1])
+        if self.weight == 1:
+            return np.hstack([np.zeros((k, self.head_columns_)), prior])
+        head = (1 - self.weight) * self.head.coef_ / self.head_scale_[1][:, None]
+        return np.hstack([head, prior])
+
+    @property
+    def intercept_(self) -> np.ndarray:
+        intercept = -self.weight * self.prior_scale_[0] / self.prior_scale_[1]
+        if self.weight < 1:
+            intercept = (
+                intercept + (1 - self.weight) * (self.head.intercept_ - self.head_scale_[0]) / self.head_scale_[1]
+            )
+        return intercept
 
 
 class TfidfLogRegScorer:
@@ -390,7 +480,8 @@ def _take(X, rows: np.ndarray):
     return X[rows] if not isinstance(X, list) else [X[i] for i in rows]
 
 
-def _rows_of(rows: TrainingRows | None, index: np.ndarray) -> TrainingRows | None:
+def rows_of(rows: TrainingRows | None, index: np.ndarray) -> TrainingRows | None:
+    """The training rows restricted to the rows ``index`` (their views; the extra rows stay whole)."""
     if not rows:
         return None
     return TrainingRows(tuple(view[index] for view in rows.views), rows.extra)
@@ -422,7 +513,7 @@ def cross_validated_proba(
             Y[train],
             groups[train],
             None if turns is None else turns[train],
-            _rows_of(rows, train),
+            rows_of(rows, train),
         )
         test_turns = None if turns is None else turns[test]
         proba[test] = model.predict_proba(_take(X, test), test_turns)

@@ -543,7 +543,10 @@ def finetune(
     interviewer: list[str] = InterviewerOption,
     params: Path | None = ParamsOption,
 ) -> None:
-    """Fine-tune e5-small on a gold set (segment -> its impact's definition); then use `embed.encoder: e5-small-ft`."""
+    """Fine-tune e5-small on a gold set (coded segments and passages -> their impact's definition).
+
+    Then use `embed.encoder: e5-small-ft`.
+    """
     from pipeline.finetune import FinetuneConfig, finetune_e5, finetuned_dir
     from pipeline.labels import LabelConfig
     from pipeline.params import label_coders, load_params
@@ -556,8 +559,13 @@ def finetune(
     segment = SegmentConfig.from_dict(settings.get("segment"))
     coders = label_coders(settings, coder)
     data = load_gold(gold, book, segment, labels, coders, interviewers=interviewer)
+    from pipeline.model import segment_languages
+    from pipeline.transfer import coded_passages
+
     targets = data.targets
     target = out or finetuned_dir()
+    tables = [coded_passages(data, who) for who in coders]
+    passages = [(r.text, r.codes, r.language) for table in tables for r in table.itertuples()]
     info = finetune_e5(
         data.segments.text.astype(str).to_numpy()[targets].tolist(),
         data.labels[targets],
@@ -565,8 +573,13 @@ def finetune(
         target,
         FinetuneConfig.from_dict(settings.get("finetune")),
         data.data_hash,
+        list(segment_languages(data.segments)[targets]),
+        passages,
     )
-    typer.echo(f"fine-tuned e5-small on {info['pairs']} (segment, impact) pairs in {info['seconds']:.0f} s -> {target}")
+    typer.echo(
+        f"fine-tuned e5-small on {info['pairs']} pairs (coded segments and {info['passages']} passages, and the "
+        f"codebook's include hints, each with its impact's definition) in {info['seconds']:.0f} s -> {target}"
+    )
 
 
 @app.command("embed")

@@ -5,8 +5,11 @@ Writes into the output folder:
 * ``segments.csv`` and ``segments.parquet``: the segment table plus ``codes`` (``;``-joined impact
   ids above their thresholds), ``confidence``, ``needs_review`` and one ``p:<impact_id>`` column per
   impact. Interviewer segments stay in the table with empty codes and empty probabilities.
+* ``passages.csv``: one row per participant turn (the passage a coder reads): its span, speaker, the
+  codes of its sentences and its three most probable impacts with names and probabilities.
 * ``review_queue.csv``: participant segments that need a human, highest priority first.
-* ``summary.json``; ``coded.qdpx`` (REFI-QDA project with the suggestions as codings by the model);
+* ``summary.json``; ``coded.qdpx`` (REFI-QDA project with the suggestions as codings by the model: adjacent
+  sentences of one turn with the same code are one coding, a passage);
   ``model.json`` (a copy of the model's card, so the run says what coded it).
 
 The folder is built beside ``--out`` and swapped in whole (:func:`pipeline.io.build_folder`): a
@@ -47,7 +50,16 @@ if TYPE_CHECKING:
 
 #: What ``imri code`` writes into a run folder.
 RUN_FILES = frozenset(
-    {"segments.csv", "segments.parquet", "review_queue.csv", "summary.json", "model.json", "coded.qdpx", "transcripts"}
+    {
+        "segments.csv",
+        "segments.parquet",
+        "passages.csv",
+        "review_queue.csv",
+        "summary.json",
+        "model.json",
+        "coded.qdpx",
+        "transcripts",
+    }
 )
 REVIEW_DB = "review.db"  # = pipeline.review.REVIEW_DB: kept when a run folder is replaced
 #: segments (whole transcripts) embedded in one call, batches sorted by length within it. int8, 2 threads, on
@@ -107,11 +119,11 @@ def review_priority(
 def standardise_zero_shot(scores: np.ndarray, table: pd.DataFrame) -> np.ndarray:
     """Uncalibrated zero-shot scores from the codebook alone, standardised per impact.
 
-    The scores come from :class:`pipeline.model.CodebookHead` (a head trained on the codebook's
-    own names, definitions and include hints: on the transfer set it ranks impacts better than
-    similarity to the nearest definition; see ``transfer.zero_shot`` in reports/metrics.json).
-    A segment scores 0.5 for an impact when its score is two standard deviations above that
-    impact's mean over the participant segments of this run; these are not probabilities.
+    The scores are the codebook prior (:func:`pipeline.model.prior_columns`): the similarity of each
+    segment's passage embedding to each impact's codebook texts in its language; see
+    ``transfer.zero_shot`` in reports/metrics.json for how it ranks on the transfer set. A segment
+    scores 0.5 for an impact when its score is two standard deviations above that impact's mean over
+    the participant segments of this run; these are not probabilities.
     """
     participant = (table.role == "participant").to_numpy()
     reference = scores[participant] if participant.any() else scores
@@ -184,6 +196,91 @@ def code_segments(
     return out, queue.reset_index(drop=True)
 
 
+def passage_table(segments: pd.DataFrame, codebook: Codebook, top: int = 3) -> pd.DataFrame:
+    """``passages.csv``: one row per participant turn (the passage a coder reads), with the codes of its
+    sentences and its ``top`` impacts, each named in the turn's language, with its probability (the
+    highest of its sentences').
+
+    ``segments`` is the coded segment table of :func:`code_segments` (``codes`` and ``p:<id>`` columns).
+    """
+    ids = codebook.impact_ids
+    columns = ["source", "start", "end", "speaker", "role", "language", "segments", "codes", "code_names"]
+    for rank in range(1, top + 1):
+        columns += [f"top{rank}", f"top{rank}_name", f"top{rank}_p"]
+    participant = segments[segments.role == "participant"]
+    if participant.empty:
+        return pd.DataFrame(columns=columns)
+    keys = [participant.source.to_numpy(), participant.turn.to_numpy()]
+    coded = participant.codes.astype(str).str.get_dummies(sep=";").reindex(columns=ids, fill_value=0)
+    coded_turns = coded.groupby(keys, sort=False).max()
+    best = participant[[f"p:{i}" for i in ids]].groupby(keys, sort=False).max()
+    first = participant.groupby(keys, sort=False).agg(
+        start=("start", "min"),
+        end=("end", "max"),
+        speaker=("speaker", "first"),
+        language=("transcript_language", "first"),
+        segments=("start", "size"),
+    )
+    order = np.argsort(-best.to_numpy(dtype=float), axis=1, kind="stable")[:, :top]
+    rows = []
+    for n, ((source, _), turn) in enumerate(first.iterrows()):
+        language = "fr" if turn.language == "fr" else "en"
+        codes = [i for i, flag in zip(ids, coded_turns.iloc[n].to_numpy(), strict=True) if flag]
+        row = {
+            "source": source,
+            "start": int(turn.start),
+            "end": int(turn.end),
+            "speaker": turn.speaker,
+            "role": "participant",
+            "language": language,
+            "segments": int(turn.segments),
+            "codes": ";".join(codes),
+            "code_names": "; ".join(codebook.impact(i).name[language] for i in codes),
+        }
+        for rank, j in enumerate(order[n], start=1):
+            row[f"top{rank}"] = ids[j]
+            row[f"top{rank}_name"] = codebook.impacts[j].name[language]
+            row[f"top{rank}_p"] = round(float(best.iat[n, j]), 4)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns).sort_values(["source", "start"], kind="mergesort").reset_index(drop=True)
+
+
+def passage_codings(segments: pd.DataFrame, coder: str) -> pd.DataFrame:
+    """The model's codings as passages: adjacent participant sentences of one turn with the same code become
+    one coding (``source, start, end, code, coder, description``; the description gives the highest
+    probability of its sentences)."""
+    rows = []
+    participant = segments[(segments.role == "participant")].reset_index(drop=True)
+    open_codings: dict[str, dict] = {}
+    previous = None
+    for index, segment in enumerate(participant.itertuples(index=False)):
+        same_turn = previous is not None and (previous.source, previous.turn) == (segment.source, segment.turn)
+        codes = set(str(segment.codes).split(";")) - {""}
+        for code in list(open_codings):
+            if not (same_turn and code in codes):
+                rows.append(open_codings.pop(code))
+        for code in sorted(codes):
+            p = float(participant.at[index, f"p:{code}"])
+            if code in open_codings:
+                open_codings[code]["end"] = int(segment.end)
+                open_codings[code]["p"] = max(open_codings[code]["p"], p)
+            else:
+                open_codings[code] = {
+                    "source": segment.source,
+                    "start": int(segment.start),
+                    "end": int(segment.end),
+                    "code": code,
+                    "p": p,
+                }
+        previous = segment
+    rows += open_codings.values()
+    codings = pd.DataFrame(rows, columns=["source", "start", "end", "code", "p"])
+    codings = codings.sort_values(["source", "start", "code"], kind="mergesort").reset_index(drop=True)
+    codings["coder"] = coder
+    codings["description"] = [f"p={p:.3f}" for p in codings.p]
+    return codings[["source", "start", "end", "code", "coder", "description"]]
+
+
 def names_language(segments: pd.DataFrame) -> str:
     """The language the run's summary names impacts in: French when most participant segments are French."""
     participant = segments[segments.role == "participant"]
@@ -217,6 +314,7 @@ def summarise(segments: pd.DataFrame, codebook: Codebook, model_name: str) -> di
         "transcripts": int(segments.source.nunique()),
         "segments": int(len(segments)),
         "participant_segments": int(len(participant)),
+        "participant_passages": int(participant.groupby(["source", "turn"]).ngroups) if len(participant) else 0,
         "coded_segments": int((participant.codes != "").sum()),
         "names_language": language,
         "codes_per_category": per_category,
@@ -298,26 +396,13 @@ def write_run(
     with build_folder(out_dir, keep=_is_review_file) as staging:
         write_table(segments, staging / "segments.csv")
         write_table(segments, staging / "segments.parquet")
+        write_table(passage_table(segments, codebook), staging / "passages.csv")
         write_table(queue, staging / "review_queue.csv")
         (staging / "summary.json").write_text(
             json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
         (staging / "model.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        coder = f"imri model {card['name']} {card['version']}"
-        coded = segments[(segments.role == "participant") & (segments.codes != "")]
-        rows = [
-            {
-                "source": r["source"],
-                "start": r["start"],
-                "end": r["end"],
-                "code": code,
-                "coder": coder,
-                "description": f"p={r[f'p:{code}']:.3f}",
-            }
-            for _, r in coded.iterrows()
-            for code in r["codes"].split(";")
-        ]
-        codings = pd.DataFrame(rows, columns=["source", "start", "end", "code", "coder", "description"])
+        codings = passage_codings(segments, f"imri model {card['name']} {card['version']}")
         if gold_codings is not None:
             gold = gold_codings[gold_codings.source.isin(texts)].assign(description="")
             codings = pd.concat([codings, gold[codings.columns]], ignore_index=True)
@@ -457,29 +542,29 @@ class Scorer:
     """
 
     def __init__(self, impact_model, encoder_id: str, codebook: Codebook) -> None:
+        from pipeline.classify import ClassifierConfig
+
         self.impact_model, self.encoder_id, self.codebook = impact_model, encoder_id, codebook
-        self.head = None
-        # what the features embed: segments, and the questions when the model weighs them
-        uses_questions = impact_model is not None and impact_model.card["params"]["train"]["question_weight"]
-        self.questions = "asked" if uses_questions else "none"
+        # zero-shot: the codebook prior alone, on passages as the default configuration reads them
+        self.config = impact_model.config if impact_model is not None else ClassifierConfig(prior_weight=1.0)
 
     def embed(self, table: pd.DataFrame, progress=False, cache=None) -> None:
         """Embed what :meth:`scores` will need for ``table`` into ``cache``, in one call (batches sorted over it)."""
-        from pipeline.model import embed_segments
+        from pipeline.model import embed_for_features, embed_segments
 
-        embed_segments(table, self.encoder_id, progress, self.questions, cache=cache)
+        embed_for_features(table, self.encoder_id, self.config, progress, cache=cache)
+        if self.config.question_weight:
+            embed_segments(table, self.encoder_id, progress, "asked", cache=cache)
 
     def scores(self, table: pd.DataFrame, progress=False, cache=None) -> np.ndarray:
         """Scores of a segment table in transcript order (one transcript or several)."""
         if self.impact_model is not None:
             features = self.impact_model.features(table, progress=progress, codebook=self.codebook, cache=cache)
             return self.impact_model.predict_proba_features(features, table)
-        from pipeline.model import CodebookHead, embed_segments
+        from pipeline.model import model_features
 
-        if self.head is None:
-            self.head = CodebookHead(self.codebook, self.encoder_id)
-        segments, _ = embed_segments(table, self.encoder_id, progress, "none", cache=cache)
-        return self.head.decision(segments)
+        features = model_features(table, self.encoder_id, self.config, progress, codebook=self.codebook, cache=cache)
+        return features[:, -len(self.codebook.impacts) :]  # the prior's columns: similarity to the codebook
 
 
 def _code_whole(inputs, impact_model, encoder_id, codebook, segment_config, interviewers, warn, progress, clock):

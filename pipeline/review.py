@@ -1112,7 +1112,7 @@ def run_simulation(
     gold = load_gold(
         gold_dirs, codebook, segment_config, LabelConfig.from_dict(params.get("labels")), coders, progress=progress
     )
-    X = model_features(gold.segments, encoder_id, classifier.context_weight, classifier.question_weight, progress)
+    X = model_features(gold.segments, encoder_id, classifier, progress, codebook=codebook)
     targets = gold.targets
     results = simulate(
         X[targets],

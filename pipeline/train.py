@@ -187,15 +187,7 @@ def train_model(
     coders = label_coders(params, coders)
     config = ClassifierConfig.from_dict(ClassifierConfig.settings(params))
     gold = load_gold(gold_dirs, codebook, segment_config, label_config, coders, extra_codings, progress, interviewers)
-    X = model_features(
-        gold.segments,
-        encoder_id,
-        config.context_weight,
-        config.question_weight,
-        progress,
-        codebook=codebook,
-        codebook_weight=config.codebook_weight,
-    )
+    X = model_features(gold.segments, encoder_id, config, progress, codebook=codebook)
     targets = gold.targets
     X_t, Y_t = X[targets], gold.labels[targets]
     groups = gold.segments.source.to_numpy()[targets]

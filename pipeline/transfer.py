@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline.classify import ClassifierConfig, cross_validated_proba
+from pipeline.classify import ClassifierConfig
 from pipeline.codebook import Codebook
 from pipeline.train import GoldSet, f1_table
 
@@ -115,15 +115,126 @@ class VariantFeatures:
     def features(self, table: pd.DataFrame, questions: str = "asked") -> np.ndarray:
         from pipeline.model import model_features
 
-        return model_features(
-            table,
-            self.encoder,
-            self.config.context_weight,
-            self.config.question_weight,
-            questions=questions,
-            codebook=self.codebook,
-            codebook_weight=self.config.codebook_weight,
+        return model_features(table, self.encoder, self.config, questions=questions, codebook=self.codebook)
+
+
+#: Questions put in the interviewer's place by the interviewer shift (``question_shift``): the guide's own
+#: impact question (:data:`pipeline.model.GUIDE_QUESTION`), one about something else, and one that leads.
+UNRELATED_QUESTION = {
+    "en": "What did you have for breakfast this morning, and how did you get here today?",
+    "fr": "Qu'avez-vous mangé ce matin, et comment êtes-vous venu ici aujourd'hui?",
+}
+LEADING_QUESTION = {
+    "en": "Wouldn't you say the innovation caused conflict and resistance among the staff?",
+    "fr": "Ne diriez-vous pas que l'innovation a causé des conflits et de la résistance dans l'équipe?",
+}
+INTERVIEWER_SHIFTS = ("guide", "unrelated", "leading", "removed")
+
+
+def shift_interviewer(table: pd.DataFrame, mode: str) -> pd.DataFrame:
+    """The segment table with every interviewer turn replaced by one question, or removed (``removed``).
+
+    ``guide``, ``unrelated`` and ``leading`` put that question (in the transcript's language) in every
+    interviewer segment and in the ``question`` each participant segment answers. Participant rows keep
+    their order, so their features line up with the unshifted table's.
+    """
+    from pipeline.model import GUIDE_QUESTION
+
+    if mode not in INTERVIEWER_SHIFTS:
+        raise ValueError(f"interviewer shift must be one of {INTERVIEWER_SHIFTS}")
+    interviewer = (table.role == "interviewer").to_numpy()
+    if mode == "removed":
+        return table[~interviewer].assign(question="").reset_index(drop=True)
+    questions = {"guide": GUIDE_QUESTION, "unrelated": UNRELATED_QUESTION, "leading": LEADING_QUESTION}[mode]
+    language = table.transcript_language.fillna("en").astype(str)
+    asked = language.map(lambda lang: questions.get(lang, questions["en"]))
+    out = table.copy()
+    out.loc[interviewer, "text"] = asked[interviewer]
+    out["question"] = asked.where(out.question.fillna("").astype(str) != "", "")
+    return out
+
+
+def coded_passages(gold: GoldSet, coder: str = "A") -> pd.DataFrame:
+    """The passages a coder coded on participant speech: one row per span (``source, start, end``) with
+    its ``codes`` (a tuple), ``text`` and ``language`` (its transcript's)."""
+    codings = gold.codings[gold.codings.coder == coder]
+    language = gold.segments.drop_duplicates("source").set_index("source").transcript_language
+    segments = gold.segments
+    rows = []
+    for (source, start, end), group in codings.groupby(["source", "start", "end"], sort=True):
+        if source not in gold.texts:
+            continue
+        around = segments[(segments.source == source) & (segments.end > start) & (segments.start < end)]
+        overlap = np.clip(np.minimum(around.end, end) - np.maximum(around.start, start), 0, None)
+        if not len(around) or overlap[(around.role == "participant").to_numpy()].sum() < 0.5 * overlap.sum():
+            continue  # mostly interviewer speech: not a passage the model codes
+        rows.append(
+            {
+                "source": source,
+                "start": int(start),
+                "end": int(end),
+                "codes": tuple(sorted(set(group.code))),
+                "text": gold.texts[source][start:end],
+                "language": "fr" if language.get(source) == "fr" else "en",
+            }
         )
+    return pd.DataFrame(rows, columns=["source", "start", "end", "codes", "text", "language"])
+
+
+def passage_hits(scores: np.ndarray, passages: pd.DataFrame, codebook: Codebook) -> np.ndarray:
+    """Per passage, (impact top-1, impact top-3, category top-1) hits of its ranking of impacts."""
+    ids = codebook.impact_ids
+    categories = np.array([codebook.category_ids.index(codebook.category_of(i)) for i in ids])
+    hits = np.zeros((len(passages), 3), dtype=bool)
+    for row, codes in enumerate(passages.codes):
+        coded = [ids.index(code) for code in codes if code in ids]
+        order = np.argsort(-scores[row], kind="stable")
+        hits[row] = (order[0] in coded, bool(set(order[:3]) & set(coded)), categories[order[0]] in categories[coded])
+    return hits
+
+
+def passage_figures(
+    scores: np.ndarray,
+    passages: pd.DataFrame,
+    codebook: Codebook,
+    sentence_scores: np.ndarray | None = None,
+    inside: np.ndarray | None = None,
+    sentence_languages: np.ndarray | None = None,
+) -> dict:
+    """Passage-level figures by language: how the passage's ranking of impacts meets the coder's codes
+    (``impact_top1``, ``impact_top3``, ``category_top1``), and ``presence_auc``: how well the highest
+    probability of a participant sentence tells whether it lies inside a coded passage (``inside``)."""
+    from sklearn.metrics import roc_auc_score
+
+    hits = passage_hits(scores, passages, codebook)
+    out = {}
+    for language in ("en", "fr"):
+        rows = (passages.language == language).to_numpy()
+        if not rows.any():
+            continue
+        entry = {
+            "passages": int(rows.sum()),
+            "impact_top1": round(float(hits[rows, 0].mean()), 4),
+            "impact_top3": round(float(hits[rows, 1].mean()), 4),
+            "category_top1": round(float(hits[rows, 2].mean()), 4),
+        }
+        if sentence_scores is not None:
+            mine = sentence_languages == language
+            if len(set(inside[mine])) == 2:
+                entry["presence_auc"] = round(float(roc_auc_score(inside[mine], sentence_scores[mine].max(axis=1))), 4)
+        out[language] = entry
+    return out
+
+
+def _passage_features(passages: pd.DataFrame, features: VariantFeatures) -> np.ndarray:
+    from pipeline.embed import EmbeddingCache, get_encoder
+    from pipeline.model import unit_features
+
+    cache = EmbeddingCache(get_encoder(features.encoder))
+    vectors = cache.encode(passages.text.tolist(), "query")
+    return unit_features(
+        vectors, passages.language.to_numpy(), features.encoder, features.config, features.codebook, cache=cache
+    )
 
 
 def evaluate_variant(
@@ -134,7 +245,9 @@ def evaluate_variant(
     seed: int = 0,
     with_per_code: bool = False,
 ) -> dict:
-    """In-corpus CV, question shift, cross-corpus transfer and turn top-1 for one model variant."""
+    """In-corpus CV (segments and passages, out of fold), the interviewer shift, cross-corpus transfer,
+    transfer passages and turn top-1 for one model variant."""
+    from pipeline.classify import grouped_folds, rows_of
     from pipeline.model import training_rows, turn_keys
 
     codebook, config = features.codebook, features.config
@@ -147,26 +260,46 @@ def evaluate_variant(
     languages = table.transcript_language.to_numpy()[targets]
     turns = turn_keys(table)[targets]
     rows = training_rows(table, features.encoder, config, codebook, targets)
-    shifted = {mode: features.features(table, mode)[targets] for mode in ("guide", "none")}
-    _, predicted, shifted_predicted = cross_validated_proba(
-        config.make_model, X, Y, groups, config.cv_folds, turns, rows, shifted
-    )
+    gold_passages = coded_passages(gold)
+    XP = _passage_features(gold_passages, features)
+    proba = np.zeros(Y.shape)
+    predicted = np.zeros(Y.shape, dtype=np.int8)
+    passage_proba = np.zeros((len(gold_passages), len(ids)))
+    for train, test in grouped_folds(groups, config.cv_folds):
+        model = config.make_model().fit(X[train], Y[train], groups[train], turns[train], rows_of(rows, train))
+        proba[test] = model.predict_proba(X[test], turns[test])
+        predicted[test] = (proba[test] >= model.thresholds_).astype(np.int8)
+        held = gold_passages.source.isin(set(groups[test])).to_numpy()
+        if held.any():
+            passage_proba[held] = model.predict_proba(XP[held])
     in_corpus = _macro(Y, predicted, ids)
-    question_shift = {"asked": in_corpus}
-    for mode, values in shifted_predicted.items():
-        question_shift[mode] = _macro(Y, values, ids)
-        question_shift[f"drop_{mode}"] = round(in_corpus - question_shift[mode], 4)
+    sentence_languages = np.where(languages == "fr", "fr", "en")
+    in_corpus_passages = passage_figures(
+        passage_proba, gold_passages, codebook, proba, Y.any(axis=1), sentence_languages
+    )
 
     model = config.make_model().fit(X, Y, groups, turns, rows)
     t_targets = transfer.targets
     t_table = transfer.gold.segments
     XT = features.features(t_table)[t_targets]
     t_turns = turn_keys(t_table)[t_targets]
-    proba = model.predict_proba(XT, t_turns)
-    predicted_t = (proba >= model.thresholds_).astype(np.int8)
+    proba_t = model.predict_proba(XT, t_turns)
+    predicted_t = (proba_t >= model.thresholds_).astype(np.int8)
     YA = transfer.gold.labels[t_targets]
     t_languages = t_table.transcript_language.to_numpy()[t_targets]
     clusters = t_table.source.to_numpy()[t_targets]
+    question_shift = {"asked": {"macro_f1": _macro(YA, predicted_t, ids)}}
+    for mode in INTERVIEWER_SHIFTS:
+        shifted = shift_interviewer(t_table, mode)
+        keep = (shifted.role != "interviewer").to_numpy()
+        shifted_proba = model.predict_proba(features.features(shifted)[keep], turn_keys(shifted)[keep])
+        question_shift[mode] = {
+            "macro_f1": _macro(YA, (shifted_proba >= model.thresholds_).astype(np.int8), ids),
+            "max_probability_change": round(float(np.abs(shifted_proba - proba_t).max()), 6),
+        }
+    question_shift["max_probability_change"] = max(
+        question_shift[m]["max_probability_change"] for m in INTERVIEWER_SHIFTS
+    )
     cross = {
         "macro_f1": _macro(YA, predicted_t, ids),
         "micro_f1": round(float(f1_table(YA, predicted_t, ids)["micro_f1"]), 4),
@@ -179,47 +312,145 @@ def evaluate_variant(
         cross["kappa"]["A vs B"] = mean_kappa(YA, YB, ids, clusters, n_boot, seed)
     if with_per_code:
         cross["per_code"] = f1_table(YA, predicted_t, ids)["per_code"]
+    t_passages = coded_passages(transfer.gold)
+    t_passage_proba = model.predict_proba(_passage_features(t_passages, features))
+    t_sentence_languages = np.where(t_languages == "fr", "fr", "en")
     return {
         "encoder": features.encoder,
         "in_corpus_macro_f1": in_corpus,
         "in_corpus_by_language": _by_language(Y, predicted, languages, ids),
+        "in_corpus_passages": in_corpus_passages,
         "question_shift": question_shift,
         "cross_corpus": cross,
-        "turn_top1": turn_top1(transfer.table, proba, YA, codebook),
+        "passages": passage_figures(
+            t_passage_proba, t_passages, codebook, proba_t, YA.any(axis=1), t_sentence_languages
+        ),
+        "passage_hits": passage_hits(t_passage_proba, t_passages, codebook),  # for paired comparisons; not written
+        "turn_top1": turn_top1(transfer.table, proba_t, YA, codebook),
     }
 
 
 # --- zero-shot: no gold set at all -----------------------------------------------------------------
 
 
-def nearest_definition_scores(segments: np.ndarray, codebook: Codebook, encoder_id: str) -> np.ndarray:
-    """Cosine similarity of each segment to each impact's ``name: definition`` (the reference zero-shot)."""
+def prior_alone(transfer: TransferSet, codebook: Codebook, encoder_id: str, config) -> dict:
+    """The codebook prior alone (what ``imri code --zero-shot`` scores with): passage figures and turn top-1.
+
+    A passage is ranked by its similarity to each impact's codebook texts in its language (the nearest
+    definition); a sentence by the same similarity of its passage embedding (``config``'s windows and turn).
+    """
+    from dataclasses import replace
+
     from pipeline.embed import EmbeddingCache, get_encoder
+    from pipeline.model import codebook_prototypes, model_features, prior_columns
 
-    texts = [f"{impact.name['en']}: {impact.definition}" for impact in codebook.impacts]
-    definitions = EmbeddingCache(get_encoder(encoder_id)).encode(texts, "passage")
-    return segments @ definitions.T
+    cache = EmbeddingCache(get_encoder(encoder_id))
+    prior_config = replace(config, prior_weight=1.0, question_weight=0.0, codebook_weight=0.0)
+    k = len(codebook.impacts)
+    sentences = model_features(transfer.gold.segments, encoder_id, prior_config, codebook=codebook, cache=cache)
+    sentences = sentences[transfer.targets][:, -k:]
+    passages = coded_passages(transfer.gold)
+    vectors = cache.encode(passages.text.tolist(), "query")
+    scores = prior_columns(vectors, passages.language.to_numpy(), codebook_prototypes(codebook, encoder_id, cache))
+    YA = transfer.gold.labels[transfer.targets]
+    languages = transfer.table.transcript_language.to_numpy()
+    figures = passage_figures(
+        scores, passages, codebook, sentences, YA.any(axis=1), np.where(languages == "fr", "fr", "en")
+    )
+    return {
+        "encoder": encoder_id,
+        "passages": figures,
+        "passage_hits": passage_hits(scores, passages, codebook),
+        "turn_top1": turn_top1(transfer.table, sentences, YA, codebook),
+    }
 
 
-def zero_shot_rows(transfer: TransferSet, codebook: Codebook, encoder_id: str) -> dict:
-    """Turn top-1 on the transfer set for nearest-definition similarity and the codebook head."""
+def codebook_head_rows(transfer: TransferSet, codebook: Codebook, encoder_id: str) -> dict:
+    """Turn top-1 on the transfer set of the head trained on the codebook's texts alone (the zero-shot before
+    issue 21), for comparison with the prior."""
     from pipeline.model import CodebookHead, embed_segments
 
     segments, _ = embed_segments(transfer.gold.segments, encoder_id)
     segments = segments[transfer.targets]
     YA = transfer.gold.labels[transfer.targets]
     return {
-        "nearest-definition": {
-            "encoder": encoder_id,
-            "turn_top1": turn_top1(
-                transfer.table, nearest_definition_scores(segments, codebook, encoder_id), YA, codebook
-            ),
-        },
-        "zero-shot (codebook head)": {
-            "encoder": encoder_id,
-            "turn_top1": turn_top1(transfer.table, CodebookHead(codebook, encoder_id).decision(segments), YA, codebook),
-        },
+        "encoder": encoder_id,
+        "turn_top1": turn_top1(transfer.table, CodebookHead(codebook, encoder_id).decision(segments), YA, codebook),
     }
+
+
+def paired_bootstrap(
+    hits_a: np.ndarray, hits_b: np.ndarray, clusters: np.ndarray, n_boot: int = 1000, seed: int = 0
+) -> dict:
+    """Mean of ``hits_a - hits_b`` (rows: passages; columns: figures, averaged) with a 95% interval from
+    resampling whole transcripts (``clusters``), both variants on the same draw."""
+    a, b = hits_a.astype(float).mean(axis=1), hits_b.astype(float).mean(axis=1)
+    names, index = np.unique(clusters, return_inverse=True)
+    sums_a = np.bincount(index, a, len(names))
+    sums_b = np.bincount(index, b, len(names))
+    counts = np.bincount(index, minlength=len(names)).astype(float)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(names), size=(n_boot, len(names)))
+    weights = np.stack([np.bincount(d, minlength=len(names)) for d in draws])
+    n = weights @ counts
+    diffs = (weights @ sums_a - weights @ sums_b) / np.maximum(n, 1)
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    return {
+        "value": round(float(a.mean() - b.mean()), 4),
+        "ci95": [round(float(low), 4), round(float(high), 4)],
+        "transcripts": int(len(names)),
+        "passages": int(len(a)),
+    }
+
+
+def learning_curve(
+    features: VariantFeatures, gold: GoldSet, transfer: TransferSet, sizes, draws: int = 3, seed: int = 0
+) -> list[dict]:
+    """Transfer passage figures of the configuration trained on ``n`` gold transcripts (half of each language
+    where it can), ``draws`` random sets per size, averaged; ``n`` 0 is the codebook prior alone."""
+    from pipeline.classify import TrainingRows
+    from pipeline.model import training_rows, turn_keys
+
+    codebook, config = features.codebook, features.config
+    table = gold.segments
+    targets = gold.targets
+    X_all = features.features(table)
+    rows_all = training_rows(table, features.encoder, config, codebook, targets)
+    t_passages = coded_passages(transfer.gold)
+    XP = _passage_features(t_passages, features)
+    language = table.drop_duplicates("source").set_index("source").transcript_language
+    by_language = {lang: sorted(language.index[language == lang]) for lang in ("en", "fr")}
+    everything = sorted(language.index)
+    rng = np.random.default_rng(seed)
+    curve = []
+    for size in sizes:
+        if size == 0:
+            figures = prior_alone(transfer, codebook, features.encoder, config)["passages"]
+            curve.append({"transcripts": 0, "draws": 1, "passages": figures})
+            continue
+        size = min(int(size), len(everything))
+        results = []
+        for _ in range(1 if size == len(everything) else draws):
+            if size == len(everything):
+                chosen = everything
+            else:
+                half = size // 2
+                chosen = list(rng.choice(by_language["en"], min(half, len(by_language["en"])), replace=False))
+                chosen += list(
+                    rng.choice(by_language["fr"], min(size - len(chosen), len(by_language["fr"])), replace=False)
+                )
+            keep = targets & table.source.isin(chosen).to_numpy()
+            rows = TrainingRows((), rows_all.extra)
+            model = config.make_model().fit(
+                X_all[keep], gold.labels[keep], table.source.to_numpy()[keep], turn_keys(table)[keep], rows or None
+            )
+            results.append(passage_figures(model.predict_proba(XP), t_passages, codebook))
+        averaged = {
+            lang: {key: round(float(np.mean([r[lang][key] for r in results])), 4) for key in results[0][lang]}
+            for lang in results[0]
+        }
+        curve.append({"transcripts": size, "draws": len(results), "passages": averaged})
+    return curve
 
 
 def load_transfer(folder, codebook: Codebook, segment_config, label_config, interviewers=()) -> TransferSet:

@@ -82,9 +82,11 @@ def test_train_writes_a_safe_model_folder(trained):
     folder, card = trained
     assert sorted(p.name for p in folder.iterdir()) == ["head.npz", "model.json"]
     with np.load(folder / "head.npz", allow_pickle=False) as head:
-        assert head["coef"].shape == (21, 3 * 512)
+        saved = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+        # passage embedding, context, question (512 each), then the codebook prior's 21 columns
+        prior = 21 if saved["params"]["train"]["prior_weight"] else 0
+        assert head["coef"].shape == (21, 3 * 512 + prior)
         assert ((head["thresholds"] > 0) & (head["thresholds"] < 1)).all()
-    saved = json.loads((folder / "model.json").read_text(encoding="utf-8"))
     assert saved["codebook"]["id"] == "imri" and len(saved["codebook"]["impact_ids"]) == 21
     assert saved["encoder"]["id"] == "use-m3"
     assert saved["training_data"]["transcripts"] == len(SUBSET)
@@ -133,7 +135,9 @@ def test_code_writes_segments_queue_summary_and_project(trained, coded, run_cli)
     assert coded_total == sum(len(c.split(";")) for c in participant.codes if c)
 
 
-def test_coded_project_imports_back(trained, coded, run_cli):
+def test_coded_project_codes_passages(trained, coded, run_cli):
+    """coded.qdpx codes passages: each run of adjacent participant sentences of one turn that carry a code is
+    one coding of that code, from the first sentence's start to the last one's end."""
     from pipeline.qdpx import read_qdpx
 
     out, inputs = coded
@@ -141,14 +145,31 @@ def test_coded_project_imports_back(trained, coded, run_cli):
         assert run_cli("code", *inputs, "--model", trained[0], "--out", out).code == 0
     project = read_qdpx(out / "coded.qdpx")
     segments = pd.read_csv(out / "segments.csv", keep_default_na=False)
-    expected = sorted(
-        (r.source.removesuffix(".txt"), r.start, r.end, c)
-        for r in segments.itertuples()
-        if r.codes
-        for c in r.codes.split(";")
-    )
+    participant = segments[segments.role == "participant"].sort_values(["source", "start"])
+    expected = []
+    for code in sorted({c for codes in participant.codes for c in codes.split(";") if c}):
+        run = None
+        for r in participant.itertuples():
+            carries = code in r.codes.split(";")
+            if run and carries and (run[0], run[3]) == (r.source, r.turn):
+                run = (run[0], run[1], r.end, run[3])
+                continue
+            if run:
+                expected.append((run[0].removesuffix(".txt"), run[1], run[2], code))
+            run = (r.source, r.start, r.end, r.turn) if carries else None
+        if run:
+            expected.append((run[0].removesuffix(".txt"), run[1], run[2], code))
     found = sorted((c.source.removesuffix(".txt"), c.start, c.end, c.code) for c in project.codings)
-    assert found == expected and len(found) > 0
+    assert found == sorted(expected) and len(found) > 0
+    # passages, not sentences: some coding spans more than one sentence
+    sentences = {(r.source.removesuffix(".txt"), r.start, r.end) for r in participant.itertuples()}
+    assert any((s, a, b) not in sentences for s, a, b, _ in found)
+    passages = pd.read_csv(out / "passages.csv", keep_default_na=False)
+    turns = participant.groupby(["source", "turn"]).agg(start=("start", "min"), end=("end", "max"))
+    assert sorted(zip(passages.source, passages.start, passages.end, strict=True)) == sorted(
+        (s, a, b) for (s, _), (a, b) in zip(turns.index, turns.to_numpy(), strict=True)
+    )
+    assert passages.top1_p.ge(passages.top2_p).all() and passages.top1_name.str.len().gt(0).all()
     card = json.loads((out / "model.json").read_text())
     assert {c.coder for c in project.codings} == {f"imri model {card['name']} {card['version']}"}
 
@@ -220,3 +241,60 @@ def test_with_gold_puts_the_human_codings_in_the_project(trained, small_gold, tm
     assert "A" in coders and any(c.startswith("imri model imri-default ") for c in coders)
     gold = pd.read_csv(small_gold / "codings.csv")
     assert sum(c.coder == "A" for c in project.codings) == int((gold.source == "bc-02.txt").sum())
+
+
+ANSWERS = [
+    "The peer support group changed how I see myself. I feel more confident now, and I speak up about what I need.",
+    "The staff changed their practice too. They ask the tenants before they make decisions about the building.",
+]
+QUESTIONS = {
+    "study": "What has been the impact of implementing the innovation, from your point of view?",
+    "unrelated": "What did you have for breakfast this morning?",
+    "leading": "Wouldn't you say the innovation mostly caused conflict and resistance among the staff?",
+}
+
+
+def test_participant_probabilities_never_depend_on_the_interviewer(trained, tmp_path, run_cli):
+    """The same answers after the study's question, an unrelated one, a leading one and none: identical
+    probabilities (the default model reads participant speech only)."""
+    model, _ = trained
+    probabilities = {}
+    for name in [*QUESTIONS, "none"]:
+        lines = []
+        for answer in ANSWERS:
+            if name != "none":
+                lines.append(f"Interviewer: {QUESTIONS[name]}")
+            lines.append(f"Participant: {answer}")
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "interview.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        result = run_cli("code", folder, "--model", model, "--out", tmp_path / f"run-{name}")
+        assert result.code == 0, result.err
+        segments = pd.read_csv(tmp_path / f"run-{name}" / "segments.csv", keep_default_na=False)
+        participant = segments[segments.role == "participant"]
+        assert participant.text.str.cat(sep=" ") == " ".join(ANSWERS)
+        probabilities[name] = participant.filter(like="p:").astype(float).to_numpy()
+    for name, values in probabilities.items():
+        assert np.abs(values - probabilities["none"]).max() <= 1e-6, name
+
+
+def test_interviewer_context_is_a_named_option_and_moves_the_codes(small_gold, tmp_path):
+    """With ``train.interviewer_context`` (off by default) the interviewer's words reach the features:
+    the invariance above comes from the default, not from the questions being ignored by accident."""
+    from pipeline.classify import ClassifierConfig
+    from pipeline.codebook import load_codebook
+    from pipeline.model import model_features
+    from pipeline.segment import SegmentConfig
+    from pipeline.train import load_gold
+    from pipeline.transfer import shift_interviewer
+
+    gold = load_gold([small_gold], load_codebook(), SegmentConfig(), LabelConfig(), ["A"])
+    table = gold.segments[gold.segments.source == gold.segments.source.iloc[0]].reset_index(drop=True)
+    shifted = shift_interviewer(table, "unrelated")
+    participant = (table.role == "participant").to_numpy()
+    assert ClassifierConfig().interviewer_context is False
+    for reads_interviewer in (False, True):
+        config = ClassifierConfig(interviewer_context=reads_interviewer, question_weight=0.0)
+        before = model_features(table, "use-m3", config)[participant]
+        after = model_features(shifted, "use-m3", config)[participant]
+        assert (np.abs(before - after).max() > 1e-3) == reads_interviewer

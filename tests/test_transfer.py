@@ -127,3 +127,73 @@ def test_the_bundled_transfer_codings_are_what_the_coder_files_say(tmp_path):
     bundled = pd.read_csv(ROOT / "data" / "transfer" / "codings.csv")
     pd.testing.assert_frame_equal(rebuilt, bundled)
     assert set(rebuilt.coder) == {"A", "B"} and rebuilt.source.nunique() == 16
+
+
+def test_prior_blend_is_one_linear_map_and_weight_one_is_the_prior_alone():
+    from pipeline.classify import PriorBlendScorer, RidgeScorer
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 8)).astype(np.float32)
+    prior = rng.normal(size=(60, 3)).astype(np.float32)
+    Y = (rng.random((60, 3)) < 0.3).astype(np.int8)
+    features = np.hstack([X, prior])
+    blend = PriorBlendScorer(RidgeScorer(1.0, 1), 0.3).fit(features, Y)
+    head = RidgeScorer(1.0, 1).fit(X, Y).decision(X)
+    z = lambda a: (a - a.mean(axis=0)) / a.std(axis=0)  # noqa: E731
+    np.testing.assert_allclose(blend.decision(features), 0.7 * z(head) + 0.3 * z(prior), atol=1e-5)
+    alone = PriorBlendScorer(RidgeScorer(1.0, 1), 1.0).fit(features, Y)
+    np.testing.assert_allclose(alone.decision(features), z(prior), atol=1e-5)
+    # nothing is learned from the labels
+    other = PriorBlendScorer(RidgeScorer(1.0, 1), 1.0).fit(features, 1 - Y)
+    np.testing.assert_allclose(other.decision(features), alone.decision(features))
+
+
+def test_passage_texts_windows_and_turns():
+    from pipeline.classify import ClassifierConfig
+    from pipeline.model import PassageTexts
+
+    table = pd.DataFrame(
+        {
+            "source": ["a.txt"] * 6,
+            "turn": [0, 1, 1, 1, 1, 2],
+            "role": ["interviewer", "participant", "participant", "participant", "participant", "participant"],
+            "text": ["Q?", "s1", "s2", "s3", "s4", "t1"],
+        }
+    )
+    config = ClassifierConfig(window_weight=1.0, turn_weight=1.0, window_sentences=3)
+    speaks = (table.role == "participant").to_numpy()
+    passages = PassageTexts.of(table, speaks, config)
+    texts = passages.texts
+    assert passages.segments.tolist() == [-1, 0, 1, 2, 3, 4]  # the interviewer's question is not read
+    assert texts[passages.turn[1]] == "s1 s2 s3 s4" and texts[passages.turn[5]] == "t1"
+    assert [texts[i] for i in passages.windows[1]] == ["s1 s2 s3"]
+    assert [texts[i] for i in passages.windows[2]] == ["s1 s2 s3", "s2 s3 s4"]
+    assert [texts[i] for i in passages.windows[5]] == ["t1"]  # a short turn is its own window
+    vectors = np.eye(len(texts), dtype=np.float32)
+    mean = passages.mean_vectors(vectors, config)
+    expected = (
+        vectors[1] + vectors[passages.turn[2]] + (vectors[passages.windows[2][0]] + vectors[passages.windows[2][1]]) / 2
+    ) / 3
+    np.testing.assert_allclose(mean[2], expected)
+    assert not mean[0].any()
+
+
+def test_passage_hits_and_paired_bootstrap():
+    from pipeline.transfer import paired_bootstrap, passage_hits
+
+    codebook = load_codebook()
+    ids = codebook.impact_ids
+    passages = pd.DataFrame({"codes": [(ids[0],), (ids[1], ids[5])], "language": ["en", "fr"]})
+    scores = np.zeros((2, len(ids)))
+    scores[0, ids.index(ids[2])] = 1.0  # first passage: wrong first, right impact second
+    scores[0, 0] = 0.5
+    scores[1, 5] = 1.0  # second passage: one of its two codes first
+    hits = passage_hits(scores, passages, codebook)
+    category_0 = codebook.category_of(ids[0]) == codebook.category_of(ids[2])
+    assert hits.tolist() == [[False, True, category_0], [True, True, True]]
+    a = np.array([[1, 1, 1], [1, 1, 1], [0, 0, 0], [1, 0, 1]], dtype=bool)
+    same = paired_bootstrap(a, a, np.array(["x", "x", "y", "z"]), 200)
+    assert same["value"] == 0 and same["ci95"] == [0.0, 0.0]
+    better = paired_bootstrap(a, np.zeros_like(a), np.array(["x", "x", "y", "z"]), 200)
+    assert better["value"] == round(float(a.mean(axis=1).mean()), 4)
+    assert 0 <= better["ci95"][0] < better["value"] < better["ci95"][1]
