@@ -122,14 +122,17 @@ def run_dir(tmp_path) -> Path:
 
 @contextlib.contextmanager
 def app_client(run_dir: Path, reviewer: str = "ana", blind: bool = False):
-    """A test client of the review app that opened it with its secret (so it holds the cookie)."""
+    """A test client of the review app that opened it with its secret; its base is the capability path."""
     from fastapi.testclient import TestClient
 
     from pipeline.review_app import create_app
 
     app = create_app(run_dir, reviewer, allowed_hosts=["testserver"], blind=blind)
     with TestClient(app) as test_client:
-        assert test_client.get("/", params={"token": app.state.secret}).status_code == 200  # sets the cookie
+        opened = test_client.get("/", params={"token": app.state.secret})
+        assert opened.status_code == 200 and opened.url.path == f"/s/{app.state.secret}/"
+        test_client.base = f"/s/{app.state.secret}"  # every link of the app starts with it
+        test_client.base_url = f"http://testserver{test_client.base}"
         test_client.token = app.state.view.token
         test_client.run = app.state.view.run
         test_client.secret = app.state.secret
@@ -341,24 +344,82 @@ def test_every_request_needs_the_server_secret(run_dir):
             assert stranger.get("/", params={"token": wrong}).status_code == 403, wrong  # not 500
         assert stranger.get("/?token=%FF%FE%00").status_code == 403  # not UTF-8 at all
 
+        base = f"/s/{secret}"
+        for wrong in ("/s/forged/", f"/s/{secret[:-1]}/", f"/s/{secret}x/", "/s//", f"/x/{secret}/", f"/S/{secret}/"):
+            assert stranger.get(wrong).status_code == 403, wrong  # the capability path, wrong: refused
+        assert stranger.get(f"/s/{secret[:-1]}é/").status_code == 403  # not ASCII: refused, not a 500
+
         opened = stranger.get("/", params={"token": secret, "segment": first}, follow_redirects=False)
-        assert opened.status_code == 303 and opened.headers["location"] == f"/?segment={first.replace(':', '%3A')}"
-        cookie = opened.headers["set-cookie"].lower()
-        assert secret.lower() in cookie and "httponly" in cookie and "samesite=strict" in cookie
-        assert stranger.get("/").status_code == 200  # the cookie opens every page from now on
-        assert stranger.get("/static/review.js").status_code == 200
+        assert opened.status_code == 303
+        assert opened.headers["location"] == f"{base}/?segment={first.replace(':', '%3A')}"
+        assert "set-cookie" not in opened.headers  # no cookie carries access
+        assert stranger.get("/").status_code == 403  # the token opened nothing outside the capability path
+        assert stranger.get(base, follow_redirects=False).headers["location"] == f"{base}/"
+        page, script = stranger.get(f"{base}/"), stranger.get(f"{base}/static/review.js")
+        assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+        assert script.status_code == 200 and "cache-control" not in script.headers  # scripts may be cached
+        assert stranger.post("/decide", params={"token": secret}, data=form).status_code == 403  # only GET leads in
         for bad in ("é" * 32, "forged", "\u2028" * 3):  # the page's form token: refused, never a 500
-            answer = stranger.post("/decide", data={**form, "token": bad})
+            answer = stranger.post(f"{base}/decide", data={**form, "token": bad})
             assert answer.status_code == 403, bad
         assert not run.store().history().shape[0]
-        cookies = dict(stranger.cookies)
 
     other = create_app(run_dir, "ben", allowed_hosts=["testserver"])
     assert other.state.secret != secret
-    with TestClient(other) as neighbour:  # a second server on the same machine: its own secret and cookie
+    with TestClient(other) as neighbour:  # a second server on the same machine: its own secret
         assert neighbour.get("/", params={"token": secret}).status_code == 403
-        neighbour.cookies.update(cookies)
-        assert neighbour.get("/").status_code == 403
+        assert neighbour.get(f"{base}/").status_code == 403
+
+
+def test_nothing_the_browser_holds_for_127_0_0_1_opens_the_app(run_dir):
+    """Browsers send every cookie of 127.0.0.1 to every port of it: a server another local account runs
+    on another port receives them when the reviewer visits it. Replayed here, they must open nothing."""
+    from fastapi.testclient import TestClient
+
+    from pipeline.review_app import create_app
+
+    app = create_app(run_dir, "ana", allowed_hosts=["testserver"])
+    secret, first = app.state.secret, app.state.view.run.queue[0]
+    with TestClient(app) as reviewer:  # the reviewer's browser: opens the printed URL, works, switches language
+        opened = reviewer.get("/", params={"token": secret})
+        assert opened.status_code == 200
+        app_url = str(opened.url).split("?")[0].rstrip("/")  # where the printed URL led
+        assert reviewer.get(f"{app_url}/", params={"segment": first, "lang": "fr"}).status_code == 200
+        for path in ("/browse", "/history", "/agreement", "/transcript", "/api/progress"):
+            assert reviewer.get(app_url + path).status_code == 200
+        held = dict(reviewer.cookies)  # every cookie the browser now holds for 127.0.0.1, whatever its port
+    assert all(secret not in value for value in held.values())
+    with TestClient(app) as neighbour:  # what the other local server received, replayed to the app's port
+        neighbour.cookies.update(held)
+        form = {"segment_id": first, "action": "accept", "token": app.state.view.token}
+        for path in ("/", "/browse", "/history", "/api/progress", "/api/decisions", "/static/review.js"):
+            answer = neighbour.get(path)
+            assert answer.status_code == 403 and "segment" not in answer.text, path
+        assert neighbour.post("/decide", data=form).status_code == 403
+        for value in held.values():  # nor does any cookie value used as the token or the capability path
+            assert neighbour.get("/", params={"token": value}).status_code == 403
+            assert neighbour.get(f"/s/{value}/").status_code == 403
+    assert not app.state.view.store.history().shape[0]
+
+
+@pytest.mark.parametrize(
+    "path", ["//evil.example/x", "///evil.example/x", "/\\evil.example/x", "/\\/evil.example", "/%2F%2Fevil.example/x"]
+)
+def test_the_token_redirect_stays_on_the_server(run_dir, path):
+    """`//host/x?token=...` and its variants lead to the app's own page, never to another site."""
+    from urllib.parse import urljoin
+
+    from fastapi.testclient import TestClient
+
+    from pipeline.review_app import create_app
+
+    app = create_app(run_dir, "ana", allowed_hosts=["testserver"])
+    with TestClient(app) as browser:
+        answer = browser.get(f"http://testserver{path}?token={app.state.secret}&lang=fr", follow_redirects=False)
+        assert answer.status_code == 303
+        target = urlsplit(urljoin(f"http://testserver{path}", answer.headers["location"]))
+        assert (target.scheme, target.netloc) == ("http", "testserver"), answer.headers["location"]
+        assert target.path.startswith(f"/s/{app.state.secret}/") and "token" not in target.query
 
 
 def test_served_address_carries_the_secret(tmp_path):
@@ -497,8 +558,9 @@ def test_filters_and_browse_reach_segments_outside_the_queue(tmp_path):
         same_source = [s for s in following if s.split(":")[0] == outside[0].split(":")[0]]
         assert shown_segment(answer.text) == (same_source[0] if same_source else None)
         page = c.get("/", params={"segment": everything[1], "mode": "browse"}).text
-        assert f'id="next-link" href="/?segment={everything[2].replace(":", "%3A")}&amp;mode=browse"' in page
-        assert f'id="previous-link" href="/?segment={everything[0].replace(":", "%3A")}&amp;mode=browse"' in page
+        following, preceding = (everything[i].replace(":", "%3A") for i in (2, 0))
+        assert f'id="next-link" href="{c.base}/?segment={following}&amp;mode=browse"' in page
+        assert f'id="previous-link" href="{c.base}/?segment={preceding}&amp;mode=browse"' in page
 
 
 def test_transcript_view_shows_the_whole_interview_with_codes_in_the_margin(client):
@@ -515,7 +577,7 @@ def test_transcript_view_shows_the_whole_interview_with_codes_in_the_margin(clie
     links = re.findall(r'<a class="seg row[^"]*" href="([^"]+)" data-segment-id="([^"]+)"', html)
     participant = list(rows.segment_id[rows.role == "participant"])
     assert [segment_id for _, segment_id in links] == participant  # interviewer turns: context, no link
-    assert all(href.startswith("/?segment=") and "mode=browse" in href for href, _ in links)
+    assert all(href.startswith(f"{client.base}/?segment=") and "mode=browse" in href for href, _ in links)
     row_html = html[html.index(f'data-segment-id="{decided}"') :].split('class="seg-row', 1)[0]
     for impact_id in run.suggested(decided):
         assert escape(BOOK.impact(impact_id).name["en"]) in row_html  # the model's suggestion
@@ -529,7 +591,7 @@ def test_transcript_view_shows_the_whole_interview_with_codes_in_the_margin(clie
     assert filtered.count('class="seg-row dim') == len(participant) - 1
     # the review page links to its place in the transcript
     page = client.get("/", params={"segment": decided}).text
-    assert f'href="/transcript?source={source}&amp;focus={decided.replace(":", "%3A")}"' in page
+    assert f'href="{client.base}/transcript?source={source}&amp;focus={decided.replace(":", "%3A")}"' in page
 
 
 # --- undo and history -----------------------------------------------------------------------------
@@ -918,12 +980,13 @@ def start_server(run: Path, reviewer: str, *options: str) -> tuple[subprocess.Po
 
 @contextlib.contextmanager
 def session(url: str):
-    """An HTTP client that opened the printed URL: it holds the server's cookie, its base is the server."""
+    """An HTTP client that opened the printed URL; its base is the page it was redirected to (the app)."""
     import httpx
 
-    with httpx.Client(base_url=url.split("?")[0], timeout=10, follow_redirects=True) as client:
+    with httpx.Client(timeout=10, follow_redirects=True) as client:
         opened = client.get(url)
         assert opened.status_code == 200 and "token=" not in str(opened.url)  # redirected without the secret
+        client.base_url = str(opened.url)
         yield client
 
 
@@ -938,12 +1001,12 @@ def test_killing_the_server_mid_decisions_loses_nothing(tmp_path):
     try:
         with session(url) as opened:
             token = re.search(r'name="token" value="([^"]+)"', opened.get("/").text).group(1)
-            cookies = dict(opened.cookies)
+            app_url = str(opened.base_url)
         acknowledged: list[str] = []
         stop = threading.Event()
 
         def post_decisions(worker: int) -> None:
-            with httpx.Client(base_url=url.split("?")[0], timeout=10, cookies=cookies) as http:
+            with httpx.Client(base_url=app_url, timeout=10) as http:
                 for i in range(10_000):
                     if stop.is_set():
                         return
