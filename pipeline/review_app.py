@@ -47,7 +47,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from pipeline.codebook import LANGUAGES
+from pipeline.codebook import LANGUAGES, Codebook
 from pipeline.errors import InputError
 from pipeline.review import (
     DECIDING,
@@ -127,6 +127,15 @@ class CapabilityPath:
         else:
             response = PlainTextResponse(FORBIDDEN, status_code=403)
         await response(scope, receive, send)
+
+
+def code_name(book: Codebook, code: str, lang: str) -> str:
+    """The impact's name in ``lang``; a code the codebook does not have (removed or renamed since the
+    decision was made) as it is, marked unknown."""
+    try:
+        return book.impact(code).name[lang]
+    except KeyError:
+        return f"{code} ({strings(lang).unknown_code})"
 
 
 def link(path: str, **params: object) -> str:
@@ -280,7 +289,7 @@ class ReviewView:
                 "action": d.action,
                 "reviewer": d.reviewer,
                 "decided_at": str(d.decided_at)[:19].replace("T", " "),
-                "codes": [self.run.codebook.impact(c).name[lang] for c in split_codes(d.codes_after)],
+                "codes": [code_name(self.run.codebook, c, lang) for c in split_codes(d.codes_after)],
                 "ids": split_codes(d.codes_after),
             }
             for d in mine.iloc[::-1].itertuples()
@@ -568,7 +577,7 @@ def create_app(
             {
                 "reviewer": d.reviewer,
                 "action": d.action,
-                "codes": [run.codebook.impact(c).name[lang] for c in split_codes(d.codes_after)],
+                "codes": [code_name(run.codebook, c, lang) for c in split_codes(d.codes_after)],
             }
             for d in decisions.itertuples()
         ]
@@ -760,7 +769,7 @@ def create_app(
                 "start": r.start,
                 "end": r.end,
                 "url": at("/", segment=r.segment_id),
-                "codes": ", ".join(book.impact(c).name[chosen] for c in split_codes(r.codes_after))
+                "codes": ", ".join(code_name(book, c, chosen) for c in split_codes(r.codes_after))
                 if r.action in DECIDING
                 else "",
             }

@@ -161,6 +161,7 @@ EN: dict[str, str] = {
     "per_impact": "Per impact",
     "impact": "Impact",
     "used_by": "used by {name}",
+    "unknown_code": "unknown code",
     "agreement_none": "No two reviewers have decided the same segments yet.",
     "kappa_note": (
         "Kappa is 1 for perfect agreement and 0 for agreement no better than chance; it is undefined (—) "
@@ -341,6 +342,7 @@ FR: dict[str, str] = {
     "per_impact": "Par impact",
     "impact": "Impact",
     "used_by": "utilisé par {name}",
+    "unknown_code": "code inconnu",
     "agreement_none": "Aucun·e réviseur·e n'a encore décidé les mêmes segments qu'un·e autre.",
     "kappa_note": (
         "Le kappa vaut 1 pour un accord parfait et 0 pour un accord pas meilleur que le hasard; il n'est "

@@ -594,6 +594,44 @@ def test_transcript_view_shows_the_whole_interview_with_codes_in_the_margin(clie
     assert f'href="{client.base}/transcript?source={source}&amp;focus={decided.replace(":", "%3A")}"' in page
 
 
+def test_a_decision_with_a_code_the_codebook_no_longer_has_is_shown_marked(client, run_dir):
+    """A review.db row naming a code the codebook does not have (an impact removed or renamed since):
+    every page still answers, and shows the code as it is, marked unknown."""
+    from pipeline.review import ReviewStore
+
+    run = client.run
+    segment_id = run.queue[0]
+    row = run.segment(segment_id)
+    ReviewStore(run_dir / "review.db").record(
+        segment_id,
+        row.source,
+        int(row.start),
+        int(row.end),
+        "change",
+        ["retired_code"],
+        ["retired_code", IDS[2]],
+        "ana",
+        run.model_version,
+        run_id=run.run_id,
+        transcript_sha256=run.fingerprints[row.source],
+    )
+    pages = {
+        "segment": client.get("/", params={"segment": segment_id, "lang": "en"}),
+        "browse": client.get("/browse", params={"lang": "en"}),
+        "history": client.get("/history", params={"lang": "fr"}),
+        "transcript": client.get("/transcript", params={"source": row.source, "lang": "en"}),
+        "agreement": client.get("/agreement", params={"lang": "en"}),
+        "progress": client.get("/api/progress"),
+        "decisions": client.get("/api/decisions"),
+    }
+    assert {name: page.status_code for name, page in pages.items()} == dict.fromkeys(pages, 200)
+    for name in ("segment", "browse", "transcript"):
+        assert "retired_code (unknown code)" in pages[name].text, name
+        assert escape(BOOK.impact(IDS[2]).name["en"]) in pages[name].text, name
+    assert "retired_code (code inconnu)" in pages["history"].text
+    assert decide(client, segment_id, "accept").status_code == 200  # and the segment can be decided again
+
+
 # --- undo and history -----------------------------------------------------------------------------
 
 
