@@ -138,6 +138,24 @@ def code_name(book: Codebook, code: str, lang: str) -> str:
         return f"{code} ({strings(lang).unknown_code})"
 
 
+def blind_pairs(run: ReviewRun, decisions: pd.DataFrame, reviewer: str) -> tuple[list[dict], int]:
+    """What blind mode's agreement view shows: (``reviewer``'s pairs, queued segments ``reviewer`` has left).
+
+    Figures that change with each decision would let a reviewer probe the other's decisions one
+    segment at a time ("segments in common", an impact's count). So: nothing of another reviewer until
+    both have decided every queued segment, and then figures over the queue only (deciding segments
+    outside it changes nothing). ``decisions``: :func:`latest_decisions` of every reviewer.
+    """
+    queued = set(run.queue)
+    decided = {name: set(rows.segment_id) for name, rows in decisions.groupby("reviewer")} if len(decisions) else {}
+    left = len(queued - decided.get(reviewer, set()))
+    if left:
+        return [], left
+    done = {name for name, segments in decided.items() if queued <= segments}
+    compared = decisions[decisions.reviewer.isin(done) & decisions.segment_id.isin(queued)]
+    return [pair for pair in reviewer_agreement(run, compared) if reviewer in pair["reviewers"]], 0
+
+
 def link(path: str, **params: object) -> str:
     """``path?query`` with the non-empty parameters."""
     query = urlencode({k: v for k, v in params.items() if v not in (None, "")})
@@ -725,7 +743,9 @@ def create_app(
         context = common(request, "agreement", chosen, "queue", Filters(), shown, set_aside)
         everyone = latest_decisions(current)
         book = run.codebook
-        pairs = reviewer_agreement(run, everyone)
+        pairs, blind_left = (
+            blind_pairs(run, everyone, view.reviewer) if view.blind else (reviewer_agreement(run, everyone), 0)
+        )
         for pair in pairs:
             pair["rows"] = [
                 {
@@ -743,6 +763,7 @@ def create_app(
             reviewers = [view.reviewer] if view.reviewer in reviewers else []
         context |= {
             "pairs": pairs,
+            "blind_left": blind_left,
             "reviewer_rows": [
                 {"name": name, "agreement": agreement(everyone[everyone.reviewer == name])} for name in reviewers
             ],

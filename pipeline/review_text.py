@@ -147,9 +147,13 @@ EN: dict[str, str] = {
         "on exactly those segments."
     ),
     "agreement_blind": (
-        "Blind review: the figures below are totals; no other reviewer's decision on a segment is shown. "
-        "Over a few segments they can still reveal codes: look once you are done."
+        "Blind review: you have both decided every queued segment; the figures below are over the queue. "
+        "No other reviewer's decision on a segment is shown."
     ),
+    "agreement_blind_waiting": (
+        "Blind review: nothing of another reviewer is shown until both of you have decided every queued segment."
+    ),
+    "agreement_blind_left": "{n} queued segments left for you.",
     "reviewers_and_model": "Reviewers and the model",
     "decisions": "decisions",
     "exact_with_model": "same codes as the model",
@@ -327,10 +331,14 @@ FR: dict[str, str] = {
         "chacun, sur ces segments-là exactement."
     ),
     "agreement_blind": (
-        "Révision à l'aveugle : les chiffres ci-dessous sont des totaux; aucune décision d'un·e autre "
-        "réviseur·e sur un segment n'est montrée. Sur peu de segments, ils peuvent quand même révéler des "
-        "codes : consultez-les une fois votre travail fini."
+        "Révision à l'aveugle : vous avez tous deux décidé chaque segment de la file; les chiffres ci-dessous "
+        "portent sur la file. Aucune décision d'un·e autre réviseur·e sur un segment n'est montrée."
     ),
+    "agreement_blind_waiting": (
+        "Révision à l'aveugle : rien d'un·e autre réviseur·e n'est montré tant que vous n'avez pas tous deux "
+        "décidé chaque segment de la file."
+    ),
+    "agreement_blind_left": "Il vous reste {n} segments de la file.",
     "reviewers_and_model": "Réviseur·es et modèle",
     "decisions": "décisions",
     "exact_with_model": "mêmes codes que le modèle",

@@ -777,9 +777,10 @@ def test_two_blind_reviewers_and_their_agreement(run_dir, run_cli, tmp_path):
 
     with app_client(run_dir, "ana", blind=True) as ana, app_client(run_dir, "ben", blind=True) as ben:
         run = ana.run
-        shared = run.queue[:6]
-        ana_codes = [[IDS[0]], [IDS[0], IDS[3]], [], [IDS[3]], [IDS[0]], [IDS[5]]]
-        ben_codes = [[IDS[0]], [IDS[3]], [], [IDS[3]], [IDS[5]], [IDS[5]]]
+        shared = run.queue  # blind reviewers see each other's figures once both have decided the whole queue
+        assert len(shared) == 9
+        ana_codes = [[IDS[0]], [IDS[0], IDS[3]], [], [IDS[3]], [IDS[0]], [IDS[5]], [IDS[1]], [], [IDS[2]]]
+        ben_codes = [[IDS[0]], [IDS[3]], [], [IDS[3]], [IDS[5]], [IDS[5]], [IDS[1]], [IDS[2]], [IDS[2]]]
         for segment_id, codes in zip(shared, ana_codes, strict=True):
             decide(ana, segment_id, "change", codes=codes)
         # ben sees none of it: same queue start, nothing decided, the model's codes ticked
@@ -788,9 +789,14 @@ def test_two_blind_reviewers_and_their_agreement(run_dir, run_cli, tmp_path):
         assert {i for i, on in ticked(page).items() if on} == set(run.suggested(run.queue[0]))
         assert ben.get("/api/progress").json()["reviewed"] == 0 and ben.get("/api/decisions").json() == []
         assert "ana" not in VisibleText.of(ben.get("/history").text)
-        for segment_id, codes in zip(shared, ben_codes, strict=True):
+        for segment_id, codes in zip(shared[:6], ben_codes[:6], strict=True):
             decide(ben, segment_id, "change", codes=codes)
-        assert ana.get("/api/progress").json()["reviewed"] == 6
+        assert ana.get("/api/progress").json()["reviewed"] == 9
+        waiting = ben.get("/agreement", params={"lang": "en"}).text
+        assert "ana" not in VisibleText.of(waiting) and "data-code=" not in waiting and "in common" not in waiting
+        assert "3 queued segments left for you" in VisibleText.of(waiting)
+        for segment_id, codes in zip(shared[6:], ben_codes[6:], strict=True):
+            decide(ben, segment_id, "change", codes=codes)
 
         page = ben.get("/agreement", params={"lang": "en"}).text
     ids = list(IDS)
@@ -798,7 +804,7 @@ def test_two_blind_reviewers_and_their_agreement(run_dir, run_cli, tmp_path):
     b = [int(i in codes) for codes in ben_codes for i in ids]
     m = [int(i in run.model_codes(s)) for s in shared for i in ids]
     pooled = f"{cohen_kappa(a, b):.2f}"
-    assert f'<td class="pooled-between">{pooled}</td>' in page and "6 segments in common" in page
+    assert f'<td class="pooled-between">{pooled}</td>' in page and "9 segments in common" in page
     assert f"<td>{cohen_kappa(m, a):.2f}</td>" in page and f"<td>{cohen_kappa(m, b):.2f}</td>" in page
     per_impact_0 = cohen_kappa([int(IDS[0] in c) for c in ana_codes], [int(IDS[0] in c) for c in ben_codes])
     row = page[page.index(f'data-code="{IDS[0]}"') :].split("</tr>")[0]
@@ -814,6 +820,35 @@ def test_two_blind_reviewers_and_their_agreement(run_dir, run_cli, tmp_path):
     exported = pd.read_csv(tmp_path / "both.csv")
     assert set(exported.coder) == {"ana", "ben"}  # each reviewer's own codings, for imri agreement
     assert len(exported) == sum(map(len, ana_codes)) + sum(map(len, ben_codes))
+
+
+def test_a_blind_reviewer_cannot_read_the_other_from_the_agreement_view(tmp_path):
+    """Blind: while either reviewer still has queued segments, the agreement view shows nothing that
+    changes with the other's decisions (no pair, no "segments in common", no per-impact count)."""
+    run_dir = make_run(tmp_path / "run", margin=0.3)  # some segments outside the queue
+    with app_client(run_dir, "ana", blind=True) as ana, app_client(run_dir, "ben", blind=True) as ben:
+        q = ana.run.queue
+        for segment_id in q[:3]:
+            decide(ana, segment_id, "change", codes=[IDS[0]])
+        decide(ben, q[0], "change", codes=[IDS[0]])
+        before = ana.get("/agreement", params={"lang": "en"}).text
+        decide(ben, q[1], "change", codes=[IDS[4]])  # what ana would probe for
+        decide(ben, q[2], "reject")
+        after = ana.get("/agreement", params={"lang": "en"}).text
+        assert after == before  # nothing of ben's work moves ana's page
+        assert "ben" not in VisibleText.of(after) and "data-code=" not in after
+        for segment_id in q[3:]:  # ana done, ben not: still nothing
+            decide(ana, segment_id, "accept")
+        assert "ben" not in VisibleText.of(ana.get("/agreement").text)
+        for segment_id in q[3:]:  # both done: the pair, over the queue
+            decide(ben, segment_id, "accept")
+        both_done = ana.get("/agreement", params={"lang": "en"}).text
+        assert f"{len(q)} segments in common" in both_done and "data-code=" in both_done
+        # deciding outside the queue afterwards changes nothing
+        outside = next(s for s in ana.run.segments.segment_id[ana.run.segments.role == "participant"] if s not in q)
+        decide(ben, outside, "change", codes=[IDS[1]])
+        decide(ana, outside, "change", codes=[IDS[1]])
+        assert f"{len(q)} segments in common" in ana.get("/agreement", params={"lang": "en"}).text
 
 
 # --- export ----------------------------------------------------------------------------------------
