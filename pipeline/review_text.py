@@ -15,7 +15,10 @@ EN: dict[str, str] = {
     "model": "model",
     "reviewer": "reviewer",
     "blind": "blind",
-    "blind_help": "You see only your own decisions; other reviewers' stay hidden until the agreement view.",
+    "blind_help": (
+        "You see only your own decisions; the agreement view compares you with another reviewer once both "
+        "of you have decided the whole queue."
+    ),
     "other_language": "Français",
     "switch_language": "Passer en français (L)",
     "shortcuts": "Shortcuts",
@@ -196,7 +199,10 @@ FR: dict[str, str] = {
     "model": "modèle",
     "reviewer": "réviseur·e",
     "blind": "à l'aveugle",
-    "blind_help": "Vous ne voyez que vos décisions; celles des autres restent cachées, sauf dans la vue Accord.",
+    "blind_help": (
+        "Vous ne voyez que vos décisions; la vue Accord vous compare à un·e autre réviseur·e une fois que vous "
+        "avez tous deux décidé toute la file."
+    ),
     "other_language": "English",
     "switch_language": "Switch to English (L)",
     "shortcuts": "Raccourcis",
