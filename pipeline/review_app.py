@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 import secrets
 import socket
 import unicodedata
@@ -433,6 +434,8 @@ def create_app(
     run = open_run()
     opened_as = folder_signature(run.folder)
     secret = secret or secrets.token_urlsafe(32)
+    if not re.fullmatch(r"[A-Za-z0-9_-]{32,}", secret):  # it is a path segment of every address
+        raise ValueError("the review app's secret must be 32 or more URL-safe characters")
     base = f"/{CAPABILITY}/{secret}"  # every address of the app starts with it (see CapabilityPath)
     view = ReviewView(run, reviewer.strip(), secrets.token_urlsafe(24), blind, base)
     reopening = asyncio.Lock()
