@@ -12,22 +12,25 @@ transcript, language, speaker role, status, reviewer) apply to the queue, browse
 Every label is in English or French (:mod:`pipeline.review_text`), the codebook's names too.
 
 Access and privacy: the server binds 127.0.0.1 only and answers only requests for 127.0.0.1 or
-localhost (no DNS rebinding). Each server has a secret: the URL it prints carries it as ``?token=``;
-a request with the right one gets it back as a cookie (HttpOnly, SameSite=Strict, named after the
-secret so two servers do not clash) and is redirected to the same address without it; every other
-request without the cookie gets 403, so another account on the machine cannot read transcripts or
-decide in the reviewer's name. Decisions also need the page's form token (no cross-site form posts).
+localhost (no DNS rebinding). Each server has a secret, and every page, form and file of the app
+lives under ``/s/<secret>/`` (a capability path): the URL the server prints carries the secret as
+``?token=``, and a request with the right one is redirected to the same page under that path; every
+other request gets 403, so another account on the machine cannot read transcripts or decide in the
+reviewer's name. No cookie grants access: browsers send the cookies of 127.0.0.1 to every port of
+it, so a page served by another local account on another port would receive them (see the threat
+model in ``docs/reliability.md``). Pages send no Referer. Decisions also need the page's form token.
 No access log; segment text is never logged.
 
 With ``blind``, a reviewer sees only their own decisions (queue, pages, history), so two reviewers
-can code the same run independently; the agreement view compares them once they share segments.
+can code the same run independently; the agreement view shows nothing of another reviewer until
+both have decided every queued segment (totals over shared segments would reveal decisions).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
+import re
 import secrets
 import socket
 import unicodedata
@@ -45,7 +48,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from pipeline.codebook import LANGUAGES
+from pipeline.codebook import LANGUAGES, Codebook
 from pipeline.errors import InputError
 from pipeline.review import (
     DECIDING,
@@ -71,6 +74,7 @@ STATIC = PACKAGE / "static"
 HOST = "127.0.0.1"
 LANG_COOKIE = "imri_review_lang"
 SECRET_PARAM = "token"
+CAPABILITY = "s"  # every page of the app is under /s/<secret>/
 SHORTCUTS = 9  # codes 1-9 toggle the nine most probable impacts; "/" searches every one
 PAGE_SIZE = 100  # rows per page of the browse view
 RECENT = 8  # actions in the history side panel
@@ -89,6 +93,68 @@ def same_secret(given: str | None, expected: str) -> bool:
     if not given:
         return False
     return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
+
+
+class CapabilityPath:
+    """ASGI middleware: only requests under ``/s/<secret>/`` reach the app; ``?token=<secret>`` leads there.
+
+    A GET or HEAD request anywhere with the right ``?token=`` is redirected to the same page under the
+    capability path, without the token; every other request gets 403. Nothing is read from cookies:
+    they are not port-scoped, so any cookie value also reaches every other server on 127.0.0.1.
+    """
+
+    def __init__(self, app: Callable, secret: str) -> None:
+        self.app, self.secret = app, secret
+        self.base = f"/{CAPABILITY}/{secret}"
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        parts = path.split("/", 3)  # "", "s", the secret, the page
+        request = Request(scope)
+        if len(parts) >= 3 and parts[1] == CAPABILITY and same_secret(parts[2], self.secret):
+            if len(parts) == 4:
+                await self.app({**scope, "root_path": scope.get("root_path", "") + self.base}, receive, send)
+                return
+            query = request.url.query
+            response: Response = RedirectResponse(self.base + "/" + (f"?{query}" if query else ""), status_code=307)
+        elif scope["method"] in ("GET", "HEAD") and same_secret(request.query_params.get(SECRET_PARAM), self.secret):
+            rest = [(k, v) for k, v in request.query_params.multi_items() if k != SECRET_PARAM]
+            # the page's path after the base, so that `//host/x` or `/\host` can never lead off-site
+            page = self.base + "/" + path.lstrip("/\\")
+            response = RedirectResponse(page + (f"?{urlencode(rest)}" if rest else ""), status_code=303)
+        else:
+            response = PlainTextResponse(FORBIDDEN, status_code=403)
+        await response(scope, receive, send)
+
+
+def code_name(book: Codebook, code: str, lang: str) -> str:
+    """The impact's name in ``lang``; a code the codebook does not have (removed or renamed since the
+    decision was made) as it is, marked unknown."""
+    try:
+        return book.impact(code).name[lang]
+    except KeyError:
+        return f"{code} ({strings(lang).unknown_code})"
+
+
+def blind_pairs(run: ReviewRun, decisions: pd.DataFrame, reviewer: str) -> tuple[list[dict], int]:
+    """What blind mode's agreement view shows: (``reviewer``'s pairs, queued segments ``reviewer`` has left).
+
+    Figures that change with each decision would let a reviewer probe the other's decisions one
+    segment at a time ("segments in common", an impact's count). So: nothing of another reviewer until
+    both have decided every queued segment, and then figures over the queue only (deciding segments
+    outside it changes nothing). ``decisions``: :func:`latest_decisions` of every reviewer.
+    """
+    queued = set(run.queue)
+    decided = {name: set(rows.segment_id) for name, rows in decisions.groupby("reviewer")} if len(decisions) else {}
+    left = len(queued - decided.get(reviewer, set()))
+    if left:
+        return [], left
+    done = {name for name, segments in decided.items() if queued <= segments}
+    compared = decisions[decisions.reviewer.isin(done) & decisions.segment_id.isin(queued)]
+    return [pair for pair in reviewer_agreement(run, compared) if reviewer in pair["reviewers"]], 0
 
 
 def link(path: str, **params: object) -> str:
@@ -146,8 +212,9 @@ class Filters:
 class ReviewView:
     """What the pages show, computed from the run and the decisions that count for this reviewer."""
 
-    def __init__(self, run: ReviewRun, reviewer: str, token: str, blind: bool = False) -> None:
+    def __init__(self, run: ReviewRun, reviewer: str, token: str, blind: bool = False, base: str = "") -> None:
         self.run, self.reviewer, self.token, self.blind = run, reviewer, token, blind
+        self.base = base  # the capability path every link starts with
         self.store = run.store()
         self.position = {segment_id: i + 1 for i, segment_id in enumerate(run.queue)}
         book = run.codebook
@@ -241,7 +308,7 @@ class ReviewView:
                 "action": d.action,
                 "reviewer": d.reviewer,
                 "decided_at": str(d.decided_at)[:19].replace("T", " "),
-                "codes": [self.run.codebook.impact(c).name[lang] for c in split_codes(d.codes_after)],
+                "codes": [code_name(self.run.codebook, c, lang) for c in split_codes(d.codes_after)],
                 "ids": split_codes(d.codes_after),
             }
             for d in mine.iloc[::-1].itertuples()
@@ -321,7 +388,7 @@ class ReviewView:
         undone = set(history.undoes.dropna().astype("int64"))
         return [
             {
-                "url": link("/", segment=r.segment_id, **where),
+                "url": self.base + link("/", segment=r.segment_id, **where),
                 "source": r.source,
                 "start": r.start,
                 "end": r.end,
@@ -366,17 +433,18 @@ def create_app(
 
     run = open_run()
     opened_as = folder_signature(run.folder)
-    view = ReviewView(run, reviewer.strip(), secrets.token_urlsafe(24), blind)
-    reopening = asyncio.Lock()
     secret = secret or secrets.token_urlsafe(32)
-    cookie = "imri_review_" + hashlib.sha256(secret.encode()).hexdigest()[:12]
+    if not re.fullmatch(r"[A-Za-z0-9_-]{32,}", secret):  # it is a path segment of every address
+        raise ValueError("the review app's secret must be 32 or more URL-safe characters")
+    base = f"/{CAPABILITY}/{secret}"  # every address of the app starts with it (see CapabilityPath)
+    view = ReviewView(run, reviewer.strip(), secrets.token_urlsafe(24), blind, base)
+    reopening = asyncio.Lock()
     templates = Jinja2Templates(directory=str(TEMPLATES))
     app = FastAPI(title="imri review", docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.state.view = view
     app.state.secret = secret
 
-    # added before require_secret, so it runs inside it: only a request that holds the secret reopens the run
     @app.middleware("http")
     async def follow_the_folder(request: Request, call_next: Callable) -> Response:
         """Reopen the run when ``imri code`` has written its folder again since it was opened, so that
@@ -395,28 +463,12 @@ def create_app(
                             status_code=503,
                         )
                     run, opened_as = fresh, now
-                    view = ReviewView(run, view.reviewer, view.token, view.blind)
+                    view = ReviewView(run, view.reviewer, view.token, view.blind, base)
                     app.state.view = view
         return await call_next(request)
 
-    @app.middleware("http")
-    async def require_secret(request: Request, call_next: Callable) -> Response:
-        given = request.query_params.get(SECRET_PARAM)
-        if given is not None:
-            if not same_secret(given, secret):
-                return PlainTextResponse(FORBIDDEN, status_code=403)
-            if request.method in ("GET", "HEAD"):
-                rest = [(k, v) for k, v in request.query_params.multi_items() if k != SECRET_PARAM]
-                response: Response = RedirectResponse(
-                    request.url.path + (f"?{urlencode(rest)}" if rest else ""), status_code=303
-                )
-            else:
-                response = await call_next(request)
-            response.set_cookie(cookie, secret, httponly=True, samesite="strict")
-            return response
-        if not same_secret(request.cookies.get(cookie), secret):
-            return PlainTextResponse(FORBIDDEN, status_code=403)
-        return await call_next(request)
+    # added after follow_the_folder, so it runs before it: only a request that holds the secret reopens the run
+    app.add_middleware(CapabilityPath, secret=secret)
 
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
 
@@ -426,9 +478,13 @@ def create_app(
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
-        if not request.url.path.startswith("/static/"):
+        if not request.url.path.startswith(f"{base}/static/"):  # the app's own scripts and styles may be cached
             response.headers["Cache-Control"] = "no-store"
         return response
+
+    def at(path: str, **params: object) -> str:
+        """:func:`link` under the capability path."""
+        return base + link(path, **params)
 
     def language(request: Request, lang: str | None, source: str | None = None) -> str:
         """The reviewer's choice (this request, then the cookie), else the transcript's language."""
@@ -453,9 +509,9 @@ def create_app(
 
     def segment_link(segment_id: str | None, mode: str, filters: Filters) -> str:
         return (
-            link("/", **where_of(mode, filters))
+            at("/", **where_of(mode, filters))
             if segment_id is None
-            else link("/", segment=segment_id, **where_of(mode, filters))
+            else at("/", segment=segment_id, **where_of(mode, filters))
         )
 
     def common(
@@ -474,6 +530,7 @@ def create_app(
             "reviewer": view.reviewer,
             "blind": view.blind,
             "token": view.token,
+            "base": base,
             "lang": lang,
             "other_lang": other,
             "t": t,
@@ -490,15 +547,15 @@ def create_app(
             "max_memo": MAX_MEMO,
             "lang_url": request.url.path + "?" + urlencode([*request.query_params.multi_items(), ("lang", other)]),
             "urls": {
-                "queue": link("/", **filter_params),
-                "browse": link("/browse", **filter_params),
-                "transcript": link("/transcript", source=transcript_source),
-                "agreement": "/agreement",
-                "history": "/history",
+                "queue": at("/", **filter_params),
+                "browse": at("/browse", **filter_params),
+                "transcript": at("/transcript", source=transcript_source),
+                "agreement": base + "/agreement",
+                "history": base + "/history",
             },
-            "view_path": {"queue": "/", "browse": "/browse", "transcript": "/transcript"}.get(view_name, "/"),
-            "clear_url": {"browse": "/browse", "transcript": link("/transcript", source=filters.source)}.get(
-                view_name, link("/", **({"mode": mode} if mode != "queue" else {}))
+            "view_path": base + {"browse": "/browse", "transcript": "/transcript"}.get(view_name, "/"),
+            "clear_url": {"browse": base + "/browse", "transcript": at("/transcript", source=filters.source)}.get(
+                view_name, at("/", **({"mode": mode} if mode != "queue" else {}))
             ),
             "filter_form": view_name in ("queue", "browse", "transcript"),
             "filters_narrowed": Filters(**{**asdict(filters), "source": ""}).active
@@ -541,7 +598,7 @@ def create_app(
             {
                 "reviewer": d.reviewer,
                 "action": d.action,
-                "codes": [run.codebook.impact(c).name[lang] for c in split_codes(d.codes_after)],
+                "codes": [code_name(run.codebook, c, lang) for c in split_codes(d.codes_after)],
             }
             for d in decisions.itertuples()
         ]
@@ -567,7 +624,7 @@ def create_app(
                     if index is not None and index + 1 < len(order)
                     else (segment_link(order[0], mode, filters) if index is None and order else None)
                 ),
-                "transcript_url": link("/transcript", source=run.segment(segment_id).source, focus=segment_id),
+                "transcript_url": at("/transcript", source=run.segment(segment_id).source, focus=segment_id),
                 "url": segment_link(segment_id, mode, filters),
             }
             context["segment"] = view.segment(segment_id, shown, lang, context["t"], nav)
@@ -603,8 +660,8 @@ def create_app(
             "total": len(rows),
             "page": page,
             "pages": pages,
-            "previous_page_url": link("/browse", page=page - 1, **filters.params()) if page > 1 else None,
-            "next_page_url": link("/browse", page=page + 1, **filters.params()) if page < pages else None,
+            "previous_page_url": at("/browse", page=page - 1, **filters.params()) if page > 1 else None,
+            "next_page_url": at("/browse", page=page + 1, **filters.params()) if page < pages else None,
             "rows": [
                 {
                     "id": r.segment_id,
@@ -689,7 +746,9 @@ def create_app(
         context = common(request, "agreement", chosen, "queue", Filters(), shown, set_aside)
         everyone = latest_decisions(current)
         book = run.codebook
-        pairs = reviewer_agreement(run, everyone)
+        pairs, blind_left = (
+            blind_pairs(run, everyone, view.reviewer) if view.blind else (reviewer_agreement(run, everyone), 0)
+        )
         for pair in pairs:
             pair["rows"] = [
                 {
@@ -707,6 +766,7 @@ def create_app(
             reviewers = [view.reviewer] if view.reviewer in reviewers else []
         context |= {
             "pairs": pairs,
+            "blind_left": blind_left,
             "reviewer_rows": [
                 {"name": name, "agreement": agreement(everyone[everyone.reviewer == name])} for name in reviewers
             ],
@@ -732,8 +792,8 @@ def create_app(
                 "source": r.source,
                 "start": r.start,
                 "end": r.end,
-                "url": link("/", segment=r.segment_id),
-                "codes": ", ".join(book.impact(c).name[chosen] for c in split_codes(r.codes_after))
+                "url": at("/", segment=r.segment_id),
+                "codes": ", ".join(code_name(book, c, chosen) for c in split_codes(r.codes_after))
                 if r.action in DECIDING
                 else "",
             }

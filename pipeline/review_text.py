@@ -15,7 +15,10 @@ EN: dict[str, str] = {
     "model": "model",
     "reviewer": "reviewer",
     "blind": "blind",
-    "blind_help": "You see only your own decisions; other reviewers' stay hidden until the agreement view.",
+    "blind_help": (
+        "You see only your own decisions; the agreement view compares you with another reviewer once both "
+        "of you have decided the whole queue."
+    ),
     "other_language": "Français",
     "switch_language": "Passer en français (L)",
     "shortcuts": "Shortcuts",
@@ -147,9 +150,13 @@ EN: dict[str, str] = {
         "on exactly those segments."
     ),
     "agreement_blind": (
-        "Blind review: the figures below are totals; no other reviewer's decision on a segment is shown. "
-        "Over a few segments they can still reveal codes: look once you are done."
+        "Blind review: you have both decided every queued segment; the figures below are over the queue. "
+        "No other reviewer's decision on a segment is shown."
     ),
+    "agreement_blind_waiting": (
+        "Blind review: nothing of another reviewer is shown until both of you have decided every queued segment."
+    ),
+    "agreement_blind_left": "{n} queued segments left for you.",
     "reviewers_and_model": "Reviewers and the model",
     "decisions": "decisions",
     "exact_with_model": "same codes as the model",
@@ -161,6 +168,7 @@ EN: dict[str, str] = {
     "per_impact": "Per impact",
     "impact": "Impact",
     "used_by": "used by {name}",
+    "unknown_code": "unknown code",
     "agreement_none": "No two reviewers have decided the same segments yet.",
     "kappa_note": (
         "Kappa is 1 for perfect agreement and 0 for agreement no better than chance; it is undefined (—) "
@@ -191,7 +199,10 @@ FR: dict[str, str] = {
     "model": "modèle",
     "reviewer": "réviseur·e",
     "blind": "à l'aveugle",
-    "blind_help": "Vous ne voyez que vos décisions; celles des autres restent cachées, sauf dans la vue Accord.",
+    "blind_help": (
+        "Vous ne voyez que vos décisions; la vue Accord vous compare à un·e autre réviseur·e une fois que vous "
+        "avez tous deux décidé toute la file."
+    ),
     "other_language": "English",
     "switch_language": "Switch to English (L)",
     "shortcuts": "Raccourcis",
@@ -326,10 +337,14 @@ FR: dict[str, str] = {
         "chacun, sur ces segments-là exactement."
     ),
     "agreement_blind": (
-        "Révision à l'aveugle : les chiffres ci-dessous sont des totaux; aucune décision d'un·e autre "
-        "réviseur·e sur un segment n'est montrée. Sur peu de segments, ils peuvent quand même révéler des "
-        "codes : consultez-les une fois votre travail fini."
+        "Révision à l'aveugle : vous avez tous deux décidé chaque segment de la file; les chiffres ci-dessous "
+        "portent sur la file. Aucune décision d'un·e autre réviseur·e sur un segment n'est montrée."
     ),
+    "agreement_blind_waiting": (
+        "Révision à l'aveugle : rien d'un·e autre réviseur·e n'est montré tant que vous n'avez pas tous deux "
+        "décidé chaque segment de la file."
+    ),
+    "agreement_blind_left": "Il vous reste {n} segments de la file.",
     "reviewers_and_model": "Réviseur·es et modèle",
     "decisions": "décisions",
     "exact_with_model": "mêmes codes que le modèle",
@@ -341,6 +356,7 @@ FR: dict[str, str] = {
     "per_impact": "Par impact",
     "impact": "Impact",
     "used_by": "utilisé par {name}",
+    "unknown_code": "code inconnu",
     "agreement_none": "Aucun·e réviseur·e n'a encore décidé les mêmes segments qu'un·e autre.",
     "kappa_note": (
         "Le kappa vaut 1 pour un accord parfait et 0 pour un accord pas meilleur que le hasard; il n'est "

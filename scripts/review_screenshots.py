@@ -56,11 +56,11 @@ def main() -> None:
         )
         try:
             url = server.stdout.readline().strip()
-            base = url.split("?")[0]
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=chromium(), args=["--headless", "--no-sandbox"])
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.goto(url)
+                base = page.url.split("?")[0]  # where the printed URL leads: the app's capability path, ending in /
                 page.goto(f"{base}?source={source}&lang=en")  # the queue of one transcript, in English
                 panel = page.locator("#panel")
                 page.screenshot(path=str(args.out / "review-queue.png"))

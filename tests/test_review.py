@@ -122,14 +122,17 @@ def run_dir(tmp_path) -> Path:
 
 @contextlib.contextmanager
 def app_client(run_dir: Path, reviewer: str = "ana", blind: bool = False):
-    """A test client of the review app that opened it with its secret (so it holds the cookie)."""
+    """A test client of the review app that opened it with its secret; its base is the capability path."""
     from fastapi.testclient import TestClient
 
     from pipeline.review_app import create_app
 
     app = create_app(run_dir, reviewer, allowed_hosts=["testserver"], blind=blind)
     with TestClient(app) as test_client:
-        assert test_client.get("/", params={"token": app.state.secret}).status_code == 200  # sets the cookie
+        opened = test_client.get("/", params={"token": app.state.secret})
+        assert opened.status_code == 200 and opened.url.path == f"/s/{app.state.secret}/"
+        test_client.base = f"/s/{app.state.secret}"  # every link of the app starts with it
+        test_client.base_url = f"http://testserver{test_client.base}"
         test_client.token = app.state.view.token
         test_client.run = app.state.view.run
         test_client.secret = app.state.secret
@@ -341,24 +344,82 @@ def test_every_request_needs_the_server_secret(run_dir):
             assert stranger.get("/", params={"token": wrong}).status_code == 403, wrong  # not 500
         assert stranger.get("/?token=%FF%FE%00").status_code == 403  # not UTF-8 at all
 
+        base = f"/s/{secret}"
+        for wrong in ("/s/forged/", f"/s/{secret[:-1]}/", f"/s/{secret}x/", "/s//", f"/x/{secret}/", f"/S/{secret}/"):
+            assert stranger.get(wrong).status_code == 403, wrong  # the capability path, wrong: refused
+        assert stranger.get(f"/s/{secret[:-1]}é/").status_code == 403  # not ASCII: refused, not a 500
+
         opened = stranger.get("/", params={"token": secret, "segment": first}, follow_redirects=False)
-        assert opened.status_code == 303 and opened.headers["location"] == f"/?segment={first.replace(':', '%3A')}"
-        cookie = opened.headers["set-cookie"].lower()
-        assert secret.lower() in cookie and "httponly" in cookie and "samesite=strict" in cookie
-        assert stranger.get("/").status_code == 200  # the cookie opens every page from now on
-        assert stranger.get("/static/review.js").status_code == 200
+        assert opened.status_code == 303
+        assert opened.headers["location"] == f"{base}/?segment={first.replace(':', '%3A')}"
+        assert "set-cookie" not in opened.headers  # no cookie carries access
+        assert stranger.get("/").status_code == 403  # the token opened nothing outside the capability path
+        assert stranger.get(base, follow_redirects=False).headers["location"] == f"{base}/"
+        page, script = stranger.get(f"{base}/"), stranger.get(f"{base}/static/review.js")
+        assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+        assert script.status_code == 200 and "cache-control" not in script.headers  # scripts may be cached
+        assert stranger.post("/decide", params={"token": secret}, data=form).status_code == 403  # only GET leads in
         for bad in ("é" * 32, "forged", "\u2028" * 3):  # the page's form token: refused, never a 500
-            answer = stranger.post("/decide", data={**form, "token": bad})
+            answer = stranger.post(f"{base}/decide", data={**form, "token": bad})
             assert answer.status_code == 403, bad
         assert not run.store().history().shape[0]
-        cookies = dict(stranger.cookies)
 
     other = create_app(run_dir, "ben", allowed_hosts=["testserver"])
     assert other.state.secret != secret
-    with TestClient(other) as neighbour:  # a second server on the same machine: its own secret and cookie
+    with TestClient(other) as neighbour:  # a second server on the same machine: its own secret
         assert neighbour.get("/", params={"token": secret}).status_code == 403
-        neighbour.cookies.update(cookies)
-        assert neighbour.get("/").status_code == 403
+        assert neighbour.get(f"{base}/").status_code == 403
+
+
+def test_nothing_the_browser_holds_for_127_0_0_1_opens_the_app(run_dir):
+    """Browsers send every cookie of 127.0.0.1 to every port of it: a server another local account runs
+    on another port receives them when the reviewer visits it. Replayed here, they must open nothing."""
+    from fastapi.testclient import TestClient
+
+    from pipeline.review_app import create_app
+
+    app = create_app(run_dir, "ana", allowed_hosts=["testserver"])
+    secret, first = app.state.secret, app.state.view.run.queue[0]
+    with TestClient(app) as reviewer:  # the reviewer's browser: opens the printed URL, works, switches language
+        opened = reviewer.get("/", params={"token": secret})
+        assert opened.status_code == 200
+        app_url = str(opened.url).split("?")[0].rstrip("/")  # where the printed URL led
+        assert reviewer.get(f"{app_url}/", params={"segment": first, "lang": "fr"}).status_code == 200
+        for path in ("/browse", "/history", "/agreement", "/transcript", "/api/progress"):
+            assert reviewer.get(app_url + path).status_code == 200
+        held = dict(reviewer.cookies)  # every cookie the browser now holds for 127.0.0.1, whatever its port
+    assert all(secret not in value for value in held.values())
+    with TestClient(app) as neighbour:  # what the other local server received, replayed to the app's port
+        neighbour.cookies.update(held)
+        form = {"segment_id": first, "action": "accept", "token": app.state.view.token}
+        for path in ("/", "/browse", "/history", "/api/progress", "/api/decisions", "/static/review.js"):
+            answer = neighbour.get(path)
+            assert answer.status_code == 403 and "segment" not in answer.text, path
+        assert neighbour.post("/decide", data=form).status_code == 403
+        for value in held.values():  # nor does any cookie value used as the token or the capability path
+            assert neighbour.get("/", params={"token": value}).status_code == 403
+            assert neighbour.get(f"/s/{value}/").status_code == 403
+    assert not app.state.view.store.history().shape[0]
+
+
+@pytest.mark.parametrize(
+    "path", ["//evil.example/x", "///evil.example/x", "/\\evil.example/x", "/\\/evil.example", "/%2F%2Fevil.example/x"]
+)
+def test_the_token_redirect_stays_on_the_server(run_dir, path):
+    """`//host/x?token=...` and its variants lead to the app's own page, never to another site."""
+    from urllib.parse import urljoin
+
+    from fastapi.testclient import TestClient
+
+    from pipeline.review_app import create_app
+
+    app = create_app(run_dir, "ana", allowed_hosts=["testserver"])
+    with TestClient(app) as browser:
+        answer = browser.get(f"http://testserver{path}?token={app.state.secret}&lang=fr", follow_redirects=False)
+        assert answer.status_code == 303
+        target = urlsplit(urljoin(f"http://testserver{path}", answer.headers["location"]))
+        assert (target.scheme, target.netloc) == ("http", "testserver"), answer.headers["location"]
+        assert target.path.startswith(f"/s/{app.state.secret}/") and "token" not in target.query
 
 
 def test_served_address_carries_the_secret(tmp_path):
@@ -497,8 +558,9 @@ def test_filters_and_browse_reach_segments_outside_the_queue(tmp_path):
         same_source = [s for s in following if s.split(":")[0] == outside[0].split(":")[0]]
         assert shown_segment(answer.text) == (same_source[0] if same_source else None)
         page = c.get("/", params={"segment": everything[1], "mode": "browse"}).text
-        assert f'id="next-link" href="/?segment={everything[2].replace(":", "%3A")}&amp;mode=browse"' in page
-        assert f'id="previous-link" href="/?segment={everything[0].replace(":", "%3A")}&amp;mode=browse"' in page
+        following, preceding = (everything[i].replace(":", "%3A") for i in (2, 0))
+        assert f'id="next-link" href="{c.base}/?segment={following}&amp;mode=browse"' in page
+        assert f'id="previous-link" href="{c.base}/?segment={preceding}&amp;mode=browse"' in page
 
 
 def test_transcript_view_shows_the_whole_interview_with_codes_in_the_margin(client):
@@ -515,7 +577,7 @@ def test_transcript_view_shows_the_whole_interview_with_codes_in_the_margin(clie
     links = re.findall(r'<a class="seg row[^"]*" href="([^"]+)" data-segment-id="([^"]+)"', html)
     participant = list(rows.segment_id[rows.role == "participant"])
     assert [segment_id for _, segment_id in links] == participant  # interviewer turns: context, no link
-    assert all(href.startswith("/?segment=") and "mode=browse" in href for href, _ in links)
+    assert all(href.startswith(f"{client.base}/?segment=") and "mode=browse" in href for href, _ in links)
     row_html = html[html.index(f'data-segment-id="{decided}"') :].split('class="seg-row', 1)[0]
     for impact_id in run.suggested(decided):
         assert escape(BOOK.impact(impact_id).name["en"]) in row_html  # the model's suggestion
@@ -529,7 +591,45 @@ def test_transcript_view_shows_the_whole_interview_with_codes_in_the_margin(clie
     assert filtered.count('class="seg-row dim') == len(participant) - 1
     # the review page links to its place in the transcript
     page = client.get("/", params={"segment": decided}).text
-    assert f'href="/transcript?source={source}&amp;focus={decided.replace(":", "%3A")}"' in page
+    assert f'href="{client.base}/transcript?source={source}&amp;focus={decided.replace(":", "%3A")}"' in page
+
+
+def test_a_decision_with_a_code_the_codebook_no_longer_has_is_shown_marked(client, run_dir):
+    """A review.db row naming a code the codebook does not have (an impact removed or renamed since):
+    every page still answers, and shows the code as it is, marked unknown."""
+    from pipeline.review import ReviewStore
+
+    run = client.run
+    segment_id = run.queue[0]
+    row = run.segment(segment_id)
+    ReviewStore(run_dir / "review.db").record(
+        segment_id,
+        row.source,
+        int(row.start),
+        int(row.end),
+        "change",
+        ["retired_code"],
+        ["retired_code", IDS[2]],
+        "ana",
+        run.model_version,
+        run_id=run.run_id,
+        transcript_sha256=run.fingerprints[row.source],
+    )
+    pages = {
+        "segment": client.get("/", params={"segment": segment_id, "lang": "en"}),
+        "browse": client.get("/browse", params={"lang": "en"}),
+        "history": client.get("/history", params={"lang": "fr"}),
+        "transcript": client.get("/transcript", params={"source": row.source, "lang": "en"}),
+        "agreement": client.get("/agreement", params={"lang": "en"}),
+        "progress": client.get("/api/progress"),
+        "decisions": client.get("/api/decisions"),
+    }
+    assert {name: page.status_code for name, page in pages.items()} == dict.fromkeys(pages, 200)
+    for name in ("segment", "browse", "transcript"):
+        assert "retired_code (unknown code)" in pages[name].text, name
+        assert escape(BOOK.impact(IDS[2]).name["en"]) in pages[name].text, name
+    assert "retired_code (code inconnu)" in pages["history"].text
+    assert decide(client, segment_id, "accept").status_code == 200  # and the segment can be decided again
 
 
 # --- undo and history -----------------------------------------------------------------------------
@@ -677,9 +777,10 @@ def test_two_blind_reviewers_and_their_agreement(run_dir, run_cli, tmp_path):
 
     with app_client(run_dir, "ana", blind=True) as ana, app_client(run_dir, "ben", blind=True) as ben:
         run = ana.run
-        shared = run.queue[:6]
-        ana_codes = [[IDS[0]], [IDS[0], IDS[3]], [], [IDS[3]], [IDS[0]], [IDS[5]]]
-        ben_codes = [[IDS[0]], [IDS[3]], [], [IDS[3]], [IDS[5]], [IDS[5]]]
+        shared = run.queue  # blind reviewers see each other's figures once both have decided the whole queue
+        assert len(shared) == 9
+        ana_codes = [[IDS[0]], [IDS[0], IDS[3]], [], [IDS[3]], [IDS[0]], [IDS[5]], [IDS[1]], [], [IDS[2]]]
+        ben_codes = [[IDS[0]], [IDS[3]], [], [IDS[3]], [IDS[5]], [IDS[5]], [IDS[1]], [IDS[2]], [IDS[2]]]
         for segment_id, codes in zip(shared, ana_codes, strict=True):
             decide(ana, segment_id, "change", codes=codes)
         # ben sees none of it: same queue start, nothing decided, the model's codes ticked
@@ -688,9 +789,14 @@ def test_two_blind_reviewers_and_their_agreement(run_dir, run_cli, tmp_path):
         assert {i for i, on in ticked(page).items() if on} == set(run.suggested(run.queue[0]))
         assert ben.get("/api/progress").json()["reviewed"] == 0 and ben.get("/api/decisions").json() == []
         assert "ana" not in VisibleText.of(ben.get("/history").text)
-        for segment_id, codes in zip(shared, ben_codes, strict=True):
+        for segment_id, codes in zip(shared[:6], ben_codes[:6], strict=True):
             decide(ben, segment_id, "change", codes=codes)
-        assert ana.get("/api/progress").json()["reviewed"] == 6
+        assert ana.get("/api/progress").json()["reviewed"] == 9
+        waiting = ben.get("/agreement", params={"lang": "en"}).text
+        assert "ana" not in VisibleText.of(waiting) and "data-code=" not in waiting and "in common" not in waiting
+        assert "3 queued segments left for you" in VisibleText.of(waiting)
+        for segment_id, codes in zip(shared[6:], ben_codes[6:], strict=True):
+            decide(ben, segment_id, "change", codes=codes)
 
         page = ben.get("/agreement", params={"lang": "en"}).text
     ids = list(IDS)
@@ -698,7 +804,7 @@ def test_two_blind_reviewers_and_their_agreement(run_dir, run_cli, tmp_path):
     b = [int(i in codes) for codes in ben_codes for i in ids]
     m = [int(i in run.model_codes(s)) for s in shared for i in ids]
     pooled = f"{cohen_kappa(a, b):.2f}"
-    assert f'<td class="pooled-between">{pooled}</td>' in page and "6 segments in common" in page
+    assert f'<td class="pooled-between">{pooled}</td>' in page and "9 segments in common" in page
     assert f"<td>{cohen_kappa(m, a):.2f}</td>" in page and f"<td>{cohen_kappa(m, b):.2f}</td>" in page
     per_impact_0 = cohen_kappa([int(IDS[0] in c) for c in ana_codes], [int(IDS[0] in c) for c in ben_codes])
     row = page[page.index(f'data-code="{IDS[0]}"') :].split("</tr>")[0]
@@ -714,6 +820,35 @@ def test_two_blind_reviewers_and_their_agreement(run_dir, run_cli, tmp_path):
     exported = pd.read_csv(tmp_path / "both.csv")
     assert set(exported.coder) == {"ana", "ben"}  # each reviewer's own codings, for imri agreement
     assert len(exported) == sum(map(len, ana_codes)) + sum(map(len, ben_codes))
+
+
+def test_a_blind_reviewer_cannot_read_the_other_from_the_agreement_view(tmp_path):
+    """Blind: while either reviewer still has queued segments, the agreement view shows nothing that
+    changes with the other's decisions (no pair, no "segments in common", no per-impact count)."""
+    run_dir = make_run(tmp_path / "run", margin=0.3)  # some segments outside the queue
+    with app_client(run_dir, "ana", blind=True) as ana, app_client(run_dir, "ben", blind=True) as ben:
+        q = ana.run.queue
+        for segment_id in q[:3]:
+            decide(ana, segment_id, "change", codes=[IDS[0]])
+        decide(ben, q[0], "change", codes=[IDS[0]])
+        before = ana.get("/agreement", params={"lang": "en"}).text
+        decide(ben, q[1], "change", codes=[IDS[4]])  # what ana would probe for
+        decide(ben, q[2], "reject")
+        after = ana.get("/agreement", params={"lang": "en"}).text
+        assert after == before  # nothing of ben's work moves ana's page
+        assert "ben" not in VisibleText.of(after) and "data-code=" not in after
+        for segment_id in q[3:]:  # ana done, ben not: still nothing
+            decide(ana, segment_id, "accept")
+        assert "ben" not in VisibleText.of(ana.get("/agreement").text)
+        for segment_id in q[3:]:  # both done: the pair, over the queue
+            decide(ben, segment_id, "accept")
+        both_done = ana.get("/agreement", params={"lang": "en"}).text
+        assert f"{len(q)} segments in common" in both_done and "data-code=" in both_done
+        # deciding outside the queue afterwards changes nothing
+        outside = next(s for s in ana.run.segments.segment_id[ana.run.segments.role == "participant"] if s not in q)
+        decide(ben, outside, "change", codes=[IDS[1]])
+        decide(ana, outside, "change", codes=[IDS[1]])
+        assert f"{len(q)} segments in common" in ana.get("/agreement", params={"lang": "en"}).text
 
 
 # --- export ----------------------------------------------------------------------------------------
@@ -918,12 +1053,13 @@ def start_server(run: Path, reviewer: str, *options: str) -> tuple[subprocess.Po
 
 @contextlib.contextmanager
 def session(url: str):
-    """An HTTP client that opened the printed URL: it holds the server's cookie, its base is the server."""
+    """An HTTP client that opened the printed URL; its base is the page it was redirected to (the app)."""
     import httpx
 
-    with httpx.Client(base_url=url.split("?")[0], timeout=10, follow_redirects=True) as client:
+    with httpx.Client(timeout=10, follow_redirects=True) as client:
         opened = client.get(url)
         assert opened.status_code == 200 and "token=" not in str(opened.url)  # redirected without the secret
+        client.base_url = str(opened.url)
         yield client
 
 
@@ -938,12 +1074,12 @@ def test_killing_the_server_mid_decisions_loses_nothing(tmp_path):
     try:
         with session(url) as opened:
             token = re.search(r'name="token" value="([^"]+)"', opened.get("/").text).group(1)
-            cookies = dict(opened.cookies)
+            app_url = str(opened.base_url)
         acknowledged: list[str] = []
         stop = threading.Event()
 
         def post_decisions(worker: int) -> None:
-            with httpx.Client(base_url=url.split("?")[0], timeout=10, cookies=cookies) as http:
+            with httpx.Client(base_url=app_url, timeout=10) as http:
                 for i in range(10_000):
                     if stop.is_set():
                         return

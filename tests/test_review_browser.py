@@ -1,5 +1,6 @@
 """The review app in a real headless browser: keyboard review, the transcript view, French, type-ahead,
-filters and browse, undo and history, two blind reviewers and their agreement.
+filters and browse, undo and history, two blind reviewers and their agreement, and what a server on
+another loopback port receives from the reviewer's browser (nothing that opens the app).
 
 Playwright drives a Chromium found as ``scripts/find-browser.sh`` finds it: ``$IMRI_CHROMIUM``, then
 Debian's ``/usr/bin/chromium``, then one installed by ``playwright install chromium``. Without one the
@@ -12,8 +13,11 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import threading
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
@@ -241,7 +245,7 @@ def test_french_interface_and_type_ahead_search(browser, tmp_path, shots):
 def test_filters_browse_undo_and_a_history_with_skips(browser, tmp_path):
     run = make_run(tmp_path / "run", margin=0.3)
     with served(run, "ana") as url, watched_page(browser, url) as page:
-        page.goto(url.split("?")[0] + "?lang=en")  # the reviewer's choice, whatever the transcript's language
+        page.goto(page.url.split("?")[0] + "?lang=en")  # the reviewer's choice, whatever the transcript's language
         page.keyboard.press("v")
         expect(page).to_have_url(re.compile(r"/browse"))
         everything = page.locator("tr.row").count()
@@ -282,22 +286,27 @@ def test_two_blind_reviewers_see_their_agreement(browser, tmp_path, shots):
     run = make_run(tmp_path / "run")
     with served(run, "ana", "--blind") as ana_url, served(run, "ben", "--blind") as ben_url:
         with watched_page(browser, ana_url) as ana:
-            panel = ana.locator("#panel")
-            for key in ("a", "r", "a", "a"):
-                current = panel.get_attribute("data-segment-id")
+            for done, key in enumerate("araaraara", start=1):  # the whole queue
                 ana.keyboard.press(key)
-                next_segment(panel, current)
+                expect(ana.locator("#reviewed-count")).to_have_text(str(done))
         with watched_page(browser, ben_url) as ben:
-            panel = ben.locator("#panel")
             expect(ben.locator("#reviewed-count")).to_have_text("0")  # blind: ana's work is not shown
             expect(ben.locator(".decided")).to_have_count(0)
-            for key in ("a", "a", "r", "a"):
-                current = panel.get_attribute("data-segment-id")
+            for done, key in enumerate("aararaaa", start=1):  # all but one
                 ben.keyboard.press(key)
-                next_segment(panel, current)
+                expect(ben.locator("#reviewed-count")).to_have_text(str(done))
             ben.keyboard.press("g")
             expect(ben).to_have_url(re.compile(r"/agreement"))
-            expect(ben.locator("section.pair h2")).to_contain_text("4")
+            expect(ben.locator("#blind-notice")).to_contain_text("1 queued segments left")
+            expect(ben.locator("section.pair")).to_have_count(0)  # nothing of ana's yet
+            ben.keyboard.press("q")  # back to the queue for the last one
+            ben.wait_for_url(re.compile(r"/s/[^/]+/(\?.*)?$"))
+            ben.wait_for_load_state("load")
+            ben.keyboard.press("r")
+            expect(ben.locator("#reviewed-count")).to_have_text("9")
+            ben.keyboard.press("g")
+            expect(ben).to_have_url(re.compile(r"/agreement"))
+            expect(ben.locator("section.pair h2")).to_contain_text("9")
             shown = ben.locator("td.pooled-between").inner_text()
             ben.screenshot(path=str(shots / "review-agreement.png"), full_page=True)
 
@@ -307,4 +316,82 @@ def test_two_blind_reviewers_see_their_agreement(browser, tmp_path, shots):
     shared = sorted({s for s, _, r in stored if r == "ana"} & {s for s, _, r in stored if r == "ben"})
     first = [int(i in by[(s, "ana")]) for s in shared for i in ids]
     second = [int(i in by[(s, "ben")]) for s in shared for i in ids]
-    assert len(shared) == 4 and shown == f"{cohen_kappa(first, second):.2f}"
+    assert len(shared) == 9 and shown == f"{cohen_kappa(first, second):.2f}"
+
+
+@contextmanager
+def recording_server():
+    """Another local HTTP server (another account's, say) on another port of 127.0.0.1: it records every
+    request it receives (path and headers, cookies included) and answers with a plain page."""
+    received: list[dict] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 -- http.server's name
+            received.append({"path": self.path, "headers": dict(self.headers.items())})
+            body = b"<!doctype html><title>elsewhere</title><p>another local server</p>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_server_on_another_port_receives_nothing_that_opens_the_app(browser, tmp_path):
+    """The reviewer opens the app, works, then visits a page of another local server (typed, and by a
+    link from the app's page): everything that server received, replayed to the app's port, gets 403."""
+    import httpx
+
+    run = make_run(tmp_path / "run")
+    with served(run, "ana") as url, recording_server() as (elsewhere, received):
+        app_port = urlsplit(url).port
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url)
+        app_page = page.url
+        assert "token=" not in app_page and page.locator("#panel").get_attribute("data-segment-id")
+        page.goto(app_page.split("?")[0] + "?lang=fr")  # the language cookie: harmless, and it is sent along
+        panel = page.locator("#panel")
+        current = panel.get_attribute("data-segment-id")
+        page.keyboard.press("a")
+        next_segment(panel, current)
+        page.goto(f"{elsewhere}/typed")  # the reviewer types the other server's address
+        page.goto(app_page)
+        page.evaluate(  # a link on the app's page to the other server (as if a segment's text held one)
+            "url => { const a = document.createElement('a'); a.href = url; a.id = 'out';"
+            " document.body.appendChild(a); a.click(); }",
+            f"{elsewhere}/linked",
+        )
+        page.wait_for_url(f"{elsewhere}/linked")
+        context.close()
+
+        pages = [r for r in received if r["path"] != "/favicon.ico"]  # the browser also asks for its icon
+        assert [r["path"] for r in pages] == ["/typed", "/linked"]
+        cookies = [r["headers"].get("Cookie", "") for r in received]
+        assert all("imri_review_lang=fr" in r["headers"].get("Cookie", "") for r in pages)  # 127.0.0.1's cookies
+        # but no address of the app (no Referer from its pages)
+        secret = parse_qs(urlsplit(url).query)["token"][0]
+        assert not any(secret in v or f":{app_port}" in v for r in received for v in r["headers"].values())
+        values = [part.split("=", 1)[-1] for c in cookies for part in c.split("; ")]
+        app = f"http://127.0.0.1:{app_port}"
+        with httpx.Client(timeout=10) as replay:
+            for request in received:  # every header it received, sent to the app's port
+                headers = {k: v for k, v in request["headers"].items() if k.lower() not in ("host", "connection")}
+                for path in ("/", "/browse", "/history", "/api/decisions", request["path"]):
+                    answer = replay.get(app + path, headers=headers)
+                    assert answer.status_code == 403, (path, answer.status_code)
+            for value in values:  # any value it received, used as the token or as the capability path
+                assert replay.get(f"{app}/", params={"token": value}).status_code == 403
+                assert replay.get(f"{app}/s/{value}/").status_code == 403
+    assert len(rows(run)) == 1  # only the reviewer's own decision
