@@ -74,8 +74,9 @@ def load_yaml(raw: bytes, path: str | Path | None, what: str, depth_name: str, e
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"{what} is not valid UTF-8", path) from None
-    loader = _BoundedLoader(text, path, depth_name, expanded_name)
-    try:
+    loader = None
+    try:  # the reader checks the characters when the loader is made: a NUL is a ReaderError there
+        loader = _BoundedLoader(text, path, depth_name, expanded_name)
         return loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -85,4 +86,5 @@ def load_yaml(raw: bytes, path: str | Path | None, what: str, depth_name: str, e
         # a value the safe constructor can't build: an int past Python's digit limit, a date like 2001-13-45
         raise InputError(f"{what} holds a value YAML can't read ({type(exc).__name__})", path) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()

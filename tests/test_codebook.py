@@ -146,6 +146,7 @@ def test_aliases_that_stay_small_still_load(tmp_path):
         ("version: 2001-13-45\n", "codebook holds a value YAML can't read"),
         ("categories: [\n", "codebook is not valid YAML at line 2"),
         ("impacts: {a: 1}\n", "invalid codebook: impacts must be a list"),
+        ("\x00id: x\n", "codebook is not valid YAML (ReaderError)"),  # found by tests/test_fuzz_codebook_cli.py
     ],
 )
 def test_hostile_yaml_is_one_line(tmp_path, text, problem):
