@@ -776,9 +776,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as error:
         if not isinstance(error, _usage_error_types()):
             raise
-        # usage errors (exit code 2) and click's other errors (a file it could not open: 1)
+        # usage errors, and any other error of the CLI library (a file it could not open): bad input
         typer.echo(usage_line(error, argv), err=True)
-        sys.exit(getattr(error, "exit_code", 2) or 2)
+        sys.exit(2)
     if isinstance(code, int) and code:  # typer.Exit(code), or 130 from an interrupt typer caught
         if code == 130:
             typer.echo("aborted", err=True)
