@@ -42,10 +42,10 @@ demo: setup
 bench: setup
 	$(PY) benchmarks/bench_study.py --fp32-code
 
-# the long property-based run of the readers (tests/test_fuzz.py with the imri-fuzz Hypothesis profile;
+# the long property-based run of the readers, codebooks and CLI (tests/test_fuzz*.py with the imri-fuzz Hypothesis profile;
 # make test runs a few dozen cases per property); its figures go in docs/reliability.md
 fuzz: setup
-	IMRI_FUZZ_PROFILE=imri-fuzz $(PY) -m pytest tests/test_fuzz.py -p no:cacheprovider --hypothesis-show-statistics
+	IMRI_FUZZ_PROFILE=imri-fuzz $(PY) -m pytest tests/test_fuzz.py tests/test_fuzz_codebook_cli.py -p no:cacheprovider --hypothesis-show-statistics
 
 clean:
 	rm -rf runs .pytest_cache

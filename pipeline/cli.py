@@ -14,9 +14,17 @@ import typer
 
 from pipeline.errors import InputError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="NLP-assisted coding of interview transcripts.")
-codebook_app = typer.Typer(no_args_is_help=True, help="Inspect codebooks.")
-corpus_app = typer.Typer(no_args_is_help=True, help="Build and describe the bundled gold corpus.")
+# no rich-framed tracebacks: a usage error is one line (main), any other failure Python's own traceback.
+# Groups have no_args_is_help off: typer draws the help while building that error, so a group called
+# without its command is click's "Missing command" usage error, one line like every other.
+app = typer.Typer(
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="NLP-assisted coding of interview transcripts.",
+)
+codebook_app = typer.Typer(no_args_is_help=False, help="Inspect codebooks.")
+corpus_app = typer.Typer(no_args_is_help=False, help="Build and describe the bundled gold corpus.")
 app.add_typer(codebook_app, name="codebook")
 app.add_typer(corpus_app, name="corpus")
 
@@ -313,7 +321,7 @@ def corpus_datasheet_command(
 
 
 # --- review commands (pipeline/review.py, pipeline/review_app.py) are registered below this line ---
-review_cli = typer.Typer(no_args_is_help=True, help="Review low-confidence segments; export and simulate reviews.")
+review_cli = typer.Typer(no_args_is_help=False, help="Review low-confidence segments; export and simulate reviews.")
 app.add_typer(review_cli, name="review")
 
 
@@ -396,7 +404,7 @@ def review_simulate(
 
 
 # --- model commands (pipeline/train.py, pipeline/code.py) are registered below this line -------
-models_app = typer.Typer(no_args_is_help=True, help="Build the offline encoders.")
+models_app = typer.Typer(no_args_is_help=False, help="Build the offline encoders.")
 app.add_typer(models_app, name="models")
 
 
@@ -711,23 +719,83 @@ def report(
 # --- end of model commands ----------------------------------------------------------------------
 
 
-def main() -> None:
-    """Entry point of the ``imri`` console script."""
+def _usage_error_types() -> tuple[type[BaseException], ...]:
+    """The usage-error classes of the CLI library: typer's vendored click, and click's own if present."""
+    import importlib
+
+    found = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(importlib.import_module(name).ClickException)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
+def _repeat_hint(ctx, argv: list[str]) -> str:
+    """For an extra argument after a repeatable option (``--gold a b``): say to repeat the option."""
+    command = getattr(ctx, "command", None)
+    repeatable = {
+        opt for param in getattr(command, "params", []) if getattr(param, "multiple", False) for opt in param.opts
+    }
+    for i, token in enumerate(argv[:-2]):
+        if token in repeatable and not argv[i + 1].startswith("-") and not argv[i + 2].startswith("-"):
+            return f"{token} takes one value: repeat it for each ({token} {argv[i + 1]} {token} {argv[i + 2]})"
+    return ""
+
+
+def _command_path(argv: list[str]) -> str:
+    """``imri`` and the (sub)command names that start ``argv``, for errors raised before a command's context."""
+    command, path = typer.main.get_command(app), ["imri"]
+    for token in argv:
+        commands = getattr(command, "commands", None)
+        if not commands or token not in commands:
+            break
+        command = commands[token]
+        path.append(token)
+    return " ".join(path)
+
+
+def usage_line(error: BaseException, argv: list[str]) -> str:
+    """One line for a usage error of the CLI library: what is wrong, and which help to read."""
+    ctx = getattr(error, "ctx", None)
+    command_path = getattr(ctx, "command_path", None) or _command_path(argv)
+    if type(error).__name__ == "NoArgsIsHelpError" or str(error).startswith("Missing command"):
+        names = sorted(getattr(getattr(ctx, "command", None), "commands", {}) or {})
+        message = "missing command" + (f": one of {', '.join(names)}" if names else "")
+    else:
+        message = error.format_message() if hasattr(error, "format_message") else str(error)
+        if "unexpected extra argument" in message:
+            message = _repeat_hint(ctx, argv) or message
+    message = " ".join(message.split()).rstrip(".")
+    return f"error: {message} (see {command_path} --help)"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``imri`` console script.
+
+    Exit codes: 0 done (``--help`` included), 2 bad input or a usage error (one line on stderr, starting
+    with ``error:``), 130 interrupted.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        app(standalone_mode=False)
+        code = app(args=argv, prog_name="imri", standalone_mode=False)
     except InputError as error:
         typer.echo(f"error: {error}", err=True)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except Exception as error:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(error, click.exceptions.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
-        raise
+    except Exception as error:
+        if not isinstance(error, _usage_error_types()):
+            raise
+        # usage errors, and any other error of the CLI library (a file it could not open): bad input
+        typer.echo(usage_line(error, argv), err=True)
+        sys.exit(2)
+    if isinstance(code, int) and code:  # typer.Exit(code), or 130 from an interrupt typer caught
+        if code == 130:
+            typer.echo("aborted", err=True)
+        sys.exit(code)
 
 
 if __name__ == "__main__":

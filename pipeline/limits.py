@@ -48,6 +48,27 @@ MAX_SIDECAR_BYTES = 1 * MiB
 #: Size of a table read from disk (codings, segment tables: ``.csv`` or ``.parquet``).
 MAX_TABLE_BYTES = 100 * MiB
 
+#: Size of a codebook YAML file (``--codebook``, an imported ``codebook.yaml``). The bundled IMRI
+#: codebook is 23 KB for 21 impacts; an imported codebook of MAX_CODEBOOK_CODES codes with long
+#: descriptions stays well under this.
+MAX_CODEBOOK_BYTES = 2 * MiB
+#: Characters of a codebook's values plus one per YAML node, with every alias counted as the whole
+#: value it names: a few hundred bytes of nested aliases ("billion laughs") stand for billions of
+#: values. A codebook without aliases is about its file size.
+MAX_CODEBOOK_EXPANDED = 2 * MAX_CODEBOOK_BYTES
+#: Nesting of a codebook's YAML (mappings and lists, the values inside them included): the format
+#: itself needs 5 (codebook, impacts, impact, include hints, hint).
+MAX_CODEBOOK_DEPTH = 20
+#: Codes (impacts) of a codebook, and categories: zero-shot coding and every model's output grow with
+#: the number of codes (10,000 codes asked for 4.4 GiB); a REFI-QDA project with more is rolled up
+#: with ``imri import-qdpx --level``.
+MAX_CODEBOOK_CODES = 1_000
+#: Include and exclude hints of all codes together: zero-shot coding embeds every include hint and
+#: compares each segment with each of them.
+MAX_CODEBOOK_HINTS = 10_000
+#: Characters of a code or category id (ids are columns, CSV values and names in every output).
+MAX_CODE_ID_CHARS = 200
+
 #: Segmentation hands spaCy at most this many characters at once: a longer line is cut first, at the
 #: last space after a full stop (else the last space) before this length. Keeps a trained pipeline's
 #: memory small whatever the line length; no real sentence is this long.

@@ -38,11 +38,12 @@ import defusedxml.ElementTree as SafeET
 import yaml
 from defusedxml import DefusedXmlException
 
-from pipeline.codebook import Codebook, load_codebook, parse_codebook
+from pipeline.codebook import Codebook, as_id, load_codebook, parse_codebook
 from pipeline.corpus import CODING_COLUMNS, Coding, write_codings
 from pipeline.errors import InputError
-from pipeline.io import atomic_path, build_folder
-from pipeline.limits import DEFAULT_LIMITS, ArchiveLimits
+from pipeline.io import atomic_path, build_folder, read_input
+from pipeline.limits import DEFAULT_LIMITS, MAX_CODEBOOK_CODES, ArchiveLimits
+from pipeline.safe_yaml import load_yaml
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -91,8 +92,12 @@ class QdaCode:
 
     @property
     def key(self) -> str:
-        """What codings.csv calls the code: the codebook id it was exported with, else its path."""
-        return self.impact_id or self.path
+        """What codings.csv calls the code: the codebook id it was exported with, else its path.
+
+        Made a valid codebook id (:func:`pipeline.codebook.as_id`) when it is not one: a name with ``;``,
+        a control character or past ``MAX_CODE_ID_CHARS`` is cleaned, with a digest of the original.
+        """
+        return as_id(self.impact_id or self.path)
 
     @property
     def definition(self) -> str:
@@ -609,7 +614,7 @@ def codebook_data(codes: list[QdaCode], codebook_id: str, note: str = "", used: 
             continue
         seen.add(code.key)
         top = tops.get(code.parts[0])
-        category = (top.category_id if top is not None else "") or code.parts[0]
+        category = as_id((top.category_id if top is not None else "") or code.parts[0])
         if category not in categories:
             name = top.name if top is not None else code.parts[0]
             definition = top.definition if top is not None else ""
@@ -628,7 +633,12 @@ def codebook_data(codes: list[QdaCode], codebook_id: str, note: str = "", used: 
         )
     if not impacts:
         return None
-    data: dict[str, Any] = {"id": _slug(codebook_id), "version": "1"}
+    if len(impacts) > MAX_CODEBOOK_CODES:
+        raise InputError(
+            f"{len(impacts):,} codes to import, over the limit of {MAX_CODEBOOK_CODES:,} codes of a codebook "
+            "(MAX_CODEBOOK_CODES in pipeline.limits): roll the code tree up with --level, or map the codes with --map"
+        )
+    data: dict[str, Any] = {"id": as_id(_slug(codebook_id)), "version": "1"}
     if note:
         data["source"] = note
     data["categories"] = list(categories.values())
@@ -745,12 +755,9 @@ def _load_code_map(code_map: str | Path | Mapping[str, Any]) -> tuple[dict[str, 
     where: Path | None = None
     if isinstance(code_map, str | Path):
         where = Path(code_map)
-        try:
-            data = yaml.safe_load(where.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise InputError(f"cannot read code map ({exc.strerror})", where) from None
-        except (UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise InputError(f"code map is not valid UTF-8 YAML ({type(exc).__name__})", where) from None
+        # within the codebook's bounds: a map is about as large as the codebook it maps to
+        raw = read_input(where, "MAX_CODEBOOK_BYTES")
+        data = load_yaml(raw, where, "code map", "MAX_CODEBOOK_DEPTH", "MAX_CODEBOOK_EXPANDED")
     else:
         data = dict(code_map)
     if not isinstance(data, dict):

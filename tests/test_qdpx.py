@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import time
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -941,3 +942,46 @@ def test_export_names_codes_in_the_language_the_sidecars_declare(tmp_path: Path,
     assert run_cli(*args, "--codebook", DEFAULT_CODEBOOK, "--lang", "en").code == 0
     names = {c.get("name") for c in qde_of(tmp_path / "p.qdpx").iterfind(".//q:Code", NS)}
     assert book.impact("being_growth_service_users").name["en"] in names
+
+
+# --- codebook ids of imported codes (pipeline.codebook.id_problem) ------------------------------------------
+
+
+def test_imported_code_names_become_valid_ids_in_codebook_and_codings(tmp_path: Path, run_cli):
+    long_name = "A very long code name " * 12
+    codes = (
+        f'<Code guid="{G[1]}" name="Hope; fear" isCodable="true"/>'
+        f'<Code guid="{G[2]}" name="Hope, fear" isCodable="true"/>'
+        f'<Code guid="{G[3]}" name="Tab&#9;bed" isCodable="true">'
+        "<Description>imri-autocode id: growth;hope</Description></Code>"
+        f'<Code guid="{G[5]}" name="{long_name}" isCodable="true"/>'
+    )
+    sources = (
+        f'<TextSource guid="{G[10]}" name="s" plainTextPath="internal://s.txt">'
+        + selection(G[11], 0, 5, (G[1], G[0]))
+        + selection(G[12], 6, 10, (G[3], G[0]))
+        + selection(G[13], 11, 16, (G[5], G[0]))
+        + "</TextSource>"
+    )
+    archive = make_qdpx(tmp_path / "p.qdpx", project(sources, codes=codes), {"sources/s.txt": "alpha beta gamma delta"})
+    result = run_cli("import-qdpx", archive, "--out", tmp_path / "out")
+    assert result.code == 0, result.err
+    book = load_codebook(tmp_path / "out" / "codebook.yaml")  # loads: every id passes the rule
+    ids = book.impact_ids
+    assert len(set(ids)) == 4 and not any(";" in i or "\t" in i or len(i) > 200 for i in ids)
+    assert ids[1] == "Hope, fear" and ids[0].startswith("Hope, fear ~") and ids[2].startswith("growth,hope ~")
+    assert [row[3] for row in read_csv(tmp_path / "out" / "codings.csv")] == [ids[0], ids[2], ids[3]]
+
+
+def test_a_code_tree_past_the_codebook_bound_asks_for_level(tmp_path: Path, run_cli):
+    codes = "".join(f'<Code guid="{uuid.UUID(int=i)}" name="c{i}" isCodable="true"/>' for i in range(1, 1_002))
+    qdc = tmp_path / "big.qdc"
+    qdc.write_text(
+        '<?xml version="1.0" encoding="utf-8"?><CodeBook xmlns="urn:QDA-XML:codebook:1.0">'
+        f"<Codes>{codes}</Codes></CodeBook>",
+        encoding="utf-8",
+    )
+    result = run_cli("import-qdc", qdc, "--out", tmp_path / "out")
+    assert result.code == 2 and result.err.count("\n") == 1, result.err
+    assert "1,001 codes to import, over the limit of 1,000" in result.err and "--level" in result.err
+    assert not (tmp_path / "out" / "codebook.yaml").exists()
