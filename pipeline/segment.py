@@ -73,8 +73,9 @@ class SegmentConfig(ParamsSection):
 class LanguageDetector:
     """langdetect restricted to the configured languages, seeded so results are reproducible."""
 
-    # long enough for a whole transcript (langdetect reads 10,000 characters by default)
-    MAX_TEXT = 1_000_000
+    # a transcript's language is read from its first 100,000 characters (about 17,000 words; langdetect reads
+    # 10,000 by default), which bounds the n-grams it lists for a very long transcript
+    MAX_TEXT = 100_000
 
     def __init__(self, languages: tuple[str, ...], seed: int = 0) -> None:
         from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
