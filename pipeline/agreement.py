@@ -167,6 +167,7 @@ class AgreementResult:
     names: dict[str, str] = field(default_factory=dict)  # code -> its name (codebook or project); default: the code
     config: UnitConfig | None = None  # how spans became units (None: generic --long data)
     codebook: str = ""  # "imri v1" when a codebook named the codes
+    transcripts_by_coder: dict[str, int] = field(default_factory=dict)  # coder -> transcripts of ``sources`` it coded
 
     def name(self, code: str) -> str:
         """The code's name, else the code itself."""
@@ -802,6 +803,12 @@ def span_agreement(
     result = binary_agreement(units.values, coders, units.codes, units.clusters, n_boot, seed, unit=config.unit)
     result.sources = units.sources
     result.config = config
+    taking_part = (
+        present if present is not None else {coder: {c.source for c in codings if c.coder == coder} for coder in coders}
+    )
+    result.transcripts_by_coder = {
+        coder: sum(source in taking_part.get(coder, ()) for source in units.sources) for coder in coders
+    }
     return result
 
 

@@ -119,8 +119,7 @@ def notes(result: AgreementResult) -> list[str]:
     flagged = paradox_codes(result)
     if flagged:
         prevalences = [_value(result.per_code[c], "prevalence") for c in flagged]
-        names = [result.name(c) for c in flagged[:6]] + ([f"{len(flagged) - 6} more"] if len(flagged) > 6 else [])
-        shown = _join(names)
+        shown = _join([result.name(c) for c in flagged])  # every code, in every format
         out.append(
             f"High agreement, low kappa: for {shown}, percent agreement is at least {PARADOX_AGREEMENT:.0%} while "
             f"{_kappa_label(result)} is below {PARADOX_KAPPA:.2f}. "
@@ -133,7 +132,7 @@ def notes(result: AgreementResult) -> list[str]:
     undefined = [c for c, m in _per_code(result) if math.isnan(_value(m, _kappa_key(result)))]
     if undefined:
         out.append(
-            f"n/a: kappa and alpha are undefined for {', '.join(result.name(c) for c in undefined[:6])} "
+            f"n/a: kappa and alpha are undefined for {_join([result.name(c) for c in undefined])} "
             "(no coder, or every coder everywhere, applied the code)."
         )
     return out
@@ -262,6 +261,8 @@ def legend(result: AgreementResult) -> list[str]:
     return [
         f"κ band, after {KAPPA_SOURCE}: {KAPPA_LEGEND}.",
         f"α band, after {ALPHA_SOURCE}: {ALPHA_LEGEND}.",
+        "The κ bands describe the strength of agreement, the α bands the least reliability at which data should be "
+        "relied on: one value can be substantial as κ and unreliable as α.",
     ]
 
 
@@ -351,10 +352,47 @@ def format_result(result: AgreementResult, fmt: str = "text", all_metrics: bool 
 
 # --- the methods paragraph -----------------------------------------------------------------------------
 
+_SMALL = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
-def _count_words(n: int) -> str:
-    words = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
-    return words[n] if 0 <= n < len(words) else f"{n:,}"
+
+def count_words(n: int) -> str:
+    """A count as the paragraph writes every count: words under ten ("no", "one" ... "nine"), numerals from 10."""
+    return _SMALL[n] if 0 <= n < len(_SMALL) else f"{n:,}"
+
+
+def _counted(n: int, noun: str, plural: str | None = None) -> str:
+    """ "no code", "one code", "seven codes", "12 codes"."""
+    return f"{count_words(n)} {noun if n in (0, 1) else plural or noun + 's'}"
+
+
+def _software() -> str:
+    """imri-autocode's version and the libraries that compute the coefficients, as installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import pipeline
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "(version unknown)"
+
+    return (
+        f"imri-autocode {pipeline.__version__} (`imri agreement`; coefficients computed with NumPy "
+        f"{installed('numpy')} and SciPy {installed('scipy')}, and checked in its test suite against "
+        "scikit-learn, statsmodels and the krippendorff package)"
+    )
+
+
+def _figure(estimate: Any, percent: bool = False) -> str:
+    """A figure and, when bootstrapped, its 95% interval in brackets: ``0.640 [0.612, 0.663]``, ``98.1% [...]``."""
+    value = math.nan if estimate is None else estimate.value
+    if math.isnan(value):
+        return "undefined"
+    show = (lambda v: f"{v:.1%}") if percent else (lambda v: f"{v:.3f}")
+    if math.isnan(estimate.ci_low) or math.isnan(estimate.ci_high):
+        return show(value)
+    return f"{show(value)} [{show(estimate.ci_low)}, {show(estimate.ci_high)}]"
 
 
 def _unit_rule(result: AgreementResult) -> str:
@@ -381,81 +419,193 @@ def _unit_rule(result: AgreementResult) -> str:
     return rule + excluded + uncoded
 
 
+def _unit_reason(result: AgreementResult) -> str:
+    """Why this unit of analysis (one sentence), or "" for generic data."""
+    unit = result.config.unit if result.config is not None else None
+    if unit == "character":
+        return (
+            "Characters were used as units because the coders marked passages of any length rather than "
+            "predefined segments: each character counts once, so a disagreement weighs as much as the text it "
+            "covers and no rule for cutting the text into segments is needed (the unit of NVivo's coding comparison)."
+        )
+    if unit == "segment":
+        return (
+            "Segments (the coding units of the segment table, sentences of one speaker) were used as units, so "
+            "that each counts once whatever its length, as when codes are assigned segment by segment."
+        )
+    if unit == "document":
+        return (
+            "Transcripts were used as units: the question is whether the coders agree that a code applies somewhere "
+            "in an interview, not where."
+        )
+    return ""
+
+
+def _coders_sentence(result: AgreementResult, what: str) -> str:
+    """Who coded what, as far as the data say; never that they coded independently (the data do not record it)."""
+    coders = _join(list(result.coders))
+    opening = f"{count_words(len(result.coders)).capitalize()} coders ({coders})"
+    counts = {coder: result.transcripts_by_coder.get(coder) for coder in result.coders}
+    if result.per_code is None or not result.sources:
+        return f"{opening} rated {what}; whether they rated independently of each other is not recorded in the data."
+    if len(set(counts.values())) == 1:
+        done = f"each coded {_counted(len(result.sources), 'transcript')}"
+    else:
+        done = (
+            f"coded {_counted(len(result.sources), 'transcript')} between them ("
+            + _join([f"{coder} {count_words(n or 0)}" for coder, n in counts.items()])
+            + ")"
+        )
+    return f"{opening} {done} {what}; whether they coded independently of each other is not recorded in the codings."
+
+
+def _bands_sentence(result: AgreementResult, codes: list[str]) -> list[str]:
+    """How many codes fall in each kappa band and each alpha band, and why both readings can hold at once."""
+    key = _kappa_key(result)
+    kappa_words = [kappa_band(_value(result.per_code[c], key)) for c in codes]
+    alpha_words = [alpha_band(_value(result.per_code[c], "krippendorff_alpha")) for c in codes]
+    order = [KAPPA_TOP, *(word for _, word in reversed(KAPPA_BANDS)), "n/a"]
+    listed = [
+        f"{'undefined' if word == 'n/a' else word} for {_counted(kappa_words.count(word), 'code')}"
+        for word in order
+        if kappa_words.count(word)
+    ]
+    out = [f"In the terms of Landis and Koch (1977), agreement by kappa was {_join(listed)}."] if listed else []
+    alpha_parts = [
+        f"{_counted(alpha_words.count('reliable'), 'code')} reached α ≥ {ALPHA_RELIABLE:.3f}",
+        f"{_counted(alpha_words.count('tentative'), 'code')} reached {ALPHA_TENTATIVE:.3f} ≤ α < "
+        f"{ALPHA_RELIABLE:.3f} (tentative conclusions only)",
+        f"{_counted(alpha_words.count('unreliable'), 'code')} fell below {ALPHA_TENTATIVE:.3f}",
+    ]
+    if alpha_words.count("n/a"):
+        alpha_parts.append(f"alpha was undefined for {_counted(alpha_words.count('n/a'), 'code')}")
+    out.append(f"By Krippendorff's (2004) criteria, {_join(alpha_parts)}.")
+    explain = (
+        "The two readings answer different questions: Landis and Koch's bands describe the strength of agreement "
+        "(0.61-0.80 is called substantial), whereas Krippendorff's thresholds are the least reliability at which "
+        "data should be relied on, so the same value can be substantial as kappa and too low as alpha."
+    )
+    discordant = [
+        c
+        for c, k, a in zip(codes, kappa_words, alpha_words, strict=True)
+        if k in ("moderate", "substantial", KAPPA_TOP) and a == "unreliable"
+    ]
+    if discordant:
+        code = max(discordant, key=lambda c: _value(result.per_code[c], key))
+        metrics = result.per_code[code]
+        explain += (
+            f" For example, {result.name(code)} had kappa {_figure(metrics.estimates.get(key))} "
+            f"({kappa_band(_value(metrics, key))}) and alpha {_figure(metrics.estimates.get('krippendorff_alpha'))}"
+            f" (below {ALPHA_TENTATIVE:.3f})."
+        )
+    out.append(explain)
+    return out
+
+
 def methods_paragraph(result: AgreementResult) -> str:
-    """A paragraph to paste into a methods section (figures from ``result``), then its references."""
+    """A paragraph to paste into a methods section (figures from ``result``), then its references.
+
+    It names the software and its version, the unit of analysis and why, reports every figure with its 95%
+    bootstrap interval in brackets (when bootstrapped), writes counts as words under ten and numerals from 10,
+    explains the kappa and alpha bands side by side and lists every code it singles out. It says what the data
+    show about the coders (who coded how many transcripts), not that they coded independently.
+    """
     two = len(result.coders) == 2
-    coders = " and ".join([", ".join(result.coders[:-1]), result.coders[-1]])
     kappa_name = "Cohen's kappa (Cohen, 1960)" if two else "Fleiss' kappa (Fleiss, 1971)"
     cited = ["cohen" if two else "fleiss", "krippendorff", "landis"]
-    intervals = (
-        f" with 95% confidence intervals from a percentile bootstrap over "
-        f"{'transcripts' if result.sources else 'units'} ({result.n_boot:,} resamples)"
-        if result.n_boot
-        else ""
-    )
+    key = _kappa_key(result)
+    if result.n_boot:
+        intervals = (
+            "; 95% confidence intervals, in brackets after each figure, are percentile bootstrap intervals over "
+            f"{'transcripts' if result.sources else 'units'} ({result.n_boot:,} resamples, seed {result.seed})"
+        )
+    else:
+        intervals = "; no confidence intervals were computed"
+    software = f"The figures were computed with {_software()}."
     if result.per_code is None:
         o = result.overall
-        text = (
-            f"{_count_words(len(result.coders)).capitalize()} coders ({coders}) rated {o.n_units:,} units. We report "
-            f"percent agreement, {kappa_name}{intervals} and Krippendorff's alpha for nominal data "
-            f"(Krippendorff, 2004). Percent agreement was {_percent(_value(o, 'percent_agreement'))}, kappa "
-            f"{_number(_value(o, _kappa_key(result)), 2)} ({kappa_band(_value(o, _kappa_key(result)))} agreement in "
-            f"the terms of Landis & Koch, 1977) and alpha {_number(_value(o, 'krippendorff_alpha'))} "
-            f"({alpha_band(_value(o, 'krippendorff_alpha'))} by Krippendorff's, 2004, criteria)."
-        )
-        return text + "\n\nReferences\n" + "\n".join(REFERENCES[k] for k in sorted(cited))
+        sentences = [
+            _coders_sentence(result, f"{o.n_units:,} units"),
+            software,
+            f"We report percent agreement, {kappa_name} and Krippendorff's alpha for nominal data "
+            f"(Krippendorff, 2004){intervals}.",
+            f"Percent agreement was {_figure(o.estimates.get('percent_agreement'), percent=True)}, kappa "
+            f"{_figure(o.estimates.get(key))} ({kappa_band(_value(o, key))} agreement in the terms of Landis and "
+            f"Koch, 1977) and alpha {_figure(o.estimates.get('krippendorff_alpha'))} "
+            f"({alpha_band(_value(o, 'krippendorff_alpha'))} by Krippendorff's, 2004, criteria).",
+        ]
+        return " ".join(sentences) + "\n\nReferences\n" + "\n".join(REFERENCES[k] for k in sorted(cited))
     codes = list(result.per_code)
-    key = _kappa_key(result)
-    kappas = [_value(result.per_code[c], key) for c in codes]
-    alphas = [_value(result.per_code[c], "krippendorff_alpha") for c in codes]
     n_units = result.per_code[codes[0]].n_units if codes else 0
     book = f" of codebook {result.codebook}" if result.codebook else ""
-    sources = f"{_count_words(len(result.sources))} transcript{'s' * (len(result.sources) != 1)}"
+    unit_noun = "units" if result.config is None or result.config.unit != "character" else "characters"
+    overall = result.overall.estimates
     sentences = [
-        f"{_count_words(len(result.coders)).capitalize()} coders ({coders}) independently coded {sources} with "
-        f"{_count_words(len(codes))} code{'s' * (len(codes) != 1)}{book}.",
-        f"Agreement was computed for each code separately on {unit_words(result)} ({n_units:,} "
-        f"{'units' if result.config is None or result.config.unit != 'character' else 'characters'}), "
+        _coders_sentence(result, f"with {_counted(len(codes), 'code')}{book}"),
+        software,
+        f"Agreement was computed for each code separately on {unit_words(result)} ({n_units:,} {unit_noun}), "
         f"{_unit_rule(result)}.",
-        f"We report percent agreement, {kappa_name}{intervals}, Krippendorff's alpha for nominal data "
-        "(Krippendorff, 2004) and each code's prevalence (the share of units coded with it).",
-        f"Over the {len(codes)} codes, mean percent agreement was "
-        f"{_percent(_value(result.overall, 'percent_agreement'))}, "
-        f"mean kappa {_number(_value(result.overall, key), 2)} (range {_range(kappas)}) and mean alpha "
-        f"{_number(_value(result.overall, 'krippendorff_alpha'), 2)} (range {_range(alphas)}).",
     ]
-    bands: dict[str, int] = {}
-    for value in kappas:
-        bands[kappa_band(value)] = bands.get(kappa_band(value), 0) + 1
-    order = [KAPPA_TOP, *(word for _, word in reversed(KAPPA_BANDS)), "n/a"]
-    listed = [f"{word} for {bands[word]}" for word in order if bands.get(word) and word != "n/a"]
-    if listed:
-        sentences.append(
-            "In the terms of Landis and Koch (1977), agreement was "
-            + _join(listed)
-            + f" code{'s' * (len(codes) != 1)}."
-        )
-    reliable = sum(alpha_band(a) == "reliable" for a in alphas)
-    tentative = sum(alpha_band(a) == "tentative" for a in alphas)
-    unreliable = sum(alpha_band(a) == "unreliable" for a in alphas)
+    reason = _unit_reason(result)
+    if reason:
+        sentences.append(reason)
     sentences.append(
-        f"By Krippendorff's (2004) criteria, {_count_words(reliable)} code{'s' * (reliable != 1)} reached "
-        f"α ≥ 0.800, {_count_words(tentative)} more α ≥ 0.667 (tentative conclusions only) and "
-        f"{_count_words(unreliable)} fell below 0.667."
+        f"We report percent agreement, {kappa_name}, Krippendorff's alpha for nominal data (Krippendorff, 2004) and "
+        f"each code's prevalence (the share of units coded with it){intervals}."
     )
+    sentences.append(
+        f"Over the {_counted(len(codes), 'code')}, mean percent agreement was "
+        f"{_figure(overall.get('percent_agreement'), percent=True)}, mean kappa {_figure(overall.get(key))} "
+        f"and mean alpha {_figure(overall.get('krippendorff_alpha'))}."
+    )
+    defined = [c for c in codes if not math.isnan(_value(result.per_code[c], key))]
+    if len(defined) > 1:
+        ranges = []
+        for metric, name in ((key, "kappa"), ("krippendorff_alpha", "alpha")):
+            values = [c for c in codes if not math.isnan(_value(result.per_code[c], metric))]
+            low = min(values, key=lambda c: _value(result.per_code[c], metric))
+            high = max(values, key=lambda c: _value(result.per_code[c], metric))
+            ranges.append(
+                f"{name} from {_figure(result.per_code[low].estimates[metric])} to "
+                f"{_figure(result.per_code[high].estimates[metric])}"
+            )
+        sentences.append(f"Per code, {ranges[0].replace(' from ', ' ranged from ', 1)} and {ranges[1]}.")
+    prevalence = _value(result.overall, "prevalence")
+    if result.config is not None and result.config.unit != "document" and prevalence < 0.25:
+        sentences.append(
+            f"Mean prevalence was {_figure(overall.get('prevalence'), percent=True)}: for any one code, most "
+            f"{unit_noun} were coded with it by neither coder, so the high percent agreement mostly reflects "
+            "agreement on text that neither coder coded with that code; kappa and alpha discount the agreement "
+            "expected by chance and are the figures to read."
+        )
+    sentences += _bands_sentence(result, codes)
     flagged = paradox_codes(result)
     if flagged:
         cited.append("feinstein")
-        prevalences = [_value(result.per_code[c], "prevalence") for c in flagged]
+        low = min(flagged, key=lambda c: _value(result.per_code[c], "prevalence"))
+        high = max(flagged, key=lambda c: _value(result.per_code[c], "prevalence"))
+        shown = _figure(result.per_code[low].estimates.get("prevalence"), percent=True)
+        if low != high:
+            shown = f"from {shown} to {_figure(result.per_code[high].estimates.get('prevalence'), percent=True)}"
+        names = _join_names([result.name(c) for c in flagged])
         sentences.append(
-            f"For {len(flagged)} code{'s' * (len(flagged) != 1)}, percent agreement was at least "
+            f"For {_counted(len(flagged), 'code')} ({names}), percent agreement was at least "
             f"{PARADOX_AGREEMENT:.0%} while kappa was below {PARADOX_KAPPA:.2f}; "
-            f"{'these codes were' if len(flagged) > 1 else 'this code was'} rare (prevalence "
-            f"{_range(prevalences, percent=True)}), which lowers kappa for a given level of agreement "
-            "(Feinstein & Cicchetti, 1990)."
+            f"{'these codes were' if len(flagged) > 1 else 'this code was'} rare (prevalence {shown}), which lowers "
+            "kappa for a given level of agreement (Feinstein & Cicchetti, 1990)."
         )
     return " ".join(sentences) + "\n\nReferences\n" + "\n".join(REFERENCES[k] for k in sorted(cited))
 
 
+def _join_names(names: list[str]) -> str:
+    """Code names joined as :func:`_join` does, with semicolons when a name holds a comma itself."""
+    if any("," in name for name in names) and len(names) > 2:
+        return "; ".join(names[:-1]) + "; and " + names[-1]
+    return _join(names)
+
+
 def _join(items: list[str]) -> str:
+    """ "a", "a and b", "a, b and c" (every item: lists are never cut short)."""
+    if not items:
+        return ""
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

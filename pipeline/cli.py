@@ -31,6 +31,16 @@ app.add_typer(corpus_app, name="corpus")
 CodebookOption = typer.Option(None, "--codebook", help="Codebook YAML (default: the bundled IMRI v1).")
 
 
+def _shipped(ctx: typer.Context, param: typer.CallbackParam, value):
+    """An input left at its default: the working folder's when there, else the one shipped with imri."""
+    from pipeline.locations import shipped
+
+    source = ctx.get_parameter_source(param.name)  # typer's own copy of click's ParameterSource: compare names
+    if value is None or getattr(source, "name", None) != "DEFAULT":
+        return value
+    return [shipped(v) for v in value] if isinstance(value, list | tuple) else shipped(value)
+
+
 @codebook_app.command("show")
 def codebook_show(
     codebook: Path | None = CodebookOption,
@@ -56,7 +66,7 @@ def codebook_show(
 
 @corpus_app.command("build")
 def corpus_build(
-    markup: Path = typer.Option(Path("data/gold/markup"), help="Folder of marked-up transcripts."),
+    markup: Path = typer.Option(Path("data/gold/markup"), help="Folder of marked-up transcripts.", callback=_shipped),
     out: Path = typer.Option(Path("data/gold"), help="Where transcripts/ and codings.csv go."),
     codebook: Path | None = CodebookOption,
 ) -> None:
@@ -68,7 +78,15 @@ def corpus_build(
     typer.echo(f"{len({c.source for c in codings})} transcripts, {len(codings)} codings -> {out}")
 
 
-ParamsOption = typer.Option(None, "--params", help="Parameters file (default: ./params.yaml when present).")
+ParamsOption = typer.Option(
+    None, "--params", help="Parameters file (default: ./params.yaml, else the repository's, else built-in defaults)."
+)
+GoldListOption = typer.Option(
+    [Path("data/gold")],
+    "--gold",
+    help="Gold folder(s): transcripts/ + codings.csv (default: ./data/gold, else the bundled gold set).",
+    callback=_shipped,
+)
 InterviewerOption = typer.Option(
     [],
     "--interviewer",
@@ -277,10 +295,14 @@ def agreement_command(
 # --- corpus statistics commands (pipeline/datasheet.py) are registered below this line ----------
 
 TransferCorpusOption = typer.Option(
-    Path("data/transfer"), "--transfer", help="Transfer corpus (blind-written, coded by A and B)."
+    Path("data/transfer"), "--transfer", help="Transfer corpus (blind-written, coded by A and B).", callback=_shipped
 )
-GoldOption = typer.Option(Path("data/gold"), "--gold", help="Compiled gold corpus (transcripts/, codings.csv).")
-NewStudyOption = typer.Option(Path("data/new_study"), "--new-study", help="Folder of uncoded new-study transcripts.")
+GoldOption = typer.Option(
+    Path("data/gold"), "--gold", help="Compiled gold corpus (transcripts/, codings.csv).", callback=_shipped
+)
+NewStudyOption = typer.Option(
+    Path("data/new_study"), "--new-study", help="Folder of uncoded new-study transcripts.", callback=_shipped
+)
 
 
 @corpus_app.command("stats")
@@ -306,7 +328,9 @@ def corpus_datasheet_command(
     gold: Path = GoldOption,
     new_study: Path = NewStudyOption,
     transfer: Path = TransferCorpusOption,
-    datasheet: Path = typer.Option(Path("data/DATASHEET.md"), "--datasheet", help="Datasheet to update."),
+    datasheet: Path = typer.Option(
+        Path("data/DATASHEET.md"), "--datasheet", help="Datasheet to update.", callback=_shipped
+    ),
     codebook: Path | None = CodebookOption,
 ) -> None:
     """Regenerate the counts between the generated-section markers of the datasheet."""
@@ -377,7 +401,7 @@ def review_export(
 
 @review_cli.command("simulate")
 def review_simulate(
-    gold: list[Path] = typer.Option([Path("data/gold")], "--gold", help="Gold folder(s): transcripts/ + codings.csv."),
+    gold: list[Path] = GoldListOption,
     out: Path = typer.Option(Path("runs/review-simulation"), "--out", help="Folder for the table and the PNG."),
     encoder: str = typer.Option("use-m3", "--encoder", help="Encoder id (use-m3 is the fast one)."),
     coder: list[str] = typer.Option([], "--coder", help="Coder(s) whose codings answer for the reviewer (default: A)."),
@@ -429,8 +453,10 @@ def _read_review_codings(run_dirs: list[Path]):
 
 @app.command("train")
 def train(
-    gold: list[Path] = typer.Option([Path("data/gold")], "--gold", help="Gold folder(s): transcripts/ + codings.csv."),
-    out: Path = typer.Option(Path("models/imri-default"), "--out", help="Model folder to write."),
+    gold: list[Path] = GoldListOption,
+    out: Path | None = typer.Option(
+        None, "--out", help="Model folder to write (default: models/<name>-<version>, a new folder)."
+    ),
     codebook: Path | None = CodebookOption,
     coder: list[str] = typer.Option([], "--coder", help="Coder(s) whose codings are the labels (default: A)."),
     encoder: str | None = typer.Option(
@@ -439,24 +465,36 @@ def train(
     include_reviews: list[Path] = typer.Option([], "--include-reviews", help="Run folder(s) with review.db."),
     interviewer: list[str] = InterviewerOption,
     params: Path | None = ParamsOption,
+    force: bool = typer.Option(False, "--force", help="Write over a model folder that is already there."),
 ) -> None:
-    """Train the impact model on a gold set and cross-validate it by transcript."""
+    """Train the impact model on a gold set and cross-validate it by transcript.
+
+    Never writes over another model folder: an --out that is already there needs --force; without --out
+    the model goes to models/<name>-<version>, a new folder for each version.
+    """
+    from pipeline.locations import ModelDestination
     from pipeline.params import load_params
     from pipeline.train import train_model
 
     settings = load_params(params)
     if encoder:
         settings.setdefault("train", {})["encoder"] = encoder
-    card = train_model(
-        gold,
-        out,
-        settings,
-        codebook,
-        coder or None,
-        _read_review_codings(include_reviews),
-        progress=True,
-        interviewers=interviewer,
-    )
+    destination = ModelDestination(out, force)
+    try:
+        card = train_model(
+            gold,
+            destination.folder,
+            settings,
+            codebook,
+            coder or None,
+            _read_review_codings(include_reviews),
+            progress=True,
+            interviewers=interviewer,
+        )
+    except BaseException:
+        destination.discard()
+        raise
+    out = destination.place(card)
     metrics = card["cv_metrics"]
     languages = ", ".join(f"{k} {v['macro_f1']:.3f}" for k, v in metrics["by_language"].items())
     typer.echo(
@@ -474,7 +512,12 @@ def train(
 def code(
     inputs: list[Path] = typer.Argument(..., help="Transcripts or folders of them."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
-    model: Path = typer.Option(Path("models/imri-default"), "--model", help="Model folder from imri train."),
+    model: Path | None = typer.Option(
+        None,
+        "--model",
+        help="Model folder from imri train (default: ./models/imri-default, else the repository's, else the "
+        "user's, trained once from the bundled gold set).",
+    ),
     zero_shot: bool = typer.Option(False, "--zero-shot", help="No gold set yet: similarity to the codebook."),
     codebook: Path | None = CodebookOption,
     with_gold: Path | None = typer.Option(None, "--with-gold", help="Codings CSV to add to coded.qdpx."),
@@ -509,6 +552,11 @@ def code(
         on_ray = {"address": address, "workers": workers}
     elif address is not None or workers is not None:
         raise InputError("--address and --workers need --engine ray")
+    if model is None and not zero_shot:
+        from pipeline.locations import default_model
+
+        model = default_model(lambda line: typer.echo(line, err=True))
+        typer.echo(f"model: {model} (the default; --model chooses another)", err=True)
     run = code_transcripts(
         inputs,
         out,
@@ -544,7 +592,7 @@ def code(
 
 @app.command("finetune")
 def finetune(
-    gold: list[Path] = typer.Option([Path("data/gold")], "--gold", help="Gold folder(s): transcripts/ + codings.csv."),
+    gold: list[Path] = GoldListOption,
     out: Path | None = typer.Option(None, "--out", help="Folder of the fine-tuned encoder (default: the user cache)."),
     codebook: Path | None = CodebookOption,
     coder: list[str] = typer.Option([], "--coder", help="Coder(s) whose codings are the labels (default: A)."),
@@ -646,7 +694,12 @@ def _texts_digest(table) -> str:
 
 @app.command("evaluate")
 def evaluate(
-    gold: Path = typer.Option(Path("data/gold"), "--gold", help="Gold folder: transcripts/ + codings.csv."),
+    gold: Path = typer.Option(
+        Path("data/gold"),
+        "--gold",
+        help="Gold folder: transcripts/ + codings.csv (default: ./data/gold, else the bundled gold set).",
+        callback=_shipped,
+    ),
     out: Path = typer.Option(Path("reports/metrics.json"), "--out", help="Metrics JSON to write."),
     codebook: Path | None = CodebookOption,
     transfer: Path | None = typer.Option(
@@ -681,7 +734,10 @@ def evaluate(
         )
 
     data = gold_for_unit((settings.get("segment") or {}).get("unit", "sentence"))
+    from pipeline.locations import shipped
+
     transfer_dir = transfer or (settings.get("evaluate") or {}).get("transfer")
+    transfer_dir = shipped(Path(transfer_dir)) if transfer_dir and not transfer else transfer_dir
     transfer_set = None
     if transfer_dir:
         from pipeline.transfer import load_transfer
@@ -697,7 +753,7 @@ def evaluate(
 
 @app.command("report")
 def report(
-    metrics: Path = typer.Argument(Path("reports/metrics.json"), help="Metrics from imri evaluate."),
+    metrics: Path = typer.Argument(Path("reports/metrics.json"), help="Metrics from imri evaluate.", callback=_shipped),
     out: Path = typer.Option(Path("reports"), "--out", help="Folder for report.html and the PNGs."),
     headline_only: bool = typer.Option(False, "--headline", help="Only print the headline table."),
     codebook: Path | None = CodebookOption,

@@ -14,8 +14,11 @@ DEFAULT_PARAMS = Path("params.yaml")
 
 
 def load_params(path: str | Path | None = None) -> dict:
-    """Read the parameters file (``params.yaml`` in the working directory when it exists)."""
-    path = Path(path) if path else DEFAULT_PARAMS
+    """Read the parameters file: ``path``; by default ``params.yaml`` in the working directory when it exists,
+    else the repository's (:func:`pipeline.locations.shipped`), else none (the built-in defaults)."""
+    from pipeline.locations import shipped
+
+    path = Path(path) if path else shipped(DEFAULT_PARAMS)
     if not path.exists():
         if path == DEFAULT_PARAMS:
             return {}

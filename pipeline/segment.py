@@ -55,6 +55,8 @@ class SegmentConfig(ParamsSection):
     window_sentences: int = 3  # unit=window: at most this many sentences per unit
     languages: tuple[str, ...] = ("en", "fr")
     min_words_language: int = 5  # shorter segments inherit their turn's / transcript's language
+    language_prior: float = 0.8  # langdetect's prior for the transcript's language (the other(s) share the rest)
+    switch_probability: float = 0.9  # a segment leaves the transcript's language only at this probability or more
     seed: int = 0
     spacy_models: dict[str, str] = field(default_factory=dict)  # language -> trained spaCy pipeline
 
@@ -63,11 +65,17 @@ class SegmentConfig(ParamsSection):
             raise InputError(f"segment unit must be one of {', '.join(UNITS)}, not {self.unit!r}")
         if self.max_tokens < 1 or self.min_chars < 0 or self.window_sentences < 1:
             raise InputError("segment max_tokens and window_sentences must be >= 1, min_chars >= 0")
+        if not (0 < self.language_prior < 1 and 0 < self.switch_probability <= 1):
+            raise InputError("segment language_prior must be between 0 and 1, switch_probability in (0, 1]")
         object.__setattr__(self, "languages", tuple(self.languages))
 
 
 class LanguageDetector:
     """langdetect restricted to the configured languages, seeded so results are reproducible."""
+
+    # a transcript's language is read from its first 100,000 characters (about 17,000 words; langdetect reads
+    # 10,000 by default), which bounds the n-grams it lists for a very long transcript
+    MAX_TEXT = 100_000
 
     def __init__(self, languages: tuple[str, ...], seed: int = 0) -> None:
         from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
@@ -82,25 +90,41 @@ class LanguageDetector:
                 profiles.append(handle.read())
         factory.load_json_profile(profiles)
         factory.set_seed(seed)
+        self.languages = languages
         self._factory = factory
-        self._seen: dict[str, str | None] = {}  # a one-sentence turn is detected as turn and as segment
+        # the same short answer often comes back within a transcript
+        self._seen: dict[tuple[str, str | None, float], dict[str, float]] = {}
 
     def forget(self) -> None:
         """Drop the answers remembered so far (a run keeps them for one transcript at a time)."""
         self._seen.clear()
 
-    def detect(self, text: str) -> str | None:
-        """The most probable configured language of ``text``, or None when it has no letters."""
+    def probabilities(self, text: str, prior: str | None = None, weight: float = 0.8) -> dict[str, float]:
+        """Each configured language's probability for ``text`` (empty when it has no letters).
+
+        ``prior``: a language that starts each of langdetect's trials with probability ``weight`` (the
+        others share the rest), so that the text must outweigh it to be called another language.
+        """
         from langdetect.lang_detect_exception import LangDetectException
 
-        if text not in self._seen:
+        key = (text, prior, weight)
+        if key not in self._seen:
             detector = self._factory.create()
+            detector.set_max_text_length(self.MAX_TEXT)
+            if prior in self.languages and len(self.languages) > 1:
+                rest = (1 - weight) / (len(self.languages) - 1)
+                detector.set_prior_map({lang: weight if lang == prior else rest for lang in self.languages})
             detector.append(text)
             try:
-                self._seen[text] = detector.detect()
+                self._seen[key] = {found.lang: found.prob for found in detector.get_probabilities()}
             except LangDetectException:
-                self._seen[text] = None
-        return self._seen[text]
+                self._seen[key] = {}
+        return self._seen[key]
+
+    def detect(self, text: str) -> str | None:
+        """The most probable configured language of ``text``, or None when it has no letters."""
+        found = self.probabilities(text)
+        return max(found, key=found.__getitem__) if found else None
 
 
 def import_spacy():
@@ -316,6 +340,28 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
+_NOTES = re.compile(r"\[[^\]\n]*\]")  # transcribers' notes: [laughs], [rires], [inaudible 00:12]
+_TOKEN = re.compile(r"\S+")
+_SENTENCE_END = re.compile(r"[.!?…:;»\"”)\]]$")
+
+
+def language_evidence(text: str) -> str:
+    """The words of ``text`` that tell its language: without bracketed notes ("[laughs]", which
+    transcribers write in their own language) and without capitalised words inside a sentence (names
+    of people and places such as "Marie-Claude" or "Trois-Rivières"; "I" stays)."""
+    kept: list[str] = []
+    previous = ""
+    for match in _TOKEN.finditer(_NOTES.sub(" ", text)):
+        word = match.group()
+        opens_sentence = not previous or _SENTENCE_END.search(previous) is not None
+        letters = word.lstrip("\"'«“‘(-—–")
+        name = letters[:1].isupper() and not opens_sentence and not re.match(r"I(?:\b|['’])", letters)
+        if not name:
+            kept.append(word)
+        previous = word
+    return " ".join(kept)
+
+
 class Segmenter:
     """Turns transcripts into the segment table (a spaCy-like component: config in, rows out)."""
 
@@ -394,54 +440,66 @@ class Segmenter:
         step = self.config.max_tokens
         return [(words[i][0], words[min(i + step, len(words)) - 1][1]) for i in range(0, len(words), step)]
 
-    def _language(self, text: str, fallback: str | None) -> str | None:
-        if _words(text) >= self.config.min_words_language:
-            return self.detector.detect(text) or fallback
-        return fallback
+    def _language(self, text: str, prior: str) -> str | None:
+        """The language of a segment: ``prior`` (its transcript's) unless the segment is confidently another.
+
+        None when it has fewer than ``min_words_language`` words of evidence (:func:`language_evidence`:
+        no notes such as "[laughs]", no names): it then takes its turn's language. Another language
+        needs ``switch_probability`` from langdetect started from the prior, so "OK" or "merci" in a
+        short English sentence does not switch it, while a sentence said in the other language does.
+        """
+        evidence = language_evidence(text)
+        if _words(evidence) < self.config.min_words_language:
+            return None
+        found = self.detector.probabilities(evidence, prior, self.config.language_prior)
+        best = max(found, key=found.__getitem__, default=prior)
+        return best if best != prior and found[best] >= self.config.switch_probability else prior
+
+    def transcript_language(self, transcript: Transcript) -> str:
+        """The sidecar's ``language`` when it is one of ``segment.languages``, else langdetect on all turns.
+
+        With no letters anywhere, the first configured language.
+        """
+        declared = transcript.meta.get("language")
+        if declared in self.config.languages:
+            return declared
+        text = "\n".join(_NOTES.sub(" ", transcript.text[t.start : t.end]) for t in transcript.turns)
+        return self.detector.detect(text) or self.config.languages[0]
 
     def segment(self, transcript: Transcript) -> list[dict]:
         """Rows of the segment table for one transcript.
 
-        Every segment of ``min_words_language`` words or more gets langdetect's answer; shorter ones
-        take their turn's language: the language of most of the turn's detected characters, else the
-        transcript's. The transcript's language is the one its sidecar declares; without one, each
-        turn is detected first and the majority wins (and then also chooses the turn's splitter).
+        The transcript's language (:meth:`transcript_language`) is every segment's prior: a segment of
+        ``min_words_language`` words or more switches to another language only on confident evidence
+        (:meth:`_language`); shorter ones take their turn's language, the language of most of the
+        turn's decided characters, else the transcript's. Turns are split into sentences with the
+        transcript's language.
         """
         text, meta = transcript.text, transcript.meta
         self.detector.forget()  # what it remembers serves within a transcript; memory stays flat over a study
-        declared = meta.get("language") if meta.get("language") in self.config.languages else None
+        transcript_language = self.transcript_language(transcript)
         stakeholders = {str(k).casefold(): str(v) for k, v in (meta.get("participants") or {}).items()}
         turn_texts = [text[t.start : t.end] for t in transcript.turns]
-        if declared:
-            detected: list[str | None] = [None] * len(turn_texts)  # turns take their segments' language
-            transcript_language = declared
-        else:
-            detected = [self._language(turn_text, None) for turn_text in turn_texts]
-            majority = Counter(lang for lang in detected if lang).most_common(1)
-            transcript_language = majority[0][0] if majority else self.config.languages[0]
-        split_languages = [language or transcript_language for language in detected]
-        # one spaCy call per language for the whole transcript
+        # one spaCy call for the whole transcript
         needed = [i for i, turn_text in enumerate(turn_texts) if self.needs_sentences(turn_text)]
         sentences: list[list[tuple[int, int]] | None] = [None] * len(turn_texts)
-        split = self.splitter.split_many([turn_texts[i] for i in needed], [split_languages[i] for i in needed])
+        split = self.splitter.split_many([turn_texts[i] for i in needed], [transcript_language] * len(needed))
         for i, spans in zip(needed, split, strict=True):
             sentences[i] = spans
         rows: list[dict] = []
         question = ""
-        for turn, turn_text, split_language, turn_detected, turn_sentences in zip(
-            transcript.turns, turn_texts, split_languages, detected, sentences, strict=True
-        ):
+        for turn, turn_text, turn_sentences in zip(transcript.turns, turn_texts, sentences, strict=True):
             units = [
                 _trim(text, start + turn.start, end + turn.start)
-                for start, end in self.units(turn_text, split_language, turn_sentences)
+                for start, end in self.units(turn_text, transcript_language, turn_sentences)
             ]
             units = [(start, end) for start, end in units if has_text(text[start:end])]  # never an empty segment
-            languages = [self._language(text[start:end], None) for start, end in units]
+            languages = [self._language(text[start:end], transcript_language) for start, end in units]
             by_chars: Counter[str] = Counter()
             for (start, end), language in zip(units, languages, strict=True):
                 if language:
                     by_chars[language] += end - start
-            turn_language = turn_detected or (by_chars.most_common(1)[0][0] if by_chars else transcript_language)
+            turn_language = by_chars.most_common(1)[0][0] if by_chars else transcript_language
             for (start, end), language in zip(units, languages, strict=True):
                 rows.append(
                     {

@@ -788,17 +788,133 @@ def alpha_band_of(value: float) -> str:
     return alpha_band(value)
 
 
-def test_methods_paragraph_states_the_figures_and_their_sources(corpus, run_cli):
-    result = run_agreement([corpus["codings"]], text_dir=corpus["texts"], n_boot=200)
-    out = run_cli("agreement", corpus["codings"], "--text-dir", corpus["texts"], "--bootstrap", "200", "--methods")
+NUMBER_WORDS = {"no": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+                "nine": 9}  # fmt: skip
+COUNT = r"(no|one|two|three|four|five|six|seven|eight|nine|\d{2,}|\d{1,3}(?:,\d{3})+)"
+FIGURE = r"(\d+\.\d+)(%?) \[(\d+\.\d+)%?, (\d+\.\d+)%?\]"
+# the fixed thresholds the paragraph quotes (bands, the paradox rule, the interval's level), not figures of the data
+THRESHOLDS = ("0.61-0.80", "0.800", "0.667", "0.60", "90%", "95%")
+
+
+def _count(text: str) -> int:
+    return NUMBER_WORDS[text.casefold()] if text.casefold() in NUMBER_WORDS else int(text.replace(",", ""))
+
+
+def _figure_after(paragraph: str, words: str) -> tuple[float, float, float]:
+    """The figure and its interval written right after ``words``, as numbers (percent figures as shares)."""
+    import re
+
+    found = re.search(re.escape(words) + " " + FIGURE, paragraph)
+    assert found, f"no figure with an interval after {words!r}"
+    scale = 100 if found.group(2) else 1
+    return tuple(float(found.group(i)) / scale for i in (1, 3, 4))
+
+
+def _holds(written: tuple[float, float, float], estimate) -> None:
+    tolerance = 0.0005  # half a unit of the last digit written (0.001, or 0.1% as a share)
+    for number, exact in zip(written, (estimate.value, estimate.ci_low, estimate.ci_high), strict=True):
+        assert abs(number - exact) <= tolerance + 1e-9, (written, estimate)
+
+
+def test_methods_paragraph_holds_its_own_figures(run_cli):
+    """The paragraph on the bundled gold set, read back: every figure, count, band and name matches the result."""
+    import re
+    from collections import Counter
+    from importlib.metadata import version
+
+    import pipeline
+    from pipeline.agreement_report import alpha_band, kappa_band, paradox_codes
+
+    gold = ROOT / "data" / "gold"
+    args = ["agreement", gold / "codings.csv", "--text-dir", gold / "transcripts", "--bootstrap", "200"]
+    result = run_agreement([gold / "codings.csv"], text_dir=gold / "transcripts", n_boot=200)
+    out = run_cli(*args, "--methods")
     assert out.code == 0, out.err
     paragraph, references = out.out.split("\n\nReferences\n")
-    kappas = [m["cohen_kappa"] for m in result.per_code.values()]
-    assert paragraph.startswith("Two coders (A and B) independently coded two transcripts with three codes")
-    assert "codebook imri v1" in paragraph and "characters of participant speech" in paragraph
-    assert "interviewer turns were left out" in paragraph and "200 resamples" in paragraph
-    assert f"mean kappa {result.overall['cohen_kappa']:.2f} (range {min(kappas):.2f}-{max(kappas):.2f})" in paragraph
-    assert f"mean percent agreement was {result.overall['percent_agreement']:.1%}" in paragraph
-    assert "Landis and Koch (1977)" in paragraph and "Krippendorff's (2004) criteria" in paragraph
+    assert "\n" not in paragraph
+
+    # who coded what, as far as the codings say: never "independently coded"
+    opening = rf"(\w+) coders \(A and B\) each coded {COUNT} transcripts with {COUNT} codes of codebook imri v1;"
+    found = re.match(opening, paragraph)
+    assert found, paragraph[:200]
+    assert (_count(found[1]), _count(found[2]), _count(found[3])) == (2, len(result.sources), len(result.per_code))
+    assert result.transcripts_by_coder == {"A": len(result.sources), "B": len(result.sources)}
+    assert "independently coded" not in paragraph and "independently of each other is not recorded" in paragraph
+    # the software and the libraries that compute the coefficients, with their versions
+    assert f"imri-autocode {pipeline.__version__}" in paragraph
+    assert f"NumPy {version('numpy')}" in paragraph and f"SciPy {version('scipy')}" in paragraph
+    # the unit and why
+    n_units = result.per_code[next(iter(result.per_code))].n_units
+    assert f"on characters of participant speech ({n_units:,} characters)" in paragraph
+    assert "Characters were used as units because" in paragraph
+    assert "mostly reflects agreement on text that neither coder coded" in paragraph
+
+    # every figure with its interval, equal to the result's
+    overall, key = result.overall.estimates, "cohen_kappa"
+    _holds(_figure_after(paragraph, "mean percent agreement was"), overall["percent_agreement"])
+    _holds(_figure_after(paragraph, "mean kappa"), overall[key])
+    _holds(_figure_after(paragraph, "mean alpha"), overall["krippendorff_alpha"])
+    _holds(_figure_after(paragraph, "Mean prevalence was"), overall["prevalence"])
+    for name, metric in (("kappa ranged", key), ("and alpha", "krippendorff_alpha")):
+        per_code = sorted((m.estimates[metric] for m in result.per_code.values()), key=lambda e: e.value)
+        _holds(_figure_after(paragraph, f"{name} from"), per_code[0])
+        low = _figure_after(paragraph, f"{name} from")
+        rest = paragraph[paragraph.index(f"{name} from") :]
+        _holds(_figure_after(rest, f"{low[2]:.3f}] to"), per_code[-1])
+
+    # the bands: counts per band as the result gives them, and why kappa and alpha read differently
+    kappa_counts = Counter(kappa_band(m[key]) for m in result.per_code.values())
+    written = re.search(r"agreement by kappa was (.*?)\. ", paragraph)[1]
+    parsed = {
+        band: _count(n) for band, n in re.findall(rf"([a-z ]+?) for {COUNT} codes?", written.replace(" and ", ", "))
+    }
+    assert {band.strip(", "): n for band, n in parsed.items()} == dict(kappa_counts)
+    alpha_counts = Counter(alpha_band(m["krippendorff_alpha"]) for m in result.per_code.values())
+    alphas = re.search(
+        rf"criteria, {COUNT} codes? reached α ≥ 0.800, {COUNT} codes? reached 0.667 ≤ α < 0.800 \(tentative "
+        rf"conclusions only\) and {COUNT} codes? fell below 0.667\.",
+        paragraph,
+    )
+    assert alphas, paragraph
+    assert [_count(n) for n in alphas.groups()] == [alpha_counts[b] for b in ("reliable", "tentative", "unreliable")]
+    example = re.search(r"For example, (.+?) had kappa ", paragraph)[1]
+    (code,) = [c for c in result.per_code if result.name(c) == example]
+    assert kappa_band(result.per_code[code][key]) == "substantial"
+    assert alpha_band(result.per_code[code]["krippendorff_alpha"]) == "unreliable"
+    _holds(_figure_after(paragraph, f"{example} had kappa"), result.per_code[code].estimates[key])
+    _holds(_figure_after(paragraph, "(substantial) and alpha"), result.per_code[code].estimates["krippendorff_alpha"])
+
+    # the rare codes: every one named, none cut off, in the paragraph and in the Markdown notes
+    flagged = paradox_codes(result)
+    assert len(flagged) > 6  # more than the old lists showed
+    assert _count(re.search(rf"For {COUNT} codes \(", paragraph)[1]) == len(flagged)
+    markdown = run_cli(*args, "--format", "md").out
+    for code in flagged:
+        assert result.name(code) in paragraph and result.name(code) in markdown
+    assert not re.search(r"\d+ more\b", markdown + paragraph)
+
+    # one number style: every decimal or percent is a figure with its interval or a fixed threshold, and counts
+    # under ten are words
+    rest = re.sub(FIGURE, "", re.sub(r"\d+\.\d+\.\d+|seed \d+", "", paragraph))  # versions and the seed: no counts
+    for threshold in THRESHOLDS:
+        rest = rest.replace(threshold, "")
+    assert re.findall(r"\d+\.\d+|\d+%", rest) == []
+    assert re.findall(r"(?<![\w.,])\d(?![\w.,%])", rest) == [], "a count under ten written as a numeral"
     assert "Landis, J. R., & Koch, G. G. (1977)" in references and "Krippendorff, K. (2004)" in references
-    assert "Cohen, J. (1960)" in references
+    assert "Cohen, J. (1960)" in references and "Feinstein" in references
+
+
+def test_methods_paragraph_says_who_coded_how_many_transcripts(corpus):
+    from pipeline.agreement_report import methods_paragraph
+
+    rows = corpus["rows"] + [("t2.txt", 0, 5, GROWTH, "C")]  # coder C coded the second transcript only
+    codings = corpus["dir"] / "three.csv"
+    pd.DataFrame(rows, columns=["source", "start", "end", "code", "coder"]).to_csv(codings, index=False)
+    result = run_agreement([codings], text_dir=corpus["texts"], n_boot=0)
+    assert result.transcripts_by_coder == {"A": 2, "B": 2, "C": 1}
+    paragraph = methods_paragraph(result)
+    assert paragraph.startswith(
+        "Three coders (A, B and C) coded two transcripts between them (A two, B two and C one) with three codes"
+    )
+    assert "Fleiss' kappa (Fleiss, 1971)" in paragraph and "no confidence intervals were computed" in paragraph
+    assert "[" not in paragraph.split("\n\nReferences\n")[0]  # no interval where none was computed

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from pipeline.ingest import RoleResolver, Transcript, find_turns, load_transcript
 from pipeline.segment import SegmentConfig, Segmenter, segment_table
-from tests.conftest import TEST_DATA
+from tests.conftest import ROOT, TEST_DATA
 
 SEGMENTERS = {
     unit: Segmenter(SegmentConfig(unit=unit, max_tokens=12, min_chars=15)) for unit in ("turn", "sentence", "window")
@@ -219,3 +219,90 @@ def test_long_lines_and_long_runs_without_spaces_are_split_safely():
     assert first == [sentence.strip()] * len(first)  # every sentence of the long line, none cut by a piece
     assert len(first) == long_line.count(". ")
     assert rows[-1]["text"].endswith("Fin de la phrase.")
+
+
+# --- the transcript's language is the prior; segments switch only on confident evidence (issue 23) ---
+
+BUNDLED = {"gold": ROOT / "data" / "gold" / "transcripts", "transfer": ROOT / "data" / "transfer" / "transcripts"}
+
+
+def _bundled(code_switching: bool, language: str | None = None) -> list[Transcript]:
+    """The bundled gold and transfer transcripts whose sidecars say (or deny) code switching."""
+    found = []
+    for folder in BUNDLED.values():
+        for path in sorted(folder.glob("*.txt")):
+            transcript = load_transcript(path)
+            meta = transcript.meta
+            if bool(meta.get("code_switching")) == code_switching and language in (None, meta["language"]):
+                found.append(transcript)
+    return found
+
+
+@pytest.mark.parametrize("sidecar", [True, False], ids=["sidecar-language", "detected-language"])
+def test_code_switching_is_still_found_in_the_bundled_transcripts_that_switch(sidecar):
+    segmenter = Segmenter(SegmentConfig())
+    switched = {
+        "nb2-04.txt": ("fr", "They were, honestly, the heart of the training.", 30),
+        "qc-03.txt": ("fr", "Half my caseload is anglophone, and she's francophone.", 20),
+        "t-nb1-01.txt": ("fr", "My wife, she's the one who pushed me to sign up.", 5),
+        "t-nb2-02.txt": ("en", "Elle me laissait pas rentrer des fois.", 10),
+    }
+    transcripts = {t.source: t for t in _bundled(code_switching=True)}
+    assert set(switched) <= set(transcripts)
+    for source, (language, sentence, at_least) in switched.items():
+        transcript = transcripts[source]
+        if not sidecar:
+            transcript = Transcript(transcript.source, transcript.text, transcript.turns, {})
+        table = pd.DataFrame(segmenter.segment(transcript))
+        other = "en" if language == "fr" else "fr"
+        assert set(table.transcript_language) == {language}, source
+        assert table.loc[table.text == sentence, "language"].tolist() == [other], source
+        assert (table.language == other).sum() >= at_least, source
+
+
+def test_no_segment_of_the_bundled_english_transcripts_is_called_french():
+    segmenter = Segmenter(SegmentConfig())
+    english = _bundled(code_switching=False, language="en")
+    assert len(english) >= 25
+    rows = [row for transcript in english for row in segmenter.segment(transcript)]
+    assert len(rows) > 4000
+    assert [row["segment_id"] for row in rows if row["language"] != "en"] == []
+
+
+SHORT_FRENCH_LOOKING = """\
+Interviewer: Thanks for joining me today. Can you tell me how the peer support project started at your site?
+Participant: OK, merci. So it started in the fall, when our manager, Marie-Claude Lévesque, came back from a \
+meeting in Trois-Rivières.
+Participant: She had met the team from Centre Le Pavois, rue Saint-Denis, and she wanted the same thing for our tenants.
+Interviewer: What changed for the tenants once the peer workers were there?
+Participant: Merci beaucoup, Jean-François. Honestly, the biggest change was trust. People who never came to the \
+office started dropping by to talk with Sylvie Gagnon.
+Participant: Véronique Bélanger et Pierre-Luc Côté. They were the two peer workers at first, and later Geneviève \
+joined them.
+Interviewer: Where did the group meet?
+Participant: At Café Olimpico, rue Saint-Viateur, in Montréal. Every Tuesday morning, rain or shine. [rires]
+Interviewer: How did the staff react to the project?
+Participant: At first they were worried about boundaries and confidentiality. After a few months they asked the \
+peer workers for advice on their own cases.
+Interviewer: Anything else you want to add?
+Participant: Just that the CIUSSS de la Capitale-Nationale should fund it for another year. Merci, merci. OK, bye.
+"""
+
+
+@pytest.mark.parametrize("sidecar", ["language: en\n", None], ids=["sidecar-language", "detected-language"])
+def test_names_ok_and_merci_keep_an_english_transcript_english(tmp_path, sidecar):
+    path = tmp_path / "names.txt"
+    path.write_text(SHORT_FRENCH_LOOKING, encoding="utf-8")
+    if sidecar:
+        (tmp_path / "names.meta.yaml").write_text(sidecar, encoding="utf-8")
+    table = pd.DataFrame(Segmenter(SegmentConfig()).segment(load_transcript(path)))
+    assert set(table.transcript_language) == {"en"}
+    assert table.loc[table.language != "en", "text"].tolist() == []
+
+
+def test_language_evidence_leaves_out_notes_and_names():
+    from pipeline.segment import language_evidence
+
+    assert language_evidence("[laughs] Just me, I promise.") == "Just me, I promise."
+    assert language_evidence("Véronique Bélanger et Pierre-Luc Côté.") == "Véronique et"
+    assert language_evidence("We met in Montréal. Then I'm off to «Trois-Rivières».") == "We met in Then I'm off to"

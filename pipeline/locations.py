@@ -1,0 +1,160 @@
+"""Where the commands look for what they were not given, so that each works from any folder.
+
+- **Inputs left at their default** (``data/gold``, ``data/transfer``, ``data/new_study``, ``params.yaml``,
+  ``reports/metrics.json``...): the working folder's, when it has one; else the one that ships with imri
+  (:func:`shipped`): the repository the package sits in, for an editable install (``pip install -e``, as
+  ``make setup`` does). A wheel carries only the package (``pyproject.toml`` package-data), not the data.
+- **Outputs** (``--out``) are written relative to the working folder.
+- **The default model** of ``imri code`` (:func:`default_model`): ``./models/imri-default``, else the
+  repository's ``models/imri-default`` (a DVC output, built by ``make demo``), else the user's
+  ``<user data>/models/imri-default``; when none exists, it is trained once from the bundled gold set into
+  the user's folder, with a message saying so.
+- **Retraining** never writes over another model folder (:class:`ModelDestination`): without ``--out``,
+  ``imri train`` writes ``models/<name>-<version>``, a new folder for each version.
+
+The user's data folder is ``$IMRI_DATA``, else platformdirs' user data folder for ``imri``
+(``~/.local/share/imri`` on Linux).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from pipeline.errors import InputError
+
+PACKAGE = Path(__file__).resolve().parent
+REPOSITORY = PACKAGE.parent  # the checkout, when the package is installed from it in editable mode
+DEFAULT_MODEL = Path("models") / "imri-default"
+BUNDLED_GOLD = Path("data") / "gold"
+
+
+def _repository() -> Path | None:
+    """The imri repository the package sits in, or None (a wheel installed into site-packages)."""
+    marker = REPOSITORY / "pyproject.toml"
+    try:
+        return REPOSITORY if marker.is_file() and 'name = "imri-autocode"' in marker.read_text("utf-8") else None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def shipped(path: Path) -> Path:
+    """A default input: ``path`` in the working folder when it is there, else the repository's, else ``path``.
+
+    An absolute path is returned as it is; so is a path found nowhere (the command then names it in its error).
+    """
+    path = Path(path)
+    if path.is_absolute() or path.exists():
+        return path
+    repository = _repository()
+    if repository is not None and (repository / path).exists():
+        return repository / path
+    return path
+
+
+def user_data_dir() -> Path:
+    """The user's imri data folder: ``$IMRI_DATA``, else platformdirs' user data folder for ``imri``."""
+    if os.environ.get("IMRI_DATA"):
+        return Path(os.environ["IMRI_DATA"])
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("imri", appauthor=False))
+
+
+def model_candidates() -> list[Path]:
+    """Where ``imri code`` looks for its default model, in order."""
+    candidates = [DEFAULT_MODEL]
+    repository = _repository()
+    if repository is not None:
+        candidates.append(repository / DEFAULT_MODEL)
+    candidates.append(user_data_dir() / "models" / DEFAULT_MODEL.name)
+    return candidates
+
+
+def default_model(say: Callable[[str], None]) -> Path:
+    """The model ``imri code`` uses without ``--model``: the first of :func:`model_candidates` that holds a
+    model; else one trained now from the bundled gold set into the user's folder (the last candidate), once.
+
+    ``say`` gets one line before the training starts. Without a bundled gold set (a wheel install) the
+    :class:`InputError` says how to get a model.
+    """
+    from pipeline.model import CARD_FILE
+
+    candidates = model_candidates()
+    for folder in candidates:
+        if (folder / CARD_FILE).is_file():
+            return folder
+    user_model = candidates[-1]
+    repository = _repository()
+    gold = repository / BUNDLED_GOLD if repository is not None else None
+    if gold is None or not (gold / "codings.csv").is_file():
+        raise InputError(
+            "no model: none in " + ", ".join(str(c) for c in candidates) + ", and this installation has no bundled "
+            "gold set to train one from; give --model FOLDER, build one with `imri train --gold YOUR_GOLD --out "
+            "FOLDER`, or use the repository (git clone, then `make demo`)"
+        )
+    from pipeline.params import load_params
+    from pipeline.train import train_model
+
+    say(
+        f"no model yet ({', '.join(str(c) for c in candidates[:-1])} and {user_model} hold none): training the "
+        f"default model once from the bundled synthetic gold set {gold} into {user_model}; later runs reuse it"
+    )
+    train_model([gold], user_model, load_params(repository / "params.yaml"), progress=True)
+    return user_model
+
+
+def refuse_existing_model(out: Path, force: bool) -> None:
+    """An ``--out`` that already holds something is refused (one line) unless ``force``: never over a model."""
+    if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(
+            "already there: a model folder is never written over; give a new --out, leave --out out (a new "
+            "folder models/<name>-<version>), or add --force",
+            out,
+        )
+
+
+class ModelDestination:
+    """Where ``imri train`` writes: ``--out`` as given, or ``models/<name>-<version>`` once the version is known.
+
+    Without ``--out`` the model is trained into a hidden folder beside its destination and moved there
+    whole (:meth:`place`); a folder of that name already there is refused unless ``force``.
+    """
+
+    def __init__(self, out: Path | None, force: bool = False) -> None:
+        self.out, self.force = out, force
+        if out is not None:
+            refuse_existing_model(out, force)
+            self.folder = out
+            self._staging: Path | None = None
+        else:
+            DEFAULT_MODEL.parent.mkdir(parents=True, exist_ok=True)
+            self._staging = Path(tempfile.mkdtemp(prefix=".training-", dir=DEFAULT_MODEL.parent))
+            self.folder = self._staging / "model"
+
+    def place(self, card: dict) -> Path:
+        """The model folder, in its place: ``--out``, or ``models/<name>-<version>`` for this card."""
+        if self._staging is None:
+            return self.folder
+        target = DEFAULT_MODEL.parent / f"{card['name']}-{card['version']}"
+        try:
+            if target.exists() and not self.force:
+                raise InputError(
+                    "already there (a model of this version: the same data, encoder, settings and codebook); "
+                    "nothing written, add --force to write it again",
+                    target,
+                )
+            if target.exists():
+                shutil.rmtree(target) if target.is_dir() else target.unlink()
+            self.folder.rename(target)
+        finally:
+            self.discard()
+        return target
+
+    def discard(self) -> None:
+        """Remove the hidden training folder (after a failure, or once the model is in place)."""
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
