@@ -73,12 +73,27 @@ def has_text(text: str) -> bool:
     return any(unicodedata.category(ch)[0] not in "ZC" for ch in text)
 
 
-_LINE_BREAK = re.compile(r"\r\n?|\n")
+#: Every line-break convention a transcript may use: LF, CRLF, CR alone (old Mac exports), NEL (U+0085),
+#: LINE SEPARATOR (U+2028) and PARAGRAPH SEPARATOR (U+2029). Each is one line break, CRLF included.
+LINE_BREAK_CHARS = "\n\r\x85\u2028\u2029"
+_LINE_BREAK = re.compile(r"\r\n?|[\n\x85\u2028\u2029]")
+_LONE_BREAK = re.compile(r"\r(?!\n)|[\x85\u2028\u2029]")
+
+
+def newline_view(text: str) -> str:
+    """``text`` with every line break other than LF and CRLF written as LF, for the readers' line patterns.
+
+    Each replaced break is one character and becomes one, so offsets into the view are offsets into
+    ``text``: readers match lines in the view and slice ``text`` itself. CRLF stays (a line pattern
+    allows the ``\r`` before ``\n``; two breaks there would read as a blank line).
+    """
+    return _LONE_BREAK.sub("\n", text) if _LONE_BREAK.search(text) else text
 
 
 def check_text(text: str, path: str | Path) -> None:
     """Refuse a transcript text past :data:`~pipeline.limits.MAX_TRANSCRIPT_CHARS` or with a line past
-    :data:`~pipeline.limits.MAX_LINE_CHARS` (lines end at ``\n``, ``\r\n`` or ``\r``, as segmentation cuts them)."""
+    :data:`~pipeline.limits.MAX_LINE_CHARS` (lines end at any of the breaks of :data:`LINE_BREAK_CHARS`,
+    as segmentation cuts them)."""
     limits.check(len(text), "MAX_TRANSCRIPT_CHARS", "text length", path, "characters")
     if len(text) <= limits.MAX_LINE_CHARS:
         return
@@ -112,7 +127,7 @@ def header_turns(text: str) -> list[RawTurn] | None:
     It is one when at least two lines hold only a name and a time, and a name recurs or there are
     at least three such lines. Lines before the first header are metadata (title, date, length).
     """
-    headers = list(_HEADER_LINE.finditer(text))
+    headers = list(_HEADER_LINE.finditer(newline_view(text)))
     if len(headers) < 2:
         return None
     labels = [m.group("label").strip() for m in headers]
@@ -276,10 +291,11 @@ def parse_layout(text: str, path: Path) -> Layout:
     """Recognise the layout of decoded ``text`` (by content, then by extension) and parse it."""
     suffix = path.suffix.lower()
     stripped = text.lstrip()
-    if looks_like_vtt(text):
-        return parse_vtt(text, path)
-    if looks_like_srt(text):
-        return parse_srt(text, path)
+    lines = newline_view(text)  # captions are rebuilt, so their line breaks may all become LF
+    if looks_like_vtt(lines):
+        return parse_vtt(lines, path)
+    if looks_like_srt(lines):
+        return parse_srt(lines, path)
     if suffix in JSON_SUFFIXES or (suffix in TEXT_SUFFIXES and stripped.startswith("{") and '"segments"' in text):
         return parse_whisper_json(text, path)
     if suffix == ".vtt":
