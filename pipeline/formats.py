@@ -215,11 +215,109 @@ def build_from_cues(cues: list[_Cue], name: str, path: Path) -> Layout:
     return Layout(name, text, turns, built=True, warnings=warnings)
 
 
+# --- captions: every cue is read, or the file is refused naming the line -----------------------------
+
+_DELIM = "[,.:，．。：]"  # the srt library's separators between a time's fields
+#: ``[hours:]minutes:seconds.fraction``; minutes and seconds are checked to be below 60
+_STAMPS = {
+    "WebVTT": re.compile(r"(?:(\d{1,5}):)?(\d{1,2}):(\d{1,2})\.(\d{1,3})"),
+    "SubRip": re.compile(rf"(\d{{1,5}}){_DELIM}(\d{{1,2}}){_DELIM}(\d{{1,2}})(?:{_DELIM}(\d{{0,9}}))?"),
+}
+#: A line that means to be a cue's timing line: it holds the arrow (SubRip: as the srt library reads it).
+_ARROWS = {"WebVTT": re.compile(r"-->"), "SubRip": re.compile(r"-[ -] *>")}
+_TIMING_LINES = {
+    "WebVTT": re.compile(r"[ \t]*(?P<start>[^ \t]+?)[ \t]*-->[ \t]*(?P<end>[^ \t]+)(?:[ \t].*)?"),
+    "SubRip": re.compile(r"[ \t]*(?P<start>[^ \t]+?) *-[ -] *> *(?P<end>[^ \t]+)(?:[ \t].*)?"),
+}
+_VTT_BLOCKS = ("NOTE", "STYLE", "REGION")
+
+
+def _stamp_seconds(stamp: str, name: str) -> float | None:
+    """Seconds of a caption time, or None when it is malformed (letters, a sign, minutes or seconds past 59)."""
+    match = _STAMPS[name].fullmatch(stamp)
+    if match is None:
+        return None
+    hours, minutes, secs, fraction = match.groups()
+    if int(minutes) > 59 or int(secs) > 59:
+        return None
+    # WebVTT's fraction is decimal (".5" is half a second); the srt library reads SubRip's as milliseconds
+    part = (int(fraction) / 10 ** len(fraction) if name == "WebVTT" else int(fraction) / 1000) if fraction else 0
+    return int(hours or 0) * 3600 + int(minutes) * 60 + int(secs) + part
+
+
+def cue_timings(text: str, name: str, path: Path) -> list[tuple[int, float, float]]:
+    """``(line number, start, end)`` of every cue timing line of a caption file (``name``: WebVTT or SubRip).
+
+    A line holding the arrow ``-->`` must be a well-formed timing line: the file is refused with one line
+    naming the line otherwise (``00:00:0x.000``, ``aa:00:02.000``, a negative time, ``NaN``, 75 minutes),
+    where the caption libraries would drop the cue (WebVTT) or read it into the cue before (SubRip).
+    Lines are those of :func:`newline_view` (numbered as the file's own lines).
+    """
+    found = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not _ARROWS[name].search(line):
+            continue
+        match = _TIMING_LINES[name].fullmatch(line.rstrip("\r"))
+        times = [_stamp_seconds(match.group(g), name) for g in ("start", "end")] if match else [None]
+        if None in times:
+            form = "HH:MM:SS,mmm" if name == "SubRip" else "HH:MM:SS.mmm"
+            raise InputError(
+                f"line {number}: malformed {name} cue timing (expected {form} --> {form}, minutes and seconds < 60)",
+                path,
+            )
+        found.append((number, times[0], times[1]))
+    return found
+
+
+def check_all_cues_read(
+    timings: list[tuple[int, float, float]], read: list[tuple[float, float]], name: str, path: Path
+) -> None:
+    """Refuse a caption file where a timing line did not become a cue (its text would be lost or misplaced)."""
+    if len(read) == len(timings):
+        return
+    position = 0
+    for number, start, end in timings:
+        if position < len(read) and abs(read[position][0] - start) < 1e-3 and abs(read[position][1] - end) < 1e-3:
+            position += 1
+            continue
+        what = "a blank line before it" if name == "WebVTT" else "the cue number on the line before it"
+        raise InputError(f"line {number}: this cue could not be read as one (is {what} missing?)", path)
+
+
+def _vtt_stray_text(text: str, path: Path) -> None:
+    """Refuse WebVTT text in a block without a timing line (after a blank line in a cue): the parser drops it."""
+    lines = text.split("\n")
+    number, first = 0, True
+    while number < len(lines):
+        if not lines[number].rstrip("\r"):
+            number += 1
+            continue
+        start = number
+        while number < len(lines) and lines[number].rstrip("\r"):
+            number += 1
+        block = lines[start:number]
+        if first:
+            first = False  # the header
+            continue
+        if any("-->" in line for line in block) or block[0].split(maxsplit=1)[0] in _VTT_BLOCKS:
+            continue
+        if has_text("".join(block)):
+            raise InputError(
+                f"line {start + 1}: text outside any cue (a blank line inside a cue, or a cue without its timing line)",
+                path,
+            )
+
+
 def parse_vtt(text: str, path: Path) -> Layout:
-    """WebVTT (Zoom: ``Name: text`` cues; Microsoft Teams: ``<v Name>`` voice tags), via webvtt-py."""
+    """WebVTT (Zoom: ``Name: text`` cues; Microsoft Teams: ``<v Name>`` voice tags), via webvtt-py.
+
+    Every cue is read, or the file is refused naming the line (:func:`cue_timings`): no text is dropped.
+    """
     import webvtt
     from webvtt.errors import MalformedFileError
 
+    timings = cue_timings(text, "WebVTT", path)
+    _vtt_stray_text(text, path)
     try:
         captions = webvtt.from_string(text)
     except (MalformedFileError, ValueError) as exc:
@@ -231,21 +329,30 @@ def parse_vtt(text: str, path: Path) -> Layout:
         else:
             label, words = _split_name(caption.text)
         cues.append(_Cue(label, words, seconds(caption.start), seconds(caption.end)))
+    check_all_cues_read(timings, [(c.start, c.end) for c in cues], "WebVTT", path)
     return build_from_cues(cues, "WebVTT", path)
 
 
 def parse_srt(text: str, path: Path) -> Layout:
-    """SubRip (.srt), with or without ``Name:`` at the start of cues, via the ``srt`` library."""
+    """SubRip (.srt), with or without ``Name:`` at the start of cues, via the ``srt`` library.
+
+    Every cue is read, or the file is refused naming the line (:func:`cue_timings`).
+    """
     import srt
 
+    timings = cue_timings(text, "SubRip", path)
     try:
         subtitles = list(srt.parse(text))
-    except (srt.SRTParseError, ValueError) as exc:
+    except srt.SRTParseError as exc:
+        line = text.count("\n", 0, exc.actual_start) + 1
+        raise InputError(f"not a readable SubRip file (line {line}: not a numbered cue)", path) from None
+    except (ValueError, OverflowError) as exc:
         raise InputError(f"not a readable SubRip file ({type(exc).__name__})", path) from None
     cues = []
     for subtitle in subtitles:
         label, words = _split_name(subtitle.content)
         cues.append(_Cue(label, words, subtitle.start.total_seconds(), subtitle.end.total_seconds()))
+    check_all_cues_read(timings, [(c.start, c.end) for c in cues], "SubRip", path)
     return build_from_cues(cues, "SubRip", path)
 
 
