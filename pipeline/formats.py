@@ -18,6 +18,7 @@ span of the spoken words, and the turn's start/end time in seconds when the sour
 from __future__ import annotations
 
 import json
+import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -168,19 +169,48 @@ def _split_name(text: str) -> tuple[str | None, str]:
     return None, text.strip()
 
 
+#: Control characters that are not white space, and the two noncharacters: a built text never holds
+#: them (the run's copy of the text, and the sources of coded.qdpx, would read as binary or bad XML)
+_CONTROLS = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\ufffe\uffff]")
+_SURROGATES = re.compile("[\ud800-\udfff]")  # lone halves of a UTF-16 pair: only JSON escapes can make them
+
+
+class _Cleaner:
+    """Takes controls out of cue text and replaces lone surrogates by U+FFFD, counting both for one warning."""
+
+    def __init__(self) -> None:
+        self.controls, self.surrogates, self.first = 0, 0, 0
+
+    def __call__(self, text: str, number: int) -> str:
+        text, controls = _CONTROLS.subn("", text)
+        text, surrogates = _SURROGATES.subn("\ufffd", text)
+        if (controls or surrogates) and not self.first:
+            self.first = number
+        self.controls, self.surrogates = self.controls + controls, self.surrogates + surrogates
+        return text
+
+    def warnings(self, unit: str) -> list[str]:
+        done = [f"removed {self.controls} control character(s)"] if self.controls else []
+        done += [f"replaced {self.surrogates} lone surrogate(s) by U+FFFD"] if self.surrogates else []
+        return [f"{' and '.join(done)}, first in {unit} {self.first}"] if done else []
+
+
 def build_from_cues(cues: list[_Cue], name: str, path: Path) -> Layout:
     """Merge consecutive cues of one speaker into turns and write ``Name: text`` lines.
 
     A turn grows up to :data:`~pipeline.limits.MAX_BUILT_TURN_CHARS`; a longer monologue goes on as
     another turn of the same speaker, so no built line comes near :data:`~pipeline.limits.MAX_LINE_CHARS`.
+    Control characters (JSON's ``\u0000``, say) are taken out of the text and speaker names, and lone
+    surrogates (``\ud800``) become U+FFFD, with a warning naming the first cue (segment) that held one.
     """
     merged: list[tuple[str | None, list[str], float | None, float | None]] = []  # label, words, start, end
     length, total = 0, 0  # characters of the last turn, of all turns
-    for cue in cues:
-        words = " ".join(cue.text.split())
+    clean = _Cleaner()
+    for number, cue in enumerate(cues, start=1):
+        words = " ".join(clean(cue.text, number).split())
         if not has_text(words):
             continue
-        label = " ".join(cue.label.split()) if cue.label else None
+        label = " ".join(clean(cue.label, number).split()) if cue.label else None
         label = label if label and has_text(label) else None
         total += len(words) + 1
         limits.check(total, "MAX_TRANSCRIPT_CHARS", "text length", path, "characters")
@@ -197,7 +227,7 @@ def build_from_cues(cues: list[_Cue], name: str, path: Path) -> Layout:
             length = len(words)
     if not merged:
         raise InputError(f"no text in the {name} cues", path)
-    warnings = []
+    warnings = clean.warnings("segment" if name == "Whisper JSON" else "cue")
     if all(label is None for label, _, _, _ in merged):
         warnings.append(f"the {name} file names no speakers; read as one speaker")
     lines, turns, offset = [], [], 0
@@ -356,14 +386,21 @@ def parse_srt(text: str, path: Path) -> Layout:
     return build_from_cues(cues, "SubRip", path)
 
 
+def _json_int(digits: str) -> int | float:
+    """A JSON integer; one too long for Python's int() (4,300 digits: a ValueError) is read as a float (inf)."""
+    return int(digits) if len(digits) <= 4000 else float(digits)
+
+
 def parse_whisper_json(text: str, path: Path) -> Layout:
     """Whisper / WhisperX JSON: ``{"segments": [{"start", "end", "text", "speaker"?}, ...]}``."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_int=_json_int)
     except json.JSONDecodeError as exc:
         raise InputError(f"not valid JSON (line {exc.lineno})", path) from None
     except RecursionError:
         raise InputError("not a Whisper JSON transcript (nested too deeply)", path) from None
+    except ValueError:  # what the standard decoder may still raise on a number
+        raise InputError("not valid JSON (a number it cannot read)", path) from None
     segments = data.get("segments") if isinstance(data, dict) else data if isinstance(data, list) else None
     if not isinstance(segments, list) or not segments:
         raise InputError("not a Whisper JSON transcript (no 'segments' list)", path)
@@ -376,6 +413,9 @@ def parse_whisper_json(text: str, path: Path) -> Layout:
             end = float(segment["end"]) if segment.get("end") is not None else None
         except (TypeError, ValueError, OverflowError):
             raise InputError(f"segment {number}: start and end must be numbers", path) from None
+        if any(t is not None and not (math.isfinite(t) and t >= 0) for t in (start, end)):
+            # NaN, Infinity, 1e999 and 5,000-digit numbers (read as infinite) are no times
+            raise InputError(f"segment {number}: start and end must be seconds: finite, not negative", path)
         speaker = segment.get("speaker")
         cues.append(_Cue(str(speaker).strip() if speaker not in (None, "") else None, segment["text"], start, end))
     return build_from_cues(cues, "Whisper JSON", path)

@@ -267,6 +267,8 @@ def read_sidecar(path: str | Path) -> dict:
         meta = yaml.safe_load(raw.decode("utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
         raise InputError(f"sidecar is not valid UTF-8 YAML ({type(exc).__name__})", meta_path) from None
+    except ValueError:  # an integer past Python's 4,300 digits
+        raise InputError("sidecar is not valid UTF-8 YAML (a number too long to read)", meta_path) from None
     if meta is None:
         return {}
     if not isinstance(meta, dict):

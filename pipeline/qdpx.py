@@ -749,7 +749,7 @@ def _load_code_map(code_map: str | Path | Mapping[str, Any]) -> tuple[dict[str, 
             data = yaml.safe_load(where.read_text(encoding="utf-8"))
         except OSError as exc:
             raise InputError(f"cannot read code map ({exc.strerror})", where) from None
-        except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        except (UnicodeDecodeError, yaml.YAMLError, ValueError, RecursionError) as exc:
             raise InputError(f"code map is not valid UTF-8 YAML ({type(exc).__name__})", where) from None
     else:
         data = dict(code_map)
@@ -1322,7 +1322,7 @@ def sidecar_languages(text_dir: str | Path, names: Iterable[str], limits: Archiv
         try:
             data = read_regular_file(sidecar, limits.max_sidecar_bytes, "max_sidecar_bytes", limits, root=text_dir)
             meta = yaml.safe_load(data.decode("utf-8"))
-        except (InputError, yaml.YAMLError, UnicodeDecodeError):
+        except (InputError, yaml.YAMLError, UnicodeDecodeError, ValueError, RecursionError):
             continue  # a sidecar only chooses the names' language here; ingest reports bad sidecars
         if isinstance(meta, dict) and isinstance(meta.get("language"), str):
             found.append(meta["language"])
