@@ -519,7 +519,10 @@ def _check_entry(path: Path, folder: Path) -> None:
     import stat
 
     if path.is_symlink():
-        target = path.resolve()
+        try:
+            target = path.resolve()
+        except (RuntimeError, OSError):  # RuntimeError: a symlink loop (Python < 3.13)
+            raise InputError("a link that loops back on itself or cannot be followed", path) from None
         if not target.is_relative_to(folder.resolve()):
             raise InputError(f"a link to {target}, outside {folder}; copy the file in or name it as an input", path)
     try:

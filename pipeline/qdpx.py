@@ -1266,6 +1266,8 @@ def read_regular_file(
         raise InputError("no such file", path) from None
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror or exc})", path) from None
+    except RuntimeError:  # Path.resolve on a symlink loop (Python < 3.13)
+        raise InputError("cannot read (a link that loops back on itself)", path) from None
     with os.fdopen(fd, "rb", buffering=0) as handle:
         mode = os.fstat(handle.fileno()).st_mode
         if not stat.S_ISREG(mode):

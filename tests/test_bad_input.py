@@ -283,3 +283,21 @@ def test_lone_surrogates_and_controls_in_whisper_json_are_replaced_with_a_warnin
     assert "\ufffd" in text
     # the text the run keeps (transcripts/<source>.txt, coded.qdpx) reads back as a transcript
     decode_bytes(text.encode("utf-8"), path)
+
+
+def test_a_symlink_loop_in_the_input_folder_is_one_line(tmp_path, run_cli):
+    folder = tmp_path / "interviews"
+    folder.mkdir()
+    (folder / "a.txt").write_text(GOOD, encoding="utf-8")
+    (folder / "x.txt").symlink_to(folder / "y.txt")
+    (folder / "y.txt").symlink_to(folder / "x.txt")
+    result = run_cli("segment", folder, "--out", tmp_path / "s.csv")  # a RuntimeError traceback before
+    assert result.code == 2 and result.err.count("\n") == 1, result.err
+    assert result.err.startswith(f"error: {folder / 'x.txt'}: a link that loops")
+    codings = tmp_path / "codings.csv"
+    codings.write_text("source,start,end,code,coder\na.txt,13,25,being_growth_service_users,A\n", encoding="utf-8")
+    out = tmp_path / "p.qdpx"
+    result = run_cli("export-qdpx", "--codings", codings, "--text-dir", folder, "--out", out)
+    assert result.code == 2 and result.err.count("\n") == 1, result.err
+    assert result.err.startswith(f"error: {folder / 'x.txt'}: cannot read (a link that loops")
+    assert not out.exists()
