@@ -301,3 +301,23 @@ def test_a_symlink_loop_in_the_input_folder_is_one_line(tmp_path, run_cli):
     assert result.code == 2 and result.err.count("\n") == 1, result.err
     assert result.err.startswith(f"error: {folder / 'x.txt'}: cannot read (a link that loops")
     assert not out.exists()
+
+
+def test_file_names_with_escape_sequences_or_line_breaks_are_escaped_in_errors_and_warnings(tmp_path, run_cli):
+    folder = tmp_path / "interviews"
+    folder.mkdir()
+    (folder / "a.txt").write_text(GOOD, encoding="utf-8")
+    (folder / "notes\x1b[2J\nerror: all fine.pdf").write_bytes(b"%PDF")  # skipped with a warning
+    bad = folder / "b\x1b]0;owned\x07\rerror: forged\u202e.txt"
+    bad.write_bytes(b"")
+    result = run_cli("segment", folder, "--out", tmp_path / "s.csv")
+    assert result.code == 2
+    lines = result.err.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("warning: ") and lines[1].startswith("error: "), lines
+    assert not any(ch in result.err for ch in "\x1b\x07\r\u202e")
+    assert (
+        lines[0]
+        == f"warning: {folder}/notes\\x1b[2J\\nerror: all fine.pdf: skipped (not a transcript: "
+        + (lines[0].split("(not a transcript: ")[1])
+    )
+    assert lines[1] == f"error: {folder}/b\\x1b]0;owned\\x07\\rerror: forged\\u202e.txt: empty file"
