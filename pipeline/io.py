@@ -65,11 +65,14 @@ def read_input(path: str | Path, limit_name: str) -> bytes:
     return b"".join(chunks)
 
 
-def check_output_path(path: str | Path, kind: str = "file") -> Path:
-    """Refuse an output path that cannot be written: one under a file, or of the wrong kind.
+def check_output_path(path: str | Path, kind: str = "file", writable: bool = True) -> Path:
+    """Refuse an output path that cannot be written: one under a file, of the wrong kind, or not writable.
 
     ``kind`` is ``"file"`` (an existing folder there is an error) or ``"folder"`` (an existing file
-    there is an error). Called before any work, so a bad ``--out`` fails in a second, not after it.
+    there is an error). Called before any work, so a bad ``--out`` fails in a second, not after it
+    (``imri code`` loaded its model first). ``writable``: also make and remove an empty folder where the
+    output will be built (the nearest existing folder above it), the one test that holds for every
+    user and file system (root on a read-only mount, a network share, permissions).
     """
     path = Path(path)
     if kind == "file" and path.is_dir():
@@ -80,6 +83,11 @@ def check_output_path(path: str | Path, kind: str = "file") -> Path:
         if parent.exists() or parent.is_symlink():
             if not parent.is_dir():
                 raise InputError(f"cannot write here: {parent} is a file, not a folder", path)
+            if writable:
+                try:
+                    os.rmdir(tempfile.mkdtemp(prefix=".imri-probe-", dir=parent))
+                except OSError as exc:
+                    raise InputError(f"cannot write here ({exc.strerror or type(exc).__name__})", path) from None
             break
     return path
 
@@ -90,7 +98,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     A failure leaves neither a partial file nor a damaged earlier version behind.
     """
-    path = check_output_path(path)
+    path = check_output_path(path, writable=False)  # making the temporary file below is the test
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

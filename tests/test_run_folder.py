@@ -375,3 +375,23 @@ def test_codings_and_report_csv_use_the_same_writer(tmp_path):
     assert (tmp_path / "codings.csv").read_bytes() == b"source,start,end,code,coder\r\n'-a.txt,0,5,code,'=coder\r\n"
     assert read_codings(tmp_path / "codings.csv") == [Coding("-a.txt", 0, 5, "code", "=coder")]
     assert csv_text(["a", "b"], [["x\ry", -1.5], ["+x", None]]) == 'a,b\n"x\ry",-1.5\n\'+x,\n'
+
+
+def test_code_refuses_an_unwritable_out_before_loading_the_model(tmp_path, run_cli):
+    transcript = tmp_path / "t.txt"
+    transcript.write_text(TRANSCRIPT, encoding="utf-8")
+    if os.geteuid() == 0:  # root writes through permissions, not into sysfs
+        if not Path("/sys/kernel").is_dir():
+            pytest.skip("needs Linux's /sys to have a folder root cannot write in")
+        out = Path("/sys/kernel/imri-run")
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o555)
+        out = locked / "run"
+    # the model folder does not exist: before, that was found first (or the model loaded, 9-13 s and 1.3 GB)
+    result = run_cli("code", transcript, "--model", tmp_path / "no-model", "--out", out)
+    assert result.code == 2 and result.err.startswith(f"error: {out}: cannot write here ("), result.err
+    assert result.err.count("\n") == 1
+    result = run_cli("segment", transcript, "--out", out.with_suffix(".csv"))
+    assert result.code == 2 and result.err.startswith(f"error: {out.with_suffix('.csv')}: cannot write here (")
