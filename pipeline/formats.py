@@ -249,9 +249,9 @@ def build_from_cues(cues: list[_Cue], name: str, path: Path) -> Layout:
 
 _DELIM = "[,.:，．。：]"  # the srt library's separators between a time's fields
 #: ``[hours:]minutes:seconds.fraction``; minutes and seconds are checked to be below 60
-_STAMPS = {
-    "WebVTT": re.compile(r"(?:(\d{1,5}):)?(\d{1,2}):(\d{1,2})\.(\d{1,3})"),
-    "SubRip": re.compile(rf"(\d{{1,5}}){_DELIM}(\d{{1,2}}){_DELIM}(\d{{1,2}})(?:{_DELIM}(\d{{0,9}}))?"),
+_STAMPS = {  # ASCII digits only (re.ASCII): "٠١" is a digit to Python, not to a caption reader
+    "WebVTT": re.compile(r"(?:(\d{1,5}):)?(\d{1,2}):(\d{1,2})\.(\d{1,3})", re.ASCII),
+    "SubRip": re.compile(rf"(\d{{1,5}}){_DELIM}(\d{{1,2}}){_DELIM}(\d{{1,2}})(?:{_DELIM}(\d{{0,9}}))?", re.ASCII),
 }
 #: A line that means to be a cue's timing line: it holds the arrow (SubRip: as the srt library reads it).
 _ARROWS = {"WebVTT": re.compile(r"-->"), "SubRip": re.compile(r"-[ -] *>")}
@@ -448,6 +448,7 @@ def parse_layout(text: str, path: Path) -> Layout:
     if suffix == ".vtt":
         raise InputError("not a WebVTT file (no WEBVTT header)", path)
     if suffix == ".srt":
+        cue_timings(lines, "SubRip", path)  # a malformed first timing line is named as such
         raise InputError("not a SubRip file (no numbered cue with a time range)", path)
     check_text(text, path)
     turns = header_turns(text)
