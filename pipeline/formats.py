@@ -329,7 +329,7 @@ def _vtt_stray_text(text: str, path: Path) -> None:
         if first:
             first = False  # the header
             continue
-        if any("-->" in line for line in block) or block[0].split(maxsplit=1)[0] in _VTT_BLOCKS:
+        if any("-->" in line for line in block) or (block[0].split(maxsplit=1) or [""])[0] in _VTT_BLOCKS:
             continue
         if has_text("".join(block)):
             raise InputError(

@@ -347,6 +347,8 @@ def test_a_cue_with_a_malformed_timing_line_refuses_the_file_naming_the_line(tmp
             "00:00:01.000 --> 00:00:02.000\nBob: I sleep.\n",
             "line 6: text outside any cue",
         ),
+        # the block starts with a line of spaces (an IndexError in the first version of this check)
+        ("spaces.vtt", "WEBVTT\n\n00:00.000 --> 00:01.000\nSam: Hello there.\n\n \nmore\n", "line 6: text outside"),
         # not a number above a timing line: srt read the cue into the one before (Bob's words became Ann's)
         (
             "nonumber.srt",

@@ -424,6 +424,8 @@ def captions_with_bad_timings(draw) -> tuple[str, str, int | None, list[str]]:
         markers.append(marker)
         name = draw(st.sampled_from(["", "Sam: ", "Intervieweuse : "]))
         lines += [f"{name}{marker} {' '.join(draw(st.lists(WORDS, max_size=5)))}", ""]
+        if draw(st.booleans()):  # a block of spaces only: no text, nothing to refuse
+            lines += [draw(st.sampled_from([" ", "\t", "\u00a0", "  \u3000"])), ""]
     newline = draw(st.sampled_from(list(BREAKS.values())))
     return suffix, newline.join(lines), first_bad, markers
 
