@@ -10,8 +10,6 @@ rare (Feinstein & Cicchetti 1990).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from typing import Any
@@ -303,13 +301,13 @@ def format_markdown(result: AgreementResult, all_metrics: bool = False) -> str:
 
 def format_csv(result: AgreementResult, all_metrics: bool = False) -> str:
     """One line per code (and summary rows); numbers unrounded, empty where undefined."""
+    from pipeline.io import csv_text
+
     records = rows(result, all_metrics)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(records[0]), lineterminator="\n")
-    writer.writeheader()
-    for record in records:
-        writer.writerow({k: "" if isinstance(v, float) and math.isnan(v) else v for k, v in record.items()})
-    return buffer.getvalue().rstrip("\n")
+    header = list(records[0])
+    cells = ([record.get(k) for k in header] for record in records)
+    text = csv_text(header, ([("" if isinstance(v, float) and math.isnan(v) else v) for v in row] for row in cells))
+    return text.rstrip("\n")
 
 
 def report_dict(result: AgreementResult) -> dict[str, Any]:

@@ -96,7 +96,10 @@ InterviewerOption = typer.Option(
 
 
 def _warn(message: str) -> None:
-    typer.echo(f"warning: {message}", err=True)
+    """One ``warning:`` line on stderr; file names in it are escaped (:func:`~pipeline.errors.printable`)."""
+    from pipeline.errors import printable
+
+    typer.echo(f"warning: {printable(message)}", err=True)
 
 
 def _echo_read(transcripts) -> None:
@@ -151,7 +154,7 @@ def segment(
 
 def _echo_warnings(warnings: list[str], file: Path) -> None:
     for warning in warnings:
-        typer.echo(f"warning: {file}: {warning}", err=True)
+        _warn(f"{file}: {warning}")
 
 
 @app.command("import-qdpx")
@@ -285,7 +288,7 @@ def agreement_command(
         language=lang,
     )
     for warning in result.warnings:
-        typer.echo(f"warning: {warning}", err=True)
+        _warn(warning)
     typer.echo(methods_paragraph(result) if methods else format_result(result, fmt, all_metrics))
 
 

@@ -13,7 +13,6 @@ writes ``codings.csv`` (``source,start,end,code,coder``, offsets in code points 
 
 from __future__ import annotations
 
-import csv
 import re
 import shutil
 import sys
@@ -102,14 +101,11 @@ def compile_file(path: Path, codebook: Codebook) -> tuple[str, list[Coding]]:
 
 
 def write_codings(codings: list[Coding], path: Path) -> None:
-    """Write codings as CSV, sorted, through a temporary file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(CODING_COLUMNS)
-        for c in sorted(codings, key=lambda c: (c.source, c.start, c.end, c.code, c.coder)):
-            writer.writerow((c.source, c.start, c.end, c.code, c.coder))
-    tmp.replace(path)
+    """Write codings as CSV (CRLF records, :func:`pipeline.io.write_csv`), sorted, through a temporary file."""
+    from pipeline.io import write_csv
+
+    rows = sorted(codings, key=lambda c: (c.source, c.start, c.end, c.code, c.coder))
+    write_csv(path, CODING_COLUMNS, ((c.source, c.start, c.end, c.code, c.coder) for c in rows), "\r\n")
 
 
 def read_codings(path: str | Path) -> list[Coding]:

@@ -16,7 +16,7 @@ import yaml
 
 from pipeline import limits
 from pipeline.errors import InputError
-from pipeline.formats import TRANSCRIPT_SUFFIXES, Layout, RawTurn, has_text, parse_layout
+from pipeline.formats import TRANSCRIPT_SUFFIXES, Layout, RawTurn, has_text, newline_view, parse_layout
 from pipeline.io import read_input
 
 SIDECAR_SUFFIX = ".meta.yaml"
@@ -118,7 +118,8 @@ _WESTERN = {"cp1252", "windows-1252", "latin_1", "iso8859_1", "iso8859_15", "lat
 
 
 def _control_share(text: str) -> float:
-    bad = sum(1 for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\r\n\t\f\v")
+    # NEL (U+0085) is a control character that ends lines
+    bad = sum(1 for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\r\n\t\f\v\x85")
     return bad / max(len(text), 1)
 
 
@@ -266,6 +267,8 @@ def read_sidecar(path: str | Path) -> dict:
         meta = yaml.safe_load(raw.decode("utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
         raise InputError(f"sidecar is not valid UTF-8 YAML ({type(exc).__name__})", meta_path) from None
+    except ValueError:  # an integer past Python's 4,300 digits
+        raise InputError("sidecar is not valid UTF-8 YAML (a number too long to read)", meta_path) from None
     if meta is None:
         return {}
     if not isinstance(meta, dict):
@@ -346,7 +349,9 @@ def labelled_turns(text: str, roles: RoleResolver, known_speakers: set[str] | No
     once counts only below the first such speaker. Lines such as ``Date : 12 mars 2024`` are metadata,
     not turns. Lines without a label continue the current turn.
     """
-    candidates = [m for m in _TURN_LINE.finditer(text) if len(m.group("label").split()) <= _MAX_LABEL_WORDS]
+    # lines are matched in the LF view (same offsets), so CR, NEL, U+2028 and U+2029 end lines too
+    view = newline_view(text)
+    candidates = [m for m in _TURN_LINE.finditer(view) if len(m.group("label").split()) <= _MAX_LABEL_WORDS]
     counts: dict[str, int] = {}
     for match in candidates:
         key = match.group("label").strip().casefold()
@@ -399,7 +404,7 @@ def find_turns(text: str, roles: RoleResolver, known_speakers: set[str] | None =
 def paragraph_turns(text: str) -> list[Turn]:
     """One participant turn per paragraph (blocks separated by blank lines), for unlabelled text."""
     turns = []
-    for match in re.finditer(r"\S(?:.*?)(?=(?:\r?\n[ \t]*){2,}|\Z)", text, re.DOTALL):
+    for match in re.finditer(r"\S(?:.*?)(?=(?:\r?\n[ \t]*){2,}|\Z)", newline_view(text), re.DOTALL):
         start, end = _span(text, match.start(), match.end())
         if has_text(text[start:end]):
             turns.append(Turn(len(turns), "participant", "participant", start, end))
@@ -514,7 +519,10 @@ def _check_entry(path: Path, folder: Path) -> None:
     import stat
 
     if path.is_symlink():
-        target = path.resolve()
+        try:
+            target = path.resolve()
+        except (RuntimeError, OSError):  # RuntimeError: a symlink loop (Python < 3.13)
+            raise InputError("a link that loops back on itself or cannot be followed", path) from None
         if not target.is_relative_to(folder.resolve()):
             raise InputError(f"a link to {target}, outside {folder}; copy the file in or name it as an input", path)
     try:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import os
+import re
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -63,11 +65,14 @@ def read_input(path: str | Path, limit_name: str) -> bytes:
     return b"".join(chunks)
 
 
-def check_output_path(path: str | Path, kind: str = "file") -> Path:
-    """Refuse an output path that cannot be written: one under a file, or of the wrong kind.
+def check_output_path(path: str | Path, kind: str = "file", writable: bool = True) -> Path:
+    """Refuse an output path that cannot be written: one under a file, of the wrong kind, or not writable.
 
     ``kind`` is ``"file"`` (an existing folder there is an error) or ``"folder"`` (an existing file
-    there is an error). Called before any work, so a bad ``--out`` fails in a second, not after it.
+    there is an error). Called before any work, so a bad ``--out`` fails in a second, not after it
+    (``imri code`` loaded its model first). ``writable``: also make and remove an empty folder where the
+    output will be built (the nearest existing folder above it), the one test that holds for every
+    user and file system (root on a read-only mount, a network share, permissions).
     """
     path = Path(path)
     if kind == "file" and path.is_dir():
@@ -78,6 +83,11 @@ def check_output_path(path: str | Path, kind: str = "file") -> Path:
         if parent.exists() or parent.is_symlink():
             if not parent.is_dir():
                 raise InputError(f"cannot write here: {parent} is a file, not a folder", path)
+            if writable:
+                try:
+                    os.rmdir(tempfile.mkdtemp(prefix=".imri-probe-", dir=parent))
+                except OSError as exc:
+                    raise InputError(f"cannot write here ({exc.strerror or type(exc).__name__})", path) from None
             break
     return path
 
@@ -88,7 +98,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     A failure leaves neither a partial file nor a damaged earlier version behind.
     """
-    path = check_output_path(path)
+    path = check_output_path(path, writable=False)  # making the temporary file below is the test
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -110,21 +120,117 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+# --- CSV: quoted so that every reader splits rows alike, and safe to open in a spreadsheet -----------
+
+#: A cell starting with one of these is read as a formula by spreadsheets (OWASP "CSV injection"):
+#: ``=``, ``+``, ``-``, ``@``, tab and carriage return. Such a text cell is written with a ``'`` before it.
+FORMULA_STARTS = "=+-@\t\r"
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")  # also after quotes already there, so that reading it back is exact
+
+
+def neutralise_cell(value: str) -> str:
+    """A text cell as written to CSV: ``'`` before one that a spreadsheet would run as a formula.
+
+    The rule is OWASP's (a cell starting with ``= + - @``, tab or CR gets a leading single quote, which
+    spreadsheets show as text and do not keep); a cell that already starts with quotes before such a
+    character gets one more, so :func:`restore_cell` gives back exactly the text written.
+    """
+    return "'" + value if _FORMULA.match(value) else value
+
+
+def restore_cell(value: str) -> str:
+    """The text of a cell written by :func:`neutralise_cell`: the quote it added is taken off."""
+    return value[1:] if value.startswith("'") and _FORMULA.match(value, 1) else value
+
+
+class _Number(str):
+    """A formatted number: written as it is (a negative number is not a formula)."""
+
+    __slots__ = ()
+
+
+class _Records:
+    """A file for :func:`csv.writer` that ends each record with ``terminator`` instead of the dialect's CRLF."""
+
+    def __init__(self, terminator: str) -> None:
+        self.terminator, self.parts = terminator, []
+
+    def write(self, record: str) -> None:
+        # the writer hands over one whole record a call, ending with the dialect's "\r\n"
+        self.parts.append(record[:-2] + self.terminator)
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[object]], lineterminator: str = "\n") -> str:
+    """CSV text of ``rows`` under ``header``: the one CSV writer of imri's outputs.
+
+    Fields are quoted as needed (Python's csv, minimal quoting); a field holding a line break of any
+    kind, a bare ``\r`` included, is always quoted, whatever ``lineterminator`` ends records (Python's
+    csv alone quotes only the terminator's own characters, so a bare CR split the row in other readers).
+    Text cells are neutralised against formula injection (:func:`neutralise_cell`); numbers are not.
+    """
+    records = _Records(lineterminator)
+    writer = csv.writer(records, lineterminator="\r\n")  # quotes every field holding \r or \n
+    for row in [header, *rows]:
+        writer.writerow([neutralise_cell(cell) if type(cell) is str else cell for cell in row])
+    return "".join(records.parts)
+
+
+#: A quoted field (kept whole) or the end of a record, in CSV text that pandas wrote with CRLF records
+_RECORD_END = re.compile(r'("(?:[^"]|"")*")|\r\n')
+
+
+def frame_csv(frame: pd.DataFrame) -> str:
+    """CSV text of a table, as :func:`csv_text` writes rows: every value formatted by pandas (floats in full,
+    NaN empty), text cells neutralised (:func:`neutralise_cell`), any field with a line break quoted.
+
+    pandas writes records ending in CRLF, which makes Python's csv quote every field holding ``\r`` or
+    ``\n``; record ends outside quoted fields then become LF.
+    """
+    columns = {
+        i: column if _numeric(column) else column.map(lambda v: neutralise_cell(v) if type(v) is str else v)
+        for i, (_, column) in enumerate(frame.items())
+    }
+    names = [neutralise_cell(name) if isinstance(name, str) else name for name in frame.columns]
+    safe = pd.DataFrame(columns, index=frame.index).set_axis(names, axis=1)
+    text = safe.to_csv(index=False, lineterminator="\r\n")
+    return _RECORD_END.sub(lambda m: m.group(1) or "\n", text)
+
+
+def _numeric(column: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
+
+
+def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[object]], lineterminator="\n") -> Path:
+    """Write rows as CSV (:func:`csv_text`) through a temporary file, atomically."""
+    path = Path(path)
+    text = csv_text(header, rows, lineterminator)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8", newline="")
+    return path
+
+
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write a table as ``.csv`` or ``.parquet`` (through Hugging Face ``datasets``/Arrow), atomically."""
+    """Write a table as ``.csv`` (:func:`frame_csv`) or ``.parquet`` (Hugging Face ``datasets``/Arrow), atomically.
+
+    Parquet keeps every text as it is; CSV neutralises text cells a spreadsheet would run as formulas
+    (:func:`neutralise_cell`), which :func:`read_table` undoes.
+    """
     path = Path(path)
     if path.suffix not in TABLE_SUFFIXES:
         raise InputError(f"output must end in {' or '.join(TABLE_SUFFIXES)}", path)
+    frame = frame.reset_index(drop=True)
+    if path.suffix == ".csv":
+        text = frame_csv(frame)
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8", newline="")
+        return path
     import datasets
     from datasets import Dataset
 
     datasets.disable_progress_bars()
-    dataset = Dataset.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+    dataset = Dataset.from_pandas(frame, preserve_index=False)
     with atomic_path(path) as tmp:
-        if path.suffix == ".parquet":
-            dataset.to_parquet(str(tmp))
-        else:
-            dataset.to_csv(str(tmp), index=False)
+        dataset.to_parquet(str(tmp))
     return path
 
 
@@ -150,10 +256,14 @@ def read_table(path: str | Path) -> pd.DataFrame:
     try:
         if path.suffix == ".parquet":
             return pd.read_parquet(raw)
-        return pd.read_csv(raw, keep_default_na=False, na_values=[""], encoding="utf-8")
+        frame = pd.read_csv(raw, keep_default_na=False, na_values=[""], encoding="utf-8")
     except (ValueError, OSError, UnicodeDecodeError, RecursionError, MemoryError) as exc:
         problem = " ".join(str(exc).split())[:120]
         raise InputError(f"cannot read table ({type(exc).__name__}: {problem})", path) from None
+    for name, column in frame.items():  # the one place where CSV cells get their text back
+        if not _numeric(column):
+            frame[name] = column.map(lambda cell: restore_cell(cell) if isinstance(cell, str) else cell)
+    return frame
 
 
 # --- output folders built aside and swapped in whole ----------------------------------------------

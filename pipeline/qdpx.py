@@ -1273,6 +1273,8 @@ def read_regular_file(
         raise InputError("no such file", path) from None
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror or exc})", path) from None
+    except RuntimeError:  # Path.resolve on a symlink loop (Python < 3.13)
+        raise InputError("cannot read (a link that loops back on itself)", path) from None
     with os.fdopen(fd, "rb", buffering=0) as handle:
         mode = os.fstat(handle.fileno()).st_mode
         if not stat.S_ISREG(mode):
@@ -1329,7 +1331,7 @@ def sidecar_languages(text_dir: str | Path, names: Iterable[str], limits: Archiv
         try:
             data = read_regular_file(sidecar, limits.max_sidecar_bytes, "max_sidecar_bytes", limits, root=text_dir)
             meta = yaml.safe_load(data.decode("utf-8"))
-        except (InputError, yaml.YAMLError, UnicodeDecodeError):
+        except (InputError, yaml.YAMLError, UnicodeDecodeError, ValueError, RecursionError):
             continue  # a sidecar only chooses the names' language here; ingest reports bad sidecars
         if isinstance(meta, dict) and isinstance(meta.get("language"), str):
             found.append(meta["language"])

@@ -246,7 +246,7 @@ class SentenceSplitter:
         """
         lines: dict[str, list[tuple[int, int, str]]] = {}  # language -> (text index, offset, piece of a line)
         for index, (text, language) in enumerate(zip(texts, languages, strict=True)):
-            for match in re.finditer(r"[^\r\n]*\S[^\r\n]*", text):
+            for match in _LINE.finditer(text):
                 for offset, piece in _pieces(match.group(0), match.start()):
                     lines.setdefault(language, []).append((index, offset, piece))
         spans: list[list[tuple[int, int]]] = [[] for _ in texts]
@@ -268,6 +268,8 @@ class SentenceSplitter:
         return [_reattach_openers(text, found) or [(0, len(text))] for found, text in zip(spans, texts, strict=True)]
 
 
+#: A line of a turn: it ends at any line break of :data:`pipeline.formats.LINE_BREAK_CHARS`.
+_LINE = re.compile(r"[^\r\n\x85\u2028\u2029]*\S[^\r\n\x85\u2028\u2029]*")
 _LONG_RUN = re.compile(rf"(?<!\S)\S{{{limits.SPACY_TOKEN_CHARS + 1},}}?(?=[.!?…]*\s|[.!?…]*$)")
 _PIECE_CUT = re.compile(r"[.!?…][\"'”»)\]]*\s+")
 _SPACE = re.compile(r"\s+")

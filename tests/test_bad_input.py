@@ -225,3 +225,99 @@ def test_codings_with_offsets_past_any_transcript(tmp_path, end):
     )
     with pytest.raises(InputError, match=r"row 3: end offset is [\d,]+, over the limit of 2,000,000"):
         read_codings(path, load_codebook())
+
+
+# --- numbers, surrogates and controls in Whisper JSON and sidecars ------------------------------------
+
+HUGE = "9" * 5000
+
+
+@pytest.mark.parametrize(
+    "start,problem",
+    [
+        (HUGE, "segment 2: start and end must be seconds"),  # a ValueError traceback from json before
+        ("NaN", "segment 2: start and end must be seconds"),
+        ("Infinity", "segment 2: start and end must be seconds"),
+        ("-Infinity", "segment 2: start and end must be seconds"),
+        ("1e999", "segment 2: start and end must be seconds"),
+        ("-3.5", "segment 2: start and end must be seconds"),
+        (f'"{HUGE}"', "segment 2: start and end must be seconds"),
+    ],
+)
+def test_whisper_times_that_are_no_times(tmp_path, run_cli, start, problem):
+    bad = tmp_path / "whisper.json"
+    first = '{"start": 0, "end": 1, "text": "What changed?", "speaker": "A"}'
+    bad.write_text(f'{{"segments": [{first}, {{"start": {start}, "end": 5, "text": "Hi."}}]}}', encoding="utf-8")
+    _segment_fails(run_cli, tmp_path, bad, problem)
+
+
+def test_a_sidecar_with_a_5000_digit_number(tmp_path, run_cli):
+    (tmp_path / "a.txt").write_text(GOOD, encoding="utf-8")
+    (tmp_path / "a.meta.yaml").write_text(f"language: en\nparticipants: {{Tenant: {HUGE}}}\n", encoding="utf-8")
+    result = run_cli("segment", tmp_path / "a.txt", "--out", tmp_path / "s.csv")
+    assert result.code == 2 and result.err.count("\n") == 1, result.err
+    assert result.err.startswith(f"error: {tmp_path / 'a.meta.yaml'}: sidecar is not valid UTF-8 YAML")
+
+
+@pytest.mark.parametrize("field", ["text", "speaker"])
+def test_lone_surrogates_and_controls_in_whisper_json_are_replaced_with_a_warning(tmp_path, run_cli, field):
+    import json
+
+    from pipeline.ingest import decode_bytes, load_transcript
+
+    path = tmp_path / "whisper.json"
+    odd = "I sleep \\ud800 better\\u0000 now\\u0007." if field == "text" else "SPEAKER\\udfff_01\\u0000"
+    segments = [
+        '{"start": 0, "end": 1, "text": "What changed for you?", "speaker": "SPEAKER_00"}',
+        '{"start": 1, "end": 2, "text": "I sleep better now.", "speaker": "SPEAKER_01"}'.replace(
+            "I sleep better now." if field == "text" else "SPEAKER_01", odd
+        ),
+    ]
+    path.write_text('{"segments": [' + ", ".join(segments) + "]}", encoding="utf-8")
+    json.loads(path.read_text(encoding="utf-8"))  # valid JSON
+    result = run_cli("segment", path, "--out", tmp_path / "s.csv")
+    assert result.code == 0, result.err  # a UnicodeEncodeError traceback from spaCy before
+    assert "warning: whisper.json: " in result.err and "first in segment 2" in result.err
+    text = load_transcript(path).text
+    assert not any(ch in text for ch in "\x00\x07") and not any("\ud800" <= ch <= "\udfff" for ch in text)
+    assert "\ufffd" in text
+    # the text the run keeps (transcripts/<source>.txt, coded.qdpx) reads back as a transcript
+    decode_bytes(text.encode("utf-8"), path)
+
+
+def test_a_symlink_loop_in_the_input_folder_is_one_line(tmp_path, run_cli):
+    folder = tmp_path / "interviews"
+    folder.mkdir()
+    (folder / "a.txt").write_text(GOOD, encoding="utf-8")
+    (folder / "x.txt").symlink_to(folder / "y.txt")
+    (folder / "y.txt").symlink_to(folder / "x.txt")
+    result = run_cli("segment", folder, "--out", tmp_path / "s.csv")  # a RuntimeError traceback before
+    assert result.code == 2 and result.err.count("\n") == 1, result.err
+    assert result.err.startswith(f"error: {folder / 'x.txt'}: a link that loops")
+    codings = tmp_path / "codings.csv"
+    codings.write_text("source,start,end,code,coder\na.txt,13,25,being_growth_service_users,A\n", encoding="utf-8")
+    out = tmp_path / "p.qdpx"
+    result = run_cli("export-qdpx", "--codings", codings, "--text-dir", folder, "--out", out)
+    assert result.code == 2 and result.err.count("\n") == 1, result.err
+    assert result.err.startswith(f"error: {folder / 'x.txt'}: cannot read (a link that loops")
+    assert not out.exists()
+
+
+def test_file_names_with_escape_sequences_or_line_breaks_are_escaped_in_errors_and_warnings(tmp_path, run_cli):
+    folder = tmp_path / "interviews"
+    folder.mkdir()
+    (folder / "a.txt").write_text(GOOD, encoding="utf-8")
+    (folder / "notes\x1b[2J\nerror: all fine.pdf").write_bytes(b"%PDF")  # skipped with a warning
+    bad = folder / "b\x1b]0;owned\x07\rerror: forged\u202e.txt"
+    bad.write_bytes(b"")
+    result = run_cli("segment", folder, "--out", tmp_path / "s.csv")
+    assert result.code == 2
+    lines = result.err.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("warning: ") and lines[1].startswith("error: "), lines
+    assert not any(ch in result.err for ch in "\x1b\x07\r\u202e")
+    assert (
+        lines[0]
+        == f"warning: {folder}/notes\\x1b[2J\\nerror: all fine.pdf: skipped (not a transcript: "
+        + (lines[0].split("(not a transcript: ")[1])
+    )
+    assert lines[1] == f"error: {folder}/b\\x1b]0;owned\\x07\\rerror: forged\\u202e.txt: empty file"

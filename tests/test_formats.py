@@ -298,3 +298,79 @@ def test_bad_caption_files_give_one_line_errors(tmp_path, name, content, message
     with pytest.raises(InputError, match=message) as info:
         load_transcript(tmp_path / name)
     assert name in str(info.value) and "\n" not in str(info.value)
+
+
+# --- captions: a cue that cannot be read refuses the file, naming the line ----------------------------
+
+MALFORMED_TIMES = {
+    "letter": "00:00:0x.000",
+    "hours": "aa:00:02.000",
+    "negative": "-00:00:02.000",
+    "nan": "NaN",
+    "minutes": "00:75:02.000",
+    "seconds": "00:00:61.000",
+    "digits": "9" * 5000 + ":00:02.000",
+    "fraction": "00:00:02.000.5",
+}
+
+
+@pytest.mark.parametrize("kind", MALFORMED_TIMES)
+@pytest.mark.parametrize("form", ["vtt", "srt"])
+def test_a_cue_with_a_malformed_timing_line_refuses_the_file_naming_the_line(tmp_path, kind, form):
+    bad = MALFORMED_TIMES[kind]
+    if form == "vtt":
+        text = (
+            "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nAnn: What changed?\n\n"
+            f"{bad} --> 00:00:05.000\nBob: I sleep better.\n\n00:00:05.000 --> 00:00:06.000\nAnn: Good.\n"
+        )
+    else:
+        bad = bad.replace(".", ",")
+        text = (
+            "1\n00:00:00,000 --> 00:00:01,000\nAnn: What changed?\n\n"
+            f"2\n{bad} --> 00:00:05,000\nBob: I sleep better.\n\n3\n00:00:05,000 --> 00:00:06,000\nAnn: Good.\n"
+        )
+    path = tmp_path / f"captions.{form}"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        load_transcript(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: line 6: malformed ") and "cue timing" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "name,text,line",
+    [
+        # a blank line inside a cue: webvtt-py dropped the words after it
+        (
+            "blank.vtt",
+            "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nAnn: What changed?\n\nAnn goes on here.\n\n"
+            "00:00:01.000 --> 00:00:02.000\nBob: I sleep.\n",
+            "line 6: text outside any cue",
+        ),
+        # the block starts with a line of spaces (an IndexError in the first version of this check)
+        ("spaces.vtt", "WEBVTT\n\n00:00.000 --> 00:01.000\nSam: Hello there.\n\n \nmore\n", "line 6: text outside"),
+        # not a number above a timing line: srt read the cue into the one before (Bob's words became Ann's)
+        (
+            "nonumber.srt",
+            "1\n00:00:00,000 --> 00:00:01,000\nAnn: What changed?\n\nx\n00:00:01,000 --> 00:00:02,000\nBob: I sleep.\n",
+            "line 6: this cue could not be read",
+        ),
+    ],
+)
+def test_caption_text_that_would_be_dropped_or_misplaced_refuses_the_file(tmp_path, name, text, line):
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    with pytest.raises(InputError, match=line) as info:
+        load_transcript(tmp_path / name)
+    assert str(info.value).startswith(f"{tmp_path / name}: ")
+
+
+def test_well_formed_caption_times_still_read(tmp_path):
+    vtt = "WEBVTT\n\n1\n00:01.5 --> 0:0:3.25 align:start\nAnn: What changed?\n\n"
+    vtt += "100:00:01.000-->100:00:02.000\nBob: Yes.\n"
+    (tmp_path / "a.vtt").write_text(vtt, encoding="utf-8")
+    turns = load_transcript(tmp_path / "a.vtt").turns
+    assert [(t.speaker, t.start_time, t.end_time) for t in turns] == [("Ann", 1.5, 3.25), ("Bob", 360001.0, 360002.0)]
+    srt = "1\n00:00:01,500 --> 00:00:03.250 X1:0\nAnn: What changed?\n\n2\n00:00:04 --> 00:00:05\nBob: Yes.\n"
+    (tmp_path / "a.srt").write_text(srt, encoding="utf-8")
+    turns = load_transcript(tmp_path / "a.srt").turns
+    assert [(t.speaker, t.start_time, t.end_time) for t in turns] == [("Ann", 1.5, 3.25), ("Bob", 4.0, 5.0)]

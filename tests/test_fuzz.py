@@ -17,6 +17,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import signal
 import tempfile
 import zipfile
@@ -330,6 +331,122 @@ def test_fuzz_docx(content):
 )
 def test_fuzz_any_bytes_in_any_format(content, suffix):
     _ingest(f"raw{suffix}", content)
+
+
+# --- line-break conventions and caption timings --------------------------------------------------
+
+BREAKS = {"LF": "\n", "CRLF": "\r\n", "CR": "\r", "NEL": "\x85", "LS": "\u2028", "PS": "\u2029"}
+# words and odd characters, but no line break of any convention: the breaks are what is varied
+LINE_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x85\u2028\u2029"))
+
+
+@st.composite
+def lines_of_a_transcript(draw) -> list[str]:
+    """Lines of a ``Name: text`` or Otter transcript, or of unlabelled paragraphs, blank lines included."""
+    kind = draw(st.sampled_from(["labelled", "header", "paragraphs"]))
+    lines = []
+    for _ in range(draw(st.integers(1, 8))):
+        words = " ".join(draw(st.lists(st.one_of(WORDS, LINE_TEXT.filter(lambda t: len(t) < 30)), max_size=6)))
+        if kind == "labelled":
+            lines.append(f"{draw(LABELS)}: {words}")
+        elif kind == "header":
+            lines += [f"{draw(LABELS)}  {draw(st.sampled_from(['0:01', '12:03', '1:02:03']))}", words]
+        else:
+            lines.append(words)
+        if draw(st.booleans()):
+            lines.append(draw(st.sampled_from(["", words])))
+    return lines
+
+
+def _lf_turns(transcript: Transcript) -> list[tuple[str, str, str]]:
+    def lf(span: str) -> str:
+        return re.sub(r"\r\n|[\r\x85\u2028\u2029]", "\n", span)
+
+    return [(t.speaker, t.role, lf(transcript.text[t.start : t.end])) for t in transcript.turns]
+
+
+@settings(PROFILE)
+@given(lines=lines_of_a_transcript(), data=st.data(), how=st.sampled_from(["utf-8", "utf-16"]))
+def test_fuzz_every_line_break_convention_reads_as_lf(lines, data, how):
+    convention = data.draw(st.sampled_from([*BREAKS, "mixed"]))
+    if convention == "mixed":
+        ends = [data.draw(st.sampled_from(list(BREAKS.values()))) for _ in lines]
+    else:
+        ends = [BREAKS[convention]] * len(lines)
+    lf = _ingest("lf.txt", "\n".join(lines).encode(how))
+    other = _ingest("t.txt", "".join(line + end for line, end in zip(lines, ends, strict=True))[:-1].encode(how))
+    assert (lf is None) == (other is None)  # refused alike (no visible text, say) or read alike
+    if lf is not None:
+        assert _lf_turns(other) == _lf_turns(lf)
+        assert other.layout == lf.layout
+
+
+MALFORMED_STAMPS = st.sampled_from(
+    [
+        "00:00:0x.000",
+        "aa:00:02.000",
+        "-00:00:02.000",
+        "NaN",
+        "Infinity",
+        "00:75:00.000",
+        "00:00:61.000",
+        "1e3",
+        "",
+        "00:00:02.000.5",
+        "12345678:00:00.000",
+        "9" * 5000,
+        "0x10:00:00.000",
+        "00:00:02,000,5",
+        "٠٠:٠٠:٠١.٠٠٠",
+    ]
+)
+
+
+@st.composite
+def captions_with_bad_timings(draw) -> tuple[str, str, int | None, list[str]]:
+    """A WebVTT or SubRip file whose cues may have malformed timing lines.
+
+    Returns ``(suffix, text, line number of the first malformed timing or None, the cues' marker words)``.
+    """
+    suffix = draw(st.sampled_from([".vtt", ".srt"]))
+    lines = ["WEBVTT", ""] if suffix == ".vtt" else []
+    first_bad, markers = None, []
+    for number in range(draw(st.integers(1, 6))):
+        start, end = _timestamp(draw, suffix == ".srt"), _timestamp(draw, suffix == ".srt")
+        if draw(st.integers(0, 3)) == 0:
+            bad = draw(MALFORMED_STAMPS)
+            start, end = (bad, end) if draw(st.booleans()) else (start, bad)
+            first_bad = first_bad or len(lines) + (2 if suffix == ".srt" else 1)
+        if suffix == ".srt":
+            lines.append(str(number + 1))
+        lines.append(f"{start} --> {end}")
+        marker = f"cue{number}marker"
+        markers.append(marker)
+        name = draw(st.sampled_from(["", "Sam: ", "Intervieweuse : "]))
+        lines += [f"{name}{marker} {' '.join(draw(st.lists(WORDS, max_size=5)))}", ""]
+        if draw(st.booleans()):  # a block of spaces only: no text, nothing to refuse
+            lines += [draw(st.sampled_from([" ", "\t", "\u00a0", "  \u3000"])), ""]
+    newline = draw(st.sampled_from(list(BREAKS.values())))
+    return suffix, newline.join(lines), first_bad, markers
+
+
+@settings(PROFILE)
+@given(case=captions_with_bad_timings())
+def test_fuzz_captions_with_bad_timings_refuse_the_file_or_keep_every_cue(case):
+    suffix, text, first_bad, markers = case
+    with tempfile.TemporaryDirectory() as folder, _bounded():
+        path = Path(folder) / f"captions{suffix}"
+        path.write_bytes(text.encode("utf-8"))
+        try:
+            transcript = load_transcript(path)
+        except InputError as error:
+            assert first_bad is not None, str(error)  # a well-formed file is read
+            assert str(error).startswith(f"{path}: line {first_bad}: malformed ") and "\n" not in str(error)
+            return
+    assert first_bad is None, "a malformed timing line was read"
+    _check_segments(transcript)
+    positions = [transcript.text.find(marker) for marker in markers]
+    assert -1 not in positions and positions == sorted(positions)  # no cue dropped, none moved
 
 
 SIDECAR_VALUES = st.one_of(

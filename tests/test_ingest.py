@@ -174,3 +174,64 @@ def test_sidecar_values_of_the_wrong_type_are_one_line_errors(tmp_path):
     (tmp_path / "t.meta.yaml").write_text("interviewers: [Interviewer]\nparticipants: {2: peers}\n", encoding="utf-8")
     transcript = load_transcript(tmp_path / "t.txt")  # a number as a speaker label reads as that label
     assert transcript.meta["participants"] == {"2": "peers"}
+
+
+# --- every line-break convention reads as LF does ---------------------------------------------------
+
+LINE_BREAKS = {"LF": "\n", "CRLF": "\r\n", "CR": "\r", "NEL": "\x85", "U+2028": "\u2028", "U+2029": "\u2029"}
+LABELLED = (
+    "Interviewer: What changed for you?\nTenant: I sleep better now. The team listened.\nIt took a year.\n\n"
+    "Interviewer: And then?\nTenant: Then I found work, at last.\n"
+)
+OTTER = "Sam  0:01\nWhat changed for you, then?\nAlex  0:09\nI sleep better now.\nSam  0:15\nGood.\nAlex  0:20\nYes.\n"
+UNLABELLED = "I sleep better now, honestly.\nThe team listened.\n\nThen I found work.\n"
+
+
+def _mixed(text: str) -> str:
+    """``text`` with each of its line breaks written in the next convention in turn."""
+    breaks = list(LINE_BREAKS.values())
+    lines = text.split("\n")
+    return "".join(line + breaks[i % len(breaks)] for i, line in enumerate(lines[:-1])) + lines[-1]
+
+
+def _read(tmp_path, text: str, name: str = "t.txt"):
+    """Turns and sentence segments of ``text`` written to a file, line breaks shown as LF."""
+    import re
+
+    from pipeline.segment import SegmentConfig, Segmenter
+
+    path = tmp_path / name
+    path.write_bytes(text.encode("utf-8"))
+    transcript = load_transcript(path)
+    rows = Segmenter(SegmentConfig(spacy_models={})).segment(transcript)
+    for row in rows:
+        assert row["text"] == transcript.text[row["start"] : row["end"]]  # offsets index the file's own text
+
+    def lf(span: str) -> str:
+        return re.sub(r"\r\n|[\r\x85\u2028\u2029]", "\n", span)
+
+    turns = [(t.speaker, t.role, lf(transcript.text[t.start : t.end])) for t in transcript.turns]
+    return turns, [lf(row["text"]) for row in rows], transcript
+
+
+@pytest.mark.parametrize("convention", [*LINE_BREAKS, "mixed"])
+@pytest.mark.parametrize("text", [LABELLED, OTTER, UNLABELLED], ids=["labelled", "otter", "paragraphs"])
+def test_every_line_break_convention_gives_the_turns_and_segments_of_lf(tmp_path, convention, text):
+    expected_turns, expected_segments, _ = _read(tmp_path, text, "lf.txt")
+    written = _mixed(text) if convention == "mixed" else text.replace("\n", LINE_BREAKS[convention])
+    turns, segments, transcript = _read(tmp_path, written)
+    assert transcript.text == written  # the file's own text: offsets refer to it
+    assert turns == expected_turns and len(turns) > 1
+    assert segments == expected_segments
+
+
+@pytest.mark.parametrize("convention", [*LINE_BREAKS, "mixed"])
+def test_captions_with_every_line_break_convention(tmp_path, convention):
+    cue = "00:00:00.000 --> 00:00:02.000\nSam: What changed?\n\n"
+    vtt = "WEBVTT\n\n" + cue + "00:00:02.000 --> 00:00:05.000\nAlex: I sleep.\n"
+    srt = "1\n00:00:00,000 --> 00:00:02,000\nSam: What changed?\n\n2\n00:00:02,000 --> 00:00:05,000\nAlex: I sleep.\n"
+    for name, text in (("c.vtt", vtt), ("c.srt", srt)):
+        written = _mixed(text) if convention == "mixed" else text.replace("\n", LINE_BREAKS[convention])
+        turns, _, transcript = _read(tmp_path, written, name)
+        assert turns == [("Sam", "interviewer", "What changed?"), ("Alex", "participant", "I sleep.")], name
+        assert [(t.start_time, t.end_time) for t in transcript.turns] == [(0.0, 2.0), (2.0, 5.0)]

@@ -308,3 +308,90 @@ def test_the_kept_database_is_the_review_apps():
     from pipeline.review import REVIEW_DB as REVIEW_APP_DB
 
     assert REVIEW_DB == REVIEW_APP_DB
+
+
+# --- CSV outputs: rows never split, formulas never run, the text read back exact ---------------------
+
+AWKWARD = [
+    "line one\rline two",  # a bare CR: unquoted, Python's csv and pandas split the row there
+    "line one\r\nline two",
+    "line one\nline two",
+    '=HYPERLINK("http://x.example","click")',
+    "+1 more thing",
+    "-- and then she left",
+    "@SUM(A1:A2)",
+    "'=already quoted",
+    "''+twice",
+    "'plain quote",
+    'a "quoted", word',
+    "",
+]
+
+
+def test_csv_tables_quote_every_line_break_and_neutralise_formulas(tmp_path):
+    import csv
+
+    from pipeline.io import read_table, write_table
+
+    frame = pd.DataFrame({"text": AWKWARD, "n": range(-6, 6), "x": [-0.5] * len(AWKWARD)})
+    write_table(frame, tmp_path / "t.csv")
+    with open(tmp_path / "t.csv", encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert len(rows) == len(AWKWARD) + 1  # Python's csv reads one row per segment
+    spreadsheet = [row[0] for row in rows[1:]]
+    assert not any(cell[:1] in ("=", "+", "-", "@", "\t", "\r") for cell in spreadsheet)  # no formula runs
+    assert [row[1] for row in rows[1:]] == [str(n) for n in range(-6, 6)]  # numbers stay numbers
+    assert len(pd.read_csv(tmp_path / "t.csv")) == len(AWKWARD)  # and so does pandas
+    back = read_table(tmp_path / "t.csv")
+    assert back.text.fillna("").tolist() == AWKWARD  # the text itself, quotes added for the spreadsheet taken off
+    assert back.n.tolist() == list(range(-6, 6)) and back.x.tolist() == [-0.5] * len(AWKWARD)
+
+
+def test_a_run_with_line_breaks_and_formulas_in_its_segments_reads_back(tmp_path):
+    from pipeline.agreement import read_model_output
+    from pipeline.io import read_table
+
+    segments, queue = _coded()
+    texts = ["Q?\rreally", "=1+1 is two", "-- she said", "+ more\r", "@home", "fine"]
+    segments["text"] = texts
+    segments["question"] = ["", *texts[:1] * 3, "", texts[4]]
+    card = {"name": "test", "version": "1", "encoder": {"id": "none"}}
+    out = tmp_path / "run"
+    write_run(out, segments, queue, summarise(segments, BOOK, "test-1"), card, {"a.txt": "x" * 60}, BOOK)
+    assert len(pd.read_csv(out / "segments.csv")) == len(segments)
+    assert read_table(out / "segments.csv").text.tolist() == texts
+    assert pd.read_parquet(out / "segments.parquet").text.tolist() == texts  # Parquet keeps the raw text
+    assert read_table(out / "review_queue.csv").segment_id.tolist() == queue.segment_id.tolist()
+    model = read_model_output(out)  # what `imri agreement` reads: refused before (a row split at the CR)
+    assert len(model.segments) == len(segments)
+    assert sorted(c.code for c in model.codings) == sorted(c for codes in segments.codes for c in codes.split(";") if c)
+
+
+def test_codings_and_report_csv_use_the_same_writer(tmp_path):
+    from pipeline.corpus import Coding, read_codings, write_codings
+    from pipeline.io import csv_text
+
+    write_codings([Coding("-a.txt", 0, 5, "code", "=coder")], tmp_path / "codings.csv")
+    assert (tmp_path / "codings.csv").read_bytes() == b"source,start,end,code,coder\r\n'-a.txt,0,5,code,'=coder\r\n"
+    assert read_codings(tmp_path / "codings.csv") == [Coding("-a.txt", 0, 5, "code", "=coder")]
+    assert csv_text(["a", "b"], [["x\ry", -1.5], ["+x", None]]) == 'a,b\n"x\ry",-1.5\n\'+x,\n'
+
+
+def test_code_refuses_an_unwritable_out_before_loading_the_model(tmp_path, run_cli):
+    transcript = tmp_path / "t.txt"
+    transcript.write_text(TRANSCRIPT, encoding="utf-8")
+    if os.geteuid() == 0:  # root writes through permissions, not into sysfs
+        if not Path("/sys/kernel").is_dir():
+            pytest.skip("needs Linux's /sys to have a folder root cannot write in")
+        out = Path("/sys/kernel/imri-run")
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o555)
+        out = locked / "run"
+    # the model folder does not exist: before, that was found first (or the model loaded, 9-13 s and 1.3 GB)
+    result = run_cli("code", transcript, "--model", tmp_path / "no-model", "--out", out)
+    assert result.code == 2 and result.err.startswith(f"error: {out}: cannot write here ("), result.err
+    assert result.err.count("\n") == 1
+    result = run_cli("segment", transcript, "--out", out.with_suffix(".csv"))
+    assert result.code == 2 and result.err.startswith(f"error: {out.with_suffix('.csv')}: cannot write here (")
