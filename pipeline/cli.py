@@ -6,6 +6,7 @@ No segment text is ever logged.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from pathlib import Path
@@ -65,7 +66,16 @@ InterviewerOption = typer.Option(
     [],
     "--interviewer",
     help="Speaker label of an interviewer (repeatable); other speakers stay participants. "
-    "Default: the sidecar's interviewers, generic labels (Interviewer, Q...), else whoever asks most questions.",
+    "Default: the sidecar's interviewers, generic labels (Interviewer, Q...), else a person who interviews in "
+    "most files given together, else who asks short questions in each file (the calls are printed).",
+)
+
+
+NoSpeakersOption = typer.Option(
+    "skip",
+    "--no-speakers-as",
+    help="A file without speaker labels (notes, a bare text): skip (default, with a warning naming it) or "
+    "participant (read as one participant's words).",
 )
 
 
@@ -73,13 +83,34 @@ def _warn(message: str) -> None:
     typer.echo(f"warning: {message}", err=True)
 
 
+class _RolesHandler(logging.Handler):
+    """Prints who interviews in each file (``roles: ...``) and the ties and weak calls (``warning: ...``)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        prefix = "warning" if record.levelno >= logging.WARNING else "roles"
+        typer.echo(f"{prefix}: {record.getMessage()}", err=True)
+
+
+@app.callback()
+def _print_roles() -> None:
+    """NLP-assisted coding of interview transcripts."""
+    logger = logging.getLogger("imri.roles")
+    logger.handlers = [h for h in logger.handlers if not isinstance(h, _RolesHandler)] + [_RolesHandler()]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 def _echo_read(transcripts) -> None:
-    """One line saying what was read, by layout."""
+    """One line saying what was read, by layout (and how many files were skipped)."""
     from collections import Counter
 
-    layouts = Counter(t.layout for t in transcripts)
+    layouts = Counter(t.layout for t in transcripts if not t.skipped)
+    skipped = sum(t.skipped for t in transcripts)
     typer.echo(
-        f"read {len(transcripts)} transcripts (" + ", ".join(f"{k} {v}" for k, v in sorted(layouts.items())) + ")"
+        f"read {len(transcripts) - skipped} transcripts ("
+        + ", ".join(f"{k} {v}" for k, v in sorted(layouts.items()))
+        + ")"
+        + (f"; skipped {skipped} without speaker labels" if skipped else "")
     )
 
 
@@ -91,10 +122,11 @@ def segment(
     out: Path = typer.Option(..., "--out", "-o", help="Segment table to write (.csv or .parquet)."),
     unit: str | None = typer.Option(None, help="Coding unit: turn, sentence or window (overrides params)."),
     interviewer: list[str] = InterviewerOption,
+    no_speakers_as: str = NoSpeakersOption,
     params: Path | None = ParamsOption,
 ) -> None:
     """Cut transcripts into coding units with offsets, speaker, role and language."""
-    from pipeline.ingest import collect_transcripts, load_transcript
+    from pipeline.ingest import collect_transcripts, read_transcripts
     from pipeline.io import TABLE_SUFFIXES, check_output_path, write_table
     from pipeline.params import load_params
     from pipeline.segment import SegmentConfig, segment_table
@@ -108,16 +140,19 @@ def segment(
     config = SegmentConfig.from_dict(section)
     files = collect_transcripts(inputs, _warn)
     # every file is checked before anything is written
-    transcripts = [load_transcript(path, interviewers=interviewer) for path in files]
+    transcripts = read_transcripts(files, interviewer, no_speakers=no_speakers_as)
     for transcript in transcripts:
         for warning in transcript.warnings:
             _warn(warning)
     _echo_read(transcripts)
+    transcripts = [t for t in transcripts if not t.skipped]
+    if not transcripts:
+        raise InputError("no transcript with speaker labels to segment (--no-speakers-as participant reads them)")
     table = segment_table(transcripts, config, progress=len(files) > 3)
     write_table(table, out)
     languages = ", ".join(f"{k} {v}" for k, v in table["language"].value_counts().sort_index().items())
     turns = sum(len(t.turns) for t in transcripts)
-    typer.echo(f"{len(files)} files, {turns} turns, {len(table)} segments ({languages}) -> {out}")
+    typer.echo(f"{len(transcripts)} files, {turns} turns, {len(table)} segments ({languages}) -> {out}")
 
 
 # --- REFI-QDA commands (pipeline/qdpx.py) are registered below this line -----------------------
@@ -471,6 +506,7 @@ def code(
     codebook: Path | None = CodebookOption,
     with_gold: Path | None = typer.Option(None, "--with-gold", help="Codings CSV to add to coded.qdpx."),
     interviewer: list[str] = InterviewerOption,
+    no_speakers_as: str = NoSpeakersOption,
     params: Path | None = ParamsOption,
     force: bool = typer.Option(
         False, "--force", help="Replace --out even when it is a non-empty folder that is not an earlier run."
@@ -511,6 +547,7 @@ def code(
         _warn,
         interviewer,
         force,
+        no_speakers=no_speakers_as,
         **on_ray,
     )
     s = run.summary
