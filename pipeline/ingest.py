@@ -487,6 +487,7 @@ _ANONYMOUS = re.compile(
     r"(?:speaker|spk|unknown(?: speaker)?|intervenant(?:e)?|locut(?:eur|rice)|orateur|voix)[ _#-]*\d*|speaker_\d+",
     re.IGNORECASE,
 )
+_QUESTION_MARKS = re.compile(r"\?+")
 _ENDS_IN_QUESTION = re.compile(r"\?[\"'”»)\]\s]*$")
 
 
@@ -547,7 +548,7 @@ def speaker_evidence(text: str, turns: list[RawTurn]) -> _Evidence:
             continue
         spoken = text[turn.start : turn.end]
         count[turn.label] += 1
-        asked[turn.label] += "?" in spoken
+        asked[turn.label] += len(_QUESTION_MARKS.findall(spoken))
         ending[turn.label] += bool(_ENDS_IN_QUESTION.search(spoken))
         words[turn.label].append(len(spoken.split()))
     share = {label: ending[label] / count[label] for label in labels}
