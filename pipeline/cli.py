@@ -91,13 +91,16 @@ class _RolesHandler(logging.Handler):
         typer.echo(f"{prefix}: {record.getMessage()}", err=True)
 
 
-@app.callback()
 def _print_roles() -> None:
-    """NLP-assisted coding of interview transcripts."""
+    """Print who interviews in each file read (commands that read transcripts: segment, code, train, evaluate)."""
     logger = logging.getLogger("imri.roles")
     logger.handlers = [h for h in logger.handlers if not isinstance(h, _RolesHandler)] + [_RolesHandler()]
     logger.setLevel(logging.INFO)
-    logger.propagate = False
+
+
+def _stop_printing_roles() -> None:
+    logger = logging.getLogger("imri.roles")
+    logger.handlers = [h for h in logger.handlers if not isinstance(h, _RolesHandler)]
 
 
 def _echo_read(transcripts) -> None:
@@ -126,6 +129,7 @@ def segment(
     params: Path | None = ParamsOption,
 ) -> None:
     """Cut transcripts into coding units with offsets, speaker, role and language."""
+    _print_roles()
     from pipeline.ingest import collect_transcripts, read_transcripts
     from pipeline.io import TABLE_SUFFIXES, check_output_path, write_table
     from pipeline.params import load_params
@@ -468,6 +472,7 @@ def train(
     params: Path | None = ParamsOption,
 ) -> None:
     """Train the impact model on a gold set and cross-validate it by transcript."""
+    _print_roles()
     from pipeline.params import load_params
     from pipeline.train import train_model
 
@@ -524,6 +529,7 @@ def code(
     --out is built aside and swapped in whole. An earlier run there is replaced (its review.db kept);
     any other non-empty folder needs --force. --engine ray gives the same run folder (docs/scale-out.md).
     """
+    _print_roles()
     from pipeline.code import code_transcripts
     from pipeline.codebook import load_codebook
     from pipeline.params import load_params
@@ -581,6 +587,7 @@ def finetune(
     params: Path | None = ParamsOption,
 ) -> None:
     """Fine-tune e5-small on a gold set (segment -> its impact's definition); then use `embed.encoder: e5-small-ft`."""
+    _print_roles()
     from pipeline.finetune import FinetuneConfig, finetune_e5, finetuned_dir
     from pipeline.labels import LabelConfig
     from pipeline.params import label_coders, load_params
@@ -677,6 +684,7 @@ def evaluate(
     ),
 ) -> None:
     """Cross-validate every encoder, head and baseline by transcript; compare with human agreement."""
+    _print_roles()
     from pipeline.evaluate import evaluate as run_evaluation
     from pipeline.evaluate import headline, timings, write_metrics
     from pipeline.labels import LabelConfig
@@ -752,6 +760,8 @@ def main() -> None:
             error.show()
             sys.exit(error.exit_code)
         raise
+    finally:
+        _stop_printing_roles()  # the next command in this process prints only if it reads transcripts
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from pipeline.io import read_input
 SIDECAR_SUFFIX = ".meta.yaml"
 #: who interviews in each file: INFO one line per file, WARNING ties and weak calls (the CLI prints both)
 _log = logging.getLogger("imri.roles")
+_log.addHandler(logging.NullHandler())  # silent as a library; the CLI prints them
 SIDECAR_KEYS = frozenset(
     {
         "language",
@@ -72,7 +73,8 @@ METADATA_LABELS = frozenset(
         "date;time;duration;durée;duree;heure;lieu;location;place;site;project;projet;study;étude;etude;title;titre;"
         "transcript;transcription;transcribed by;transcrit par;file;fichier;participant id;interview;entrevue;"
         "entretien;recording;enregistrement;language;langue;meeting;réunion;notes;note;subject;sujet;"
-        "interviewer name;code;pseudonym;pseudonyme;length"
+        "interviewer name;code;pseudonym;pseudonyme;length;to do;todo;à faire;next steps;prochaines étapes;"
+        "action items;summary;résumé"
     ).split(";")
 )
 _MAX_LABEL_WORDS = 4
@@ -378,8 +380,8 @@ def labelled_turns(text: str, roles: RoleResolver, known_speakers: set[str] | No
     twice in the file that does not start like a sentence ("So: ..."); a short capitalised label used
     once (``P12:``, ``Participant 3 (Dana):``) counts only below the first such speaker. Lines such as
     ``Date : 12 mars 2024`` are metadata, not turns. Lines without a label continue the current turn.
-    A text without any sure speaker has no speaker structure: ``[]`` (a notes file's ``To do:`` is no
-    speaker).
+    A text whose only labels are one-off ones starting in its second half has no speaker structure:
+    ``[]`` (a notes file's closing ``To do:`` is no speaker).
     """
     candidates = []
     for match in _TURN_LINE.finditer(text):
@@ -408,11 +410,11 @@ def labelled_turns(text: str, roles: RoleResolver, known_speakers: set[str] | No
         return 1 if len(head.split()) <= 2 and label[0].isupper() else 0
 
     strengths = [strength(m) for m in candidates]
-    if 2 not in strengths:
-        return []  # no sure speaker: not a transcript with speakers
     # one-off labels count only after the first sure speaker: lines above it are a header block
-    first = next(m.start() for m, k in zip(candidates, strengths, strict=True) if k == 2)
+    first = next((m.start() for m, k in zip(candidates, strengths, strict=True) if k == 2), 0)
     openings = [m for m, k in zip(candidates, strengths, strict=True) if k == 2 or (k == 1 and m.start() >= first)]
+    if 2 not in strengths and openings and openings[0].start() > len(text) / 2:
+        return []  # only a one-off label late in a text (a notes file's "To do:"): no speaker structure
     turns: list[RawTurn] = []
     for index, match in enumerate(openings):
         limit = openings[index + 1].start() if index + 1 < len(openings) else len(text)
