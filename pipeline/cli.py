@@ -86,9 +86,15 @@ def _warn(message: str) -> None:
 class _RolesHandler(logging.Handler):
     """Prints who interviews in each file (``roles: ...``) and the ties and weak calls (``warning: ...``)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.said: set[str] = set()  # imri evaluate reads the gold set once per unit: each call is printed once
+
     def emit(self, record: logging.LogRecord) -> None:
-        prefix = "warning" if record.levelno >= logging.WARNING else "roles"
-        typer.echo(f"{prefix}: {record.getMessage()}", err=True)
+        line = f"{'warning' if record.levelno >= logging.WARNING else 'roles'}: {record.getMessage()}"
+        if line not in self.said:
+            self.said.add(line)
+            typer.echo(line, err=True)
 
 
 def _print_roles() -> None:
