@@ -326,13 +326,13 @@ def code_transcripts_ray(
     gold = read_codings(with_gold, codebook) if with_gold else None
     paths = collect_transcripts(inputs, warn)
     no_speakers = bound.arguments["no_speakers"]
-    # who interviews is decided across all the files, here (reading is quick); the tasks read them again
-    decided = read_transcripts(paths, interviewers, no_speakers=no_speakers)
-    calls = {str(p): t.roles for p, t in zip(paths, decided, strict=True)}
     clock = Clock()
     where = _connect(ray, address)
     try:
         clock.lap("start ray")
+        # who interviews is decided across all the files, here (reading is quick); the tasks read them again
+        decided = read_transcripts(paths, interviewers, no_speakers=no_speakers)
+        calls = {str(p): t.roles for p, t in zip(paths, decided, strict=True)}
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
