@@ -120,7 +120,7 @@ def test_the_model_version_changes_with_the_interviewers_and_code_keeps_the_call
 
     params = load_params(small_gold / "params.yaml")
     plain = train_model([small_gold], tmp_path / "plain", params)
-    # naming one interviewer replaces the sidecars' generic ones: Provider 3 interviews, Interviewer is a participant
+    # --interviewer adds to the sidecars' interviewers: Provider 3 (a participant in on-01.txt) now interviews
     named = train_model([small_gold], tmp_path / "named", params, interviewers=["Provider 3"])
     assert named["training_data"]["sha256"] == plain["training_data"]["sha256"]
     assert named["version"] != plain["version"]
