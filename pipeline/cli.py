@@ -6,6 +6,7 @@ No segment text is ever logged.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
@@ -97,16 +98,20 @@ class _RolesHandler(logging.Handler):
             typer.echo(line, err=True)
 
 
-def _print_roles() -> None:
-    """Print who interviews in each file read (commands that read transcripts: segment, code, train, evaluate)."""
-    logger = logging.getLogger("imri.roles")
-    logger.handlers = [h for h in logger.handlers if not isinstance(h, _RolesHandler)] + [_RolesHandler()]
-    logger.setLevel(logging.INFO)
+def _prints_roles(command):
+    """Decorate a command that reads transcripts: while it runs, who interviews in each file is printed."""
 
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        logger, handler = logging.getLogger("imri.roles"), _RolesHandler()
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        try:
+            return command(*args, **kwargs)
+        finally:
+            logger.removeHandler(handler)
 
-def _stop_printing_roles() -> None:
-    logger = logging.getLogger("imri.roles")
-    logger.handlers = [h for h in logger.handlers if not isinstance(h, _RolesHandler)]
+    return run
 
 
 def _echo_read(transcripts) -> None:
@@ -124,6 +129,7 @@ def _echo_read(transcripts) -> None:
 
 
 @app.command("segment")
+@_prints_roles
 def segment(
     inputs: list[Path] = typer.Argument(
         ..., help="Transcripts (.txt .md .docx, Otter/Teams exports, .vtt .srt, Whisper .json) or folders of them."
@@ -135,7 +141,6 @@ def segment(
     params: Path | None = ParamsOption,
 ) -> None:
     """Cut transcripts into coding units with offsets, speaker, role and language."""
-    _print_roles()
     from pipeline.ingest import collect_transcripts, read_transcripts
     from pipeline.io import TABLE_SUFFIXES, check_output_path, write_table
     from pipeline.params import load_params
@@ -465,6 +470,7 @@ def _read_review_codings(run_dirs: list[Path]):
 
 
 @app.command("train")
+@_prints_roles
 def train(
     gold: list[Path] = typer.Option([Path("data/gold")], "--gold", help="Gold folder(s): transcripts/ + codings.csv."),
     out: Path = typer.Option(Path("models/imri-default"), "--out", help="Model folder to write."),
@@ -478,7 +484,6 @@ def train(
     params: Path | None = ParamsOption,
 ) -> None:
     """Train the impact model on a gold set and cross-validate it by transcript."""
-    _print_roles()
     from pipeline.params import load_params
     from pipeline.train import train_model
 
@@ -509,6 +514,7 @@ def train(
 
 
 @app.command("code")
+@_prints_roles
 def code(
     inputs: list[Path] = typer.Argument(..., help="Transcripts or folders of them."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
@@ -535,7 +541,6 @@ def code(
     --out is built aside and swapped in whole. An earlier run there is replaced (its review.db kept);
     any other non-empty folder needs --force. --engine ray gives the same run folder (docs/scale-out.md).
     """
-    _print_roles()
     from pipeline.code import code_transcripts
     from pipeline.codebook import load_codebook
     from pipeline.params import load_params
@@ -584,6 +589,7 @@ def code(
 
 
 @app.command("finetune")
+@_prints_roles
 def finetune(
     gold: list[Path] = typer.Option([Path("data/gold")], "--gold", help="Gold folder(s): transcripts/ + codings.csv."),
     out: Path | None = typer.Option(None, "--out", help="Folder of the fine-tuned encoder (default: the user cache)."),
@@ -593,7 +599,6 @@ def finetune(
     params: Path | None = ParamsOption,
 ) -> None:
     """Fine-tune e5-small on a gold set (segment -> its impact's definition); then use `embed.encoder: e5-small-ft`."""
-    _print_roles()
     from pipeline.finetune import FinetuneConfig, finetune_e5, finetuned_dir
     from pipeline.labels import LabelConfig
     from pipeline.params import label_coders, load_params
@@ -674,6 +679,7 @@ def _texts_digest(table) -> str:
 
 
 @app.command("evaluate")
+@_prints_roles
 def evaluate(
     gold: Path = typer.Option(Path("data/gold"), "--gold", help="Gold folder: transcripts/ + codings.csv."),
     out: Path = typer.Option(Path("reports/metrics.json"), "--out", help="Metrics JSON to write."),
@@ -690,7 +696,6 @@ def evaluate(
     ),
 ) -> None:
     """Cross-validate every encoder, head and baseline by transcript; compare with human agreement."""
-    _print_roles()
     from pipeline.evaluate import evaluate as run_evaluation
     from pipeline.evaluate import headline, timings, write_metrics
     from pipeline.labels import LabelConfig
@@ -766,8 +771,6 @@ def main() -> None:
             error.show()
             sys.exit(error.exit_code)
         raise
-    finally:
-        _stop_printing_roles()  # the next command in this process prints only if it reads transcripts
 
 
 if __name__ == "__main__":
