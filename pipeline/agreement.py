@@ -1056,7 +1056,7 @@ def _load_transcripts(
             continue
         if text_dir is None:
             raise InputError(f"--text-dir is needed to read the transcript {source!r}", where)
-        transcript = load_transcript(transcript_path(text_dir, source, where))
+        transcript = load_transcript(transcript_path(text_dir, source, where), no_speakers="participant")
         warnings.extend(transcript.warnings)
         transcripts[source] = transcript
     return transcripts, warnings

@@ -6,6 +6,8 @@ No segment text is ever logged.
 
 from __future__ import annotations
 
+import functools
+import logging
 import sys
 import time
 from pathlib import Path
@@ -91,7 +93,16 @@ InterviewerOption = typer.Option(
     [],
     "--interviewer",
     help="Speaker label of an interviewer (repeatable); other speakers stay participants. "
-    "Default: the sidecar's interviewers, generic labels (Interviewer, Q...), else whoever asks most questions.",
+    "Default: the sidecar's interviewers, generic labels (Interviewer, Q...), else a person who interviews in "
+    "most files given together, else who asks short questions in each file (the calls are printed).",
+)
+
+
+NoSpeakersOption = typer.Option(
+    "skip",
+    "--no-speakers-as",
+    help="A file without speaker labels (notes, a bare text): skip (default, with a warning naming it) or "
+    "participant (read as one participant's words).",
 )
 
 
@@ -102,17 +113,52 @@ def _warn(message: str) -> None:
     typer.echo(f"warning: {printable(message)}", err=True)
 
 
+class _RolesHandler(logging.Handler):
+    """Prints who interviews in each file (``roles: ...``) and the ties and weak calls (``warning: ...``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said: set[str] = set()  # imri evaluate reads the gold set once per unit: each call is printed once
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = f"{'warning' if record.levelno >= logging.WARNING else 'roles'}: {record.getMessage()}"
+        if line not in self.said:
+            self.said.add(line)
+            typer.echo(line, err=True)
+
+
+def _prints_roles(command):
+    """Decorate a command that reads transcripts: while it runs, who interviews in each file is printed."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        logger, handler = logging.getLogger("imri.roles"), _RolesHandler()
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        try:
+            return command(*args, **kwargs)
+        finally:
+            logger.removeHandler(handler)
+
+    return run
+
+
 def _echo_read(transcripts) -> None:
-    """One line saying what was read, by layout."""
+    """One line saying what was read, by layout (and how many files were skipped)."""
     from collections import Counter
 
-    layouts = Counter(t.layout for t in transcripts)
+    layouts = Counter(t.layout for t in transcripts if not t.skipped)
+    skipped = sum(t.skipped for t in transcripts)
     typer.echo(
-        f"read {len(transcripts)} transcripts (" + ", ".join(f"{k} {v}" for k, v in sorted(layouts.items())) + ")"
+        f"read {len(transcripts) - skipped} transcripts ("
+        + ", ".join(f"{k} {v}" for k, v in sorted(layouts.items()))
+        + ")"
+        + (f"; skipped {skipped} without speaker labels" if skipped else "")
     )
 
 
 @app.command("segment")
+@_prints_roles
 def segment(
     inputs: list[Path] = typer.Argument(
         ..., help="Transcripts (.txt .md .docx, Otter/Teams exports, .vtt .srt, Whisper .json) or folders of them."
@@ -120,10 +166,11 @@ def segment(
     out: Path = typer.Option(..., "--out", "-o", help="Segment table to write (.csv or .parquet)."),
     unit: str | None = typer.Option(None, help="Coding unit: turn, sentence or window (overrides params)."),
     interviewer: list[str] = InterviewerOption,
+    no_speakers_as: str = NoSpeakersOption,
     params: Path | None = ParamsOption,
 ) -> None:
     """Cut transcripts into coding units with offsets, speaker, role and language."""
-    from pipeline.ingest import collect_transcripts, load_transcript
+    from pipeline.ingest import collect_transcripts, read_transcripts
     from pipeline.io import TABLE_SUFFIXES, check_output_path, write_table
     from pipeline.params import load_params
     from pipeline.segment import SegmentConfig, segment_table
@@ -137,16 +184,19 @@ def segment(
     config = SegmentConfig.from_dict(section)
     files = collect_transcripts(inputs, _warn)
     # every file is checked before anything is written
-    transcripts = [load_transcript(path, interviewers=interviewer) for path in files]
+    transcripts = read_transcripts(files, interviewer, no_speakers=no_speakers_as)
     for transcript in transcripts:
         for warning in transcript.warnings:
             _warn(warning)
     _echo_read(transcripts)
+    transcripts = [t for t in transcripts if not t.skipped]
+    if not transcripts:
+        raise InputError("no transcript with speaker labels to segment (--no-speakers-as participant reads them)")
     table = segment_table(transcripts, config, progress=len(files) > 3)
     write_table(table, out)
     languages = ", ".join(f"{k} {v}" for k, v in table["language"].value_counts().sort_index().items())
     turns = sum(len(t.turns) for t in transcripts)
-    typer.echo(f"{len(files)} files, {turns} turns, {len(table)} segments ({languages}) -> {out}")
+    typer.echo(f"{len(transcripts)} files, {turns} turns, {len(table)} segments ({languages}) -> {out}")
 
 
 # --- REFI-QDA commands (pipeline/qdpx.py) are registered below this line -----------------------
@@ -455,6 +505,7 @@ def _read_review_codings(run_dirs: list[Path]):
 
 
 @app.command("train")
+@_prints_roles
 def train(
     gold: list[Path] = GoldListOption,
     out: Path | None = typer.Option(
@@ -512,6 +563,7 @@ def train(
 
 
 @app.command("code")
+@_prints_roles
 def code(
     inputs: list[Path] = typer.Argument(..., help="Transcripts or folders of them."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
@@ -525,6 +577,7 @@ def code(
     codebook: Path | None = CodebookOption,
     with_gold: Path | None = typer.Option(None, "--with-gold", help="Codings CSV to add to coded.qdpx."),
     interviewer: list[str] = InterviewerOption,
+    no_speakers_as: str = NoSpeakersOption,
     params: Path | None = ParamsOption,
     force: bool = typer.Option(
         False, "--force", help="Replace --out even when it is a non-empty folder that is not an earlier run."
@@ -570,6 +623,7 @@ def code(
         _warn,
         interviewer,
         force,
+        no_speakers=no_speakers_as,
         **on_ray,
     )
     s = run.summary
@@ -594,6 +648,7 @@ def code(
 
 
 @app.command("finetune")
+@_prints_roles
 def finetune(
     gold: list[Path] = GoldListOption,
     out: Path | None = typer.Option(None, "--out", help="Folder of the fine-tuned encoder (default: the user cache)."),
@@ -696,6 +751,7 @@ def _texts_digest(table) -> str:
 
 
 @app.command("evaluate")
+@_prints_roles
 def evaluate(
     gold: Path = typer.Option(
         Path("data/gold"),

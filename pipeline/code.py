@@ -59,6 +59,7 @@ RUN_FILES = frozenset(
         "model.json",
         "coded.qdpx",
         "transcripts",
+        "roles.csv",
     }
 )
 REVIEW_DB = "review.db"  # = pipeline.review.REVIEW_DB: kept when a run folder is replaced
@@ -382,13 +383,15 @@ def write_run(
     codebook: Codebook,
     gold_codings: pd.DataFrame | None = None,
     built: set[str] | frozenset[str] = frozenset(),
+    roles: list[dict] | None = None,
 ) -> None:
     """Write every output of a run into a staging folder beside ``out_dir``, then swap it in whole.
 
     ``out_dir`` should have passed :func:`check_run_folder`. The reviewers' ``review.db`` of an earlier
     run there is carried into the new folder; everything else of the old folder goes. Transcripts whose
     text was built from the source (captions, Whisper JSON, .docx) are kept as
-    ``transcripts/<source>.txt``: the offsets of ``segments.csv`` refer to that text.
+    ``transcripts/<source>.txt``: the offsets of ``segments.csv`` refer to that text. ``roles``
+    (:func:`pipeline.ingest.role_rows`) are kept as ``roles.csv``: who interviews in each file, and how decided.
     """
     from pipeline.io import build_folder, write_table
     from pipeline.qdpx import export_qdpx, project_language
@@ -398,6 +401,8 @@ def write_run(
         write_table(segments, staging / "segments.parquet")
         write_table(passage_table(segments, codebook), staging / "passages.csv")
         write_table(queue, staging / "review_queue.csv")
+        if roles is not None:
+            write_table(pd.DataFrame(roles, columns=["source", "speaker", "role", "how"]), staging / "roles.csv")
         (staging / "summary.json").write_text(
             json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
@@ -477,6 +482,7 @@ def code_transcripts(
     *,
     progress: bool | None = None,
     stream: bool = True,
+    no_speakers: str = "skip",
 ) -> CodingRun:
     """``imri code``: read and segment the inputs, score them (model or zero-shot), write the run folder.
 
@@ -488,7 +494,8 @@ def code_transcripts(
 
     ``stream`` (the default) overlaps segmentation with embedding and embeds window by window (see the
     module's notes); ``stream=False`` segments everything, then embeds everything in one call. Given
-    the same embeddings (the cache) both write the same files byte for byte.
+    the same embeddings (the cache) both write the same files byte for byte. ``no_speakers``: what a file
+    without speaker labels is (``--no-speakers-as``: skipped, or one participant's words).
     """
     holds = [*inputs, *(path for path in (model_dir, with_gold) if path is not None)]
     check_run_folder(out, force, holds)
@@ -498,8 +505,9 @@ def code_transcripts(
     from pipeline.labels import read_codings
 
     gold = read_codings(with_gold, codebook) if with_gold else None
+    reading = (interviewers, no_speakers)
     coded = (_code_streaming if stream else _code_whole)(
-        inputs, impact_model, encoder_id, codebook, segment_config, interviewers, warn, progress, clock
+        inputs, impact_model, encoder_id, codebook, segment_config, reading, warn, progress, clock
     )
     transcripts, table, proba = coded
     if table.empty:
@@ -512,19 +520,23 @@ def code_transcripts(
     segments, queue = code_segments(table, proba, thresholds, positives, codebook, review)
     summary = summarise(segments, codebook, f"{card['name']}-{card['version']}")
     clock.lap("classify")
-    texts = {t.source: t.text for t in transcripts}
-    built = {t.source for t in transcripts if t.built}
+    from pipeline.ingest import role_rows
+
+    texts = {t.source: t.text for t in transcripts if not t.skipped}
+    built = {t.source for t in transcripts if t.built and not t.skipped}
     replaced = check_run_folder(out, force, holds)  # again: the folder may have changed while this ran
-    write_run(out, segments, queue, summary, card, texts, codebook, gold, built)
+    write_run(out, segments, queue, summary, card, texts, codebook, gold, built, role_rows(transcripts))
     clock.lap("write")
     return CodingRun(segments, queue, summary, clock.laps, replaced)
 
 
-def _read_all(inputs: list[Path], interviewers, warn) -> list[Transcript]:
-    """Every transcript read and checked (a bad one raises), in input order; their warnings to ``warn``."""
-    from pipeline.ingest import collect_transcripts, load_transcript
+def _read_all(inputs: list[Path], reading, warn) -> list[Transcript]:
+    """Every transcript read and checked (a bad one raises), in input order, roles decided across them
+    (``reading``: ``--interviewer`` labels and ``--no-speakers-as``); their warnings to ``warn``."""
+    from pipeline.ingest import collect_transcripts, read_transcripts
 
-    transcripts = [load_transcript(p, interviewers=interviewers) for p in collect_transcripts(inputs, warn)]
+    interviewers, no_speakers = reading
+    transcripts = read_transcripts(collect_transcripts(inputs, warn), interviewers, no_speakers=no_speakers)
     for transcript in transcripts:
         for warning in transcript.warnings:
             if warn:
@@ -567,11 +579,11 @@ class Scorer:
         return features[:, -len(self.codebook.impacts) :]  # the prior's columns: similarity to the codebook
 
 
-def _code_whole(inputs, impact_model, encoder_id, codebook, segment_config, interviewers, warn, progress, clock):
+def _code_whole(inputs, impact_model, encoder_id, codebook, segment_config, reading, warn, progress, clock):
     """Read everything, segment everything, embed and score everything at once (``stream=False``)."""
     from pipeline.segment import segment_table
 
-    transcripts = _read_all(inputs, interviewers, warn)
+    transcripts = _read_all(inputs, reading, warn)
     clock.lap("read")
     table = segment_table(transcripts, segment_config, progress=bool(progress))
     table = table.sort_values(["source", "start"]).reset_index(drop=True)
@@ -583,7 +595,7 @@ def _code_whole(inputs, impact_model, encoder_id, codebook, segment_config, inte
     return transcripts, table, scores
 
 
-def _code_streaming(inputs, impact_model, encoder_id, codebook, segment_config, interviewers, warn, progress, clock):
+def _code_streaming(inputs, impact_model, encoder_id, codebook, segment_config, reading, warn, progress, clock):
     """Segment on a thread of its own while this one embeds and scores window after window (the default)."""
     from tqdm.auto import tqdm
 
@@ -591,7 +603,7 @@ def _code_streaming(inputs, impact_model, encoder_id, codebook, segment_config, 
     from pipeline.segment import import_spacy
 
     import_spacy()  # here, before any thread may import torch (see import_spacy)
-    segmenting = _Segmenting(inputs, interviewers, segment_config, ahead=2 * EMBED_WINDOW)
+    segmenting = _Segmenting(inputs, reading, segment_config, ahead=2 * EMBED_WINDOW)
     segmenting.start()
     bar = None
     try:
@@ -679,9 +691,9 @@ class _Segmenting(threading.Thread):
     first, in input order, as a run that reads everything first reports them.
     """
 
-    def __init__(self, inputs: list[Path], interviewers, config: SegmentConfig, ahead: int) -> None:
+    def __init__(self, inputs: list[Path], reading, config: SegmentConfig, ahead: int) -> None:
         super().__init__(name="imri-segment", daemon=True)
-        self.inputs, self.interviewers, self.config, self.ahead = inputs, interviewers, config, ahead
+        self.inputs, self.reading, self.config, self.ahead = inputs, reading, config, ahead
         self.seconds = {"read": 0.0, "segment": 0.0}
         self._ready: collections.deque[pd.DataFrame | None] = collections.deque()
         self._changed = threading.Condition()
@@ -697,7 +709,7 @@ class _Segmenting(threading.Thread):
 
         try:
             started = time.perf_counter()
-            transcripts = _read_all(self.inputs, self.interviewers, None)
+            transcripts = _read_all(self.inputs, self.reading, None)
             self.seconds["read"] = round(time.perf_counter() - started, 3)
             with self._changed:
                 self._transcripts = transcripts

@@ -15,7 +15,7 @@ Definitions used throughout:
   per-code tables;
 * the language of a passage is its transcript's ``language`` (sidecar);
 * *participant text* is the non-whitespace characters of participant turns (speaker labels and
-  interviewer turns excluded, as found by :func:`pipeline.ingest.load_transcript`); the uncoded
+  interviewer turns excluded, as found by :func:`pipeline.ingest.read_transcripts`); the uncoded
   share is the part of it that no coder-A passage covers.
 """
 
@@ -29,7 +29,7 @@ from pathlib import Path
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.corpus import Coding, read_codings
 from pipeline.errors import InputError
-from pipeline.ingest import INTERVIEW_TYPES, collect_transcripts, load_transcript
+from pipeline.ingest import INTERVIEW_TYPES, collect_transcripts, read_transcripts
 
 #: Canonical orders (the study's design); values outside them are listed after, sorted.
 LANGUAGE_ORDER = ("en", "fr")
@@ -100,7 +100,7 @@ def gold_stats(gold: str | Path, codebook: Codebook | None = None) -> dict:
     transcripts_dir = gold / "transcripts"
     if not transcripts_dir.is_dir():
         raise InputError("no transcripts/ folder (run `imri corpus build` first)", gold)
-    transcripts = [load_transcript(p) for p in collect_transcripts([transcripts_dir])]
+    transcripts = read_transcripts(collect_transcripts([transcripts_dir]), no_speakers="participant")
     by_source = {t.source: t for t in transcripts}
     rows = read_codings(gold / "codings.csv")
     unknown_sources = sorted({r.source for r in rows} - set(by_source))
@@ -222,7 +222,7 @@ def human_agreement(codings: list[Coding], transcripts: dict, codebook: Codebook
 def new_study_stats(folder: str | Path) -> dict:
     """Counts of an uncoded study folder: transcripts and words per language, coding marks left."""
     folder = Path(folder)
-    transcripts = [load_transcript(p) for p in collect_transcripts([folder])]
+    transcripts = read_transcripts(collect_transcripts([folder]), no_speakers="participant")
     interviews = [
         {
             "source": t.source,

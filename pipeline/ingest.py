@@ -7,9 +7,10 @@ not part of the text; line endings are kept as they are, CRLF included), so that
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -20,6 +21,9 @@ from pipeline.formats import TRANSCRIPT_SUFFIXES, Layout, RawTurn, has_text, new
 from pipeline.io import read_input
 
 SIDECAR_SUFFIX = ".meta.yaml"
+#: who interviews in each file: INFO one line per file, WARNING ties and weak calls (the CLI prints both)
+_log = logging.getLogger("imri.roles")
+_log.addHandler(logging.NullHandler())  # silent as a library; the CLI prints them
 SIDECAR_KEYS = frozenset(
     {
         "language",
@@ -54,18 +58,23 @@ DEFAULT_INTERVIEWER_PATTERNS = (
 _TIMESTAMP = r"\[(?P<timestamp>\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?)\][ \t]*"
 #: ``Name (00:01:02):`` (Rev, Descript)
 _TIMESTAMP_AFTER = r"[ \t]*\((?P<timestamp_after>\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?)\)"
+#: ``Manager (Dana)``, ``Participant 3 (Dana)``: a role (or a name) with a name (or a role) in brackets
+_BRACKETED = r"[ \t]*\((?P<name>[^\W\d_][^:\n\r\[\]{}()!?]{0,39}?)\)"
 _TURN_LINE = re.compile(
-    rf"^[ \t]*(?:{_TIMESTAMP})?(?P<label>[^\W\d_][^:\n\r\[\]{{}}().!?]{{0,39}}?)(?:{_TIMESTAMP_AFTER})?"
-    rf"[ \t]*:(?:[ \t]+|(?=\r?$))",
+    rf"^[ \t]*(?:{_TIMESTAMP})?(?P<label>[^\W\d_][^:\n\r\[\]{{}}().!?]{{0,39}}?(?:{_BRACKETED})?)"
+    rf"(?:{_TIMESTAMP_AFTER})?[ \t]*:(?:[ \t]+|(?=\r?$))",
     re.MULTILINE,
 )
+#: a line that holds only a time (Otter's stray ``48:38``, ``1:02:03``): not words anyone said
+_LONE_TIME = re.compile(r"^[ \t]*\[?\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?\]?[ \t]*\r?$", re.MULTILINE)
 #: One-off ``Key: value`` lines that describe the interview, never a speaker ("Date :", "Durée :").
 METADATA_LABELS = frozenset(
     (
         "date;time;duration;durée;duree;heure;lieu;location;place;site;project;projet;study;étude;etude;title;titre;"
         "transcript;transcription;transcribed by;transcrit par;file;fichier;participant id;interview;entrevue;"
         "entretien;recording;enregistrement;language;langue;meeting;réunion;notes;note;subject;sujet;"
-        "interviewer name;code;pseudonym;pseudonyme;length"
+        "interviewer name;code;pseudonym;pseudonyme;length;to do;todo;à faire;next steps;prochaines étapes;"
+        "action items;summary;résumé"
     ).split(";")
 )
 _MAX_LABEL_WORDS = 4
@@ -105,6 +114,12 @@ class Transcript:
     path: str | None = None
     layout: str = "text"  # text | header (Otter/Teams) | WebVTT | SubRip | Whisper JSON
     built: bool = False  # the text was built from captions or JSON: the run folder keeps a copy
+    roles: RoleCall | None = None  # who interviews and how that was decided (:func:`decide_roles`)
+
+    @property
+    def skipped(self) -> bool:
+        """No speaker labels, and not read as one participant: nothing to segment."""
+        return not self.turns
 
     @property
     def language(self) -> str | None:
@@ -304,12 +319,27 @@ def _scalar(value: object) -> bool:
 # --- turns and roles -----------------------------------------------------------------------------
 
 
+def label_parts(label: str) -> tuple[str, str | None]:
+    """``'Manager (Dana)'`` -> ``('Manager', 'Dana')``; ``'Dana'`` -> ``('Dana', None)``."""
+    match = re.fullmatch(r"(?P<head>[^()]*?)[ \t]*\((?P<name>[^()]+)\)", label.strip())
+    if match and match.group("head"):
+        return match.group("head").strip(), match.group("name").strip()
+    return label.strip(), None
+
+
+def label_keys(label: str) -> set[str]:
+    """What a label can be named by: the whole label, and its role and its name when it has both."""
+    head, name = label_parts(label)
+    return {k.casefold() for k in (label.strip(), head, name) if k}
+
+
 class RoleResolver:
     """Decides whether a speaker label is an interviewer or a participant.
 
     Named interviewers (``--interviewer`` or the sidecar's ``interviewers``) win; otherwise labels
-    are matched against configurable role patterns (case-insensitive, whole label). Naming
-    interviewers never hides anyone: every other speaker is a participant.
+    are matched against configurable role patterns (case-insensitive, whole label, or the role or
+    the name of ``Role (Name)``). Naming interviewers never hides anyone: every other speaker is a
+    participant.
     """
 
     def __init__(self, interviewers: list[str] | None = None, patterns: tuple[str, ...] = DEFAULT_INTERVIEWER_PATTERNS):
@@ -317,14 +347,18 @@ class RoleResolver:
         self.pattern = re.compile(rf"(?:{'|'.join(patterns)})", re.IGNORECASE)
 
     def is_role_label(self, label: str) -> bool:
-        """A generic interviewer label (Interviewer, Intervieweuse 2, I, Q, Moderator, ...)."""
-        return bool(self.pattern.fullmatch(label.strip().casefold()))
+        """A generic interviewer label (Interviewer, Intervieweuse 2, I, Q, Moderator, Interviewer (Karen), ...)."""
+        head, name = label_parts(label)
+        return any(self.pattern.fullmatch(part.casefold()) for part in (head, name) if part)
+
+    def is_named(self, label: str) -> bool:
+        """Whether the label is one of the named interviewers (by its whole label, role or name)."""
+        return self.interviewers is not None and bool(label_keys(label) & self.interviewers)
 
     def role(self, label: str) -> str:
-        key = label.strip().casefold()
         if self.interviewers is not None:
-            return "interviewer" if key in self.interviewers else "participant"
-        return "interviewer" if self.pattern.fullmatch(key) else "participant"
+            return "interviewer" if self.is_named(label) else "participant"
+        return "interviewer" if self.is_role_label(label) else "participant"
 
 
 def _span(text: str, start: int, end: int) -> tuple[int, int]:
@@ -341,17 +375,25 @@ def _starts_like_sentence(label: str) -> bool:
 
 
 def labelled_turns(text: str, roles: RoleResolver, known_speakers: set[str] | None = None) -> list[RawTurn]:
-    """Turns of ``Name: text`` lines (``Name : text``, ``[00:12:03] Name: text``, ``Name (00:12:03): text``).
+    """Turns of ``Name: text`` lines (``Name : text``, ``[00:12:03] Name: text``, ``Name (00:12:03): text``,
+    ``[00:00:19] Manager (Dana): text``).
 
     A line opens a turn only when its label looks like a speaker: one named in the sidecar or on
     the command line, a generic interviewer label, a timestamped label, or a label used at least
     twice in the file that does not start like a sentence ("So: ..."); a short capitalised label used
-    once counts only below the first such speaker. Lines such as ``Date : 12 mars 2024`` are metadata,
-    not turns. Lines without a label continue the current turn.
+    once (``P12:``, ``Participant 3 (Dana):``) counts only below the first such speaker. Lines such as
+    ``Date : 12 mars 2024`` are metadata, not turns. Lines without a label continue the current turn.
+    A text whose only labels are one-off ones starting in its second half has no speaker structure:
+    ``[]`` (a notes file's closing ``To do:`` is no speaker).
     """
     # lines are matched in the LF view (same offsets), so CR, NEL, U+2028 and U+2029 end lines too
     view = newline_view(text)
-    candidates = [m for m in _TURN_LINE.finditer(view) if len(m.group("label").split()) <= _MAX_LABEL_WORDS]
+    candidates = []
+    for match in _TURN_LINE.finditer(view):
+        head, name = label_parts(match.group("label"))
+        # "Tenant (laughs): yes" is speech, not a label; a name in brackets is capitalised
+        if len(head.split()) <= _MAX_LABEL_WORDS and (name is None or name[0].isupper()):
+            candidates.append(match)
     counts: dict[str, int] = {}
     for match in candidates:
         key = match.group("label").strip().casefold()
@@ -361,21 +403,23 @@ def labelled_turns(text: str, roles: RoleResolver, known_speakers: set[str] | No
     def strength(match: re.Match[str]) -> int:
         """2: surely a speaker; 1: a one-off label that may be one; 0: not a speaker."""
         label = match.group("label").strip()
-        key = label.casefold()
-        if key in known or roles.is_role_label(label):
+        head, _ = label_parts(label)
+        if label_keys(label) & known or roles.is_role_label(label):
             return 2
-        if key in METADATA_LABELS or _starts_like_sentence(label):
+        if head.casefold() in METADATA_LABELS or _starts_like_sentence(head):
             return 0
         if match.group("timestamp") or match.group("timestamp_after"):
             return 2
-        if counts[key] >= 2 and label[0].isupper():
+        if counts[label.casefold()] >= 2 and label[0].isupper():
             return 2
-        return 1 if len(label.split()) <= 2 and label[0].isupper() else 0
+        return 1 if len(head.split()) <= 2 and label[0].isupper() else 0
 
     strengths = [strength(m) for m in candidates]
     # one-off labels count only after the first sure speaker: lines above it are a header block
     first = next((m.start() for m, k in zip(candidates, strengths, strict=True) if k == 2), 0)
     openings = [m for m, k in zip(candidates, strengths, strict=True) if k == 2 or (k == 1 and m.start() >= first)]
+    if 2 not in strengths and openings and openings[0].start() > len(text) / 2:
+        return []  # only a one-off label late in a text (a notes file's "To do:"): no speaker structure
     turns: list[RawTurn] = []
     for index, match in enumerate(openings):
         limit = openings[index + 1].start() if index + 1 < len(openings) else len(text)
@@ -391,6 +435,36 @@ def _seconds_or_none(stamp: str | None) -> float | None:
     from pipeline.formats import seconds
 
     return seconds(stamp) if stamp else None
+
+
+def without_lone_times(text: str, turns: list[RawTurn]) -> list[RawTurn]:
+    """Turns without the lines that hold only a time (Otter's stray ``48:38``): such a line is cut out,
+    and a turn it stood inside goes on as a second turn of the same speaker."""
+    stamps = [(m.start(), m.end()) for m in _LONE_TIME.finditer(text)]
+    if not stamps:
+        return turns
+    kept: list[RawTurn] = []
+    for turn in turns:
+        inside = [(s, e) for s, e in stamps if s >= turn.start and e <= turn.end]
+        if not inside:
+            kept.append(turn)
+            continue
+        cuts = [turn.start, *(x for s, e in inside for x in (s, e)), turn.end]
+        for piece, (start, end) in enumerate(zip(cuts[::2], cuts[1::2], strict=True)):
+            start, end = _span(text, start, end)
+            if has_text(text[start:end]):
+                first = piece == 0
+                kept.append(
+                    RawTurn(
+                        turn.label,
+                        start,
+                        end,
+                        turn.start_time if first else None,
+                        turn.end_time,
+                        turn.timestamp if first else None,
+                    )
+                )
+    return kept
 
 
 def find_turns(text: str, roles: RoleResolver, known_speakers: set[str] | None = None) -> list[Turn]:
@@ -411,36 +485,239 @@ def paragraph_turns(text: str) -> list[Turn]:
     return turns
 
 
-def question_asker(text: str, turns: list[RawTurn]) -> tuple[str, int, int] | None:
-    """The speaker who asks most of the questions: ``(label, their questions, all questions)``.
+# --- who interviews ------------------------------------------------------------------------------
 
-    Questions are turns that contain a question mark. ``None`` unless one speaker asks more
-    questions than anyone else.
+#: What ``--no-speakers-as`` may say about a file without speaker labels.
+NO_SPEAKERS = ("skip", "participant")
+#: Diarisation labels that name no one: the same label is another person in another file.
+_ANONYMOUS = re.compile(
+    r"(?:speaker|spk|unknown(?: speaker)?|intervenant(?:e)?|locut(?:eur|rice)|orateur|voix)[ _#-]*\d*|speaker_\d+",
+    re.IGNORECASE,
+)
+_QUESTION_MARKS = re.compile(r"\?+")
+_ENDS_IN_QUESTION = re.compile(r"\?[\"'”»)\]\s]*$")
+
+
+@dataclass(frozen=True)
+class RoleCall:
+    """Who interviews in one file, and how that was decided (printed by every command, kept as roles.csv)."""
+
+    source: str
+    speakers: tuple[str, ...]  # in order of their first turn
+    interviewers: tuple[str, ...]
+    how: str
+    warning: str | None = None  # a tie or a weak call, in words
+
+    def line(self) -> str:
+        """One line: the file, its interviewer label(s), how decided."""
+        who = ", ".join(repr(label) for label in self.interviewers) or "none"
+        return f"{self.source}: interviewer {who} ({self.how})"
+
+    def rows(self) -> list[dict]:
+        """One row per speaker: ``source, speaker, role, how``."""
+        return [
+            {
+                "source": self.source,
+                "speaker": speaker,
+                "role": "interviewer" if speaker in self.interviewers else "participant",
+                "how": self.how,
+            }
+            for speaker in self.speakers
+        ]
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    """One file's own evidence of who interviews (when nobody is named and no label says it)."""
+
+    winner: str | None
+    how: str
+    weak: bool
+    tied_questions: bool
+
+
+def speaker_evidence(text: str, turns: list[RawTurn]) -> _Evidence:
+    """Who interviews, from the file alone: questions asked, share of turns ending in "?", words per turn
+    (interviewers ask short questions, participants talk long) and who speaks first.
+
+    Each clue is a vote for the one speaker who leads on it (weights 1, 2, 2, 1); no vote on a tie. The
+    speaker with most votes interviews; equal votes decide nothing, and a lead of 2 or less is weak.
     """
-    asked: dict[str, int] = {}
+    from statistics import median
+
+    labels = list(dict.fromkeys(t.label for t in turns if t.label))
+    asked = dict.fromkeys(labels, 0)
+    ending = dict.fromkeys(labels, 0)
+    count = dict.fromkeys(labels, 0)
+    words: dict[str, list[int]] = {label: [] for label in labels}
     for turn in turns:
-        if turn.label and "?" in text[turn.start : turn.end]:
-            asked[turn.label] = asked.get(turn.label, 0) + 1
-    if not asked:
-        return None
-    ranked = sorted(asked.items(), key=lambda item: -item[1])
-    label, count = ranked[0]
-    if len(ranked) > 1 and ranked[1][1] == count:
-        return None
-    return label, count, sum(asked.values())
+        if not turn.label:
+            continue
+        spoken = text[turn.start : turn.end]
+        count[turn.label] += 1
+        asked[turn.label] += len(_QUESTION_MARKS.findall(spoken))
+        ending[turn.label] += bool(_ENDS_IN_QUESTION.search(spoken))
+        words[turn.label].append(len(spoken.split()))
+    share = {label: ending[label] / count[label] for label in labels}
+    length = {label: median(words[label]) for label in labels}
+    votes = dict.fromkeys(labels, 0)
+
+    def vote(values: dict[str, float], weight: int, highest: bool = True) -> None:
+        best = max(values.values()) if highest else min(values.values())
+        leaders = [label for label, value in values.items() if value == best]
+        if len(leaders) == 1:
+            votes[leaders[0]] += weight
+
+    vote(asked, 1)
+    vote(share, 2)
+    vote(length, 2, highest=False)
+    votes[turns[0].label] += 1 if turns[0].label else 0  # speaks first
+    ranked = sorted(labels, key=lambda label: -votes[label])
+    top, second = ranked[0], ranked[1]
+    most, next_most = sorted(asked.values())[-1], sorted(asked.values())[-2]
+    tied_questions = most > 0 and most == next_most
+    if votes[top] == votes[second]:
+        return _Evidence(None, "the file alone cannot tell who interviews", True, tied_questions)
+    other = second if len(labels) == 2 else "the others"
+    others = [label for label in labels if label != top]
+    how = (
+        f"in this file: asks {asked[top]} questions against {max(asked[o] for o in others)}, "
+        f"{share[top]:.0%} of turns end in '?' against {max(share[o] for o in others):.0%}, "
+        f"{length[top]:g} words a turn against {min(length[o] for o in others):g}"
+        + (", speaks first" if turns[0].label == top else "")
+    )
+    if len(labels) > 2:
+        how += f" ({other} compared)"
+    return _Evidence(top, how, votes[top] - votes[second] <= 2, tied_questions)
 
 
-def load_transcript(
+def _person(label: str) -> str | None:
+    """The key that names a speaker across files (their name in brackets, else the label), or None for
+    diarisation labels such as ``Speaker 1`` or ``SPEAKER_00``, which name no one."""
+    head, name = label_parts(label)
+    key = (name or head).strip()
+    return None if _ANONYMOUS.fullmatch(key) else key.casefold()
+
+
+def decide_roles(
+    transcripts: list[Transcript],
+    interviewers: list[str] | tuple[str, ...] = (),
+    patterns: tuple[str, ...] = DEFAULT_INTERVIEWER_PATTERNS,
+) -> None:
+    """Decide who interviews in each transcript, across the files given together; set the turns' roles.
+
+    In each file, in this order: the labels named by ``--interviewer`` or its sidecar's ``interviewers``;
+    generic interviewer labels (Interviewer, Q, ...); a person (a name, not ``Speaker 1``) who interviews
+    in most of the files where they speak (at least two), decided by the other rules; else the file's own
+    evidence (:func:`speaker_evidence`). Sets ``transcript.roles`` (a :class:`RoleCall`) and the roles
+    of ``transcript.turns``; ties and weak calls carry a warning.
+    """
+    calls: dict[str, RoleCall] = {}
+    evidence: dict[str, _Evidence] = {}
+    for t in transcripts:
+        if t.roles is not None or not t.turns:  # already decided (one participant), or skipped
+            continue
+        speakers = tuple(dict.fromkeys(turn.speaker for turn in t.turns))
+        sidecar = list(t.meta.get("interviewers") or [])
+        named = [*interviewers, *sidecar]
+        if named:
+            resolver = RoleResolver(named, patterns)
+            chosen = tuple(s for s in speakers if resolver.is_named(s))
+            how = " and ".join(
+                w for w, on in (("named by --interviewer", interviewers), ("named in the sidecar", sidecar)) if on
+            )
+            warning = None if chosen else "none of the named interviewers speaks in this file; all read as participants"
+            calls[t.source] = RoleCall(t.source, speakers, chosen, how, warning)
+            continue
+        generic = RoleResolver(None, patterns)
+        chosen = tuple(s for s in speakers if generic.is_role_label(s))
+        if chosen:
+            calls[t.source] = RoleCall(t.source, speakers, chosen, "generic interviewer label")
+        elif len(speakers) < 2:
+            calls[t.source] = RoleCall(t.source, speakers, (), "one speaker, read as a participant")
+        else:
+            evidence[t.source] = speaker_evidence(
+                t.text, [RawTurn(turn.speaker, turn.start, turn.end) for turn in t.turns]
+            )
+    # the project: a person who interviews in most of the files where they speak interviews in all
+    appears: dict[str, set[str]] = {}
+    wins: dict[str, set[str]] = {}
+    for t in transcripts:
+        if t.source not in calls and t.source not in evidence:
+            continue
+        chosen = calls[t.source].interviewers if t.source in calls else ()
+        if t.source in evidence and evidence[t.source].winner and not evidence[t.source].weak:
+            chosen = (evidence[t.source].winner,)
+        for speaker in dict.fromkeys(turn.speaker for turn in t.turns):
+            person = _person(speaker)
+            if person is None:
+                continue
+            appears.setdefault(person, set()).add(t.source)
+            if speaker in chosen:
+                wins.setdefault(person, set()).add(t.source)
+    project = {p for p, files in appears.items() if len(files) >= 2 and 2 * len(wins.get(p, ())) > len(files)}
+    for t in transcripts:
+        if t.source not in evidence:
+            continue
+        found = evidence[t.source]
+        speakers = tuple(dict.fromkeys(turn.speaker for turn in t.turns))
+        chosen = tuple(s for s in speakers if _person(s) in project)
+        if chosen:
+            person = _person(chosen[0])
+            how = f"interviews in {len(wins[person])} of the {len(appears[person])} files where they speak"
+            warning = None
+            if found.winner is None or found.weak:
+                how += "; this file alone is ambiguous"
+            elif found.winner not in chosen:
+                warning = f"this file alone suggests {found.winner!r} ({found.how})"
+            call = RoleCall(t.source, speakers, chosen, how, warning)
+        elif found.winner is None:
+            warning = "cannot tell who interviews; all read as participants"
+            call = RoleCall(t.source, speakers, (), found.how, warning)
+        else:
+            warning = None
+            if found.tied_questions:
+                warning = "interviewer and participant ask as many questions; decided by the other clues"
+            elif found.weak:
+                warning = "a weak call: the clues disagree"
+            call = RoleCall(t.source, speakers, (found.winner,), found.how, warning)
+        calls[t.source] = call
+    for t in transcripts:
+        if t.source in calls:
+            apply_roles(t, calls[t.source])
+        if t.roles is not None:
+            _log.info("%s", t.roles.line())
+            if t.roles.warning:
+                _log.warning(
+                    "%s: %s; name interviewers with --interviewer or the sidecar's interviewers",
+                    t.source,
+                    t.roles.warning,
+                )
+
+
+def apply_roles(transcript: Transcript, call: RoleCall) -> None:
+    """Give ``transcript`` its role call: its interviewers' turns are an interviewer's, all others a participant's."""
+    transcript.roles = call
+    transcript.turns = [
+        replace(turn, role="interviewer" if turn.speaker in call.interviewers else "participant")
+        for turn in transcript.turns
+    ]
+
+
+def read_transcript(
     path: str | Path,
     interviewer_patterns: tuple[str, ...] = DEFAULT_INTERVIEWER_PATTERNS,
     interviewers: list[str] | tuple[str, ...] = (),
+    no_speakers: str = "skip",
 ) -> Transcript:
-    """Read a transcript in any supported layout with its sidecar; find its turns and their roles.
+    """Read one transcript in any supported layout with its sidecar and find its turns; roles undecided
+    (every turn a participant's) until :func:`decide_roles`.
 
-    Interviewers are the labels in ``interviewers`` (``--interviewer``) and the sidecar's
-    ``interviewers``; without either, generic labels (Interviewer, Q, ...) mark them, and failing
-    that the speaker who asks most of the questions is taken as interviewer, with a warning.
+    A text without speaker labels is skipped (no turns, a warning naming it), or with
+    ``no_speakers="participant"`` read as one participant's words, a turn per paragraph.
     """
+    if no_speakers not in NO_SPEAKERS:
+        raise InputError(f"--no-speakers-as must be {' or '.join(NO_SPEAKERS)}, not {no_speakers!r}")
     path = Path(path)
     raw, encoding, warnings = read_text(path)
     meta = read_sidecar(path)
@@ -451,35 +728,63 @@ def load_transcript(
     roles = RoleResolver(named or None, interviewer_patterns)
     known = set(named) | set((meta.get("participants") or {}).keys())
     raw_turns = layout.turns if layout.turns is not None else labelled_turns(text, roles, known or None)
+    raw_turns = without_lone_times(text, raw_turns)
     raw_turns = [t for t in raw_turns if has_text(text[t.start : t.end])]  # a turn always holds words
-    if raw_turns and not named and not any(roles.is_role_label(t.label or "") for t in raw_turns):
-        speakers = {t.label for t in raw_turns if t.label}
-        asker = question_asker(text, raw_turns) if len(speakers) > 1 else None
-        if asker is not None:
-            label, count, total = asker
-            roles = RoleResolver([label], interviewer_patterns)
-            warnings.append(
-                f"{path.name}: no interviewer named; taking {label!r} (asks {count} of {total} questions) as "
-                "interviewer; name interviewers with --interviewer or the sidecar's interviewers"
-            )
     turns = [
-        Turn(
-            i,
-            t.label or "participant",
-            roles.role(t.label or ""),
-            t.start,
-            t.end,
-            t.timestamp,
-            t.start_time,
-            t.end_time,
-        )
+        Turn(i, t.label or "participant", "participant", t.start, t.end, t.timestamp, t.start_time, t.end_time)
         for i, t in enumerate(raw_turns)
     ]
-    if not turns:
+    call = None
+    if not turns and no_speakers == "participant":
         turns = paragraph_turns(text)
         warnings.append(f"{path.name}: no speaker labels found; each paragraph is read as one participant turn")
+        call = RoleCall(
+            path.name, ("participant",), (), "no speaker labels; read as one participant (--no-speakers-as)"
+        )
+    elif not turns:
+        warnings.append(
+            f"{path.name}: skipped: no speaker labels (not a transcript with speakers); "
+            "--no-speakers-as participant reads such a file as one participant's words"
+        )
     built = layout.built or path.suffix.lower() == ".docx"  # a .docx's text is its paragraphs, one a line
-    return Transcript(path.name, text, turns, meta, encoding, warnings, str(path), layout.name, built)
+    return Transcript(path.name, text, turns, meta, encoding, warnings, str(path), layout.name, built, call)
+
+
+def read_transcripts(
+    paths: list[str | Path],
+    interviewers: list[str] | tuple[str, ...] = (),
+    interviewer_patterns: tuple[str, ...] = DEFAULT_INTERVIEWER_PATTERNS,
+    no_speakers: str = "skip",
+) -> list[Transcript]:
+    """Read transcripts given together (a project) and decide who interviews across them (:func:`decide_roles`).
+
+    Every file is returned, in order; a skipped one (no speaker labels) has no turns and says so in its
+    warnings (:attr:`Transcript.skipped`).
+    """
+    transcripts = [read_transcript(p, interviewer_patterns, interviewers, no_speakers) for p in paths]
+    decide_roles(transcripts, interviewers, interviewer_patterns)
+    return transcripts
+
+
+def load_transcript(
+    path: str | Path,
+    interviewer_patterns: tuple[str, ...] = DEFAULT_INTERVIEWER_PATTERNS,
+    interviewers: list[str] | tuple[str, ...] = (),
+    no_speakers: str = "skip",
+) -> Transcript:
+    """Read one transcript with its sidecar; find its turns and their roles from this file alone.
+
+    Interviewers are the labels in ``interviewers`` (``--interviewer``) and the sidecar's
+    ``interviewers``; without either, generic labels (Interviewer, Q, ...) mark them, and failing
+    that the file's own evidence (:func:`speaker_evidence`). Several files given together are read
+    with :func:`read_transcripts`, which decides across them.
+    """
+    return read_transcripts([path], interviewers, interviewer_patterns, no_speakers)[0]
+
+
+def role_rows(transcripts: list[Transcript]) -> list[dict]:
+    """``source, speaker, role, how`` of every speaker of every transcript read (for ``roles.csv``)."""
+    return [row for t in transcripts if t.roles is not None for row in t.roles.rows()]
 
 
 def collect_transcripts(inputs: list[str | Path], warn=None) -> list[Path]:

@@ -6,11 +6,12 @@ Ray is an optional extra (``pip install 'imri-autocode[ray]'``); nothing imports
 How a run goes (Ray Data):
 
 1. The driver (the machine running ``imri code``) checks ``--out``, loads the model and lists the
-   transcripts, as the local engine does.
-2. One Ray task per transcript reads and segments it (:func:`pipeline.ingest.load_transcript` and
-   :func:`pipeline.segment.segment_table` on that transcript alone). The segmented transcripts are
-   collected before any embedding: a transcript that fails is reported by name (the first in input
-   order, as locally) and nothing is written.
+   transcripts, as the local engine does, and reads them to decide who interviews across them
+   (:func:`pipeline.ingest.read_transcripts`).
+2. One Ray task per transcript reads and segments it (:func:`pipeline.ingest.read_transcript`, the
+   driver's role call, and :func:`pipeline.segment.segment_table` on that transcript alone). The
+   segmented transcripts are collected before any embedding: a transcript that fails is reported by
+   name (the first in input order, as locally) and nothing is written.
 3. The driver cuts the transcripts, in the local engine's order, into the local engine's windows
    (:func:`windows`: whole transcripts, ``pipeline.code.EMBED_WINDOW`` segments or a little more).
    An actor pool (``--workers`` actors at most one per window, one CPU each, each loading the encoder
@@ -128,20 +129,25 @@ def array_from_bytes(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 
-def segment_transcript(row: dict, config: SegmentConfig, interviewers: tuple[str, ...]) -> dict:
+def segment_transcript(
+    row: dict, config: SegmentConfig, interviewers: tuple[str, ...], no_speakers: str = "skip"
+) -> dict:
     """A Ray task: read and segment one transcript; a problem comes back as the file and the problem.
 
-    Returns ``order``, ``source``, ``text``, ``built``, ``warnings``, ``table`` (Arrow IPC bytes,
+    Who interviews was decided by the driver across all the files (``row["interviewers"]``, ``row["how"]``).
+
+    Returns ``order``, ``source``, ``text``, ``built``, ``skipped``, ``warnings``, ``table`` (Arrow IPC bytes,
     segments sorted by start), ``segments`` and, when it failed, ``problem``, ``path`` and
     ``failed_at`` (``read`` or ``segment``).
     """
     import socket
 
-    from pipeline.ingest import load_transcript
+    from pipeline.ingest import RoleCall, apply_roles, read_transcript
     from pipeline.segment import segment_table
 
     path = Path(row["path"])
     result = {"order": int(row["order"]), "source": path.name, "text": "", "built": False, "warnings": []}
+    result["skipped"] = False
     result |= {"table": b"", "segments": 0, "problem": "", "path": str(path), "failed_at": ""}
     stage = "read"
     try:
@@ -151,13 +157,17 @@ def segment_transcript(row: dict, config: SegmentConfig, interviewers: tuple[str
                 "at the same path (a shared file system)",
                 path,
             )
-        transcript = load_transcript(path, interviewers=interviewers)
+        transcript = read_transcript(path, interviewers=interviewers, no_speakers=no_speakers)
+        if transcript.turns and row.get("how"):
+            speakers = tuple(dict.fromkeys(turn.speaker for turn in transcript.turns))
+            apply_roles(transcript, RoleCall(transcript.source, speakers, tuple(row["interviewers"]), row["how"]))
         stage = "segment"
         table = segment_table([transcript], config)
     except InputError as error:
         return result | {"problem": error.problem, "path": error.path or "", "failed_at": stage}
     table = table.sort_values("start").reset_index(drop=True)
     result |= {"source": transcript.source, "text": transcript.text, "built": transcript.built}
+    result |= {"skipped": transcript.skipped}
     result |= {"warnings": list(transcript.warnings), "table": table_to_bytes(table), "segments": len(table)}
     return result
 
@@ -300,7 +310,7 @@ def code_transcripts_ray(
     bound.apply_defaults()
     inputs, out, model_dir, codebook, params = (bound.arguments[name] for name in _LOCAL_ARGUMENTS)
     with_gold, warn, force = bound.arguments["with_gold"], bound.arguments["warn"], bound.arguments["force"]
-    from pipeline.ingest import collect_transcripts
+    from pipeline.ingest import collect_transcripts, read_transcripts, role_rows
     from pipeline.labels import read_codings
 
     if not address:
@@ -315,21 +325,37 @@ def code_transcripts_ray(
     model, segment_config, encoder_id, card = run_setup(model_dir, codebook, params)
     gold = read_codings(with_gold, codebook) if with_gold else None
     paths = collect_transcripts(inputs, warn)
+    no_speakers = bound.arguments["no_speakers"]
     clock = Clock()
     where = _connect(ray, address)
     try:
         clock.lap("start ray")
+        # who interviews is decided across all the files, here (reading is quick); the tasks read them again
+        decided = read_transcripts(paths, interviewers, no_speakers=no_speakers)
+        calls = {str(p): t.roles for p, t in zip(paths, decided, strict=True)}
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
         context.wait_for_min_actors_s = 600  # every actor's encoder loaded before the first batch goes out
-        items = [{"order": i, "path": str(p)} for i, p in enumerate(paths)]
+        items = [
+            {
+                "order": i,
+                "path": str(p),
+                "interviewers": list(calls[str(p)].interviewers) if calls[str(p)] else [],
+                "how": calls[str(p)].how if calls[str(p)] else "",
+            }
+            for i, p in enumerate(paths)
+        ]
         cpus = int(ray.cluster_resources().get("CPU", 1))
         segmented = (
             # a few transcripts a task: one a task spent more on Ray's task overhead than on segmenting (146
             # transcripts of the study-sized corpus on 2 CPUs: 11.6 s read and segmented, against 6.3 s in 8 tasks)
             ray.data.from_items(items, override_num_blocks=min(len(items), SEGMENT_TASKS_PER_CPU * cpus))
-            .map(segment_transcript, fn_kwargs={"config": segment_config, "interviewers": interviewers}, num_cpus=1)
+            .map(
+                segment_transcript,
+                fn_kwargs={"config": segment_config, "interviewers": interviewers, "no_speakers": no_speakers},
+                num_cpus=1,
+            )
             .materialize()
         )
         read = sorted(segmented.take_all(), key=lambda r: r["order"])
@@ -393,10 +419,10 @@ def code_transcripts_ray(
     segments, queue = code_segments(table, proba, thresholds, positives, codebook, review)
     summary = summarise(segments, codebook, f"{card['name']}-{card['version']}")
     clock.lap("classify")
-    texts = {r["source"]: r["text"] for r in read}
-    built = {r["source"] for r in read if r["built"]}
+    texts = {r["source"]: r["text"] for r in read if not r["skipped"]}
+    built = {r["source"] for r in read if r["built"] and not r["skipped"]}
     replaced = check_run_folder(out, force, holds)  # again: the folder may have changed while this ran
-    write_run(out, segments, queue, summary, card, texts, codebook, gold, built)
+    write_run(out, segments, queue, summary, card, texts, codebook, gold, built, role_rows(decided))
     clock.lap("write")
     nodes = len({r["node"] for r in coded})
     return RayCodingRun(segments, queue, summary, clock.laps, replaced, nodes=nodes, workers=pool, address=where)

@@ -73,15 +73,17 @@ def load_gold(
     decision ("no impact" included) and replaces the gold segments it overlaps; the unreviewed
     segments of review runs are left out (see :func:`pipeline.review.merge_reviews`).
     """
-    from pipeline.ingest import collect_transcripts, load_transcript
+    from pipeline.ingest import collect_transcripts, read_transcripts
 
-    transcripts, codings = [], []
+    paths, codings = [], []
     for gold_dir in gold_dirs:
         folder = gold_dir / "transcripts"
         if not folder.is_dir() or not (gold_dir / "codings.csv").is_file():
             raise InputError("a gold set needs transcripts/ and codings.csv", gold_dir)
-        transcripts += [load_transcript(p, interviewers=interviewers) for p in collect_transcripts([folder])]
+        paths += collect_transcripts([folder])
         codings.append(read_codings(gold_dir / "codings.csv", codebook))
+    # who interviews is decided across every gold transcript; a coded text without speakers is a participant's
+    transcripts = read_transcripts(paths, interviewers, no_speakers="participant")
     table = pd.concat(codings, ignore_index=True)
     texts = {t.source: t.text for t in transcripts}
     if len(texts) != len(transcripts):
@@ -218,8 +220,16 @@ def train_model(
     scorer = model.scorer_
     params_used = {"segment": asdict(segment_config), "labels": asdict(label_config), "train": asdict(config)}
     # the version names what the model was made from, so the same inputs give the same model folder
+    # ... and the roles it trained with (who interviews: --interviewer changes the targets)
+    roles = sorted(set(zip(gold.segments.source, gold.segments.speaker, gold.segments.role, strict=True)))
     recipe = json.dumps(
-        {"data": gold.data_hash, "encoder": encoder_id, "params": params_used, "codebook": codebook.sha256},
+        {
+            "data": gold.data_hash,
+            "encoder": encoder_id,
+            "params": params_used,
+            "codebook": codebook.sha256,
+            "roles": roles,
+        },
         sort_keys=True,
     )
     card = {

@@ -57,12 +57,12 @@ def transfer_part(t: dict) -> list[str]:
     ]
     counts = "/".join(str((passages.get(lang) or {}).get("passages", "")) for lang in LANGS)
     lines.append(f"| **default model** | {counts} | " + " | ".join(_passage_cells(passages)) + " |")
-    lines.append("| codebook prior alone (`--zero-shot`) | " + counts + " | " + " | ".join(_passage_cells(prior)) + " |")
+    lines.append(
+        "| codebook prior alone (`--zero-shot`) | " + counts + " | " + " | ".join(_passage_cells(prior)) + " |"
+    )
     gold = t.get("in_corpus_passages") or {}
     gold_counts = "/".join(str((gold.get(lang) or {}).get("passages", "")) for lang in LANGS)
-    lines.append(
-        f"| default model, gold set out of fold | {gold_counts} | " + " | ".join(_passage_cells(gold)) + " |"
-    )
+    lines.append(f"| default model, gold set out of fold | {gold_counts} | " + " | ".join(_passage_cells(gold)) + " |")
     gains = []
     for lang in LANGS:
         mine, alone = passages.get(lang) or {}, prior.get(lang) or {}
@@ -175,9 +175,7 @@ def gold_part(m: dict) -> list[str]:
             )
     pairs = (m.get("human_vs_model") or {}).get("pairs") or {}
     if pairs:
-        said = "; ".join(
-            f"{name} {_kappa(((p.get('overall') or p).get('cohen_kappa')))}" for name, p in pairs.items()
-        )
+        said = "; ".join(f"{name} {_kappa((p.get('overall') or p).get('cohen_kappa'))}" for name, p in pairs.items())
         lines += [
             "",
             f"On the {m['human_vs_model'].get('transcripts')} double-coded transcripts, segment unit, Cohen's kappa "
@@ -189,10 +187,11 @@ def gold_part(m: dict) -> list[str]:
     large = [b for b in bins if b["n"] >= 0.01 * total]
     if large:
         worst = max(large, key=lambda b: abs(b["mean_probability"] - b["observed_rate"]))
+        gap = abs(worst["mean_probability"] - worst["observed_rate"])
         lines += [
             "",
             f"Calibration (out of fold): expected calibration error {_f(calibration['ece'])}; the largest gap in a "
-            f"bin holding at least 1% of the decisions is {_f(abs(worst['mean_probability'] - worst['observed_rate']), 2)}"
+            f"bin holding at least 1% of the decisions is {_f(gap, 2)}"
             f" (mean probability {_f(worst['mean_probability'], 2)}, observed rate {_f(worst['observed_rate'], 2)}).",
         ]
     return lines
