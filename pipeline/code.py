@@ -215,11 +215,12 @@ def passage_table(segments: pd.DataFrame, codebook: Codebook, top: int = 3) -> p
     coded = participant.codes.astype(str).str.get_dummies(sep=";").reindex(columns=ids, fill_value=0)
     coded_turns = coded.groupby(keys, sort=False).max()
     best = participant[[f"p:{i}" for i in ids]].groupby(keys, sort=False).max()
+    language = "transcript_language" if "transcript_language" in participant else "language"
     first = participant.groupby(keys, sort=False).agg(
         start=("start", "min"),
         end=("end", "max"),
         speaker=("speaker", "first"),
-        language=("transcript_language", "first"),
+        language=(language, "first"),
         segments=("start", "size"),
     )
     order = np.argsort(-best.to_numpy(dtype=float), axis=1, kind="stable")[:, :top]

@@ -203,7 +203,8 @@ def _read(tmp_path, text: str, name: str = "t.txt"):
 
     path = tmp_path / name
     path.write_bytes(text.encode("utf-8"))
-    transcript = load_transcript(path)
+    # unlabelled paragraphs are read only when asked (--no-speakers-as participant): a turn per paragraph
+    transcript = load_transcript(path, no_speakers="participant")
     rows = Segmenter(SegmentConfig(spacy_models={})).segment(transcript)
     for row in rows:
         assert row["text"] == transcript.text[row["start"] : row["end"]]  # offsets index the file's own text

@@ -182,6 +182,7 @@ def test_a_new_run_replaces_an_earlier_one_whole_and_keeps_its_review_db(tmp_pat
     assert sorted(p.name for p in out.iterdir()) == [
         "coded.qdpx",
         "model.json",
+        "passages.csv",
         REVIEW_DB,
         "review_queue.csv",
         "segments.csv",
