@@ -21,6 +21,8 @@ from pipeline.classify import (
     CalibratedModel,
     ClassifierConfig,
     LexicalScorer,
+    PriorBlendScorer,
+    RidgeScorer,
     TfidfLogRegScorer,
     cross_validated_proba,
 )
@@ -188,7 +190,7 @@ def evaluate(
     default encoder and head are also compared across ``evaluate.units`` (:func:`compare_units`).
     ``transfer`` (a :class:`pipeline.transfer.TransferSet`) adds the shift-robustness figures.
     """
-    from pipeline.model import CodebookHead, default_encoder_id, model_features
+    from pipeline.model import default_encoder_id, model_features
 
     config = EvaluateConfig.from_dict(params.get("evaluate"))
     train_params = ClassifierConfig.settings(params)
@@ -239,14 +241,12 @@ def evaluate(
         elif baseline == "tfidf-logreg":
             factory, X = TfidfLogRegScorer, texts
         elif baseline == "zero-shot":
-            head = CodebookHead(codebook, default_encoder)
-            X = features.get(default_encoder)
-            if X is None:
-                plain = ClassifierConfig(context_weight=0, question_weight=0)
-                X = model_features(gold.segments, default_encoder, plain)[targets]
+            # what `imri code --zero-shot` scores with: the codebook prior alone, on the default passages
+            prior = ClassifierConfig.from_dict({**train_params, "prior_weight": 1.0, "question_weight": 0.0})
+            X = model_features(gold.segments, default_encoder, prior, codebook=codebook)[targets]
 
-            def factory(h=head):
-                return h
+            def factory() -> PriorBlendScorer:
+                return PriorBlendScorer(RidgeScorer(), 1.0)
         else:
             raise InputError(f"unknown baseline {baseline!r}: choose lexical, tfidf-logreg or zero-shot")
 
