@@ -69,6 +69,15 @@ REVIEW_DB = "review.db"  # = pipeline.review.REVIEW_DB: kept when a run folder i
 EMBED_WINDOW = 4096
 
 
+def window_rows(table: pd.DataFrame) -> int:
+    """What a transcript counts towards a window: its participant segments, whose speech is embedded.
+
+    Interviewer turns do not count, so what the interviewer says never moves a window's boundary (an int8
+    encoder's vector of a text moves with the other texts of its call).
+    """
+    return int((table.role != "interviewer").sum())
+
+
 @dataclass(frozen=True)
 class ReviewConfig(ParamsSection):
     """``params.yaml: review``: when a segment goes to a human."""
@@ -628,7 +637,7 @@ def _code_streaming(inputs, impact_model, encoder_id, codebook, segment_config, 
             waited += time.perf_counter() - started
             if frame is not None:
                 window.append(frame)
-                if sum(map(len, window)) < EMBED_WINDOW:
+                if sum(map(window_rows, window)) < EMBED_WINDOW:
                     continue
             if window:
                 table = pd.concat(window, ignore_index=True) if len(window) > 1 else window[0]

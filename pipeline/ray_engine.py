@@ -216,8 +216,9 @@ class TranscriptCoder:
 
 
 def windows(sizes: list[int], window: int) -> list[list[int]]:
-    """The local engine's windows: consecutive transcripts (their segment counts ``sizes``, in source order,
-    none empty) gathered until they hold at least ``window`` segments; a list of indices per window."""
+    """The local engine's windows: consecutive transcripts (their participant segment counts ``sizes``
+    (:func:`pipeline.code.window_rows`), in source order) gathered until they hold at least ``window``
+    segments; a list of indices per window."""
     out: list[list[int]] = [[]]
     held = 0
     for i, size in enumerate(sizes):
@@ -375,7 +376,7 @@ def code_transcripts_ray(
         table = pd.concat(tables, ignore_index=True)
         # the local engine's windows, one actor call each: an int8 encoder's vector of a text moves with the
         # other texts of its batch, so the same windows give the same vectors (docs/scale-out.md)
-        groups = windows([len(t) for t in tables], local.EMBED_WINDOW)
+        groups = windows([local.window_rows(t) for t in tables], local.EMBED_WINDOW)
         items = [
             {"window": i, "table": table_to_bytes(pd.concat([tables[j] for j in group], ignore_index=True))}
             for i, group in enumerate(groups)
