@@ -1,4 +1,5 @@
-"""imri report: names not ids, captions, the summary's rule, the glossary, the transfer section, same bytes."""
+"""imri report: names not ids, captions read from their figures, the summary's rule, the glossary linked from
+every term, the transfer section, same bytes."""
 
 from __future__ import annotations
 
@@ -106,6 +107,8 @@ def make_metrics(transfer: bool = True, humans: bool = True, baselines: bool = T
                 }
                 for k, p in enumerate(precision)
             ],
+            # the per-impact cut-offs, from 0.40 to 0.60: where the review queue works
+            "thresholds": {i: round(0.40 + 0.20 * k / (len(IDS) - 1), 3) for k, i in enumerate(IDS)},
         },
         "categories": {
             "categories": CATEGORIES,
@@ -122,7 +125,9 @@ def make_metrics(transfer: bool = True, humans: bool = True, baselines: bool = T
                 "A vs B": {"cohen_kappa": _kappa(0.62), "per_code": per_code_kappa},
                 "model vs A": {"cohen_kappa": _kappa(0.5)},
                 "model vs B": {"cohen_kappa": _kappa(0.4)},
+                "model vs consensus": {"cohen_kappa": _kappa(0.45)},
             },
+            "consensus": "codes both A and B applied",
         }
     if transfer:
         t_per_code = {i: {"f1": 0.2, "support": 30} for i in IDS}
@@ -176,6 +181,18 @@ def make_metrics(transfer: bool = True, humans: bool = True, baselines: bool = T
                     "passage_score": 0.6293,
                     "turn_top1": {"all": _top(0.4148, 0.6889, 0.5333)},
                     "settings": {"encoder": "e5-small", "interviewer_context": True, "turn_smoothing": 0.5},
+                },
+                "question-and-no-smoothing": {
+                    "encoder": "e5-small",
+                    "in_corpus_macro_f1": 0.5,
+                    "question_shift": {"max_probability_change": 0.2},
+                    "cross_corpus": {"macro_f1": 0.21, "kappa": {"model vs A": _kappa(0.17)}},
+                    "passages": {
+                        "en": _passages(150, 0.55, 0.40, 0.70, 0.70),
+                        "fr": _passages(95, 0.55, 0.38, 0.72, 0.70),
+                    },
+                    "passage_score": 0.59,
+                    "settings": {"encoder": "e5-small", "question_weight": 0.5, "turn_smoothing": 0.0},
                 },
                 "fine-tuned": {
                     "settings": {"encoder": "e5-small-ft"},
@@ -312,8 +329,8 @@ def test_review_threshold_none_when_no_share_is_precise_enough():
 
 def test_glossary_explains_the_terms():
     page, _ = build_report(make_metrics(), BOOK)
-    terms = re.findall(r"<dt>(.*?)</dt>", _section(page, "glossary"))
-    for term in ("F1", "kappa", "alpha", "Calibration", "Coverage", "Transfer set", "Question shift", "Turn top-1"):
+    terms = re.findall(r"<dt[^>]*>(.*?)</dt>", _section(page, "glossary"))
+    for term in ("F1", "kappa", "alpha", "Calibration", "Coverage", "Transfer set", "Interviewer shift", "Turn top-1"):
         assert any(term in t for t in terms), term
 
 
@@ -334,7 +351,7 @@ def test_transfer_section_shows_every_figure_and_marks_missed_targets():
     rows = _rows(section)
     assert rows["macro-F1"] == ["0.420", "0.230"]  # gold set next to transfer set
     assert rows["macro-F1, French"] == ["0.380", "0.242"]
-    assert rows["Cohen's kappa, A vs B (95% interval)"][1].startswith("0.84")
+    assert rows["Cohen's kappa, coder A vs coder B (95% interval)"][1].startswith("0.84")
     assert rows["removed"] == ["0.230", "0.000000"]
     assert rows["replaced by a leading question (conflict and resistance)"] == ["0.230", "0.000000"]
     assert rows["default model, transfer set (French)"] == ["95", "65%", "50%", "80%", "0.74"]
@@ -381,11 +398,11 @@ def test_absent_sections_are_left_out_with_a_line(tmp_path):
     page = (out / "report.html").read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") == 4
     assert not (out / "agreement.png").exists()  # no stale figure beside the new report
-    assert "No agreement figures in these metrics" in page
-    assert "The transfer evaluation is not in these metrics" in _section(page, "transfer")
-    assert "Coding units were not compared" in _section(page, "units")
-    assert "No baselines were evaluated" in _section(page, "models")
-    assert "was not measured in this run" in _section(page, "summary")
+    assert "No agreement figures in these metrics" in _text(page)
+    assert "The transfer evaluation is not in these metrics" in _text(_section(page, "transfer"))
+    assert "Coding units were not compared" in _text(_section(page, "units"))
+    assert "No baselines were evaluated" in _text(_section(page, "models"))
+    assert "was not measured in this run" in _text(_section(page, "summary"))
 
 
 def test_ids_unknown_to_the_codebook_are_shown_and_said():
