@@ -704,7 +704,7 @@ def _caption_reliability(report: Report) -> tuple[str, str]:
         f"Every (segment, impact) probability the {html.escape(report.model(calibration.get('model', '')))} gave "
         "on the gold set (out of fold; its scores become probabilities by Platt scaling), in ten bins, against "
         "how often coder A actually coded that impact there. On the diagonal, a probability of 0.8 comes true 80% "
-        f"of the time. Expected calibration error (ECE, the average gap weighted by bin size): {ece:.3f}"
+        f"of the time. ECE (expected calibration error: the average gap, weighted by bin size): {ece:.3f}"
         + (
             f"; bin {_range(crowded)} holds {crowded['share']:.0%} of the decisions, so the ECE says little about "
             "the other bins: the gap per bin (mean probability minus observed rate) is read below."
@@ -1459,7 +1459,8 @@ def transfer_section(report: Report) -> str:
         + readings["kappa"]
         + "</p>"
         + side
-        + "<h3>Coded passages</h3><p>Coders code passages, not sentences. For each passage coder A coded "
+        + "<h3>Coded passages</h3><p>Coders code passages, not sentences, and the model scores each participant "
+        "sentence on the passage around it (passage scoring). For each passage coder A coded "
         "(on participant speech), the model ranks the impacts for the passage as a whole: <i>category top-1</i> "
         "is the share whose first-ranked impact lies in a category coder A used there, <i>impact top-1</i> the "
         "share whose first-ranked impact is one coder A used, <i>impact top-3</i> the share with one of coder "
@@ -1587,10 +1588,16 @@ GLOSSARY = (
     ),
     Term(
         "cv",
-        "Cross-validation by transcript, out of fold",
-        "Each transcript is coded by a model trained on the other transcripts only (<i>out of fold</i>), so no "
-        "score comes from text the model saw.",
-        r"\bcross-validat\w+|\bout[ -]of[ -]fold\b",
+        "Cross-validation by transcript",
+        "Each transcript is coded by a model trained on the other transcripts only, so no score comes from text "
+        "the model saw.",
+        r"\bcross-validat\w+",
+    ),
+    Term(
+        "out-of-fold",
+        "Out of fold",
+        "A figure or score for a transcript from the model of the cross-validation fold that did not train on it.",
+        r"\bout[ -]of[ -]fold\b",
     ),
     Term(
         "precision",
@@ -1664,7 +1671,7 @@ GLOSSARY = (
         "Platt scaling",
         "How the model turns its raw scores into probabilities: one logistic curve per impact, <i>p</i> = 1 / (1 + "
         "exp(&minus;(<i>a</i>&middot;score + <i>b</i>))), fitted on out-of-fold scores of the gold set.",
-        r"\bPlatt\b",
+        r"\bPlatt(?: scaling)?\b",
     ),
     Term(
         "cutoff",
@@ -1771,7 +1778,7 @@ GLOSSARY = (
         "The transfer set scored again with every interviewer turn replaced by the interview guide's question, an "
         "unrelated question or a leading one, or removed: the largest change of a participant probability shows "
         "how much the codes depend on what the interviewer said.",
-        r"\b[Ii]nterviewer (?:shift\w*|turns? replaced)\b|\binterviewer's words\b",
+        r"\binterviewer shift(?:ed)?\b",
     ),
     Term(
         "variant",
