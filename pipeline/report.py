@@ -435,17 +435,19 @@ def coverage(report: Report):
         [row["precision"] for row in curve],
         "o-",
         color=COLORS["gold"],
-        label="precision: suggested codes coder A also gave",
+        label="precision: share of suggested codes coder A also gave",
     )
     ax.plot(
         x,
         [row["exact_set_accuracy"] for row in curve],
         "s-",
         color="#5a9e5a",
-        label="exact: segments with exactly coder A's codes",
+        label="exact: share of accepted segments with exactly coder A's codes",
     )
     ax.axhline(REVIEW_PRECISION, color="grey", linestyle=":", linewidth=1)
-    ax.text(0.02, REVIEW_PRECISION + 0.01, f"precision limit {REVIEW_PRECISION:.2f}", fontsize=7, color="grey")
+    ax.text(
+        1.0, REVIEW_PRECISION + 0.01, f"precision limit {REVIEW_PRECISION:.2f}", fontsize=7, color="grey", ha="right"
+    )
     if chosen is not None:
         ax.axvline(chosen["coverage"], color="black", linestyle="--", linewidth=0.8)
         ax.annotate(
@@ -456,11 +458,7 @@ def coverage(report: Report):
             fontsize=7.5,
         )
     ax.set_xlabel("share of segments auto-accepted, most confident first")
-    ax.set_ylabel(
-        "precision: share of the suggested codes that coder A also gave\n"
-        "exact: share of the accepted segments with exactly coder A's codes",
-        fontsize=8,
-    )
+    ax.set_ylabel("share of codes or segments agreeing with coder A\n(the legend says which)")
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=8, loc="lower left")
@@ -509,7 +507,11 @@ def _caption_per_code(report: Report, rows: list[ImpactRow]) -> tuple[str, str]:
         f"{len(tiers['precode'])} of {len(rows)} impacts reach {PRECODE_F1:.2f} on every bar"
         + (f" ({_impact_list(tiers['precode'])}): pre-code only these" if tiers["precode"] else ": pre-code none")
         + "; "
-        + (f"{len(tiers['hint'])} reach {HINT_F1:.2f} (hints only); " if tiers["hint"] else "")
+        + (
+            f"{len(tiers['hint'])} {'reaches' if len(tiers['hint']) == 1 else 'reach'} {HINT_F1:.2f} (hints only); "
+            if tiers["hint"]
+            else ""
+        )
         + (f"code the other {len(tiers['human'])} by hand." if tiers["human"] else "none needs full human coding.")
     ]
     drops = [r for r in rows if r.transfer_f1 is not None and r.transfer_support]
@@ -609,8 +611,8 @@ def _caption_agreement(report: Report) -> tuple[str, str]:
         + (" and on the transfer set" if transfer else "")
         + ", with 95% bootstrap intervals over transcripts. Hatched: coder A vs coder B, two humans, the benchmark."
         + (
-            " Model vs consensus compares the model with the codes both coders applied "
-            f"({html.escape(agreement_data.get('consensus') or 'codes both A and B applied')})."
+            " Model vs consensus compares the model with the two coders' consensus: "
+            f"{html.escape(agreement_data.get('consensus') or 'codes both A and B applied')}."
             if consensus
             else ""
         )
@@ -1033,14 +1035,15 @@ def _models_section(report: Report) -> str:
         alone = (cross.get(f"{source}->{target}") or {}).get("macro_f1")
         if _finite(both) and _finite(alone):
             text = (
-                f"trained on {LANGUAGE_NAMES[source]} only, it reaches {alone:.3f} on {LANGUAGE_NAMES[target]}, "
+                f"trained on {LANGUAGE_NAMES[source]} only, {'it' if moved else 'the default model'} reaches "
+                f"{alone:.3f} on {LANGUAGE_NAMES[target]}, "
                 f"{abs(both - alone):.3f} {'below' if alone < both else 'above'} training on both ({both:.3f})"
             )
             moved.append((text, alone / both if both else 1.0))
     if moved:
         kept = min(ratio for _, ratio in moved)
         note += (
-            "<p>Across languages: the default model, "
+            "<p>Across languages: "
             + "; ".join(text for text, _ in moved)
             + (
                 f". Trained on one language it keeps at least {kept:.0%} of its figure on the other: coded "

@@ -667,3 +667,16 @@ def test_other_captions_follow_their_figures():
     assert "a participant probability moves by up to 0.310" in transfer
     assert "Variant previous-default scores higher (0.700) than the default (0.659)" in transfer
     assert "Expect real transcripts" not in _text(_section(page, "summary"))
+
+
+def test_calibration_on_the_transfer_set_is_read_where_the_metrics_hold_it():
+    results = make_metrics()
+    results["transfer"]["calibration"] = _calibration(OVERCONFIDENT, ece=0.08)
+    shows, todo = _calibration_caption(results)
+    assert "On the gold set, every bin holding at least 1% of the decisions lies within 0.05" in shows
+    assert (
+        "On the transfer set the model is over-confident in 2 of the 6 bins" in shows and "(ECE there 0.080.)" in shows
+    )
+    assert "can be read as chances" not in todo and "came true 22% of the time" in todo
+    report = Report(results, BOOK)
+    assert "transfer set (ECE 0.080)" in _figure_texts(DRAW["reliability"](report))
