@@ -823,6 +823,11 @@ def _caption_coverage(report: Report) -> tuple[str, str]:
 # --- HTML ---------------------------------------------------------------------------------------
 
 
+def _synthetic(results: dict) -> bool:
+    """Whether the metrics come from the bundled synthetic gold set (its ``note`` says so)."""
+    return "synthetic" in str(results.get("note", "")).lower()
+
+
 def _finite(value) -> bool:
     return isinstance(value, int | float) and not (isinstance(value, float) and math.isnan(value))
 
@@ -1249,16 +1254,27 @@ def transfer_section(report: Report) -> str:
     cross = transfer["cross_corpus"]
     gold_kappa, transfer_kappa = _kappa_pairs(report)
     intro = (
-        f"<p>The gold set was written by authors who knew the code of every passage, so its coded passages "
-        f"are explicit and short. The transfer set (<code>{html.escape(str(transfer.get('data') or ''))}</code>: "
+        "<p>"
+        + (
+            "The bundled gold set was written by authors who knew the code of every passage, so its coded passages "
+            "are explicit and short. "
+            if _synthetic(report.results)
+            else ""
+        )
+        + f"The transfer set (<code>{html.escape(str(transfer.get('data') or ''))}</code>: "
         f"{_count(transfer.get('transcripts'))} transcripts, {_count(transfer.get('segments'))} participant "
         "segments) "
         "was written without the codebook and then coded by coder A and coder B, who saw only the codebook "
         "and the transcript. The model is trained on the whole gold set and tested there. The transfer set "
         "never fits anything (no weights, calibration or cut-offs): it only chooses between the named "
         "variants below.</p>"
-        "<p class='warn'><b>Both the gold set and the transfer set are synthetic.</b> These figures compare "
-        "models and show how much is lost on unfamiliar text; they are not real-world accuracy.</p>"
+        + (
+            "<p class='warn'><b>Both the gold set and the transfer set are synthetic.</b> These figures compare "
+            "models and show how much is lost on unfamiliar text; they are not real-world accuracy.</p>"
+            if _synthetic(report.results)
+            else "<p class='warn'>These figures compare models and show how much is lost on text the model was "
+            "not written for.</p>"
+        )
     )
     rows = [
         ["macro-F1", _num(default.get("macro_f1")), _num(cross.get("macro_f1"))],
@@ -1963,13 +1979,19 @@ def build_report(results: dict, codebook: Codebook) -> tuple[str, dict[str, byte
             for r in curve
         ],
     )
+    warning = (
+        "The bundled gold set is synthetic, written for this project: its scores show what the model can do "
+        "and how the options compare, not how accurate it will be on your interviews."
+        if _synthetic(results)
+        else "These figures come from the gold set named above, each transcript scored by a model that never saw "
+        "it; they describe text like that gold set's, so check a sample of the model's coding of each new study."
+    )
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>imri-autocode: evaluation report</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head><body>
 <h1>imri-autocode: evaluation report</h1>
 <p class="warn"><b>{html.escape(results.get("note", "")) or "Evaluation figures."}</b>
-The bundled gold set is synthetic, written for this project: its scores show what the model can do
-and how the options compare, not how accurate it will be on your interviews.</p>
+{warning}</p>
 <nav>{nav}</nav>
 {note}
 {summary(report, rows)}

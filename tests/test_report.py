@@ -680,3 +680,12 @@ def test_calibration_on_the_transfer_set_is_read_where_the_metrics_hold_it():
     assert "can be read as chances" not in todo and "came true 22% of the time" in todo
     report = Report(results, BOOK)
     assert "transfer set (ECE 0.080)" in _figure_texts(DRAW["reliability"](report))
+
+
+def test_a_teams_own_gold_set_is_not_called_synthetic():
+    results = make_metrics()
+    page, _ = build_report(results, BOOK)
+    assert "The bundled gold set is synthetic" in _text(page) and "are synthetic" in _text(_section(page, "transfer"))
+    results["note"] = "scores on the gold set in interviews-2025/gold, cross-validated by transcript"
+    text = _text(build_report(results, BOOK)[0])
+    assert "interviews-2025/gold" in text and "synthetic" not in text.split("Glossary")[0]
