@@ -34,6 +34,8 @@ PRECODE_F1 = 0.70  # at or above: pre-code, reviewers check the queue
 HINT_F1 = 0.50  # at or above (below PRECODE_F1): suggestions as hints, a human codes every passage
 MIN_SUPPORT = 20  # fewer coded segments than this: too few to judge, human coding
 REVIEW_PRECISION = 0.80  # the review threshold keeps auto-accepted codes at least this precise
+MIN_BIN_SHARE = 0.01  # calibration bins holding fewer decisions than this share are not judged
+CALIBRATION_GAP = 0.05  # a bin whose probability and observed rate differ by more is called off the diagonal
 
 TIERS = {
     "precode": "pre-code, review the queue",
@@ -44,6 +46,13 @@ BASELINES = {
     "lexical": "word overlap with each impact's coded text (NVivo-style coding patterns)",
     "tfidf-logreg": "TF-IDF words and characters + logistic regression",
     "zero-shot": "zero-shot: a head trained on the codebook's own texts, no gold set",
+}
+#: Coder pairs of the metrics in words (the data sheet's "coder A", "coder B"; consensus as evaluate defines it).
+PAIR_NAMES = {
+    "A vs B": "coder A vs coder B\n(two humans)",
+    "model vs A": "model vs coder A",
+    "model vs B": "model vs coder B",
+    "model vs consensus": "model vs consensus\n(codes A and B both gave)",
 }
 LANGUAGE_NAMES = {"all": "both languages", "en": "English", "fr": "French"}
 COLORS = {"gold": "#3b75af", "transfer": "#e08a2c", "human": "#777777"}
@@ -308,8 +317,8 @@ def agreement(report: Report):
         bars = ax.bar(x - 0.4 + (k + 0.5) * width, values, width, yerr=[low, high], color=color, capsize=4, label=label)
         for bar, h in zip(bars, hatch, strict=True):
             bar.set_hatch(h)
-    ax.set_xticks(x, [n.replace("A vs B", "A vs B\n(two humans)") for n in names], fontsize=8.5)
-    ax.set_ylabel("Cohen's kappa, mean over impacts\n(95% interval)")
+    ax.set_xticks(x, [PAIR_NAMES.get(n, n) for n in names], fontsize=8.5)
+    ax.set_ylabel("Cohen's kappa, mean over impacts\n(0 = chance, 1 = identical; 95% interval)")
     ax.set_ylim(0, 1)
     from matplotlib.patches import Patch
 
@@ -318,24 +327,99 @@ def agreement(report: Report):
     return fig
 
 
+def bin_gaps(bins: list[dict]) -> list[dict]:
+    """Each non-empty bin of a reliability diagram with its range, its share of the decisions and its gap.
+
+    The gap is the mean predicted probability minus the observed rate: above 0 the model is
+    over-confident there, below 0 under-confident.
+    """
+    total = sum(int(b.get("n") or 0) for b in bins)
+    out = []
+    for k, b in enumerate(bins):
+        n = int(b.get("n") or 0)
+        if not n or not _finite(b.get("mean_probability")) or not _finite(b.get("observed_rate")):
+            continue
+        low = b.get("low", k / len(bins))
+        high = b.get("high", (k + 1) / len(bins))
+        out.append(
+            {
+                "low": float(low),
+                "high": float(high),
+                "n": n,
+                "share": n / total,
+                "mean_probability": float(b["mean_probability"]),
+                "observed_rate": float(b["observed_rate"]),
+                "gap": float(b["mean_probability"]) - float(b["observed_rate"]),
+            }
+        )
+    return out
+
+
+def largest_gaps(bins: list[dict], min_share: float = MIN_BIN_SHARE) -> list[dict]:
+    """The bins holding at least ``min_share`` of the decisions, largest absolute gap first."""
+    return sorted((b for b in bin_gaps(bins) if b["share"] >= min_share), key=lambda b: -abs(b["gap"]))
+
+
+def queue_window(report: Report) -> dict | None:
+    """Where the review queue works: the probabilities whose decision lies within the margin of its cut-off.
+
+    A decision's certainty is 0 at its impact's cut-off *t* and 1 at probability 0 or 1
+    (:func:`pipeline.code.certainty`), so a margin *m* queues probabilities from *t*(1 - *m*) to
+    *t* + *m*(1 - *t*). The cut-offs are ``coverage.thresholds`` of the metrics (per impact); the margin is
+    ``coverage.margin`` where the metrics give it, else the one this report recommends. None without cut-offs.
+    """
+    coverage = report.results["coverage"]
+    thresholds = coverage.get("thresholds")
+    values = list(thresholds.values()) if isinstance(thresholds, dict) else list(thresholds or [])
+    values = [float(v) for v in values if _finite(v)]
+    if not values:
+        return None
+    margin = coverage.get("margin")
+    source = "the margin these metrics were computed with"
+    if not _finite(margin):
+        chosen = review_threshold(coverage["curve"])
+        margin = 1.0 if chosen is None else review_margin(chosen["min_confidence"])
+        source = "the margin this report recommends"
+    low, high = min(values), max(values)
+    return {
+        "cutoff_low": low,
+        "cutoff_high": high,
+        "margin": float(margin),
+        "margin_source": source,
+        "low": low * (1 - margin),
+        "high": high + margin * (1 - high),
+    }
+
+
 def reliability(report: Report):
-    """Reliability diagram: predicted probability against observed frequency."""
+    """Reliability diagram: predicted probability against observed frequency, gold set (and transfer set);
+    the probabilities the review queue works on shaded where the cut-offs are known."""
     calibration = report.results["calibration"]
-    bins = calibration.get("reliability") or []
     fig, ax = _figure(5.5, 5.5)
-    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")
-    ax.plot(
-        [b["mean_probability"] for b in bins],
-        [b["observed_rate"] for b in bins],
-        "o-",
-        color=COLORS["gold"],
-        label=f"{report.model(calibration.get('model', ''))} (ECE {calibration['ece']:.3f})",
-    )
-    ax.set_xlabel("probability the model gave an impact")
-    ax.set_ylabel("share of those (segment, impact) pairs coder A coded")
+    window = queue_window(report)
+    if window is not None:
+        ax.axvspan(
+            window["low"], window["high"], color="#f2e3c6", alpha=0.6, label="probabilities the review queue works on"
+        )
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated (the diagonal)")
+    series = [("gold set, out of fold", calibration, COLORS["gold"], "o-")]
+    moved = (report.transfer or {}).get("calibration")
+    if moved and moved.get("reliability"):
+        series.append(("transfer set", moved, COLORS["transfer"], "s-"))
+    for label, entry, color, style in series:
+        bins = bin_gaps(entry.get("reliability") or [])
+        ax.plot(
+            [b["mean_probability"] for b in bins],
+            [b["observed_rate"] for b in bins],
+            style,
+            color=color,
+            label=f"{label} (ECE {_num(entry.get('ece'))})",
+        )
+    ax.set_xlabel("mean probability the model gave an impact, per bin of 0.1")
+    ax.set_ylabel("share of those (segment, impact) pairs that coder A coded")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=7.5, loc="upper left")
     ax.set_title("Can the probabilities be taken at face value?")
     return fig
 
@@ -346,16 +430,24 @@ def coverage(report: Report):
     chosen = review_threshold(curve)
     fig, ax = _figure(7, 4.5)
     x = [row["coverage"] for row in curve]
-    ax.plot(x, [row["precision"] for row in curve], "o-", color=COLORS["gold"], label="precision of suggested codes")
+    ax.plot(
+        x,
+        [row["precision"] for row in curve],
+        "o-",
+        color=COLORS["gold"],
+        label="precision: share of suggested codes coder A also gave",
+    )
     ax.plot(
         x,
         [row["exact_set_accuracy"] for row in curve],
         "s-",
         color="#5a9e5a",
-        label="segments with exactly coder A's codes",
+        label="exact: share of accepted segments with exactly coder A's codes",
     )
     ax.axhline(REVIEW_PRECISION, color="grey", linestyle=":", linewidth=1)
-    ax.text(0.02, REVIEW_PRECISION + 0.01, f"precision {REVIEW_PRECISION:.2f}", fontsize=7, color="grey")
+    ax.text(
+        1.0, REVIEW_PRECISION + 0.01, f"precision limit {REVIEW_PRECISION:.2f}", fontsize=7, color="grey", ha="right"
+    )
     if chosen is not None:
         ax.axvline(chosen["coverage"], color="black", linestyle="--", linewidth=0.8)
         ax.annotate(
@@ -366,7 +458,7 @@ def coverage(report: Report):
             fontsize=7.5,
         )
     ax.set_xlabel("share of segments auto-accepted, most confident first")
-    ax.set_ylabel("share right")
+    ax.set_ylabel("share of codes or segments agreeing with coder A\n(the legend says which)")
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=8, loc="lower left")
@@ -393,100 +485,291 @@ def figure_png(fig) -> bytes:
 # --- captions: what a figure shows, what to do about it -----------------------------------------
 
 
+def _impact_list(names: list[str], limit: int = 4) -> str:
+    shown = ", ".join(f"<i>{html.escape(n)}</i>" for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
 def _caption_per_code(report: Report, rows: list[ImpactRow]) -> tuple[str, str]:
     transfer = any(r.transfer_f1 is not None for r in rows)
+    models = report.results["models"]
+    baselines = [n for n, e in models.items() if e.get("kind") == "baseline"]
     shows = (
-        "For each impact, how well the default model's codes match coder A's on the gold set "
+        "For each impact, F1 of the default model's codes against coder A's on the gold set "
         "(cross-validated: each transcript scored by a model that never saw it)"
         + (", and on the transfer set, text it was never trained on" if transfer else "")
-        + (
-            ". Markers are the baselines."
-            if any(e.get("kind") == "baseline" for e in report.results["models"].values())
-            else "."
-        )
+        + (". Markers are the baselines' F1 on the gold set." if baselines else ".")
         + " Impacts in the order of the table above. The dashed lines are the summary's limits: "
         f"{HINT_F1:.2f} (hints) and {PRECODE_F1:.2f} (pre-code)."
     )
-    low = [r.name for r in rows if r.tier == "human"]
-    todo = (
-        f"Pre-code only the impacts whose bars all pass {PRECODE_F1:.2f}. "
-        + (f"Code the {len(low)} impacts marked for full human coding by hand. " if low else "")
-        + "For an impact you need but the model codes poorly, code more examples of it (or review "
-        "them in the app) and retrain with <code>imri train --include-reviews</code>, then re-evaluate."
-    )
-    return shows, todo
+    tiers = {tier: [r.name for r in rows if r.tier == tier] for tier in TIERS}
+    parts = [
+        f"{len(tiers['precode'])} of {len(rows)} impacts reach {PRECODE_F1:.2f} on every bar"
+        + (f" ({_impact_list(tiers['precode'])}): pre-code only these" if tiers["precode"] else ": pre-code none")
+        + "; "
+        + (
+            f"{len(tiers['hint'])} {'reaches' if len(tiers['hint']) == 1 else 'reach'} {HINT_F1:.2f} (hints only); "
+            if tiers["hint"]
+            else ""
+        )
+        + (f"code the other {len(tiers['human'])} by hand." if tiers["human"] else "none needs full human coding.")
+    ]
+    drops = [r for r in rows if r.transfer_f1 is not None and r.transfer_support]
+    if drops:
+        worst = max(drops, key=lambda r: r.f1 - r.transfer_f1)
+        if worst.f1 - worst.transfer_f1 > 0:
+            parts.append(
+                f"The largest fall from the gold set to the transfer set is <i>{html.escape(worst.name)}</i> "
+                f"({worst.f1:.2f} to {worst.transfer_f1:.2f}): its gold-set figure overstates how it codes new text."
+            )
+    beaten = []
+    for r in rows:
+        best = max(
+            ((models[n]["per_code"].get(r.id, {}).get("f1"), n) for n in baselines),
+            key=lambda v: v[0] if _finite(v[0]) else -1,
+            default=(None, None),
+        )
+        if _finite(best[0]) and best[0] > r.f1:
+            beaten.append(r.name)
+    if baselines:
+        parts.append(
+            f"A baseline beats the model on {len(beaten)} impact(s) ({_impact_list(beaten)}): for these, the "
+            "simpler method's suggestions are the better start."
+            if beaten
+            else "The model beats every baseline on every impact."
+        )
+    if tiers["human"] or tiers["hint"]:
+        parts.append(
+            "For an impact you need but the model codes poorly, code more examples of it (or review them in the "
+            "app), retrain with <code>imri train --include-reviews</code>, then re-evaluate."
+        )
+    return shows, " ".join(parts)
 
 
 def _caption_confusion(report: Report) -> tuple[str, str]:
     confusion = report.results["categories"]
     matrix = np.asarray(confusion["matrix"], dtype=float)
     share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    names = confusion["categories"]
+    diagonal = [share[i, confusion["columns"].index(c)] for i, c in enumerate(names) if c in confusion["columns"]]
     shows = (
         "Segments coder A gave exactly one category (rows), and the categories the model predicted for "
         "them (columns), as counts and row shares; the last column counts segments the model gave no "
-        "code at all. A strong diagonal means the broad category is right even where the impact is wrong."
+        "code at all. The diagonal is the share whose broad category is right, even where the impact is wrong"
+        + (f": here from {min(diagonal):.0%} to {max(diagonal):.0%} of a category's segments." if diagonal else ".")
     )
     off = share.copy()
-    for i in range(min(off.shape)):
-        off[i, i] = -1
+    for i, c in enumerate(names):
+        if c in confusion["columns"]:
+            off[i, confusion["columns"].index(c)] = -1
     off[:, -1] = -1
     i, j = np.unravel_index(int(np.argmax(off)), off.shape)
-    names = confusion["categories"]
     missed = int(np.argmax(share[:, -1]))
-    todo = (
-        f"The most frequent mix-up: <i>{html.escape(report.category(names[i]))}</i> coded as "
-        f"<i>{html.escape(report.category(confusion['columns'][j]))}</i> ({share[i, j]:.0%} of its segments); "
-        "when reviewing, check suggestions of these categories against each other. "
-        f"<i>{html.escape(report.category(names[missed]))}</i> is most often left without a code "
-        f"({share[missed, -1]:.0%}): look for it in segments the model left uncoded."
-    )
-    return shows, todo
+    todo = []
+    if off[i, j] > 0:
+        todo.append(
+            f"The most frequent mix-up: <i>{html.escape(report.category(names[i]))}</i> coded as "
+            f"<i>{html.escape(report.category(confusion['columns'][j]))}</i> ({share[i, j]:.0%} of its segments); "
+            "when reviewing, check suggestions of these categories against each other."
+        )
+    else:
+        todo.append("The model never puts a segment in another category than coder A's.")
+    if share[missed, -1] > 0:
+        todo.append(
+            f"<i>{html.escape(report.category(names[missed]))}</i> is most often left without a code "
+            f"({share[missed, -1]:.0%} of its segments): look for it in segments the model left uncoded."
+        )
+    weakest = int(np.argmin(diagonal)) if diagonal else None
+    if weakest is not None and diagonal[weakest] < 0.5:
+        todo.append(
+            f"<i>{html.escape(report.category(names[weakest]))}</i> gets its own category in fewer than half of "
+            f"its segments ({diagonal[weakest]:.0%}): do not rely on the model's category there either."
+        )
+    return shows, " ".join(todo)
+
+
+def _compare_kappa(model: dict, humans: dict) -> str:
+    """How a model-vs-coder kappa compares with the human one, from the values and their intervals."""
+    value, human = model["value"], humans["value"]
+    ci, human_ci = model.get("ci95") or [None, None], humans.get("ci95") or [None, None]
+    if value >= human:
+        return "at least as well as"
+    if _finite(ci[1]) and _finite(human_ci[0]) and ci[1] < human_ci[0]:
+        return "less well than"
+    return "a little less well than (the intervals overlap)"
 
 
 def _caption_agreement(report: Report) -> tuple[str, str]:
     gold, transfer = _kappa_pairs(report)
-    transcripts = len((report.results.get("human_vs_model") or {}).get("transcripts") or [])
+    agreement_data = report.results.get("human_vs_model") or {}
+    transcripts = len(agreement_data.get("transcripts") or [])
+    consensus = "model vs consensus" in gold or "model vs consensus" in transfer
     shows = (
         "Cohen's kappa (agreement beyond chance; 0 = chance, 1 = identical), averaged over impacts, "
         "between each pair of coders"
-        + (f" on the {transcripts} gold transcripts that coders A and B both coded" if gold else "")
+        + (f" on the {transcripts} gold transcripts that coder A and coder B both coded" if gold else "")
         + (" and on the transfer set" if transfer else "")
-        + ", with 95% bootstrap intervals over transcripts. Hatched: the two human coders, the benchmark."
+        + ", with 95% bootstrap intervals over transcripts. Hatched: coder A vs coder B, two humans, the benchmark."
+        + (
+            " Model vs consensus compares the model with the two coders' consensus: "
+            f"{html.escape(agreement_data.get('consensus') or 'codes both A and B applied')}."
+            if consensus
+            else ""
+        )
     )
-    parts = []
+    parts, below = [], []
     for label, pairs in (("gold set", gold), ("transfer set", transfer)):
-        model, humans = (pairs.get("model vs A") or {}).get("value"), (pairs.get("A vs B") or {}).get("value")
-        if model is not None and humans is not None:
-            verdict = "as well as" if model >= humans else "less well than"
+        model, humans = pairs.get("model vs A") or {}, pairs.get("A vs B") or {}
+        if _finite(model.get("value")) and _finite(humans.get("value")):
+            verdict = _compare_kappa(model, humans)
+            below.append(not verdict.startswith("at least"))
             parts.append(
-                f"on the {label} the model agrees with coder A {verdict} the two coders agree "
-                f"with each other ({model:.2f} against {humans:.2f})"
+                f"on the {label} the model agrees with coder A {verdict} coder A and coder B agree "
+                f"with each other ({model['value']:.2f} against {humans['value']:.2f})"
             )
-    todo = (("; ".join(parts).capitalize() + ". ") if parts else "") + (
-        "Where the model's bar is below the human one, treat it as a first pass that people review, "
-        "not as a second coder; report the human-human figure in a methods section, not the model's."
-    )
+    todo = ("; ".join(parts) + ". ") if parts else ""
+    todo = todo[:1].upper() + todo[1:]
+    if any(below):
+        todo += (
+            "The model's agreement is below the human one: treat its codes as a first pass that people review, "
+            "not as a second coder; report the human-human figure in a methods section, not the model's."
+        )
+    elif parts:
+        todo += (
+            "The model agrees with coder A as well as the humans agree with each other here; still report the "
+            "human-human figure in a methods section, and check the model on a sample of your own study."
+        )
+    else:
+        todo += "Without both a model-vs-coder and a human-human figure there is no benchmark to compare with."
     return shows, todo
+
+
+def _range(b: dict) -> str:
+    return f"{b['low']:.1f}&ndash;{b['high']:.1f}"
+
+
+def _gap_phrase(b: dict) -> str:
+    side = "over-confident" if b["gap"] > 0 else "under-confident"
+    return (
+        f"{_range(b)} ({b['share']:.0%} of the decisions: mean probability {b['mean_probability']:.2f}, "
+        f"observed rate {b['observed_rate']:.2f}, gap {b['gap']:+.2f}, {side})"
+    )
+
+
+def calibration_verdict(bins: list[dict], label: str) -> tuple[str, list[dict]]:
+    """A sentence on the gap per bin of one reliability diagram, and the bins off the diagonal."""
+    judged = largest_gaps(bins)
+    if not judged:
+        return f"No bin of the {label} holds enough decisions to judge.", []
+    off = [b for b in judged if abs(b["gap"]) > CALIBRATION_GAP]
+    skipped = [b for b in bin_gaps(bins) if b["share"] < MIN_BIN_SHARE]
+    note = ""
+    if skipped:
+        sparse = max(skipped, key=lambda b: abs(b["gap"]))
+        note = (
+            f" ({len(skipped)} bin(s) with fewer than {MIN_BIN_SHARE:.0%} of the decisions not judged, the largest "
+            f"gap among them {sparse['gap']:+.2f} in bin {_range(sparse)})"
+        )
+    if not off:
+        worst = judged[0]
+        return (
+            f"On the {label}, every bin holding at least {MIN_BIN_SHARE:.0%} of the decisions lies within "
+            f"{CALIBRATION_GAP:.2f} of the diagonal{note}; the largest gap is {worst['gap']:+.2f}, in bin "
+            f"{_range(worst)}.",
+            [],
+        )
+    named = off[:3]
+    sides = {"over" if b["gap"] > 0 else "under" for b in off}
+    overall = (
+        "over-confident"
+        if sides == {"over"}
+        else "under-confident"
+        if sides == {"under"}
+        else "over- and under-confident"
+    )
+    return (
+        f"On the {label} the model is {overall} in {len(off)} of the {len(judged)} bins holding at least "
+        f"{MIN_BIN_SHARE:.0%} of the decisions{note}; the largest gaps: "
+        + "; ".join(_gap_phrase(b) for b in named)
+        + ".",
+        off,
+    )
 
 
 def _caption_reliability(report: Report) -> tuple[str, str]:
-    ece = report.results["calibration"]["ece"]
+    calibration = report.results["calibration"]
+    ece = calibration["ece"]
+    bins = calibration.get("reliability") or []
+    gaps = bin_gaps(bins)
+    crowded = max(gaps, key=lambda b: b["share"]) if gaps else None
     shows = (
-        "Every (segment, impact) probability the model gave, in ten bins, against how often coder A "
-        "actually coded that impact there. On the diagonal, a probability of 0.8 comes true 80% of the "
-        f"time. Expected calibration error (ECE, the average gap weighted by bin size): {ece:.3f}."
+        f"Every (segment, impact) probability the {html.escape(report.model(calibration.get('model', '')))} gave "
+        "on the gold set (out of fold; its scores become probabilities by Platt scaling), in ten bins, against "
+        "how often coder A actually coded that impact there. On the diagonal, a probability of 0.8 comes true 80% "
+        f"of the time. ECE (expected calibration error: the average gap, weighted by bin size): {ece:.3f}"
+        + (
+            f"; bin {_range(crowded)} holds {crowded['share']:.0%} of the decisions, so the ECE says little about "
+            "the other bins: the gap per bin (mean probability minus observed rate) is read below."
+            if crowded and crowded["share"] > 0.5
+            else "."
+        )
     )
-    if ece <= 0.05:
+    sentences = []
+    verdict, off = calibration_verdict(bins, "gold set")
+    sentences.append(verdict)
+    moved = (report.transfer or {}).get("calibration") or {}
+    off_moved: list[dict] = []
+    if moved.get("reliability"):
+        text, off_moved = calibration_verdict(moved["reliability"], "transfer set")
+        sentences.append(f"{text} (ECE there {_num(moved.get('ece'))}.)")
+    window = queue_window(report)
+    touched = []
+    if window is None:
+        sentences.append(
+            "The review queue holds the decisions near each impact's cut-off; these metrics do not give the "
+            "cut-offs (<code>coverage.thresholds</code>), so where it works cannot be placed on this plot."
+        )
+    else:
+        touched = [b for b in off + off_moved if b["low"] < window["high"] and b["high"] > window["low"]]
+        sentences.append(
+            f"The cut-offs range from {window['cutoff_low']:.2f} to {window['cutoff_high']:.2f}; with "
+            f"<code>review.margin</code> {window['margin']:.2f} ({window['margin_source']}) the review queue works on "
+            f"probabilities from {window['low']:.2f} to {window['high']:.2f} (shaded)"
+            + (
+                ", where "
+                + ("bins " if len(touched) > 1 else "bin ")
+                + ", ".join(_range(b) for b in touched)
+                + (" lie" if len(touched) > 1 else " lies")
+                + " off the diagonal."
+                if touched
+                else f", where every judged bin lies within {CALIBRATION_GAP:.2f} of the diagonal."
+            )
+        )
+    if off or off_moved:
+        worst = max(off + off_moved, key=lambda b: abs(b["gap"]))
         todo = (
-            "The points lie close to the diagonal: the probabilities in <code>segments.csv</code> and the "
-            "review app can be read as chances, on text like the gold set's."
+            f"Do not read the probabilities in <code>segments.csv</code> and the review app as chances: in bin "
+            f"{_range(worst)} a probability of about {worst['mean_probability']:.2f} came true "
+            f"{worst['observed_rate']:.0%} of the time. "
+            + (
+                "These are the decisions the review queue shows, so reviewers should take the probability as a "
+                "ranking of how likely a code is, not as its chance. "
+                if touched
+                else "The queue works elsewhere, so the decisions reviewers see are not the worst calibrated. "
+                if window is not None
+                else ""
+            )
+            + "Recalibrating (more coded transcripts for the Platt scaling, or a calibration that can bend in the "
+            "middle) and re-evaluating is the fix."
         )
     else:
         todo = (
-            "The points stray from the diagonal: use the probabilities to rank segments, not as chances; "
-            "a larger gold set usually calibrates better."
+            "The probabilities in <code>segments.csv</code> and the review app can be read as chances, on text "
+            "like the gold set's"
+            + ("" if moved.get("reliability") else " (calibration on the transfer set is not in these metrics)")
+            + "."
         )
-    return shows, todo
+    return shows + " " + " ".join(sentences), todo
 
 
 def _caption_coverage(report: Report) -> tuple[str, str]:
@@ -495,26 +778,54 @@ def _caption_coverage(report: Report) -> tuple[str, str]:
     shows = (
         "If the most confident segments are accepted without review first, the precision of their "
         "suggested codes (share of suggested codes coder A also gave) and the share of them with exactly "
-        "coder A's codes, against the share accepted. The dotted line is the summary's precision "
-        f"target ({REVIEW_PRECISION:.2f})."
+        "coder A's codes, against the share accepted. The dotted line is the summary's precision limit "
+        f"({REVIEW_PRECISION:.2f})."
     )
     if chosen is None:
+        best = max((r for r in curve if _finite(r.get("precision"))), key=lambda r: r["precision"], default=None)
         todo = (
-            f"No share keeps precision at {REVIEW_PRECISION:.2f}: review every segment "
-            "(<code>review.margin: 1.0</code> in <code>params.yaml</code>)."
+            f"No share keeps precision at {REVIEW_PRECISION:.2f}"
+            + (f" (the best is {best['precision']:.2f}, at the {best['coverage']:.0%} most confident)" if best else "")
+            + ": review every segment (<code>review.margin: 1.0</code> in <code>params.yaml</code>)."
         )
     else:
+        below = [
+            r
+            for r in curve
+            if r["coverage"] < chosen["coverage"] and _finite(r.get("precision")) and r["precision"] < REVIEW_PRECISION
+        ]
+        after = next((r for r in curve if r["coverage"] > chosen["coverage"]), None)
         todo = (
             f"Auto-accept at most the {chosen['coverage']:.0%} most confident segments (confidence "
-            f"&ge; {chosen['min_confidence']:.2f}): set <code>review.margin: "
+            f"&ge; {chosen['min_confidence']:.2f}, precision {chosen['precision']:.2f}): set <code>review.margin: "
             f"{review_margin(chosen['min_confidence']):.2f}</code> in <code>params.yaml</code> so every segment "
-            "below it goes to the review queue. Accept fewer if your study needs higher precision; the curve "
-            "comes from the gold set, so check a sample of auto-accepted segments of your own study."
+            "below it goes to the review queue"
+            + (
+                f"; accepting {after['coverage']:.0%} would bring precision to {_num(after.get('precision'), 2)}"
+                if after
+                else ""
+            )
+            + ". "
+            + (
+                "The curve is not monotone: "
+                + ", ".join(
+                    f"the {r['coverage']:.0%} most confident alone reach only {r['precision']:.2f}" for r in below
+                )
+                + ", so the most confident segments are not the most precise; check a sample of them. "
+                if below
+                else ""
+            )
+            + "The curve comes from the gold set: check a sample of auto-accepted segments of your own study."
         )
     return shows, todo
 
 
 # --- HTML ---------------------------------------------------------------------------------------
+
+
+def _synthetic(results: dict) -> bool:
+    """Whether the metrics come from the bundled synthetic gold set (its ``note`` says so)."""
+    return "synthetic" in str(results.get("note", "")).lower()
 
 
 def _finite(value) -> bool:
@@ -611,11 +922,16 @@ def summary(report: Report, rows: list[ImpactRow]) -> str:
         total = len(transfer.get("targets") or {})
         ratio = f", {cross / in_corpus:.0%} of that" if in_corpus else ""
         lines.append(f" On text it was not written for (the transfer set) it reaches {cross:.2f}{ratio}")
+        verdict = (
+            " Expect real transcripts to be coded less well than the gold-set figures suggest."
+            if cross < in_corpus
+            else " It keeps its gold-set level on this unfamiliar text; still check it on a sample of your own study."
+        )
         lines.append(
-            f"; {len(missed)} of {total} transfer targets missed. Expect real transcripts to be coded "
-            "less well than the gold set figures suggest.</p>"
+            f"; {len(missed)} of {total} transfer targets missed (the project's own acceptance targets, "
+            f"<a href='#targets'>listed below</a>).{verdict}</p>"
             if total
-            else ".</p>"
+            else f".{verdict}</p>"
         )
     else:
         lines.append(
@@ -644,7 +960,7 @@ def _impact_table(rows: list[ImpactRow]) -> str:
     human = any(r.human_kappa is not None for r in rows)
     headers = ["impact", "category", "coded gold segments", "F1 gold set"]
     headers += ["F1 transfer set"] if transfer else []
-    headers += ["kappa A vs B (humans)"] if human else []
+    headers += ["kappa coder A vs coder B (humans)"] if human else []
     headers += ["recommendation"]
     body, classes = [], []
     for r in rows:
@@ -699,8 +1015,50 @@ def _models_section(report: Report) -> str:
         classes,
     )
     note = ""
-    if not any(e.get("kind") == "baseline" for e in results["models"].values()):
+    baselines = {n: e for n, e in results["models"].items() if e.get("kind") == "baseline"}
+    default = report.default
+    if not baselines:
         note = _absent("No baselines were evaluated in this run (<code>evaluate.baselines</code> is empty).")
+    else:
+        best = max(baselines, key=lambda n: baselines[n]["macro_f1"] if _finite(baselines[n].get("macro_f1")) else -1)
+        gain = default["macro_f1"] - baselines[best]["macro_f1"]
+        note = (
+            f"<p>The default model's macro-F1 is {abs(gain):.3f} "
+            + ("above" if gain >= 0 else "below")
+            + f" that of the best baseline ({html.escape(report.model(best))}, {baselines[best]['macro_f1']:.3f})"
+            + (
+                ": the trained model earns its place."
+                if gain > 0
+                else ": the simpler method codes this gold set at least as well; prefer it or find out why."
+            )
+            + "</p>"
+        )
+    lang, cross = default.get("by_language", {}), default.get("cross_lingual", {})
+    moved = []
+    for source, target in (("en", "fr"), ("fr", "en")):
+        both = (lang.get(target) or {}).get("macro_f1")
+        alone = (cross.get(f"{source}->{target}") or {}).get("macro_f1")
+        if _finite(both) and _finite(alone):
+            text = (
+                f"trained on {LANGUAGE_NAMES[source]} only, {'it' if moved else 'the default model'} reaches "
+                f"{alone:.3f} on {LANGUAGE_NAMES[target]}, "
+                f"{abs(both - alone):.3f} {'below' if alone < both else 'above'} training on both ({both:.3f})"
+            )
+            moved.append((text, alone / both if both else 1.0))
+    if moved:
+        kept = min(ratio for _, ratio in moved)
+        note += (
+            "<p>Across languages: "
+            + "; ".join(text for text, _ in moved)
+            + (
+                f". Trained on one language it keeps at least {kept:.0%} of its figure on the other: coded "
+                "transcripts in one language carry over to the other."
+                if kept >= 0.9
+                else f". Trained on one language it keeps as little as {kept:.0%} of its figure on the other: code "
+                "some transcripts in each language of your study."
+            )
+            + "</p>"
+        )
     return (
         "<section id='models'><h2>Models compared on the gold set</h2>"
         f"<p>Protocol: {html.escape(results.get('protocol', ''))}. English/French: macro-F1 on that language's "
@@ -731,9 +1089,24 @@ def _units_section(report: Report) -> str:
             ]
         )
         classes.append("default" if unit == compared.get("default") else "")
+    units = {u: e for u, e in compared["units"].items() if _finite(e.get("macro_f1"))}
+    finding = ""
+    if units:
+        best = max(units, key=lambda u: units[u]["macro_f1"])
+        by_size = sorted(units, key=lambda u: units[u].get("mean_words") or 0)
+        segment = [units[u].get("segment_macro_f1") for u in by_size]
+        rising = all(_finite(v) for v in segment) and all(b >= a for a, b in zip(segment, segment[1:], strict=False))
+        finding = f" On characters, <b>{html.escape(best)}</b> codes best ({units[best]['macro_f1']:.3f})" + (
+            f", while on their own segments the coarsest unit, {html.escape(by_size[-1])}, looks best: segment "
+            "figures favour coarse units (fewer decisions), so they are not compared."
+            if rising and len(by_size) > 1 and by_size[-1] != best
+            else "."
+        )
     return (
-        head + f"<p>{html.escape(compared.get('protocol', ''))}. Coarser units look better on their own segments "
-        "(fewer, easier decisions) but place codes less precisely; the character figure compares them fairly.</p>"
+        head + f"<p>{html.escape(compared.get('protocol', ''))}. Units of different sizes cannot be compared on "
+        "their own segments (a turn is one decision, its sentences several), so each unit's codes are spread over "
+        "the characters of its segments and scored against the coders' coded passages (character macro-F1)."
+        f"{finding}</p>"
         + _table(
             [
                 "unit",
@@ -751,20 +1124,117 @@ def _units_section(report: Report) -> str:
     )
 
 
-TARGET_FIGURES = (
-    ("participant probabilities", "largest change of a probability"),
-    ("transfer segment macro-F1", "macro-F1 over participant sentences"),
-    ("passage", "share of coded passages"),
-    ("presence AUC", "area under the ROC curve"),
-)
+def target_figure(name: str) -> str:
+    """What a target's figure is, in words, from its name (the names of ``evaluate.transfer_targets``)."""
+    if name.startswith("participant probabilities"):
+        return "largest change of a participant probability"
+    if name.startswith("transfer segment macro-F1"):
+        return "macro-F1 over participant sentences"
+    if "prior alone" in name:
+        auc = "auc" in name.lower()
+        return "gain over the codebook prior alone, " + ("in presence AUC" if auc else "in share of coded passages")
+    if name.lower().startswith("presence auc"):
+        return "presence AUC (area under the ROC curve)"
+    if name.startswith("passage"):
+        return "share of coded passages"
+    return ""
 
 
 def _settings(entry: dict, default: dict) -> str:
     """How a variant's settings differ from the default model's."""
     settings = {k: v for k, v in (entry.get("settings") or {}).items()}
     base = {**(default.get("train") or {}), "encoder": default.get("encoder")}
-    changed = [f"{k} {json.dumps(v)}" for k, v in settings.items() if base.get(k) != v]
-    return html.escape(", ".join(changed)) if changed else "same as the default"
+    changed = [f"{setting(k)} {html.escape(json.dumps(v))}" for k, v in settings.items() if base.get(k) != v]
+    return ", ".join(changed) if changed else "same as the default"
+
+
+def _points(value: float) -> str:
+    return f"{abs(value) * 100:.0f} point{'' if round(abs(value) * 100) == 1 else 's'}"
+
+
+def _transfer_readings(report: Report, kappa: dict) -> dict[str, str]:
+    """The sentences of the transfer section that read its figures (each empty where its figures are absent)."""
+    transfer = report.transfer or {}
+    out = dict.fromkeys(("kappa", "passages", "shift", "turns", "variants", "curve"), "")
+    model, humans = (kappa.get("model vs A") or {}).get("value"), (kappa.get("A vs B") or {}).get("value")
+    if _finite(model) and _finite(humans) and humans > 0:
+        out["kappa"] = (
+            f" Here the model agrees with coder A at {model:.2f}, {model / humans:.0%} of the {humans:.2f} at which "
+            "the two coders agree"
+            + (": on this text it is not a substitute for a second coder." if model < humans else ".")
+        )
+    passages = transfer.get("passages") or {}
+    prior, in_corpus = passages.get("nearest_definition") or {}, transfer.get("in_corpus_passages") or {}
+    sentences = []
+    for lang in ("en", "fr"):
+        entry = passages.get(lang) or {}
+        value = entry.get("impact_top1")
+        if not _finite(value):
+            continue
+        parts = []
+        alone = (prior.get(lang) or {}).get("impact_top1")
+        if _finite(alone):
+            parts.append(
+                f"{_points(value - alone)} {'above' if value >= alone else 'below'} the codebook prior alone "
+                f"({alone:.0%})"
+            )
+        own = (in_corpus.get(lang) or {}).get("impact_top1")
+        if _finite(own):
+            parts.append(
+                f"{_points(own - value)} {'below' if value <= own else 'above'} its figure on the gold set ({own:.0%})"
+            )
+        sentences.append(
+            f"in {LANGUAGE_NAMES[lang]} the model ranks one of coder A's impacts first for {value:.0%} of the coded "
+            "passages" + (", " + " and ".join(parts) if parts else "")
+        )
+    if sentences:
+        out["passages"] = " Read from the table: " + "; ".join(sentences) + "."
+    change = (transfer.get("question_shift") or {}).get("max_probability_change")
+    if _finite(change):
+        out["shift"] = (
+            f" Here the largest change of any participant probability is {change:.6f}: the codes do not depend on "
+            "what the interviewer said."
+            if change <= 1e-6
+            else f" Here a participant probability moves by up to {change:.3f} when the interviewer's words change: "
+            "the codes depend on the questions asked, so a study asking other questions will be coded differently."
+        )
+    turns = (transfer.get("turn_top1") or {}).get("all") or {}
+    if _finite(turns.get("impact_top1")):
+        out["turns"] = (
+            f" Over both languages the model's most probable impact is coder A's for {turns['impact_top1']:.0%} of "
+            f"such turns, and coder A's impact is among its three most probable for {_pct(turns.get('impact_top3'))}."
+        )
+    scored = {"default model": transfer.get("passage_score")}
+    scored.update(
+        {n: e.get("passage_score") for n, e in (transfer.get("variants") or {}).items() if "not_run" not in e}
+    )
+    scored = {n: v for n, v in scored.items() if _finite(v)}
+    if len(scored) > 1 and "default model" in scored:
+        best = max(scored, key=lambda n: scored[n])
+        out["variants"] = (
+            f" Of the {len(scored)} variants run, the default has the highest passage score "
+            f"({scored['default model']:.3f})."
+            if best == "default model" or scored[best] <= scored["default model"]
+            else f" Variant <i>{html.escape(best)}</i> scores higher ({scored[best]:.3f}) than the default "
+            f"({scored['default model']:.3f}): the default should be chosen again."
+        )
+    curve = [
+        p for p in transfer.get("learning_curve") or [] if _finite((p["passages"].get("en") or {}).get("impact_top1"))
+    ]
+    if len(curve) > 1:
+        first, last = curve[0], curve[-1]
+        rows = []
+        for lang in ("en", "fr"):
+            a = (first["passages"].get(lang) or {}).get("impact_top1")
+            b = (last["passages"].get(lang) or {}).get("impact_top1")
+            if _finite(a) and _finite(b):
+                rows.append(f"{LANGUAGE_NAMES[lang]} {a:.0%} to {b:.0%}")
+        out["curve"] = (
+            f" From {first['transcripts']} to {last['transcripts']} gold transcripts, impact top-1 goes from "
+            + ", ".join(rows)
+            + "."
+        )
+    return out
 
 
 def transfer_section(report: Report) -> str:
@@ -784,16 +1254,27 @@ def transfer_section(report: Report) -> str:
     cross = transfer["cross_corpus"]
     gold_kappa, transfer_kappa = _kappa_pairs(report)
     intro = (
-        f"<p>The gold set was written by authors who knew the code of every passage, so its coded passages "
-        f"are explicit and short. The transfer set (<code>{html.escape(str(transfer.get('data') or ''))}</code>: "
+        "<p>"
+        + (
+            "The bundled gold set was written by authors who knew the code of every passage, so its coded passages "
+            "are explicit and short. "
+            if _synthetic(report.results)
+            else ""
+        )
+        + f"The transfer set (<code>{html.escape(str(transfer.get('data') or ''))}</code>: "
         f"{_count(transfer.get('transcripts'))} transcripts, {_count(transfer.get('segments'))} participant "
         "segments) "
-        "was written without the codebook and then coded by two coders, A and B, who saw only the codebook "
+        "was written without the codebook and then coded by coder A and coder B, who saw only the codebook "
         "and the transcript. The model is trained on the whole gold set and tested there. The transfer set "
-        "never fits anything (no weights, calibration or thresholds): it only chooses between the named "
+        "never fits anything (no weights, calibration or cut-offs): it only chooses between the named "
         "variants below.</p>"
-        "<p class='warn'><b>Both the gold set and the transfer set are synthetic.</b> These figures compare "
-        "models and show how much is lost on unfamiliar text; they are not real-world accuracy.</p>"
+        + (
+            "<p class='warn'><b>Both the gold set and the transfer set are synthetic.</b> These figures compare "
+            "models and show how much is lost on unfamiliar text; they are not real-world accuracy.</p>"
+            if _synthetic(report.results)
+            else "<p class='warn'>These figures compare models and show how much is lost on text the model was "
+            "not written for.</p>"
+        )
     )
     rows = [
         ["macro-F1", _num(default.get("macro_f1")), _num(cross.get("macro_f1"))],
@@ -810,7 +1291,7 @@ def transfer_section(report: Report) -> str:
     for pair in ("model vs A", "model vs B", "A vs B"):
         rows.append(
             [
-                f"Cohen's kappa, {pair} (95% interval)",
+                f"Cohen's kappa, {PAIR_NAMES[pair].split(chr(10))[0]} (95% interval)",
                 _kappa_cell(gold_kappa.get(pair)),
                 _kappa_cell(transfer_kappa.get(pair)),
             ]
@@ -967,7 +1448,7 @@ def transfer_section(report: Report) -> str:
     targets = transfer.get("targets") or {}
     target_rows, target_classes = [], []
     for name, target in targets.items():
-        figure = next((what for prefix, what in TARGET_FIGURES if name.startswith(prefix)), "")
+        figure = target_figure(name)
         met = bool(target.get("met"))
         target_rows.append(
             [
@@ -979,114 +1460,438 @@ def transfer_section(report: Report) -> str:
         target_classes.append("" if met else "missedrow")
     missed = sum(not t.get("met") for t in targets.values())
     target_part = (
-        f"<h3>Targets</h3><p>{missed} of {len(targets)} targets missed.</p>"
+        "<h3 id='targets'>Targets</h3><p>These targets are the project's own acceptance targets for the transfer "
+        "evaluation, set in its issues (the model issue, 21): bounds the project chose to judge its model by, "
+        "not a published standard and not a claim about your data. Each row gives the figure it judges. "
+        f"{missed} of {len(targets)} targets missed.</p>"
         + _table(["target", "figure judged", "result"], target_rows, target_classes)
         if targets
         else _absent("No targets in these metrics.")
     )
+    readings = _transfer_readings(report, transfer_kappa)
     return (
         head
         + intro
         + "<h3>The default model, on the gold set and on the transfer set</h3>"
         + "<p>Kappa on the transfer set compares the model's codes with coder A's and coder B's on its "
-        "participant segments; A vs B is how much two humans agree on the same text, the benchmark.</p>"
+        "participant segments; coder A vs coder B is how much two humans agree on the same text, the benchmark."
+        + readings["kappa"]
+        + "</p>"
         + side
-        + "<h3>Coded passages</h3><p>Coders code passages, not sentences. For each passage coder A coded "
+        + "<h3>Coded passages</h3><p>Coders code passages, not sentences, and the model scores each participant "
+        "sentence on the passage around it (passage scoring). For each passage coder A coded "
         "(on participant speech), the model ranks the impacts for the passage as a whole: <i>category top-1</i> "
         "is the share whose first-ranked impact lies in a category coder A used there, <i>impact top-1</i> the "
         "share whose first-ranked impact is one coder A used, <i>impact top-3</i> the share with one of coder "
         "A's impacts among the first three. <i>Presence AUC</i>: how well a participant sentence's highest "
         "probability tells whether coder A coded it at all (0.5 is chance, 1 perfect). The codebook prior "
         "alone ranks by similarity to each impact's codebook texts in the passage's language (what "
-        "<code>imri code --zero-shot</code> does).</p>"
+        "<code>imri code --zero-shot</code> does)."
+        + readings["passages"]
+        + "</p>"
         + passage_table
         + "<h3>The interviewer's words</h3><p>The trained model scored the transfer set again with every "
-        "interviewer turn replaced by one question, and with none. A model that reads only participant "
-        "speech gives the same probabilities whatever the interviewer says (largest change 0).</p>"
+        "interviewer turn replaced by one question, and with none (the interviewer shift). A model that reads only "
+        "participant speech gives the same probabilities whatever the interviewer says."
+        + readings["shift"]
+        + "</p>"
         + shift_table
         + "<h3>Turn top-1 on the transfer set</h3><p>Participant turns coder A coded with exactly one impact: "
         "the share whose most probable impact (highest over the turn's segments) is that impact (top-1), the "
-        "share with it among the three most probable (top-3), and the same for its category.</p>"
+        "share with it among the three most probable (top-3), and the same for its category."
+        + readings["turns"]
+        + "</p>"
         + top_table
         + "<h3>Variants compared on transfer</h3><p>Named variants of the training settings (the "
         "<code>train</code> section of <code>params.yaml</code>), each trained on the gold set and judged on "
         "the transfer set. The default is the variant with the highest <i>passage score</i>: the mean over "
-        "languages of category top-1, impact top-1, impact top-3 and presence AUC on coded passages.</p>"
+        "languages of category top-1, impact top-1, impact top-3 and presence AUC on coded passages."
+        + readings["variants"]
+        + "</p>"
         + variants
         + "<h3>How much must we code?</h3><p>The default configuration trained on a few gold transcripts "
         "(half English, half French, several random sets averaged), judged on the transfer set's coded "
-        "passages; 0 is the codebook prior alone.</p>" + curve_table + int8_part + target_part + "</section>"
+        "passages; 0 is the codebook prior alone."
+        + readings["curve"]
+        + "</p>"
+        + curve_table
+        + int8_part
+        + target_part
+        + "</section>"
     )
 
 
+@dataclass(frozen=True)
+class Term:
+    """A glossary entry: its anchor (``#g-<slug>``), its name, its definition (HTML) and the phrases
+    that use it in the page (a regular expression; the first use in each section links here)."""
+
+    slug: str
+    name: str
+    text: str
+    uses: str
+
+
+#: What each training setting of ``params.yaml`` (``train``) does, for the variants table and the glossary.
+SETTINGS = {
+    "encoder": "the sentence encoder that turns text into vectors (<code>e5-small</code>, <code>use-m3</code>, "
+    "<code>minilm-en</code>; <code>-int8</code>: its 8-bit version, <code>-ft</code>: fine-tuned on the gold set)",
+    "head": "the classifier on the encoder's vectors: <code>ridge</code> (ridge regression on &plusmn;1 targets) or "
+    "<code>logreg</code> (logistic regression)",
+    "alpha": "the ridge head's regularisation strength (larger: smoother); not Krippendorff's alpha",
+    "C": "the logistic-regression head's inverse regularisation strength",
+    "class_weight": "<code>balanced</code>: segments of rare impacts weigh more in training",
+    "context_weight": "weight of the mean vector of the neighbouring participant segments in a segment's features",
+    "question_weight": "weight of the interviewer question's vector in a segment's features (0: the question is "
+    "not read)",
+    "question_augment": "also train on each segment with the interview guide's generic question, and with none",
+    "codebook_weight": "weight of the similarity to the codebook's texts as extra features (0: not used)",
+    "codebook_examples": "the codebook's definitions and include hints are training examples of their impacts",
+    "turn_smoothing": "<i>s</i> in <i>p</i> &larr; (1 &minus; <i>s</i>) <i>p</i> + <i>s</i> &middot; (highest "
+    "<i>p</i> in the turn): a segment takes part of its turn's strongest evidence, as coders code passages",
+    "cv_folds": "folds of the cross-validation by transcript inside training, whose out-of-fold scores fit the "
+    "Platt scaling and the cut-offs",
+    "min_positives": "impacts with fewer coded training segments get no head (probability 0)",
+    "interviewer_context": "<code>true</code>: a segment's context also takes in interviewer turns, so the "
+    "interviewer's words move the codes",
+    "sentence_weight": "passage scoring: weight of the sentence's own vector",
+    "window_weight": "passage scoring: weight of the windows of consecutive sentences of its turn that hold it",
+    "turn_weight": "passage scoring: weight of its whole turn",
+    "window_sentences": "passage scoring: sentences per window",
+    "prior_weight": "the codebook prior's share of the score (0: the trained head alone, 1: the prior alone)",
+    "coders": "whose codings are the training labels",
+}
+
 GLOSSARY = (
-    (
-        "Precision, recall, F1",
-        "Precision: of the codes the model gave, the share the coder also gave. Recall: "
-        "of the codes the coder gave, the share the model found. F1: their harmonic mean, from 0 (no overlap) "
-        "to 1 (the same codes). <b>Macro-F1</b> averages F1 over impacts (each impact counts the same); "
-        "<b>micro-F1</b> pools every decision (frequent impacts count more).",
+    Term(
+        "segment",
+        "Segment, turn",
+        "A <b>turn</b> is one speaker's uninterrupted talk; a <b>segment</b> is the unit the model codes, here a "
+        "sentence of a participant turn (<code>segment.unit</code>). Interviewer turns are never coded.",
+        r"\bsegments?\b|\bturns?\b",
     ),
-    (
-        "Cohen's kappa",
-        "Agreement between two coders beyond what chance would give: 0 = chance, 1 = identical. "
-        "Here averaged over impacts, each impact a yes/no decision per segment. Low kappa with high % "
-        "agreement is usual for rare codes: most segments are agreed 'not this impact'.",
+    Term(
+        "passage",
+        "Coded passage",
+        "A stretch of text one coder marked with one or more codes (coders code passages, not sentences).",
+        r"\bcoded passages?\b|\bpassages?\b",
     ),
-    (
-        "Krippendorff's alpha",
-        "Another chance-corrected agreement statistic (0 = chance, 1 = perfect), which "
-        "allows any number of coders and missing codings; for two coders on yes/no codes it is close to kappa. "
-        "<code>imri agreement</code> reports it.",
+    Term(
+        "coders",
+        "Coder A, coder B",
+        "The two coders of the data sheet (<code>data/DATASHEET.md</code>): coder A coded every transcript and is "
+        "the reference the model learns from and is scored against; coder B coded a subset again, independently, "
+        "so that human agreement can be measured.",
+        r"\b[Cc]oders? [AB]\b|\b[Cc]oders A and B\b",
     ),
-    (
-        "Calibration",
-        "Whether the probabilities mean what they say: of the segments given 0.8 for an impact, "
-        "about 80% should have it. The <b>expected calibration error (ECE)</b> is the average gap, 0 = perfect.",
+    Term(
+        "consensus",
+        "Model vs consensus",
+        "The model compared with the codes that coder A and coder B <i>both</i> applied to a segment (the "
+        "agreement code's consensus: a code counts only where both coders gave it), on the double-coded "
+        "transcripts.",
+        r"\bconsensus\b",
     ),
-    (
-        "Confidence",
-        "Per segment, how far its least certain impact decision is from that impact's threshold, "
-        "from 0.5 (on a threshold) to 1 (every decision clear-cut).",
+    Term(
+        "gold-set",
+        "Gold set",
+        "Transcripts coded by people, from which the model learns. The bundled one is synthetic.",
+        r"\bgold(?:-set| set)\b",
     ),
-    (
-        "Coverage",
-        "The share of segments accepted without human review, the most confident first. More "
-        "coverage saves review time and lets more errors through.",
-    ),
-    (
-        "Review threshold",
-        "The confidence below which a segment goes to a person "
-        "(<code>review.margin</code> = 2 &times; confidence &minus; 1).",
-    ),
-    (
-        "Cross-validation by transcript",
-        "Each transcript is coded by a model trained on the other transcripts "
-        "only, so no score comes from text the model saw.",
-    ),
-    ("Gold set", "Transcripts coded by people, from which the model learns. The bundled one is synthetic."),
-    (
+    Term(
+        "transfer-set",
         "Transfer set",
-        "A second coded corpus the model never trains on, written without the codebook and coded "
-        "afterwards by two coders: a check of how the model does on text it was not written for. Synthetic too.",
+        "A second coded corpus the model never trains on, written without the codebook and coded afterwards by "
+        "coder A and coder B: a check of how the model does on text it was not written for. Synthetic too.",
+        r"\btransfer(?:-set| set)\b",
     ),
-    (
-        "Question shift",
-        "The same evaluation with the interviewer's questions replaced by a generic impact "
-        "question, or removed: how much the model depends on the wording of the gold set's questions.",
+    Term(
+        "cv",
+        "Cross-validation by transcript",
+        "Each transcript is coded by a model trained on the other transcripts only, so no score comes from text "
+        "the model saw.",
+        r"\bcross-validat\w+",
     ),
-    (
+    Term(
+        "out-of-fold",
+        "Out of fold",
+        "A figure or score for a transcript from the model of the cross-validation fold that did not train on it.",
+        r"\bout[ -]of[ -]fold\b",
+    ),
+    Term(
+        "precision",
+        "Precision, recall",
+        "Precision: of the codes the model gave, the share coder A also gave. Recall: of the codes coder A gave, "
+        "the share the model found.",
+        r"\b[Pp]recision\b|\b[Rr]ecall\b",
+    ),
+    Term(
+        "f1",
+        "F1",
+        "The harmonic mean of precision and recall, from 0 (no overlap) to 1 (the same codes).",
+        r"(?<![\w-])F1\b",
+    ),
+    Term(
+        "macro-f1",
+        "Macro-F1, micro-F1",
+        "<b>Macro-F1</b> averages F1 over impacts (each impact counts the same); <b>micro-F1</b> pools every "
+        "(segment, impact) decision (frequent impacts count more). <i>Segment</i> macro-F1 scores segments, "
+        "<i>character</i> macro-F1 the characters of participant text (so coding units of different sizes compare).",
+        r"\b[Mm]acro-F1\b|\b[Mm]icro-F1\b",
+    ),
+    Term(
+        "kappa",
+        "Cohen's kappa",
+        "Agreement between two coders beyond what chance would give: 0 = chance, 1 = identical. Here averaged "
+        "over impacts, each impact a yes/no decision per segment. Low kappa with high % agreement is usual for "
+        "rare codes: most segments are agreed 'not this impact'.",
+        r"\bkappa\b",
+    ),
+    Term(
+        "alpha",
+        "Krippendorff's alpha",
+        "Another chance-corrected agreement statistic (0 = chance, 1 = perfect), which allows any number of coders "
+        "and missing codings; for two coders on yes/no codes it is close to kappa. <code>imri agreement</code> "
+        "reports it.",
+        r"\b[Kk]rippendorff\S* alpha\b",
+    ),
+    Term(
+        "ci",
+        "95% interval",
+        "A bootstrap interval: the figure recomputed on 1,000 resamples of whole transcripts (so segments of one "
+        "interview stay together); 95% of the resampled figures lie inside it.",
+        r"95% (?:bootstrap )?intervals?",
+    ),
+    Term(
+        "calibration",
+        "Calibration",
+        "Whether the probabilities mean what they say: of the (segment, impact) pairs given 0.8, about 80% should "
+        "have the impact.",
+        r"\b[Cc]alibrat\w+",
+    ),
+    Term(
+        "ece",
+        "ECE (expected calibration error)",
+        "The gap between mean probability and observed rate in each probability bin, averaged with each bin "
+        "weighted by its share of the decisions; 0 = perfect. Because most decisions are near 0, a small ECE can "
+        "hide large gaps in the sparse middle bins: read the gap per bin too.",
+        r"\bECE\b|\bexpected calibration error\b",
+    ),
+    Term(
+        "gap",
+        "Calibration gap of a bin",
+        "Mean predicted probability minus observed rate in a probability bin: above 0, the model is "
+        "<i>over-confident</i> there (its probabilities overstate how often coder A coded the impact); below 0, "
+        "<i>under-confident</i>.",
+        r"\bgap\b|\bover-confident\b|\bunder-confident\b",
+    ),
+    Term(
+        "platt",
+        "Platt scaling",
+        "How the model turns its raw scores into probabilities: one logistic curve per impact, <i>p</i> = 1 / (1 + "
+        "exp(&minus;(<i>a</i>&middot;score + <i>b</i>))), fitted on out-of-fold scores of the gold set.",
+        r"\bPlatt(?: scaling)?\b",
+    ),
+    Term(
+        "cutoff",
+        "Cut-off",
+        "Per impact, the probability at or above which the model gives the code, chosen on the gold set to "
+        "maximise that impact's F1.",
+        r"\bcut-offs?\b",
+    ),
+    Term(
+        "confidence",
+        "Confidence",
+        "Per segment, how far its least certain impact decision is from that impact's cut-off, from 0.5 (on a "
+        "cut-off) to 1 (every decision clear-cut).",
+        r"\b[Cc]onfiden(?:ce|t)\b",
+    ),
+    Term(
+        "review-queue",
+        "Review queue",
+        "The segments <code>imri code</code> sends to a person: those whose least certain decision lies within "
+        "<code>review.margin</code> of its cut-off (a decision's certainty is 0 at its cut-off and 1 at probability "
+        "0 or 1), plus rare impacts and close pairs.",
+        r"\b(?:review )?queue\b",
+    ),
+    Term(
+        "review-threshold",
+        "Coverage, review threshold",
+        "The confidence below which a segment goes to a person (<code>review.margin</code> = 2 &times; "
+        "confidence &minus; 1). <b>Coverage</b>: the share of segments accepted without review, the most confident "
+        "first; more coverage saves review time and lets more errors through.",
+        r"\b[Rr]eview threshold\b|\b[Cc]overage\b|\bauto-accept\w*",
+    ),
+    Term(
+        "encoder",
+        "Encoder",
+        "The pretrained multilingual sentence model that turns each text into a vector; only the head on top is "
+        "trained on the gold set (unless fine-tuned).",
+        r"\bencoders?\b",
+    ),
+    Term(
+        "head",
+        "Head (ridge, logistic regression)",
+        "The classifier trained on the encoder's vectors, one per impact. A <b>ridge head</b> is ridge regression "
+        "(least squares with a penalty on large weights) on &plusmn;1 targets; its scores become probabilities by "
+        "Platt scaling.",
+        r"\b(?:ridge|logreg) head\b|\bhead\b",
+    ),
+    Term(
+        "turn-smoothing",
+        "Turn smoothing",
+        "After Platt scaling, each segment's probability moves towards the highest of its turn: <i>p</i> &larr; "
+        "(1 &minus; <i>s</i>) <i>p</i> + <i>s</i> &middot; max over the turn (setting <code>turn_smoothing</code> = "
+        "<i>s</i>), because coders code passages that span sentences.",
+        r"\b[Tt]urn smoothing\b",
+    ),
+    Term(
+        "passage-scoring",
+        "Passage scoring",
+        "A participant sentence is scored on the weighted mean of its own vector, of the windows of consecutive "
+        "sentences of its turn that hold it, and of its whole turn, so a code can rest on the passage around it.",
+        r"\b[Pp]assage scoring\b",
+    ),
+    Term(
+        "codebook-prior",
+        "Codebook prior",
+        "Similarity of a passage to each impact's codebook texts (name, definition, include hints) in the "
+        "passage's language, blended with the trained head (<code>prior_weight</code>); alone, it is the "
+        "zero-shot coder (<code>imri code --zero-shot</code>), which needs no gold set.",
+        r"\b[Cc]odebook prior\b|\bzero-shot\b",
+    ),
+    Term(
+        "top1",
+        "Category top-1, impact top-1, impact top-3",
+        "On coded passages: the share whose first-ranked impact lies in a category the coder used there "
+        "(category top-1), is one the coder used (impact top-1), or with one of the coder's impacts among the "
+        "first three (impact top-3).",
+        r"\b(?:category|impact) top-[13]\b|\btop-[13]\b",
+    ),
+    Term(
+        "turn-top1",
         "Turn top-1 / top-3",
-        "On participant turns coded with one impact, the share where the model's most "
-        "probable impact is the coded one (top-1) or among its three most probable (top-3). Category top-1: "
-        "the same for the impact's category.",
+        "On participant turns coder A coded with exactly one impact: the share where the model's most probable "
+        "impact (highest over the turn's segments) is that impact (top-1), or among its three most probable "
+        "(top-3); category top-1: the same for the impact's category.",
+        r"\b[Tt]urn top-1\b",
     ),
-    (
+    Term(
+        "presence-auc",
+        "Presence AUC",
+        "How well a participant sentence's highest probability (over impacts) tells whether coder A coded it at "
+        "all: the chance that a coded sentence scores above an uncoded one (area under the ROC curve); 0.5 is "
+        "chance, 1 perfect.",
+        r"\b[Pp]resence (?:AUC|auc)\b",
+    ),
+    Term(
+        "passage-score",
+        "Passage score",
+        "The figure the default is chosen by: the mean, over languages, of category top-1, impact top-1, impact "
+        "top-3 and presence AUC on the transfer set's coded passages.",
+        r"\b[Pp]assage score\b",
+    ),
+    Term(
+        "interviewer-shift",
+        "Interviewer shift",
+        "The transfer set scored again with every interviewer turn replaced by the interview guide's question, an "
+        "unrelated question or a leading one, or removed: the largest change of a participant probability shows "
+        "how much the codes depend on what the interviewer said.",
+        r"\binterviewer shift(?:ed)?\b",
+    ),
+    Term(
+        "variant",
+        "Variant",
+        "A named set of changes to the training settings (<code>evaluate.variants</code> in "
+        "<code>params.yaml</code>), trained on the gold set and judged on the transfer set.",
+        r"\b[Vv]ariants?\b",
+    ),
+    Term(
+        "int8",
+        "int8, fp32",
+        "The encoder's weights as 8-bit integers (int8: faster, smaller) or 32-bit floating point (fp32: as "
+        "published).",
+        r"\bint8\b",
+    ),
+    Term(
+        "baseline",
         "Baseline",
-        "A simpler method the model should beat: word overlap with coded text (as NVivo's coding "
-        "patterns), TF-IDF + logistic regression, or zero-shot from the codebook alone.",
+        "A simpler method the model should beat: word overlap with coded text (as NVivo's coding patterns), "
+        "TF-IDF + logistic regression, or zero-shot from the codebook alone.",
+        r"\b[Bb]aselines?\b",
+    ),
+    Term(
+        "targets",
+        "Targets",
+        "The project's own acceptance targets for the transfer evaluation, set in its issues (the model issue, 21) "
+        "as bounds the project chose for itself: not a published standard, and not a claim about your data.",
+        r"\b(?:transfer )?[Tt]argets\b",
+    ),
+    Term(
+        "settings",
+        "Training settings",
+        "The <code>train</code> section of <code>params.yaml</code>; a variant changes some of them:<dl>"
+        + "".join(f"<dt id='g-setting-{k}'><code>{k}</code></dt><dd>{v}</dd>" for k, v in SETTINGS.items())
+        + "</dl>",
+        r"\btraining settings\b",
     ),
 )
+
+#: Elements whose text never takes a glossary link (headings read as titles, links cannot nest).
+NO_LINKS = {"a", "h1", "h2", "h3", "nav", "title", "style", "dt", "code"}
+
+
+def link_terms(page: str) -> str:
+    """Link the first use of each glossary term in each section to its definition (``#g-<slug>``).
+
+    Text inside headings, links, navigation and code is left alone, and so is the glossary itself.
+    Where two terms match at the same place the longer wins (``passage score`` over ``passage``).
+    """
+    uses = [(term.slug, re.compile(term.uses, re.IGNORECASE)) for term in GLOSSARY]
+    out, inside, linked = [], [], set()
+    parts = re.split(r"(<[^>]+>)", page)
+    for k, part in enumerate(parts):
+        if part.startswith("<"):
+            if re.match(r"<section id=.glossary.>", part):
+                out.extend(parts[k:])
+                break
+            tag = re.match(r"</?([a-zA-Z0-9]+)", part)
+            name = tag.group(1).lower() if tag else ""
+            if name == "section" and not part.startswith("</"):
+                linked = set()
+            if name in NO_LINKS and not part.endswith("/>"):
+                if part.startswith("</"):
+                    if name in inside:
+                        inside.remove(name)
+                else:
+                    inside.append(name)
+            out.append(part)
+            continue
+        if inside or not part.strip():
+            out.append(part)
+            continue
+        position, pieces = 0, []
+        while True:
+            found = [(m.start(), -len(m.group(0)), slug, m) for slug, rx in uses if (m := rx.search(part, position))]
+            if not found:
+                break
+            _, _, slug, match = min(found, key=lambda f: (f[0], f[1]))
+            pieces.append(part[position : match.start()])
+            if slug in linked:
+                pieces.append(match.group(0))
+            else:
+                linked.add(slug)
+                pieces.append(f"<a href='#g-{slug}'>{match.group(0)}</a>")
+            position = match.end()
+        out.append("".join(pieces) + part[position:])
+    return "".join(out)
+
+
+def setting(name: str) -> str:
+    """A training setting's name, linked to its definition in the glossary where there is one."""
+    code = f"<code>{html.escape(name)}</code>"
+    return f"<a href='#g-setting-{html.escape(name)}'>{code}</a>" if name in SETTINGS else code
+
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1060px;margin:2em auto;padding:0 1em;
@@ -1159,7 +1964,7 @@ def build_report(results: dict, codebook: Codebook) -> tuple[str, dict[str, byte
             ("glossary", "Glossary"),
         )
     )
-    glossary = "".join(f"<dt>{term}</dt><dd>{text}</dd>" for term, text in GLOSSARY)
+    glossary = "".join(f"<dt id='g-{t.slug}'>{t.name}</dt><dd>{t.text}</dd>" for t in GLOSSARY)
     curve = results["coverage"]["curve"]
     curve_table = _table(
         ["auto-accepted", "segments", "confidence at least", "precision of suggested codes", "exactly coder A's codes"],
@@ -1174,13 +1979,19 @@ def build_report(results: dict, codebook: Codebook) -> tuple[str, dict[str, byte
             for r in curve
         ],
     )
+    warning = (
+        "The bundled gold set is synthetic, written for this project: its scores show what the model can do "
+        "and how the options compare, not how accurate it will be on your interviews."
+        if _synthetic(results)
+        else "These figures come from the gold set named above, each transcript scored by a model that never saw "
+        "it; they describe text like that gold set's, so check a sample of the model's coding of each new study."
+    )
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>imri-autocode: evaluation report</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head><body>
 <h1>imri-autocode: evaluation report</h1>
 <p class="warn"><b>{html.escape(results.get("note", "")) or "Evaluation figures."}</b>
-The bundled gold set is synthetic, written for this project: its scores show what the model can do
-and how the options compare, not how accurate it will be on your interviews.</p>
+{warning}</p>
 <nav>{nav}</nav>
 {note}
 {summary(report, rows)}
@@ -1199,7 +2010,7 @@ Best first, by the figure the summary judges on. Green: pre-code; red: full huma
 <section id="glossary"><h2>Glossary</h2><dl>{glossary}</dl></section>
 </body></html>
 """
-    return page, pngs
+    return link_terms(page), pngs
 
 
 def write_report(metrics_path: str | Path, out_dir: str | Path, codebook: str | Path | Codebook | None = None) -> Path:

@@ -1,4 +1,5 @@
-"""imri report: names not ids, captions, the summary's rule, the glossary, the transfer section, same bytes."""
+"""imri report: names not ids, captions read from their figures, the summary's rule, the glossary linked from
+every term, the transfer section, same bytes."""
 
 from __future__ import annotations
 
@@ -106,6 +107,8 @@ def make_metrics(transfer: bool = True, humans: bool = True, baselines: bool = T
                 }
                 for k, p in enumerate(precision)
             ],
+            # the per-impact cut-offs, from 0.40 to 0.60: where the review queue works
+            "thresholds": {i: round(0.40 + 0.20 * k / (len(IDS) - 1), 3) for k, i in enumerate(IDS)},
         },
         "categories": {
             "categories": CATEGORIES,
@@ -122,7 +125,9 @@ def make_metrics(transfer: bool = True, humans: bool = True, baselines: bool = T
                 "A vs B": {"cohen_kappa": _kappa(0.62), "per_code": per_code_kappa},
                 "model vs A": {"cohen_kappa": _kappa(0.5)},
                 "model vs B": {"cohen_kappa": _kappa(0.4)},
+                "model vs consensus": {"cohen_kappa": _kappa(0.45)},
             },
+            "consensus": "codes both A and B applied",
         }
     if transfer:
         t_per_code = {i: {"f1": 0.2, "support": 30} for i in IDS}
@@ -176,6 +181,18 @@ def make_metrics(transfer: bool = True, humans: bool = True, baselines: bool = T
                     "passage_score": 0.6293,
                     "turn_top1": {"all": _top(0.4148, 0.6889, 0.5333)},
                     "settings": {"encoder": "e5-small", "interviewer_context": True, "turn_smoothing": 0.5},
+                },
+                "question-and-no-smoothing": {
+                    "encoder": "e5-small",
+                    "in_corpus_macro_f1": 0.5,
+                    "question_shift": {"max_probability_change": 0.2},
+                    "cross_corpus": {"macro_f1": 0.21, "kappa": {"model vs A": _kappa(0.17)}},
+                    "passages": {
+                        "en": _passages(150, 0.55, 0.40, 0.70, 0.70),
+                        "fr": _passages(95, 0.55, 0.38, 0.72, 0.70),
+                    },
+                    "passage_score": 0.59,
+                    "settings": {"encoder": "e5-small", "question_weight": 0.5, "turn_smoothing": 0.0},
                 },
                 "fine-tuned": {
                     "settings": {"encoder": "e5-small-ft"},
@@ -312,8 +329,8 @@ def test_review_threshold_none_when_no_share_is_precise_enough():
 
 def test_glossary_explains_the_terms():
     page, _ = build_report(make_metrics(), BOOK)
-    terms = re.findall(r"<dt>(.*?)</dt>", _section(page, "glossary"))
-    for term in ("F1", "kappa", "alpha", "Calibration", "Coverage", "Transfer set", "Question shift", "Turn top-1"):
+    terms = re.findall(r"<dt[^>]*>(.*?)</dt>", _section(page, "glossary"))
+    for term in ("F1", "kappa", "alpha", "Calibration", "Coverage", "Transfer set", "Interviewer shift", "Turn top-1"):
         assert any(term in t for t in terms), term
 
 
@@ -334,7 +351,7 @@ def test_transfer_section_shows_every_figure_and_marks_missed_targets():
     rows = _rows(section)
     assert rows["macro-F1"] == ["0.420", "0.230"]  # gold set next to transfer set
     assert rows["macro-F1, French"] == ["0.380", "0.242"]
-    assert rows["Cohen's kappa, A vs B (95% interval)"][1].startswith("0.84")
+    assert rows["Cohen's kappa, coder A vs coder B (95% interval)"][1].startswith("0.84")
     assert rows["removed"] == ["0.230", "0.000000"]
     assert rows["replaced by a leading question (conflict and resistance)"] == ["0.230", "0.000000"]
     assert rows["default model, transfer set (French)"] == ["95", "65%", "50%", "80%", "0.74"]
@@ -381,11 +398,11 @@ def test_absent_sections_are_left_out_with_a_line(tmp_path):
     page = (out / "report.html").read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") == 4
     assert not (out / "agreement.png").exists()  # no stale figure beside the new report
-    assert "No agreement figures in these metrics" in page
-    assert "The transfer evaluation is not in these metrics" in _section(page, "transfer")
-    assert "Coding units were not compared" in _section(page, "units")
-    assert "No baselines were evaluated" in _section(page, "models")
-    assert "was not measured in this run" in _section(page, "summary")
+    assert "No agreement figures in these metrics" in _text(page)
+    assert "The transfer evaluation is not in these metrics" in _text(_section(page, "transfer"))
+    assert "Coding units were not compared" in _text(_section(page, "units"))
+    assert "No baselines were evaluated" in _text(_section(page, "models"))
+    assert "was not measured in this run" in _text(_section(page, "summary"))
 
 
 def test_ids_unknown_to_the_codebook_are_shown_and_said():
@@ -437,3 +454,238 @@ def test_report_refuses_what_is_not_metrics(tmp_path, run_cli, broken):
     result = run_cli("report", metrics, "--out", tmp_path / "r")
     assert result.code == 2 and "not an imri evaluate metrics file" in result.err
     assert not (tmp_path / "r" / "report.html").exists()
+
+
+# --- a report a methods reviewer reads without a glossary hunt (issue 23, item 9) ---------------
+
+#: Terms a methods reviewer asked about, and the glossary anchors (any one of them) that define them.
+REVIEWER_TERMS = {
+    "ridge head": {"head"},
+    "turn_smoothing": {"setting-turn_smoothing", "turn-smoothing"},
+    "question_weight": {"setting-question_weight"},
+    "passage scoring": {"passage-scoring"},
+    "codebook prior": {"codebook-prior"},
+    "presence AUC": {"presence-auc"},
+    "passage score": {"passage-score"},
+    "interviewer shift": {"interviewer-shift"},
+    "Platt scaling": {"platt"},
+    "ECE": {"ece"},
+    "kappa": {"kappa"},
+    "macro-F1": {"macro-f1"},
+    "consensus": {"consensus"},
+    "targets": {"targets"},
+    "coder A": {"coders"},
+    "cut-off": {"cutoff"},
+    "95% interval": {"ci"},
+    "top-1": {"top1", "turn-top1"},
+    "out of fold": {"out-of-fold"},
+    "cross-validated": {"cv"},
+}
+
+
+def _visible_matches(fragment: str, phrase: str):
+    """Where ``phrase`` occurs in the text of ``fragment`` (not in tags, headings, navigation or the title)."""
+    blanked = re.sub(
+        r"<(h[1-3]|nav|title|style)\b.*?</\1>", lambda m: " " * len(m.group(0)), fragment, flags=re.S | re.I
+    )
+    blanked = re.sub(r"<[^>]+>", lambda m: " " * len(m.group(0)), blanked)
+    # a phrase may be cut by a tag inside it only at a link's edge, which is what is checked
+    return [m.start() for m in re.finditer(rf"(?<![\w-]){re.escape(phrase)}s?(?![\w-])", blanked, flags=re.I)]
+
+
+def _link_around(fragment: str, at: int) -> str | None:
+    """The anchor a position of ``fragment`` is linked to, or None."""
+    opened = fragment.rfind("<a ", 0, at)
+    if opened < 0 or fragment.rfind("</a>", opened, at) >= 0:
+        return None
+    href = re.match(r"<a href='#([^']+)'>", fragment[opened:])
+    return href.group(1) if href else None
+
+
+def test_every_reviewer_term_links_to_its_definition_at_its_first_use_in_each_section():
+    page, _ = build_report(make_metrics(), BOOK)
+    body, glossary = page[: page.index('<section id="glossary">')], _section(page, "glossary")
+    sections = re.split(r"(?=<section id=)", body)
+    used = set()
+    for phrase, anchors in REVIEWER_TERMS.items():
+        assert any(f"id='g-{a}'" in glossary for a in anchors), phrase  # defined in the glossary
+        for section in sections:
+            found = _visible_matches(section, phrase)
+            if not found:
+                continue
+            used.add(phrase)
+            target = _link_around(section, found[0])
+            name = re.match(r"<section id=.(\w[\w-]*)", section)
+            assert target in {f"g-{a}" for a in anchors}, (phrase, name and name.group(1), target)
+    assert used == set(REVIEWER_TERMS)  # every term the reviewer asked about is used, so each was checked
+    # every link into the glossary lands on a definition
+    for anchor in set(re.findall(r"href='#(g-[^']+)'", page)):
+        assert f"id='{anchor}'" in glossary, anchor
+
+
+def test_coders_are_named_as_the_data_sheet_names_them():
+    results = make_metrics()
+    page, _ = build_report(results, BOOK)
+    report = Report(results, BOOK)
+    texts = [_text(page)] + [_figure_texts(DRAW[name](report)) for name in FIGURES]
+    for text in texts:
+        assert not re.findall(r"\bcoders? [ab]\b", text), re.findall(r".{30}\bcoders? [ab]\b.{10}", text)
+    assert "coder A" in texts[0] and "coder B" in texts[0]
+    agreement = _figure_texts(DRAW["agreement"](report))
+    assert "model vs coder A" in agreement and "codes A and B both gave" in agreement  # consensus in words
+
+
+def test_every_axis_label_is_words():
+    report = Report(make_metrics(), BOOK)
+    for name in FIGURES:
+        fig = DRAW[name](report)
+        labels = [label for ax in fig.axes for label in (ax.get_xlabel(), ax.get_ylabel()) if label]
+        assert labels, name
+        for label in labels:
+            flat = " ".join(label.split())
+            assert len(flat.split()) >= 4, (name, flat)
+            # "share" always says of what: never a bare "share right"
+            assert all(flat[m.end() :].startswith(" of ") for m in re.finditer(r"\bshare\b", flat)), (name, flat)
+
+
+def test_targets_say_whose_they_are():
+    page, _ = build_report(make_metrics(), BOOK)
+    targets = _text(_section(page, "transfer")).split("Targets", 1)[1]
+    assert "the project's own acceptance targets" in targets and "not a published standard" in targets
+    summary = _section(page, "summary")
+    assert "<a href='#g-targets'>transfer targets</a>" in summary and "the project's own acceptance targets" in summary
+
+
+# --- interpretations computed from the figures (issue 22, item 6) ------------------------------
+
+
+def _calibration(bins: list[tuple[int, float, float]], ece: float = 0.02) -> dict:
+    return {
+        "model": "e5-small+ridge",
+        "ece": ece,
+        "reliability": [
+            {"bin": k, "low": k / 10, "high": (k + 1) / 10, "n": n, "mean_probability": p, "observed_rate": o}
+            for k, (n, p, o) in enumerate(bins)
+        ],
+    }
+
+
+# the plot issue 22 saw: a small ECE, and 0.45 -> 0.22, 0.55 -> 0.40 in bins of 3% and 2% of the decisions;
+# 0.75 -> 0.20 in a bin of 0.6%, too few to judge
+OVERCONFIDENT = [
+    (8000, 0.02, 0.01),
+    (600, 0.15, 0.14),
+    (400, 0.25, 0.23),
+    (300, 0.35, 0.33),
+    (300, 0.45, 0.22),
+    (200, 0.55, 0.40),
+    (100, 0.65, 0.62),
+    (60, 0.75, 0.20),
+    (20, 0.85, 0.83),
+    (40, 0.95, 0.93),
+]
+
+
+def _calibration_caption(results: dict) -> tuple[str, str]:
+    page, _ = build_report(results, BOOK)
+    shows, todo = _text(_section(page, "calibration")).split("What to do.")
+    return shows, todo
+
+
+def test_calibration_caption_says_close_to_the_diagonal_only_when_every_bin_is():
+    shows, todo = _calibration_caption(make_metrics())
+    assert "every bin holding at least 1% of the decisions lies within 0.05 of the diagonal" in shows
+    assert "review queue works on probabilities from 0.16 to 0.84" in shows  # cut-offs 0.40-0.60, margin 0.60
+    assert "can be read as chances" in todo
+
+    results = make_metrics()
+    results["calibration"] = _calibration(OVERCONFIDENT)
+    shows, todo = _calibration_caption(results)
+    assert "within 0.05 of the diagonal" not in shows and "can be read as chances" not in todo
+    assert (
+        "ECE (expected calibration error: the average gap, weighted by bin size): 0.020; bin 0.0–0.1 holds 80%" in shows
+    )
+    largest = shows.split("the largest gaps:")[1].split("The cut-offs")[0]
+    assert largest.startswith(
+        " 0.4–0.5 (3% of the decisions: mean probability 0.45, observed rate 0.22, gap +0.23, over-confident); "
+        "0.5–0.6 (2% of the decisions: mean probability 0.55, observed rate 0.40, gap +0.15, over-confident)"
+    )
+    assert "0.7–0.8" not in largest  # 0.6% of the decisions: not judged...
+    assert "the largest gap among them +0.55 in bin 0.7–0.8" in shows  # ...but said
+    assert "over-confident in 2 of the 6 bins" in shows and "4 bin(s) with fewer than 1% of the decisions" in shows
+    # the queue (0.16 to 0.84) works where the model is off
+    assert "where bins 0.4–0.5, 0.5–0.6 lie off the diagonal" in shows
+    assert "a probability of about 0.45 came true 22% of the time" in todo
+    assert "These are the decisions the review queue shows" in todo
+
+    results["coverage"].update(thresholds={"a": 0.2, "b": 0.3}, margin=0.1)  # a queue away from the bad bins
+    shows, todo = _calibration_caption(results)
+    assert "review queue works on probabilities from 0.18 to 0.37 (shaded), where every judged bin lies" in shows
+    assert "The queue works elsewhere" in todo
+
+
+def test_calibration_caption_names_under_confidence_and_missing_cut_offs():
+    results = make_metrics()
+    bins = list(OVERCONFIDENT)
+    bins[4], bins[5] = (300, 0.45, 0.70), (200, 0.55, 0.56)
+    results["calibration"] = _calibration(bins)
+    del results["coverage"]["thresholds"]
+    shows, _ = _calibration_caption(results)
+    assert "under-confident in 1 of the 6 bins" in shows and "gap -0.25, under-confident" in shows
+    assert "these metrics do not give the cut-offs" in shows
+
+
+def test_other_captions_follow_their_figures():
+    results = make_metrics()
+    page, _ = build_report(results, BOOK)
+    agreement = _text(_section(page, "agreement-section"))
+    assert "less well than coder A and coder B agree with each other (0.50 against 0.62)" in agreement
+    assert "treat its codes as a first pass" in agreement
+    transfer = _text(_section(page, "transfer"))
+    assert "the codes do not depend on what the interviewer said" in transfer
+    assert (
+        "in English the model ranks one of coder A's impacts first for 47% of the coded passages, 24 points "
+        "above the codebook prior alone (23%)" in transfer
+    )
+    assert "Of the 3 variants run, the default has the highest passage score (0.659)" in transfer
+    summary = _text(_section(page, "summary"))
+    assert "Expect real transcripts to be coded less well" in summary
+
+    # the model as good as the humans, the interviewer moving the codes, a variant ahead, transfer as good
+    pairs = results["human_vs_model"]["pairs"]
+    pairs["model vs A"]["cohen_kappa"] = _kappa(0.66)
+    transfer_block = results["transfer"]
+    transfer_block["cross_corpus"]["kappa"]["model vs A"] = _kappa(0.85)
+    transfer_block["cross_corpus"]["macro_f1"] = 0.45
+    transfer_block["question_shift"]["max_probability_change"] = 0.31
+    transfer_block["variants"]["previous-default"]["passage_score"] = 0.70
+    page, _ = build_report(results, BOOK)
+    agreement = _text(_section(page, "agreement-section"))
+    assert "at least as well as coder A and coder B agree with each other (0.66 against 0.62)" in agreement
+    assert "first pass" not in agreement
+    transfer = _text(_section(page, "transfer"))
+    assert "a participant probability moves by up to 0.310" in transfer
+    assert "Variant previous-default scores higher (0.700) than the default (0.659)" in transfer
+    assert "Expect real transcripts" not in _text(_section(page, "summary"))
+
+
+def test_calibration_on_the_transfer_set_is_read_where_the_metrics_hold_it():
+    results = make_metrics()
+    results["transfer"]["calibration"] = _calibration(OVERCONFIDENT, ece=0.08)
+    shows, todo = _calibration_caption(results)
+    assert "On the gold set, every bin holding at least 1% of the decisions lies within 0.05" in shows
+    assert (
+        "On the transfer set the model is over-confident in 2 of the 6 bins" in shows and "(ECE there 0.080.)" in shows
+    )
+    assert "can be read as chances" not in todo and "came true 22% of the time" in todo
+    report = Report(results, BOOK)
+    assert "transfer set (ECE 0.080)" in _figure_texts(DRAW["reliability"](report))
+
+
+def test_a_teams_own_gold_set_is_not_called_synthetic():
+    results = make_metrics()
+    page, _ = build_report(results, BOOK)
+    assert "The bundled gold set is synthetic" in _text(page) and "are synthetic" in _text(_section(page, "transfer"))
+    results["note"] = "scores on the gold set in interviews-2025/gold, cross-validated by transcript"
+    text = _text(build_report(results, BOOK)[0])
+    assert "interviews-2025/gold" in text and "synthetic" not in text.split("Glossary")[0]
