@@ -268,7 +268,13 @@ def evaluate(
     thresholds = (
         make_model().fit(default_inputs.X, data.Y, data.groups, default_inputs.turns, default_inputs.rows).thresholds_
     )
-    results["coverage"] = {"model": name, "curve": coverage_precision(data.Y, proba, thresholds)}
+    results["coverage"] = {
+        "model": name,
+        "curve": coverage_precision(data.Y, proba, thresholds),
+        # where the review queue works: around each cut-off, review.margin wide (pipeline.code.ReviewConfig)
+        "thresholds": dict(zip(ids, map(float, thresholds), strict=True)),
+        "margin": float((params.get("review") or {}).get("margin", 0.3)),
+    }
     results["categories"] = category_confusion(data.Y, predicted, codebook)
     labels = LabelConfig.from_dict(params.get("labels"))
     results["human_vs_model"] = human_model_agreement(gold, predicted, codebook, config, labels)
@@ -362,6 +368,7 @@ def evaluate_transfer(gold: GoldSet, transfer, codebook, params: dict, progress:
         "cross_corpus": default["cross_corpus"],
         "question_shift": default["question_shift"],
         "turn_top1": default["turn_top1"],
+        "calibration": default["calibration"],
         "in_corpus_macro_f1": default["in_corpus_macro_f1"],
         "in_corpus_passages": default["in_corpus_passages"],
         "passages": {**default["passages"], "nearest_definition": prior["passages"]},

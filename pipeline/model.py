@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 HEAD_FILE = "head.npz"
 CARD_FILE = "model.json"
 HEAD_ARRAYS = ("coef", "intercept", "platt_a", "platt_b", "thresholds", "positives")
+#: ``model.json: calibration``: scores are smoothed over turns, then Platt-scaled (older models: the reverse)
+CALIBRATION = "platt after turn smoothing"
 
 
 #: The interview guide's generic impact question (study.md), by language: what every interviewer
@@ -441,9 +443,11 @@ class ImpactModel:
         from pipeline.classify import platt, smooth_by_turn
 
         scores = X @ self.arrays["coef"].T + self.arrays["intercept"]
-        proba = platt(scores, self.arrays["platt_a"], self.arrays["platt_b"])
         smoothing = self.card["params"]["train"].get("turn_smoothing", 0.0)
-        return smooth_by_turn(proba, turn_keys(table) if table is not None else None, smoothing)
+        turns = turn_keys(table) if table is not None else None
+        if self.card.get("calibration") != CALIBRATION:  # a model from before issue 22: smoothed after Platt
+            return smooth_by_turn(platt(scores, self.arrays["platt_a"], self.arrays["platt_b"]), turns, smoothing)
+        return platt(smooth_by_turn(scores, turns, smoothing), self.arrays["platt_a"], self.arrays["platt_b"])
 
     def predict_proba(
         self, table: pd.DataFrame, progress: bool = False, codebook: Codebook | None = None

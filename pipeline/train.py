@@ -177,7 +177,14 @@ def train_model(
     """
     from pipeline.classify import CalibratedModel, ClassifierConfig, cross_validated_proba
     from pipeline.embed import get_encoder
-    from pipeline.model import ImpactModel, default_encoder_id, model_features, training_rows, turn_keys
+    from pipeline.model import (
+        CALIBRATION,
+        ImpactModel,
+        default_encoder_id,
+        model_features,
+        training_rows,
+        turn_keys,
+    )
 
     started = time.perf_counter()
     codebook = gold_codebook(gold_dirs[0], codebook_path)
@@ -248,6 +255,7 @@ def train_model(
             "reviewed_codings": int(0 if extra_codings is None else len(extra_codings)),
         },
         "params": params_used,
+        "calibration": CALIBRATION,
         "libraries": library_versions(),
         "cv_metrics": metrics,
         "note": "Scores on the bundled synthetic gold set are not real-world accuracy.",

@@ -310,8 +310,13 @@ def evaluate_variant(
         YB = transfer.labels_b[t_targets]
         cross["kappa"]["model vs B"] = mean_kappa(predicted_t, YB, ids, clusters, n_boot, seed)
         cross["kappa"]["A vs B"] = mean_kappa(YA, YB, ids, clusters, n_boot, seed)
+    calibration = None
     if with_per_code:
+        from pipeline.evaluate import expected_calibration_error
+
         cross["per_code"] = f1_table(YA, predicted_t, ids)["per_code"]
+        ece, diagram = expected_calibration_error(YA, proba_t)
+        calibration = {"ece": ece, "reliability": diagram}
     t_passages = coded_passages(transfer.gold)
     t_passage_proba = model.predict_proba(_passage_features(t_passages, features))
     t_sentence_languages = np.where(t_languages == "fr", "fr", "en")
@@ -327,6 +332,7 @@ def evaluate_variant(
         ),
         "passage_hits": passage_hits(t_passage_proba, t_passages, codebook),  # for paired comparisons; not written
         "turn_top1": turn_top1(transfer.table, proba_t, YA, codebook),
+        **({"calibration": calibration} if calibration else {}),
     }
 
 

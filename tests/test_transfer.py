@@ -197,3 +197,19 @@ def test_passage_hits_and_paired_bootstrap():
     better = paired_bootstrap(a, np.zeros_like(a), np.array(["x", "x", "y", "z"]), 200)
     assert better["value"] == round(float(a.mean(axis=1).mean()), 4)
     assert 0 <= better["ci95"][0] < better["value"] < better["ci95"][1]
+
+
+def test_turn_smoothing_comes_before_calibration():
+    """Platt scaling is fitted on the smoothed scores, so the out-of-fold probabilities match the observed rate
+    of each impact (a logistic fit's mean equals its labels' mean); smoothing after it pushed them up."""
+    rng = np.random.default_rng(1)
+    n, groups = 600, np.repeat(np.arange(12), 50)
+    turns = np.repeat(np.arange(150), 4)
+    X = rng.normal(size=(n, 6))
+    Y = ((X[:, :3] + rng.normal(scale=1.5, size=(n, 3))) > 1.2).astype(np.int8)
+    model = CalibratedModel(lambda: RidgeScorer(1.0, 1), 4, turn_smoothing=0.5).fit(X, Y, groups, turns)
+    np.testing.assert_allclose(model.oof_proba_.mean(axis=0), Y.mean(axis=0), atol=2e-3)
+    # and prediction smooths the same way before the same Platt parameters
+    proba = model.predict_proba(X, turns)
+    scores = smooth_by_turn(model.scorer_.decision(X), turns, 0.5)
+    np.testing.assert_allclose(proba, 1 / (1 + np.exp(-(scores * model.platt_a_ + model.platt_b_))))
