@@ -26,7 +26,7 @@ import numpy as np
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.errors import InputError
 
-FIGURES = ("per_code_f1", "category_confusion", "agreement", "reliability", "coverage")
+FIGURES = ("per_code_f1", "category_confusion", "agreement", "reliability", "coverage", "learning_curve")
 REQUIRED = ("models", "default_model", "calibration", "coverage", "categories")
 
 #: The summary's rule: an impact is judged on the lower of its gold-set and transfer-set F1.
@@ -45,7 +45,7 @@ TIERS = {
 BASELINES = {
     "lexical": "word overlap with each impact's coded text (NVivo-style coding patterns)",
     "tfidf-logreg": "TF-IDF words and characters + logistic regression",
-    "zero-shot": "zero-shot: a head trained on the codebook's own texts, no gold set",
+    "zero-shot": "zero-shot: the codebook prior alone (similarity to each impact's codebook texts), no gold set",
 }
 #: Coder pairs of the metrics in words (the data sheet's "coder A", "coder B"; consensus as evaluate defines it).
 PAIR_NAMES = {
@@ -466,12 +466,42 @@ def coverage(report: Report):
     return fig
 
 
+def learning_curve(report: Report):
+    """Transfer passage figures against the number of gold transcripts trained on; None without the curve."""
+    curve = (report.transfer or {}).get("learning_curve") or []
+    if len(curve) < 2:
+        return None
+    fig, axes = _figure(9, 3.8)
+    fig.clf()
+    axes = fig.subplots(1, 2, sharey=True)
+    sizes = [point["transcripts"] for point in curve]
+    styles = (
+        ("category_top1", "category top-1", "o-"),
+        ("impact_top1", "impact top-1", "s-"),
+        ("impact_top3", "impact top-3", "^-"),
+    )
+    for ax, lang in zip(axes, ("en", "fr"), strict=True):
+        for key, label, style in styles:
+            ax.plot(sizes, [(p["passages"].get(lang) or {}).get(key, np.nan) for p in curve], style, label=label)
+        ax.set_title(f"{LANGUAGE_NAMES[lang]} passages of the transfer set")
+        ax.set_xlabel("gold transcripts coded and trained on (0: the codebook prior alone)")
+        ax.set_xticks(sizes)
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("share of coder A's coded passages")
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle("How much must we code? Passage figures by the size of the gold set")
+    fig.tight_layout()
+    return fig
+
+
 DRAW = {
     "per_code_f1": per_code_f1,
     "category_confusion": category_confusion,
     "agreement": agreement,
     "reliability": reliability,
     "coverage": coverage,
+    "learning_curve": learning_curve,
 }
 
 
@@ -1237,7 +1267,44 @@ def _transfer_readings(report: Report, kappa: dict) -> dict[str, str]:
     return out
 
 
-def transfer_section(report: Report) -> str:
+def _caption_learning_curve(report: Report) -> tuple[str, str]:
+    """What the learning curve shows, computed from its points: where each size stands between the prior alone
+    and the whole gold set, on the mean of the three passage figures of both languages."""
+    curve = report.transfer["learning_curve"]
+
+    def mean(point: dict) -> float:
+        values = [
+            (point["passages"].get(lang) or {}).get(key)
+            for lang in ("en", "fr")
+            for key in ("category_top1", "impact_top1", "impact_top3")
+        ]
+        return float(np.mean([v for v in values if v is not None]))
+
+    first, last = curve[0], curve[-1]
+    start, end = mean(first), mean(last)
+    steps = [f"{point['transcripts']} transcripts {mean(point):.2f}" for point in curve[1:-1]]
+    shows = (
+        f"The mean of category top-1, impact top-1 and impact top-3 on the transfer set's coded passages (both "
+        f"languages) is {start:.2f} with "
+        + ("the codebook prior alone" if first["transcripts"] == 0 else f"{first['transcripts']} transcripts")
+        + (f", {', '.join(steps)}," if steps else "")
+        + f" and {end:.2f} with all {last['transcripts']} gold transcripts."
+    )
+    if end - start <= 0.02:
+        todo = (
+            "Coding more transcripts hardly moved these figures here; check on your own transcripts before coding many."
+        )
+    else:
+        reach = next((p for p in curve if mean(p) >= start + 0.9 * (end - start)), last)
+        todo = (
+            f"Here {reach['transcripts']} coded transcripts reach 90% of what the whole gold set adds over "
+            + ("the prior alone" if first["transcripts"] == 0 else "the smallest set")
+            + ". These are synthetic transcripts: measure the same curve on your own coding before planning on it."
+        )
+    return html.escape(shows), html.escape(todo)
+
+
+def transfer_section(report: Report, curve_figure: str = "") -> str:
     """Cross-corpus next to in-corpus, question shift, turn top-1, variants, zero-shot and the targets."""
     head = "<section id='transfer'><h2>Transfer to text it was not written for</h2>"
     transfer = report.transfer
@@ -1514,6 +1581,7 @@ def transfer_section(report: Report) -> str:
         "passages; 0 is the codebook prior alone."
         + readings["curve"]
         + "</p>"
+        + curve_figure
         + curve_table
         + int8_part
         + target_part
@@ -1922,6 +1990,7 @@ def build_report(results: dict, codebook: Codebook) -> tuple[str, dict[str, byte
         "agreement": "Agreement with human coders",
         "reliability": "Calibration",
         "coverage": "Review threshold",
+        "learning_curve": "How much must we code?",
     }
     captions = {
         "per_code_f1": lambda: _caption_per_code(report, rows),
@@ -1929,6 +1998,7 @@ def build_report(results: dict, codebook: Codebook) -> tuple[str, dict[str, byte
         "agreement": lambda: _caption_agreement(report),
         "reliability": lambda: _caption_reliability(report),
         "coverage": lambda: _caption_coverage(report),
+        "learning_curve": lambda: _caption_learning_curve(report),
     }
     pngs: dict[str, bytes] = {}
     blocks: dict[str, str] = {}
@@ -1936,7 +2006,9 @@ def build_report(results: dict, codebook: Codebook) -> tuple[str, dict[str, byte
         fig = DRAW[name](report)
         if fig is None:
             blocks[name] = _absent(
-                "No agreement figures in these metrics: the gold set has no second coder (B) and no transfer "
+                "No learning curve in these metrics (evaluate.learning_curve with a transfer set)."
+                if name == "learning_curve"
+                else "No agreement figures in these metrics: the gold set has no second coder (B) and no transfer "
                 "set was evaluated."
             )
             continue
@@ -2006,7 +2078,7 @@ Best first, by the figure the summary judges on. Green: pre-code; red: full huma
 <section id="calibration"><h2>Calibration</h2>{blocks["reliability"]}</section>
 <section id="review"><h2>Review threshold</h2>{blocks["coverage"]}{curve_table}</section>
 {_units_section(report)}
-{transfer_section(report)}
+{transfer_section(report, blocks["learning_curve"])}
 <section id="glossary"><h2>Glossary</h2><dl>{glossary}</dl></section>
 </body></html>
 """
