@@ -47,8 +47,12 @@ def _shipped(ctx: typer.Context, param: typer.CallbackParam, value):
 def codebook_show(
     codebook: Path | None = CodebookOption,
     lang: str = typer.Option("en", "--lang", help="Language of the names: en or fr."),
+    definitions: bool = typer.Option(
+        False, "--definitions", help="Also each impact's definition and its include and exclude hints."
+    ),
 ) -> None:
-    """Print the codebook as a tree: categories, then their impacts."""
+    """Print the codebook as a tree: categories, then their impacts (with --definitions, what each one covers;
+    a hint pointing to another impact names it beside its id)."""
     from pipeline.codebook import LANGUAGES, load_codebook
 
     if lang not in LANGUAGES:
@@ -64,6 +68,18 @@ def codebook_show(
             leaf = "└──" if i_index == len(impacts) - 1 else "├──"
             kind = " (process)" if impact.kind == "process" else ""
             typer.echo(f"{branch}{leaf} {impact.name[lang]}{kind} [{impact.id}]")
+            if definitions:
+                inner = branch + ("    " if i_index == len(impacts) - 1 else "│   ")
+                french = lang == "fr"
+                definition = (impact.definition_fr if french else "") or impact.definition
+                if definition:
+                    typer.echo(f"{inner}{book.with_names(' '.join(definition.split()), lang)}")
+                for word, hints in (
+                    ("include", (impact.include_fr if french else ()) or impact.include),
+                    ("exclude", (impact.exclude_fr if french else ()) or impact.exclude),
+                ):
+                    for hint in hints:
+                        typer.echo(f"{inner}{word}: {book.with_names(' '.join(hint.split()), lang)}")
 
 
 @corpus_app.command("build")
@@ -629,6 +645,7 @@ def code(
     s = run.summary
     if run.replaced:
         typer.echo(run.replaced)
+    _echo_read(run.transcripts)
     if on_ray:
         actors = f"{run.workers} worker{'s' if run.workers != 1 else ''}"
         typer.echo(f"ray: {actors}, transcripts embedded on {run.nodes} node(s) ({run.address})")
@@ -804,7 +821,18 @@ def evaluate(
         segment = SegmentConfig.from_dict(settings.get("segment") or {})
         transfer_set = load_transfer(Path(transfer_dir), book, segment, labels, interviewer)
         settings.setdefault("evaluate", {})["transfer"] = str(transfer_dir)
-    results = run_evaluation(data, book, settings, progress=True, gold_for_unit=gold_for_unit, transfer=transfer_set)
+    from pipeline.evaluate import SYNTHETIC_NOTE
+    from pipeline.locations import scores_note
+
+    results = run_evaluation(
+        data,
+        book,
+        settings,
+        progress=True,
+        gold_for_unit=gold_for_unit,
+        transfer=transfer_set,
+        note=scores_note([gold], SYNTHETIC_NOTE),
+    )
     write_metrics(results, out)
     typer.echo(headline(results))
     typer.echo("seconds: " + ", ".join(f"{name} {seconds:.1f}" for name, seconds in timings(results).items()))

@@ -3,12 +3,15 @@
 Writes into the output folder:
 
 * ``segments.csv`` and ``segments.parquet``: the segment table plus ``codes`` (``;``-joined impact
-  ids above their thresholds), ``confidence``, ``needs_review`` and one ``p:<impact_id>`` column per
-  impact. Interviewer segments stay in the table with empty codes and empty probabilities.
+  ids above their thresholds), ``code_names`` (their names in the transcript's language, ``; ``-joined),
+  ``confidence``, ``needs_review`` and one ``p:<impact_id>`` column per impact. Interviewer segments stay
+  in the table with empty codes and empty probabilities.
 * ``passages.csv``: one row per participant turn (the passage a coder reads): its span, speaker, the
   codes of its sentences and its three most probable impacts with names and probabilities.
-* ``review_queue.csv``: participant segments that need a human, highest priority first.
-* ``summary.json``; ``coded.qdpx`` (REFI-QDA project with the suggestions as codings by the model: adjacent
+* ``review_queue.csv``: participant segments that need a human, highest priority first; its top-3
+  ``suggestions`` read ``Name [impact_id] (probability)``.
+* ``summary.json`` (counts for the run and per transcript, and each impact's most probable coded
+  passages, with their text); ``coded.qdpx`` (REFI-QDA project with the suggestions as codings by the model: adjacent
   sentences of one turn with the same code are one coding, a passage);
   ``model.json`` (a copy of the model's card, so the run says what coded it).
 
@@ -165,6 +168,7 @@ class CodingRun:
     # be the same for the same input and model
     timings: dict[str, float] = field(default_factory=dict)
     replaced: str | None = None  # what the run folder replaced, in words
+    transcripts: list = field(default_factory=list)  # every transcript read (skipped ones too), for the CLI
 
 
 def code_segments(
@@ -185,6 +189,7 @@ def code_segments(
     out["codes"] = [
         ";".join(id_array[row.astype(bool)]) if p else "" for row, p in zip(codes, participant, strict=True)
     ]
+    out.insert(out.columns.get_loc("codes") + 1, "code_names", code_names(out, codebook))
     out["confidence"] = np.where(participant, np.round(confidence, 4), np.nan)
     out["needs_review"] = needs & participant
     probabilities = pd.DataFrame(
@@ -192,10 +197,14 @@ def code_segments(
     )
     out = pd.concat([out, probabilities], axis=1)
     order = np.argsort(-proba, axis=1)[:, :3]
-    suggestions = [" ; ".join(f"{ids[j]} ({proba[i, j]:.2f})" for j in order[i]) for i in range(len(out))]
-    queue = out.loc[
-        out.needs_review, ["source", "segment_id", "start", "end", "speaker", "language", "text", "codes", "confidence"]
-    ].copy()
+    languages = _names_languages(out)
+    names = {lang: [impact.name[lang] for impact in codebook.impacts] for lang in set(languages)}
+    suggestions = [
+        " ; ".join(f"{names[languages[i]][j]} [{ids[j]}] ({proba[i, j]:.2f})" for j in order[i])
+        for i in range(len(out))
+    ]
+    columns = ["source", "segment_id", "start", "end", "speaker", "language", "text", "codes", "code_names"]
+    queue = out.loc[out.needs_review, [*columns, "confidence"]].copy()
     queue.insert(0, "priority", np.round(priority[out.needs_review.to_numpy()], 4))
     rows = np.flatnonzero(out.needs_review.to_numpy())
     queue["reason"] = [reasons[i] for i in rows]
@@ -204,6 +213,22 @@ def code_segments(
     queue["context"] = np.asarray(previous_turn_text(out), dtype=object)[rows]
     queue = queue.sort_values(["priority", "segment_id"], ascending=[False, True], kind="mergesort")
     return out, queue.reset_index(drop=True)
+
+
+def _names_languages(segments: pd.DataFrame) -> list[str]:
+    """The language each segment's impacts are named in: its transcript's (``en`` unless French)."""
+    column = "transcript_language" if "transcript_language" in segments else "language"
+    return ["fr" if language == "fr" else "en" for language in segments[column]]
+
+
+def code_names(segments: pd.DataFrame, codebook: Codebook) -> list[str]:
+    """``code_names`` of a coded segment table: the names of its ``codes``, ``; ``-joined, in the language of
+    the segment's transcript (the ids stay in ``codes``, for programs)."""
+    named = {(impact.id, lang): impact.name[lang] for impact in codebook.impacts for lang in ("en", "fr")}
+    return [
+        "; ".join(named[code, lang] for code in str(codes).split(";") if code)
+        for codes, lang in zip(segments.codes, _names_languages(segments), strict=True)
+    ]
 
 
 def passage_table(segments: pd.DataFrame, codebook: Codebook, top: int = 3) -> pd.DataFrame:
@@ -302,7 +327,9 @@ def summarise(segments: pd.DataFrame, codebook: Codebook, model_name: str) -> di
     """``summary.json``: counts of the run, with impacts and categories named as the codebook names them.
 
     ``codes_per_category`` and ``codes_per_impact`` are lists in codebook order of ``{"id", "name",
-    "count"}`` (impacts also give their ``category``); names are in ``names_language``.
+    "count"}`` (impacts also give their ``category``); names are in ``names_language``. ``per_transcript``
+    gives the same counts for each transcript (impacts it got at least once), and ``confident_passages``
+    each impact's most probable coded passages (:func:`confident_passages`).
     """
     participant = segments[segments.role == "participant"]
     language = names_language(segments)
@@ -333,7 +360,62 @@ def summarise(segments: pd.DataFrame, codebook: Codebook, model_name: str) -> di
         "sent_to_review": int(participant.needs_review.sum()),
         "share_sent_to_review": round(float(participant.needs_review.mean()) if len(participant) else 0.0, 4),
         "languages": {k: int(v) for k, v in participant.language.value_counts().sort_index().items()},
+        "per_transcript": per_transcript(segments, codebook, language),
+        "confident_passages": confident_passages(segments, codebook, language),
     }
+
+
+def per_transcript(segments: pd.DataFrame, codebook: Codebook, language: str) -> list[dict]:
+    """``summary.json: per_transcript``: for each transcript (by source), its segments, participant segments,
+    coded segments, segments sent to review and the impacts it got (codebook order, named in ``language``)."""
+    rows = []
+    for source, frame in segments.groupby("source", sort=True):
+        participant = frame[frame.role == "participant"]
+        applied = [set(str(codes).split(";")) - {""} for codes in participant.codes]
+        counts = [(impact, sum(impact.id in codes for codes in applied)) for impact in codebook.impacts]
+        rows.append(
+            {
+                "source": source,
+                "segments": int(len(frame)),
+                "participant_segments": int(len(participant)),
+                "coded_segments": int(sum(bool(codes) for codes in applied)),
+                "sent_to_review": int(participant.needs_review.sum()),
+                "codes_per_impact": [
+                    {"id": impact.id, "name": impact.name[language], "count": n} for impact, n in counts if n
+                ],
+            }
+        )
+    return rows
+
+
+def confident_passages(segments: pd.DataFrame, codebook: Codebook, language: str, top: int = 3) -> list[dict]:
+    """``summary.json: confident_passages``: per impact (codebook order, named in ``language``), its ``top``
+    passages (participant turns, as in ``passages.csv``) that carry it, most probable first: source, start,
+    end, speaker, the probability (the highest of the turn's sentences) and the passage's text."""
+    participant = segments[segments.role == "participant"]
+    keys = [participant.source.to_numpy(), participant.turn.to_numpy()]
+    turns = participant.groupby(keys, sort=True).agg(
+        start=("start", "min"), end=("end", "max"), speaker=("speaker", "first"), text=("text", " ".join)
+    )
+    coded = participant.codes.astype(str).str.get_dummies(sep=";").reindex(columns=codebook.impact_ids, fill_value=0)
+    out = []
+    for impact in codebook.impacts:
+        carries = coded[impact.id].astype(bool)
+        probability = participant[f"p:{impact.id}"].where(carries).groupby(keys, sort=True).max().dropna()
+        best = probability.sort_values(ascending=False, kind="mergesort").head(top)  # ties: source, then turn
+        passages = [
+            {
+                "source": source,
+                "start": int(turns.at[(source, turn), "start"]),
+                "end": int(turns.at[(source, turn), "end"]),
+                "speaker": turns.at[(source, turn), "speaker"],
+                "p": round(float(p), 4),
+                "text": turns.at[(source, turn), "text"],
+            }
+            for (source, turn), p in best.items()
+        ]
+        out.append({"id": impact.id, "name": impact.name[language], "passages": passages})
+    return out
 
 
 def _is_review_file(name: str) -> bool:
@@ -537,7 +619,7 @@ def code_transcripts(
     replaced = check_run_folder(out, force, holds)  # again: the folder may have changed while this ran
     write_run(out, segments, queue, summary, card, texts, codebook, gold, built, role_rows(transcripts))
     clock.lap("write")
-    return CodingRun(segments, queue, summary, clock.laps, replaced)
+    return CodingRun(segments, queue, summary, clock.laps, replaced, transcripts)
 
 
 def _read_all(inputs: list[Path], reading, warn) -> list[Transcript]:

@@ -7,6 +7,7 @@ so any codebook in the same format works.
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
@@ -88,6 +89,21 @@ class Codebook:
 
     def category_of(self, impact_id: str) -> str:
         return self.impact(impact_id).category
+
+    def with_names(self, text: str, language: str = "en") -> str:
+        """``text`` (a definition or hint) with the impact's name beside each impact id it mentions (``-> id``,
+        or an id with ``_`` anywhere): ``Name [impact_id]``, the name in ``language``; the rest left as it is."""
+        ids = sorted(self.impact_ids, key=len, reverse=True)
+        pattern = re.compile(r"(->\s*)?(?<![\w\[])(" + "|".join(map(re.escape, ids)) + r")(?![\w\]])")
+
+        def named(match: re.Match) -> str:
+            arrow, ident = match.group(1) or "", match.group(2)
+            if not arrow and "_" not in ident:  # a plain word that happens to be an id: leave it
+                return match.group(0)
+            impact = self.impact(ident)
+            return f"{arrow}{impact.name.get(language) or impact.name['en']} [{ident}]"
+
+        return pattern.sub(named, text)
 
     def check_codes(self, codes: list[str] | set[str], where: str | Path | None = None) -> None:
         """Raise :class:`InputError` naming every code that is not an impact of this codebook."""

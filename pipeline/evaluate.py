@@ -176,6 +176,10 @@ class EvaluationInputs:
         return cls(gold, gold.labels[targets], table.source.to_numpy(), table.transcript_language.to_numpy(), table)
 
 
+#: metrics.json's ``note`` on the bundled synthetic gold set
+SYNTHETIC_NOTE = "synthetic gold set: these are not real-world accuracy figures"
+
+
 def evaluate(
     gold: GoldSet,
     codebook,
@@ -183,8 +187,12 @@ def evaluate(
     progress: bool = False,
     gold_for_unit: Callable[[str], GoldSet] | None = None,
     transfer=None,
+    note: str = SYNTHETIC_NOTE,
 ) -> dict:
     """Every comparison of the evaluation, as one JSON-ready dictionary.
+
+    ``note`` says whose gold set the figures come from (``imri evaluate``:
+    :func:`pipeline.locations.scores_note`); the default is the bundled synthetic set's.
 
     ``gold_for_unit(unit)`` loads the same gold set cut into another coding unit; with it, the
     default encoder and head are also compared across ``evaluate.units`` (:func:`compare_units`).
@@ -207,7 +215,7 @@ def evaluate(
         "segments": int(len(data.Y)),
         "label_coders": coders,
         "models": {},
-        "note": "synthetic gold set: these are not real-world accuracy figures",
+        "note": note,
     }
     features: dict[str, np.ndarray] = {}
     default_run = None
@@ -702,7 +710,11 @@ def headline(results: dict) -> str:
                 f"{by_lang.get('fr', {}).get('macro_f1', float('nan')):6.3f}"
             )
     lines += transfer_headline(results.get("transfer"))
-    lines.append("* default model and unit. Synthetic gold set: not real-world accuracy.")
+    note = results.get("note", SYNTHETIC_NOTE)
+    shown = (
+        "Synthetic gold set: not real-world accuracy." if note == SYNTHETIC_NOTE else note[:1].upper() + note[1:] + "."
+    )
+    lines.append(f"* default model and unit. {shown}")
     return "\n".join(lines)
 
 

@@ -55,6 +55,51 @@ def shipped(path: Path) -> Path:
     return path
 
 
+def is_bundled_gold(folder: Path) -> bool:
+    """Whether ``folder`` is the synthetic gold set that ships with imri (the repository's ``data/gold``), by
+    where it is: a copy elsewhere, or a team's own gold set, is not."""
+    repository = _repository()
+    if repository is None:
+        return False
+    try:
+        return Path(folder).resolve() == (repository / BUNDLED_GOLD).resolve()
+    except OSError:
+        return False
+
+
+def gold_names(folders: list[Path] | tuple[Path, ...]) -> list[str]:
+    """The gold sets in words: "the bundled synthetic gold set", or a team's gold set by its folder's name."""
+    names = []
+    for folder in folders:
+        name = "the bundled synthetic gold set" if is_bundled_gold(folder) else Path(folder).resolve().name
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def model_name(folders: list[Path] | tuple[Path, ...]) -> str:
+    """The name of a model trained on the gold set(s) ``folders``: ``imri-default`` on the bundled one alone,
+    else ``imri-`` and the folder names of the others (a model folder's name is ``<name>-<version>``)."""
+    import re
+
+    own = [Path(f).resolve().name for f in folders if not is_bundled_gold(f)]
+    if not own:
+        return DEFAULT_MODEL.name
+    return "imri-" + "+".join(re.sub(r"[^\w.+-]+", "-", name).strip("-.") or "gold" for name in own)
+
+
+def scores_note(folders: list[Path] | tuple[Path, ...], bundled: str) -> str:
+    """What scores on the gold set(s) ``folders`` are: ``bundled`` (the synthetic-data warning) on the bundled
+    gold set alone; else a clause naming the team's gold set(s) by folder (no word "synthetic")."""
+    names = gold_names(folders)
+    if names == ["the bundled synthetic gold set"]:
+        return bundled
+    shown = [n if n.startswith("the bundled") else repr(n) for n in names]
+    listed = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+    sets = "gold set" if len(shown) == 1 else "gold sets"
+    return f"scores cross-validated by transcript on the {sets} {listed}: how the model codes transcripts like these"
+
+
 def user_data_dir() -> Path:
     """The user's imri data folder: ``$IMRI_DATA``, else platformdirs' user data folder for ``imri``."""
     if os.environ.get("IMRI_DATA"):

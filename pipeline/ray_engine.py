@@ -426,7 +426,9 @@ def code_transcripts_ray(
     write_run(out, segments, queue, summary, card, texts, codebook, gold, built, role_rows(decided))
     clock.lap("write")
     nodes = len({r["node"] for r in coded})
-    return RayCodingRun(segments, queue, summary, clock.laps, replaced, nodes=nodes, workers=pool, address=where)
+    return RayCodingRun(
+        segments, queue, summary, clock.laps, replaced, decided, nodes=nodes, workers=pool, address=where
+    )
 
 
 # --- a throwaway cluster on this machine -------------------------------------------------------------

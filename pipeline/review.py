@@ -837,11 +837,11 @@ def _as_codings(decisions: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
 def export_reviews(
     run_dir: str | Path, out: str | Path, codebook_path: str | Path | None = None
 ) -> tuple[int, int, int]:
-    """Write a run's decisions as codings: ``.csv``/``.parquet`` (``source,start,end,code,coder,description``,
-    the memo as description) or a REFI-QDA ``.qdpx`` project with the run's transcripts and each
-    reviewer as a user. Segments decided "no impact" have no coding; decisions that do not apply to
-    the run now (:func:`applying_decisions`) are left out. Returns (reviewed segments, codings,
-    decisions set aside)."""
+    """Write a run's decisions as codings: ``.csv``/``.parquet`` (``source,start,end,code,code_name,coder,
+    description``: the code's name in the codebook, in its transcript's language, and the memo as description)
+    or a REFI-QDA ``.qdpx`` project with the run's transcripts and each reviewer as a user. Segments decided
+    "no impact" have no coding; decisions that do not apply to the run now (:func:`applying_decisions`) are
+    left out. Returns (reviewed segments, codings, decisions set aside)."""
     from pipeline.io import TABLE_SUFFIXES, write_table
 
     out = Path(out)
@@ -865,8 +865,22 @@ def export_reviews(
             where=Path(run_dir) / REVIEW_DB,
         )
     else:
+        codings.insert(codings.columns.get_loc("code") + 1, "code_name", _code_names(codings, run_dir, codebook_path))
         write_table(codings, out)
     return reviews.segment_id.nunique(), len(codings), set_aside
+
+
+def _code_names(codings: pd.DataFrame, run_dir: str | Path, codebook_path: str | Path | None) -> list[str]:
+    """The name of each coding's code in the codebook (empty for a code it lacks), in its transcript's language."""
+    codebook = load_codebook(codebook_path)
+    segments = _read_segments(Path(run_dir))
+    column = "transcript_language" if "transcript_language" in segments else "language"
+    languages = segments.groupby("source")[column].first().to_dict()
+    names = {(i.id, lang): i.name[lang] for i in codebook.impacts for lang in ("en", "fr")}
+    return [
+        names.get((code, "fr" if languages.get(source) == "fr" else "en"), "")
+        for code, source in zip(codings.code, codings.source, strict=True)
+    ]
 
 
 def export_history(run_dir: str | Path, out: str | Path) -> int:

@@ -342,9 +342,10 @@ class ReviewView:
                     "model": impact_id in suggested,
                     "checked": impact_id in checked,
                     "shortcut": rank + 1 if rank < SHORTCUTS else None,
-                    "definition": impact.definition,
+                    "definition": book.with_names(impact.definition, lang),
                     "include": impact.include,
-                    "exclude": impact.exclude,
+                    # impact ids named as the reviewer sees them in the list
+                    "exclude": [book.with_names(hint, lang) for hint in impact.exclude],
                 }
             )
         before, text, after = run.turn(segment_id)

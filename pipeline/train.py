@@ -160,6 +160,10 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
 def train_model(
     gold_dirs: list[Path],
     out: Path,
@@ -168,12 +172,13 @@ def train_model(
     coders: list[str] | None = None,
     extra_codings: pd.DataFrame | None = None,
     progress: bool = False,
-    name: str = "imri-default",
+    name: str | None = None,
     interviewers: list[str] | tuple[str, ...] = (),
 ) -> dict:
     """Fit the model on the gold set(s), cross-validate it by transcript, write the model folder.
 
-    Returns the model card (also written as ``model.json``).
+    Returns the model card (also written as ``model.json``). ``name``: by default ``imri-default`` on the
+    bundled gold set, else named after the gold folder(s) (:func:`pipeline.locations.model_name`).
     """
     from pipeline.classify import CalibratedModel, ClassifierConfig, cross_validated_proba
     from pipeline.embed import get_encoder
@@ -239,8 +244,10 @@ def train_model(
         },
         sort_keys=True,
     )
+    from pipeline.locations import model_name, scores_note
+
     card = {
-        "name": name,
+        "name": name or model_name(gold_dirs),
         "version": hashlib.sha256(recipe.encode("utf-8")).hexdigest()[:12],
         # the encoder whose embeddings the head was fitted on: `imri code` codes with this one
         "encoder": {"id": encoder_id, "precision": encoder_precision(encoder_id), "version": encoder.version},
@@ -258,7 +265,9 @@ def train_model(
         "calibration": CALIBRATION,
         "libraries": library_versions(),
         "cv_metrics": metrics,
-        "note": "Scores on the bundled synthetic gold set are not real-world accuracy.",
+        "note": _sentence(
+            scores_note(gold_dirs, "Scores on the bundled synthetic gold set are not real-world accuracy.")
+        ),
     }
     arrays = {
         "coef": scorer.coef_,

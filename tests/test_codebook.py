@@ -78,6 +78,28 @@ def test_codebook_show_tree(run_cli):
     assert sum("[process_" in line and "(process)" in line for line in lines) == 3
 
 
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_codebook_show_definitions_name_the_impacts_hints_point_to(run_cli, lang):
+    """A hint "... -> impact_id" shows the impact's name beside its id, in the language asked for."""
+    import re
+
+    book = load_codebook()
+    result = run_cli("codebook", "show", "--definitions", "--lang", lang)
+    assert result.code == 0, result.err
+    empowering = book.impact("process_empowering_shifting_power")
+    pointing = [line for line in result.out.splitlines() if "-> " in line]
+    assert pointing and all("exclude: " in line for line in pointing)
+    assert any(f"-> {empowering.name[lang]} [{empowering.id}]" in line for line in pointing)
+    names = {i.id: i.name[lang] for i in book.impacts}
+    for line in result.out.splitlines()[1:]:  # every id in a definition or hint has its name before it
+        assert not re.search(r"(?<![\w\[])[a-z]+(?:_[a-z]+)+(?![\w\]])", line), line
+        bracketed = [i for i in re.findall(r"\[(\w+)\]", line) if i in names]
+        assert all(re.search(re.escape(names[i]) + r"( \(process\))? \[" + i, line) for i in bracketed), line
+    growth = book.impact("being_growth_service_users")
+    definition = growth.definition_fr if lang == "fr" else growth.definition
+    assert " ".join(definition.split()) in result.out
+
+
 def test_bad_codebook_exits_2(tmp_path, run_cli):
     path = tmp_path / "broken.yaml"
     path.write_text("categories: [\n", encoding="utf-8")

@@ -137,6 +137,11 @@ def test_evaluate_coder_option_chooses_the_labels(small_gold, metrics, tmp_path,
     # B's codings of the double-coded transcripts join A's as labels: the same segments, other figures
     assert both["segments"] == only_a["segments"]
     assert both["models"]["use-m3+ridge"]["per_code"] != only_a["models"]["use-m3+ridge"]["per_code"]
+    # a gold set that is not the bundled one (a copy elsewhere: a team's own) is named by its folder, not synthetic
+    last = result.out.strip().splitlines()[-2]  # the headline's last line, then the timings
+    assert last.startswith("* default model and unit.") and repr(small_gold.name) in last, last
+    assert "synthetic" not in result.out.lower() and "synthetic" not in both["note"]
+    assert repr(small_gold.name) in both["note"]
 
 
 def test_report_refuses_other_json(tmp_path, run_cli):

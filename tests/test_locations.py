@@ -160,3 +160,22 @@ def test_retraining_writes_a_new_model_folder_and_never_over_another(small_gold,
     forced = run_cli("train", "--gold", small_gold, "--params", params, "--out", folder, "--force")
     assert forced.code == 0, forced.err
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # written again, whole
+
+
+def test_messages_know_whose_gold_set_it_is(small_gold, monkeypatch):
+    """The bundled synthetic gold set is known by where it is: a copy of its transcripts elsewhere (small_gold) is a
+    team's own gold set, named by its folder, and nothing said about it calls it synthetic."""
+    from pipeline.evaluate import SYNTHETIC_NOTE
+    from pipeline.locations import is_bundled_gold, model_name, scores_note
+
+    bundled = ROOT / "data" / "gold"
+    assert is_bundled_gold(bundled) and not is_bundled_gold(small_gold)
+    monkeypatch.chdir(ROOT)
+    assert is_bundled_gold(Path("data/gold"))  # relative, as the command's default gives it
+    assert scores_note([bundled], SYNTHETIC_NOTE) == SYNTHETIC_NOTE and model_name([bundled]) == "imri-default"
+    note = scores_note([small_gold], SYNTHETIC_NOTE)
+    assert "synthetic" not in note and repr(small_gold.name) in note
+    assert model_name([small_gold]) == f"imri-{small_gold.name}"
+    both = scores_note([bundled, small_gold], SYNTHETIC_NOTE)
+    assert "the bundled synthetic gold set" in both and repr(small_gold.name) in both
+    assert model_name([bundled, small_gold]) == f"imri-{small_gold.name}"

@@ -97,6 +97,13 @@ def test_train_writes_a_safe_model_folder(trained):
     assert set(saved["cv_metrics"]["by_language"]) == {"en", "fr"}
 
 
+def _keys(value) -> set[str]:
+    """Every key of a JSON document, at any depth."""
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in _keys(v)}
+    return {k for v in value for k in _keys(v)} if isinstance(value, list) else set()
+
+
 def test_code_writes_segments_queue_summary_and_project(trained, coded, run_cli):
     model, _ = trained
     out, inputs = coded
@@ -105,7 +112,10 @@ def test_code_writes_segments_queue_summary_and_project(trained, coded, run_cli)
     assert "segments to review" in result.out
     steps = result.out.split("seconds: ")[1].split("\n")[0].split(", ")
     assert {"read", "segment", "embed", "classify", "write"} <= {step.split()[0] for step in steps}
-    assert "seconds" not in (out / "summary.json").read_text(encoding="utf-8")  # timings stay out of the files
+    # timings stay out of the files (summary.json quotes passages, whose words may say "seconds": its keys are checked)
+    timing_keys = {"seconds", "load", "read", "embed", "classify", "write", "waiting"}
+    assert not timing_keys & _keys(json.loads((out / "summary.json").read_text(encoding="utf-8")))
+    assert "read 2 transcripts (text 2)" in result.out.splitlines()  # the layouts read, as imri segment says
     segments = pd.read_csv(out / "segments.csv", keep_default_na=False)
     card = json.loads((model / "model.json").read_text(encoding="utf-8"))
     ids = card["codebook"]["impact_ids"]
@@ -133,6 +143,96 @@ def test_code_writes_segments_queue_summary_and_project(trained, coded, run_cli)
     assert summary["sent_to_review"] == len(queue)
     coded_total = sum(impact["count"] for impact in summary["codes_per_impact"])
     assert coded_total == sum(len(c.split(";")) for c in participant.codes if c)
+
+
+def test_trained_model_is_named_after_its_gold_set(trained, small_gold):
+    """small_gold is a copy of bundled transcripts in a folder of its own: a team's gold set, not the bundled one."""
+    _, card = trained
+    assert card["name"] == f"imri-{small_gold.name}"
+    assert "synthetic" not in card["note"] and repr(small_gold.name) in card["note"]
+
+
+def test_outputs_name_the_codes_and_summarise_each_transcript(trained, coded, run_cli):
+    """segments.csv and review_queue.csv name the codes beside their ids, in the transcript's language; summary.json
+    counts each transcript (adding up to the run's counts) and gives each impact's most probable coded passages."""
+    import re
+
+    from pipeline.codebook import load_codebook
+
+    out, inputs = coded
+    if not (out / "summary.json").exists():
+        assert run_cli("code", *inputs, "--model", trained[0], "--out", out).code == 0
+    book = load_codebook()
+    segments = pd.read_csv(out / "segments.csv", keep_default_na=False)
+    by_source = zip(segments.source, segments.transcript_language, strict=True)
+    language = {source: ("fr" if lang == "fr" else "en") for source, lang in by_source}
+    assert set(language.values()) == {"en", "fr"}  # ns-02 is English, ns-05 French
+    for source, codes, names in zip(segments.source, segments.codes, segments.code_names, strict=True):
+        expected = [book.impact(c).name[language[source]] for c in codes.split(";") if c]
+        assert (names.split("; ") if names else []) == expected
+    assert {language[s] for s, names in zip(segments.source, segments.code_names, strict=True) if names} == {"en", "fr"}
+    queue = pd.read_csv(out / "review_queue.csv", keep_default_na=False)
+    for source, suggestions in zip(queue.source, queue.suggestions, strict=True):
+        for suggestion in suggestions.split(" ; "):
+            name, impact_id = re.fullmatch(r"(.+) \[(.+)\] \([01]\.\d\d\)", suggestion).groups()
+            assert name == book.impact(impact_id).name[language[source]]
+
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    per = summary["per_transcript"]
+    assert [t["source"] for t in per] == sorted({p.name for p in inputs})
+    for key in ("segments", "participant_segments", "coded_segments", "sent_to_review"):
+        assert sum(t[key] for t in per) == summary[key], key
+    totals = {i["id"]: i["count"] for i in summary["codes_per_impact"]}
+    for impact_id, count in totals.items():
+        assert sum(c["count"] for t in per for c in t["codes_per_impact"] if c["id"] == impact_id) == count
+    participant = segments[segments.role == "participant"]
+    for t in per:
+        mine = participant[participant.source == t["source"]]
+        assert t["coded_segments"] == int((mine.codes != "").sum()) > 0
+        assert all(c["name"] == book.impact(c["id"]).name[summary["names_language"]] for c in t["codes_per_impact"])
+
+    texts = {p.name: p.read_text(encoding="utf-8") for p in inputs}
+    confident = summary["confident_passages"]
+    assert [entry["id"] for entry in confident] == book.impact_ids
+    assert sum(len(entry["passages"]) for entry in confident) > 3
+    for entry in confident:
+        carrying = participant[participant.codes.str.split(";").map(lambda codes, i=entry["id"]: i in codes)]
+        column = f"p:{entry['id']}"
+        best = carrying.astype({column: float}).groupby(["source", "turn"])[column].max().sort_values(ascending=False)
+        probabilities = [p["p"] for p in entry["passages"]]
+        assert probabilities == sorted(probabilities, reverse=True)
+        assert probabilities == pytest.approx(best.head(3).tolist())  # the most probable of the passages coded so
+        for passage in entry["passages"]:
+            text = texts[passage["source"]]
+            assert 0 <= passage["start"] < passage["end"] <= len(text)
+            assert " ".join(text[passage["start"] : passage["end"]].split()) == " ".join(passage["text"].split())
+
+
+def test_tfidf_baseline_fits_without_convergence_warnings():
+    """Labels the n-grams barely separate make liblinear stop at its iteration cap; the baseline says nothing."""
+    import re
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from pipeline.classify import TfidfLogRegScorer
+
+    sentences = [
+        s
+        for path in sorted((ROOT / "data" / "gold" / "transcripts").glob("*.txt"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        for s in re.split(r"(?<=[.?!])\s+", line)
+        if len(s) > 3
+    ]
+    rng = np.random.default_rng(0)
+    texts = np.asarray(sentences, dtype=object)[rng.choice(len(sentences), 3000, replace=False)]
+    Y = np.zeros((3000, 2), dtype=int)
+    for j in range(2):
+        Y[rng.choice(3000, 300, replace=False), j] = 1  # random labels: no n-gram separates them
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        scorer = TfidfLogRegScorer().fit(texts, Y)
+    assert scorer.decision(texts[:5]).shape == (5, 2)
 
 
 def test_coded_project_codes_passages(trained, coded, run_cli):
@@ -238,7 +338,8 @@ def test_with_gold_puts_the_human_codings_in_the_project(trained, small_gold, tm
     assert result.code == 0, result.err
     project = read_qdpx(tmp_path / "run" / "coded.qdpx")
     coders = {c.coder for c in project.codings}
-    assert "A" in coders and any(c.startswith("imri model imri-default ") for c in coders)
+    # a model trained on a gold set other than the bundled one is named after its folder
+    assert "A" in coders and any(c.startswith(f"imri model imri-{small_gold.name} ") for c in coders)
     gold = pd.read_csv(small_gold / "codings.csv")
     assert sum(c.coder == "A" for c in project.codings) == int((gold.source == "bc-02.txt").sum())
 

@@ -880,7 +880,13 @@ def test_export_round_trip(client, run_dir, run_cli, tmp_path):
     codings = read_codings(tmp_path / "reviews.csv", BOOK)
     assert {(r.source, r.start, r.end, r.code) for r in codings.itertuples()} == expected
     assert set(codings.coder) == {"ana"}
-    assert pd.read_csv(tmp_path / "reviews.csv").description.fillna("").tolist().count("two codes") == 2
+    exported = pd.read_csv(tmp_path / "reviews.csv", keep_default_na=False)
+    assert exported.description.tolist().count("two codes") == 2
+    # each code named beside its id, in its transcript's language (beta.txt is French)
+    language = client.run.transcript_language
+    assert exported.code_name.tolist() == [
+        BOOK.impact(c).name[language[s]] for c, s in zip(exported.code, exported.source, strict=True)
+    ]
 
     result = run_cli("review", "export", run_dir, "--out", tmp_path / "reviews.qdpx")
     assert result.code == 0
