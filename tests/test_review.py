@@ -318,6 +318,8 @@ def test_serve_refuses_what_is_not_a_run(tmp_path, run_cli):
     assert result.code == 2 and result.out == "" and "not an `imri code` output folder" in result.err
     assert len(result.err.strip().splitlines()) == 1
     result = run_cli("review", "export", tmp_path, "--out", tmp_path / "x.csv")
+    assert result.code == 2 and "not an `imri code` output folder" in result.err
+    result = run_cli("review", "export", tmp_path, "--out", tmp_path / "x.csv", "--reviews-only")
     assert result.code == 2 and "no review.db" in result.err
 
 
@@ -815,7 +817,7 @@ def test_two_blind_reviewers_and_their_agreement(run_dir, run_cli, tmp_path):
         page = cleo.get("/", params={"segment": shared[1], "lang": "en"}).text
         assert page.count("Decided:") == 2 and f"κ ana–ben <b>{pooled}</b>" in page
 
-    result = run_cli("review", "export", run_dir, "--out", tmp_path / "both.csv")
+    result = run_cli("review", "export", run_dir, "--out", tmp_path / "both.csv", "--reviews-only")
     assert result.code == 0
     exported = pd.read_csv(tmp_path / "both.csv")
     assert set(exported.coder) == {"ana", "ben"}  # each reviewer's own codings, for imri agreement
@@ -875,14 +877,14 @@ def test_export_round_trip(client, run_dir, run_cli, tmp_path):
         for c in codes
     }
 
-    result = run_cli("review", "export", run_dir, "--out", tmp_path / "reviews.csv")
+    result = run_cli("review", "export", run_dir, "--out", tmp_path / "reviews.csv", "--reviews-only")
     assert result.code == 0 and "3 reviewed segments, 3 codings" in result.out
     codings = read_codings(tmp_path / "reviews.csv", BOOK)
     assert {(r.source, r.start, r.end, r.code) for r in codings.itertuples()} == expected
     assert set(codings.coder) == {"ana"}
     assert pd.read_csv(tmp_path / "reviews.csv").description.fillna("").tolist().count("two codes") == 2
 
-    result = run_cli("review", "export", run_dir, "--out", tmp_path / "reviews.qdpx")
+    result = run_cli("review", "export", run_dir, "--out", tmp_path / "reviews.qdpx", "--reviews-only")
     assert result.code == 0
     project = read_qdpx(tmp_path / "reviews.qdpx")
     assert set(project.users.values()) == {"ana"}
@@ -896,6 +898,64 @@ def test_export_round_trip(client, run_dir, run_cli, tmp_path):
     assert result.code == 0 and "5 review actions" in result.out
     history = pd.read_csv(tmp_path / "history.csv")
     assert "text" not in history.columns and len(history) == 5
+
+
+def test_the_final_export_holds_the_whole_run_and_survives_a_round_trip(run_dir, run_cli, tmp_path):
+    """``imri review export``: reviewed decisions, consensus where there is one, the model's codes on the
+    unreviewed text (marked, with their confidence), as passages; import-qdpx gives back the same codings."""
+    from pipeline.qdpx import read_qdpx
+    from pipeline.review import CONSENSUS
+
+    with app_client(run_dir, "ana") as ana, app_client(run_dir, "ben") as ben:
+        run = ana.run
+        q = run.queue
+        decide(ana, q[0], "change", codes=[IDS[1]])
+        decide(ana, q[1], "reject")
+        decide(ben, q[1], "change", codes=[IDS[2]])
+        run.store().record(
+            *(q[1], run.segment(q[1]).source, run.segment(q[1]).start, run.segment(q[1]).end),
+            *("change", run.model_codes(q[1]), [IDS[6]], f"{CONSENSUS}cleo", run.model_version),
+            run_id=run.run_id,
+            transcript_sha256=run.fingerprints[run.segment(q[1]).source],
+        )
+    result = run_cli("review", "export", run_dir, "--out", tmp_path / "final.csv")
+    assert result.code == 0, result.err
+    final = pd.read_csv(tmp_path / "final.csv", keep_default_na=False)
+    model = "imri model test-model 1"
+    assert set(final.coder) == {"ana", f"{CONSENSUS}cleo", model}  # ben's decision gave way to the consensus
+    seg = run.segment
+    assert final[final.coder == "ana"][["source", "start", "end", "code"]].values.tolist() == [
+        [seg(q[0]).source, seg(q[0]).start, seg(q[0]).end, IDS[1]]
+    ]
+    assert final[final.coder == f"{CONSENSUS}cleo"].code.tolist() == [IDS[6]]
+    assert set(final[final.coder == model].status) == {"unreviewed"}
+    assert final[final.coder == model].description.str.match(r"unreviewed: .*p=0\.\d{3}$").all()
+    # the model's codes everywhere but on the reviewed segments, as passages: every coded sentence is covered
+    participant = run.segments[run.segments.role == "participant"]
+    for r in participant.itertuples():
+        mine = final[(final.coder == model) & (final.source == r.source)]
+        covered = mine[(mine.start <= r.start) & (mine.end >= r.end)]
+        expected = set() if r.segment_id in (q[0], q[1]) else set(split(r.codes))
+        assert set(covered.code) == expected, r.segment_id
+    assert (final[final.coder == model].groupby(["source", "code"]).size() >= 1).all()
+    merged = final[(final.coder == model) & (final.end - final.start > participant.text.str.len().max())]
+    assert len(merged), "adjacent sentences of one turn with the same code are one passage"
+
+    result = run_cli("review", "export", run_dir, "--out", tmp_path / "final.qdpx")
+    assert result.code == 0, result.err
+    project = read_qdpx(tmp_path / "final.qdpx")
+    assert set(project.users.values()) == set(final.coder)
+    result = run_cli("import-qdpx", tmp_path / "final.qdpx", "--out", tmp_path / "back")
+    assert result.code == 0, result.err
+    back = pd.read_csv(tmp_path / "back" / "codings.csv", keep_default_na=False)
+    key = ["source", "start", "end", "code", "coder"]
+    assert sorted(map(tuple, back[key].values.tolist())) == sorted(map(tuple, final[key].values.tolist()))
+    for source, text in TRANSCRIPTS.items():
+        assert (tmp_path / "back" / "transcripts" / source).read_text(encoding="utf-8") == text
+
+
+def split(codes: str) -> list[str]:
+    return [c for c in str(codes).split(";") if c]
 
 
 # --- decisions belong to their run --------------------------------------------------------------------
@@ -940,7 +1000,7 @@ def test_recoding_the_folder_sets_older_decisions_aside(tmp_path, run_cli):
     assert set(alpha[:2]) <= set(run.segments.segment_id)  # same offsets, so the ids alone would match
     reviews = reviewed_codings(run_dir)
     assert set(reviews.segment_id) == set(beta[:2])  # the edited transcript's decisions are set aside
-    result = run_cli("review", "export", run_dir, "--out", tmp_path / "reviews.csv")
+    result = run_cli("review", "export", run_dir, "--out", tmp_path / "reviews.csv", "--reviews-only")
     assert result.code == 0 and "2 reviewed segments" in result.out and "2 earlier decision(s) left out" in result.out
     assert set(pd.read_csv(tmp_path / "reviews.csv").source) == {"beta.txt"}
     with app_client(run_dir) as c:
@@ -959,7 +1019,7 @@ def test_recoding_the_folder_sets_older_decisions_aside(tmp_path, run_cli):
     # a run of other transcripts only: every earlier decision is set aside, none is exported or trained on
     make_run(run_dir, transcripts={"gamma.txt": TRANSCRIPTS["alpha.txt"]})
     assert reviewed_codings(run_dir).empty
-    result = run_cli("review", "export", run_dir, "--out", tmp_path / "none.csv")
+    result = run_cli("review", "export", run_dir, "--out", tmp_path / "none.csv", "--reviews-only")
     assert "0 reviewed segments" in result.out and "5 earlier decision(s) left out" in result.out
 
 
