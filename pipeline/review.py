@@ -924,7 +924,7 @@ def final_codings(run: ReviewRun, history: pd.DataFrame | None = None) -> pd.Dat
     reviewed = set(decisions.segment_id) if len(decisions) else set()
     unreviewed = participant.assign(codes=participant.codes.where(~participant.segment_id.isin(reviewed), ""))
     model = passage_codings(unreviewed, model_coder(run.card))
-    model["description"] = "unreviewed: the model's code, confidence " + model.description
+    model["description"] = [f"unreviewed: the model's code, confidence {d}" for d in model.description]
     frames.append(model.assign(status="unreviewed"))
     out = pd.concat(frames, ignore_index=True).reindex(columns=FINAL_COLUMNS)
     out = out.sort_values(["source", "start", "end", "coder", "code"], kind="mergesort").reset_index(drop=True)

@@ -51,17 +51,20 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from pipeline.codebook import LANGUAGES, Codebook
 from pipeline.errors import InputError
 from pipeline.review import (
+    CONSENSUS,
     DECIDING,
     HISTORY_COLUMNS,
     MAX_MEMO,
     ReviewRun,
     agreement,
     applies,
+    disagreements,
     effective,
     latest_decisions,
     pending,
     progress,
     reviewer_agreement,
+    reviewers_only,
     set_aside_count,
     split_codes,
     statuses,
@@ -241,6 +244,8 @@ class ReviewView:
         stats = progress(self.run, history)
         stats["percent"] = round(100 * stats["reviewed"] / stats["queued"]) if stats["queued"] else 100
         stats["pairs"] = [] if self.blind else reviewer_agreement(self.run, latest_decisions(history))
+        if self.blind:  # blind: nothing of the model, not even how far one agrees with it
+            stats["agreement"] = None
         return stats
 
     # --- which segments ----------------------------------------------------------------------------
@@ -255,7 +260,7 @@ class ReviewView:
             rows = rows[rows.language == filters.language]
         status = statuses(self.run, history)
         rows = rows.assign(status=rows.segment_id.map(status).fillna(""))
-        if filters.status == "suggested":
+        if filters.status == "suggested" and not self.blind:
             rows = rows[rows.codes != ""]
         elif filters.status:
             rows = rows[rows.status == filters.status]
@@ -272,7 +277,7 @@ class ReviewView:
             for d in decisions.itertuples():
                 decided.setdefault(d.segment_id, set()).update(split_codes(d.codes_after))
             keep = [
-                bool(wanted & (set(split_codes(codes)) | decided.get(segment_id, set())))
+                bool(wanted & ((set() if self.blind else set(split_codes(codes))) | decided.get(segment_id, set())))
                 for segment_id, codes in zip(rows.segment_id, rows.codes, strict=True)
             ]
             rows = rows[keep]
@@ -319,11 +324,13 @@ class ReviewView:
         run, book = self.run, self.run.codebook
         row = run.segment(segment_id)
         decisions = self.decisions_of(segment_id, history, lang)
-        suggested = set(run.suggested(segment_id))
+        blind = self.blind  # blind: no model code, no probability, codebook order, nothing ticked in advance
+        suggested = set() if blind else set(run.suggested(segment_id))
         checked = set(decisions[0]["ids"]) if decisions else suggested
         other = next(x for x in LANGUAGES if x != lang)
         codes = []
-        for rank, (impact_id, p) in enumerate(run.probabilities(segment_id)):
+        ranked = [(i, None) for i in book.impact_ids] if blind else run.probabilities(segment_id)
+        for rank, (impact_id, p) in enumerate(ranked):
             impact = book.impact(impact_id)
             category = next(c for c in book.categories if c.id == impact.category)
             cutoff = run.thresholds[impact_id]
@@ -336,9 +343,9 @@ class ReviewView:
                     "category": category.name[lang],
                     "kind": impact.kind,
                     "p": p,
-                    "p_text": format_number(p, lang),
-                    "cutoff": None if cutoff.kind == "above" else (cutoff.low, cutoff.high),
-                    "cutoff_text": cutoff.text(lambda x: format_number(x, lang)),
+                    "p_text": "" if blind else format_number(p, lang),
+                    "cutoff": None if blind or cutoff.kind == "above" else (cutoff.low, cutoff.high),
+                    "cutoff_text": "" if blind else cutoff.text(lambda x: format_number(x, lang)),
                     "model": impact_id in suggested,
                     "checked": impact_id in checked,
                     "shortcut": rank + 1 if rank < SHORTCUTS else None,
@@ -372,8 +379,8 @@ class ReviewView:
             "question": question,
             "previous": previous if previous and previous[1].strip() != question.strip() else None,
             "position": self.position.get(segment_id),
-            "priority": info.get("priority"),
-            "reasons": reason_text(info.get("reason", ""), lang),
+            "priority": None if blind else info.get("priority"),
+            "reasons": "" if blind else reason_text(info.get("reason", ""), lang),
             "codes": codes,
             "model_codes": [c for c in codes if c["model"]],
             "decisions": decisions,
@@ -573,7 +580,7 @@ def create_app(
                 "sources": sorted(set(run.segments.source)),
                 "languages": sorted(set(run.segments.get("language", pd.Series([], dtype=str))) - {""}),
                 "roles": ROLES,
-                "statuses": STATUS_FILTERS,
+                "statuses": tuple(x for x in STATUS_FILTERS if not (view.blind and x == "suggested")),
                 "reviewers": sorted(set(shown.reviewer)) if len(shown) else [],
             },
             "missing": False,
@@ -581,7 +588,9 @@ def create_app(
         }
 
     def model_chips(segment_id: str, lang: str) -> list[dict]:
-        """The model's suggested impacts of a segment: name and probability."""
+        """The model's suggested impacts of a segment: name and probability (none in blind mode)."""
+        if view.blind:
+            return []
         return [
             {
                 "name": run.codebook.impact(c).name[lang],
@@ -738,17 +747,45 @@ def create_app(
         }
         return with_lang_cookie(templates.TemplateResponse(request, "review_transcript.html", context), lang)
 
+    def compared(everyone: pd.DataFrame) -> tuple[list[dict], int, list[str] | None]:
+        """(the reviewer pairs this reviewer may see, queued segments left in blind mode, the segments
+        compared: the queue in blind mode, else every segment both decided (None))."""
+        if view.blind:
+            pairs, left = blind_pairs(run, everyone, view.reviewer)
+            return pairs, left, run.queue
+        return reviewer_agreement(run, everyone), 0, None
+
+    def to_reconcile(everyone: pd.DataFrame, pair: tuple[str, str], among: list[str] | None, lang: str) -> list[dict]:
+        """The disagreements of one pair, each with both codings' names and the consensus if any."""
+        book = run.codebook
+        rows = disagreements(everyone, pair[0], pair[1], among)
+        for number, row in enumerate(rows, 1):
+            segment = run.segment(row["segment_id"])
+            row |= {
+                "number": number,
+                "source": segment.source,
+                "start": int(segment.start),
+                "end": int(segment.end),
+                "text": segment.text,
+                "first_names": [code_name(book, c, lang) for c in row["first"]],
+                "second_names": [code_name(book, c, lang) for c in row["second"]],
+                "consensus_names": None
+                if row["consensus"] is None
+                else [code_name(book, c, lang) for c in row["consensus"]],
+                "url": at("/reconcile", first=pair[0], second=pair[1], segment=row["segment_id"]),
+            }
+        return rows
+
     @app.get("/agreement", response_class=HTMLResponse)
     def agreement_page(request: Request, lang: str | None = None) -> Response:
-        """Reviewers with the model, and with each other on the segments both decided (Cohen's kappa)."""
+        """Reviewers with the model, and with each other on the segments both decided (Cohen's kappa);
+        then each pair's disagreements, to reconcile one by one."""
         shown, current, set_aside = view.snapshot()
         chosen = language(request, lang)
         context = common(request, "agreement", chosen, "queue", Filters(), shown, set_aside)
         everyone = latest_decisions(current)
         book = run.codebook
-        pairs, blind_left = (
-            blind_pairs(run, everyone, view.reviewer) if view.blind else (reviewer_agreement(run, everyone), 0)
-        )
+        pairs, blind_left, among = compared(everyone)
         for pair in pairs:
             pair["rows"] = [
                 {
@@ -761,17 +798,122 @@ def create_app(
                 }
                 for i in book.impact_ids
             ]
-        reviewers = sorted(set(everyone.reviewer)) if len(everyone) else []
-        if view.blind:
-            reviewers = [view.reviewer] if view.reviewer in reviewers else []
+            pair["disagreements"] = to_reconcile(everyone, pair["reviewers"], among, chosen)
+            waiting = [d for d in pair["disagreements"] if d["consensus"] is None]
+            pair["next_url"] = waiting[0]["url"] if waiting else None
+        human = reviewers_only(everyone)
+        reviewers = sorted(set(human.reviewer)) if len(human) else []
+        if view.blind:  # blind: how far one agrees with the model shows only once the pair is shown
+            reviewers = [view.reviewer] if view.reviewer in reviewers and pairs else []
         context |= {
             "pairs": pairs,
             "blind_left": blind_left,
             "reviewer_rows": [
-                {"name": name, "agreement": agreement(everyone[everyone.reviewer == name])} for name in reviewers
+                {"name": name, "agreement": agreement(human[human.reviewer == name])} for name in reviewers
             ],
         }
         return with_lang_cookie(templates.TemplateResponse(request, "review_agreement.html", context), lang)
+
+    def reconcilable(first: str, second: str) -> tuple[list[dict], list[str] | None] | None:
+        """The pair's disagreements when this reviewer may see the pair (blind: once both finished)."""
+        _, current, _ = view.snapshot()
+        everyone = latest_decisions(current)
+        pairs, _, among = compared(everyone)
+        if (first, second) not in {tuple(p["reviewers"]) for p in pairs}:
+            return None
+        return disagreements(everyone, first, second, among), among
+
+    @app.get("/reconcile", response_class=HTMLResponse)
+    def reconcile_page(
+        request: Request, first: str = "", second: str = "", segment: str | None = None, lang: str | None = None
+    ) -> Response:
+        """One disagreement of two reviewers: the segment, both codings, and the consensus to decide."""
+        shown, current, set_aside = view.snapshot()
+        chosen = language(request, lang)
+        context = common(request, "agreement", chosen, "queue", Filters(), shown, set_aside)
+        first, second = sorted((first, second))  # pairs are named in alphabetical order
+        found = reconcilable(first, second)
+        if found is None:
+            return PlainTextResponse("no such pair of reviewers to reconcile (yet)", status_code=404)
+        everyone = latest_decisions(current)
+        rows = to_reconcile(everyone, (first, second), found[1], chosen)
+        if not rows:
+            return RedirectResponse(base + "/agreement", status_code=303)
+        index = next((i for i, r in enumerate(rows) if r["segment_id"] == segment), None)
+        if index is None:
+            index = next((i for i, r in enumerate(rows) if r["consensus"] is None), 0)
+        row = rows[index]
+        ticked = set(row["consensus"]) if row["consensus"] is not None else set(row["first"]) & set(row["second"])
+        book = run.codebook
+        before, text, after = run.turn(row["segment_id"])
+        context |= {
+            "pair": (first, second),
+            "item": row,
+            "total": len(rows),
+            "left": sum(r["consensus"] is None for r in rows),
+            "before": before,
+            "text": text,
+            "after": after,
+            "segment_language": str(run.segment(row["segment_id"]).get("language", "") or ""),
+            "previous_url": rows[index - 1]["url"] if index else None,
+            "next_url": rows[index + 1]["url"] if index + 1 < len(rows) else None,
+            "consensus_name": f"{CONSENSUS}{view.reviewer}",
+            "codes": [
+                {
+                    "id": i.id,
+                    "name": i.name[chosen],
+                    "definition": i.definition,
+                    "category": next(c.name[chosen] for c in book.categories if c.id == i.category),
+                    "first": i.id in row["first"],
+                    "second": i.id in row["second"],
+                    "checked": i.id in ticked,
+                }
+                for i in book.impacts
+            ],
+        }
+        return with_lang_cookie(templates.TemplateResponse(request, "review_reconcile.html", context), lang)
+
+    @app.post("/reconcile")
+    def reconcile(
+        token: Annotated[str, Form()],
+        segment_id: Annotated[str, Form()],
+        first: Annotated[str, Form(max_length=200)],
+        second: Annotated[str, Form(max_length=200)],
+        codes: Annotated[list[str], Form()] = [],  # noqa: B006 -- FastAPI copies form defaults
+        memo: Annotated[str, Form(max_length=MAX_MEMO)] = "",
+    ) -> Response:
+        """Record the consensus on one disagreement (reviewer ``consensus:<this reviewer>``), then the next."""
+        if not same_secret(token, view.token):
+            return JSONResponse({"error": "stale or foreign page: reload it"}, status_code=403)
+        first, second = sorted((first, second))
+        found = reconcilable(first, second)
+        if found is None or segment_id not in {r["segment_id"] for r in found[0]}:
+            return JSONResponse({"error": "not a disagreement of this pair"}, status_code=404)
+        unknown = sorted(set(codes) - set(run.codebook.impact_ids))
+        if unknown:
+            return JSONResponse({"error": f"unknown code(s) {', '.join(unknown)}"}, status_code=400)
+        row = run.segment(segment_id)
+        view.store.record(
+            segment_id,
+            row.source,
+            int(row.start),
+            int(row.end),
+            "change",
+            run.model_codes(segment_id),
+            tuple(i for i in run.codebook.impact_ids if i in codes),
+            f"{CONSENSUS}{view.reviewer}",
+            run.model_version,
+            memo.strip(),
+            run_id=run.run_id,
+            transcript_sha256=run.fingerprints[row.source],
+        )
+        rows = reconcilable(first, second)[0]
+        order = [r["segment_id"] for r in rows]
+        after = order[order.index(segment_id) + 1 :] + order[: order.index(segment_id)]
+        waiting = {r["segment_id"] for r in rows if r["consensus"] is None}
+        following = next((s for s in after if s in waiting), None)
+        target = at("/reconcile", first=first, second=second, segment=following) if following else base + "/agreement"
+        return RedirectResponse(target, status_code=303)
 
     @app.get("/history", response_class=HTMLResponse)
     def history_page(request: Request, lang: str | None = None) -> Response:
@@ -825,6 +967,8 @@ def create_app(
         unknown = sorted(set(codes) - set(run.codebook.impact_ids))
         if unknown:
             return JSONResponse({"error": f"unknown code(s) {', '.join(unknown)}"}, status_code=400)
+        if action == "accept" and view.blind:
+            return JSONResponse({"error": "blind review: tick the codes and save them (C), or reject"}, status_code=400)
         memo = memo.strip()
         if action == "memo" and not memo:
             return JSONResponse({"error": "the memo is empty"}, status_code=400)
@@ -878,13 +1022,16 @@ def create_app(
         """Progress and agreement so far, as JSON; ``set_aside``: decisions of another run left out."""
         shown, _, set_aside = view.snapshot()
         stats = view.stats(shown)
+        if view.blind:
+            stats.pop("agreement")
         return {**stats, "set_aside": set_aside}
 
     @app.get("/api/decisions")
     def api_decisions() -> list[dict]:
         """The shown decisions (each reviewer's latest per segment; ids, offsets, codes; no text), as JSON."""
         # no memo (it may quote the transcript), no model version, no fingerprint
-        columns = [c for c in HISTORY_COLUMNS if c not in ("memo", "model_version", "transcript_sha256", "undoes")]
+        hidden = ("memo", "model_version", "transcript_sha256", "undoes", *(("codes_before",) if view.blind else ()))
+        columns = [c for c in HISTORY_COLUMNS if c not in hidden]
         shown, _, _ = view.snapshot()
         return latest_decisions(shown).reindex(columns=columns).to_dict(orient="records")
 

@@ -382,6 +382,42 @@ FR: dict[str, str] = {
     "key_help": "cette aide",
 }
 
+# blind review and reconciling two reviewers (issue 22)
+EN |= {
+    "blind_panel_note": (
+        "Blind review: the model's codes, confidences and order are hidden, and nothing is ticked in advance. "
+        "Tick the codes you see and save them (C), or reject (R)."
+    ),
+    "disagreements_title": "Disagreements to reconcile: {n}",
+    "reconcile_next": "Reconcile the next disagreement",
+    "all_reconciled": "Every disagreement has a consensus.",
+    "to_reconcile": "to reconcile",
+    "consensus": "consensus",
+    "consensus_by": "decided by {name}",
+    "reconcile_title": "Disagreement {n} of {of}",
+    "reconcile_left": "{n} without a consensus",
+    "consensus_codes": "Consensus codes",
+    "consensus_hint": "ticked: the codes both chose; saved as {name}",
+    "save_consensus": "Save the consensus",
+}
+FR |= {
+    "blind_panel_note": (
+        "Révision à l'aveugle : les codes, les confiances et l'ordre du modèle sont cachés, et rien n'est coché "
+        "d'avance. Cochez les codes que vous voyez et enregistrez-les (C), ou rejetez (R)."
+    ),
+    "disagreements_title": "Désaccords à résoudre : {n}",
+    "reconcile_next": "Résoudre le désaccord suivant",
+    "all_reconciled": "Chaque désaccord a un consensus.",
+    "to_reconcile": "à résoudre",
+    "consensus": "consensus",
+    "consensus_by": "décidé par {name}",
+    "reconcile_title": "Désaccord {n} sur {of}",
+    "reconcile_left": "{n} sans consensus",
+    "consensus_codes": "Codes du consensus",
+    "consensus_hint": "cochés : les codes choisis par les deux; enregistré comme {name}",
+    "save_consensus": "Enregistrer le consensus",
+}
+
 TEXTS = {"en": EN, "fr": FR}
 
 # the reasons imri code gives for queueing a segment (pipeline.code.review_priority)

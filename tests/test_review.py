@@ -785,10 +785,10 @@ def test_two_blind_reviewers_and_their_agreement(run_dir, run_cli, tmp_path):
         ben_codes = [[IDS[0]], [IDS[3]], [], [IDS[3]], [IDS[5]], [IDS[5]], [IDS[1]], [IDS[2]], [IDS[2]]]
         for segment_id, codes in zip(shared, ana_codes, strict=True):
             decide(ana, segment_id, "change", codes=codes)
-        # ben sees none of it: same queue start, nothing decided, the model's codes ticked
+        # ben sees none of it: same queue start, nothing decided, nothing ticked (blind: not the model's codes)
         page = ben.get("/", params={"lang": "en"}).text
         assert shown_segment(page) == run.queue[0] and "Decided:" not in page
-        assert {i for i, on in ticked(page).items() if on} == set(run.suggested(run.queue[0]))
+        assert not any(ticked(page).values()) and set(ticked(page)) == set(IDS)
         assert ben.get("/api/progress").json()["reviewed"] == 0 and ben.get("/api/decisions").json() == []
         assert "ana" not in VisibleText.of(ben.get("/history").text)
         for segment_id, codes in zip(shared[:6], ben_codes[:6], strict=True):
@@ -840,10 +840,10 @@ def test_a_blind_reviewer_cannot_read_the_other_from_the_agreement_view(tmp_path
         assert after == before  # nothing of ben's work moves ana's page
         assert "ben" not in VisibleText.of(after) and "data-code=" not in after
         for segment_id in q[3:]:  # ana done, ben not: still nothing
-            decide(ana, segment_id, "accept")
+            decide(ana, segment_id, "reject")
         assert "ben" not in VisibleText.of(ana.get("/agreement").text)
         for segment_id in q[3:]:  # both done: the pair, over the queue
-            decide(ben, segment_id, "accept")
+            decide(ben, segment_id, "reject")
         both_done = ana.get("/agreement", params={"lang": "en"}).text
         assert f"{len(q)} segments in common" in both_done and "data-code=" in both_done
         # deciding outside the queue afterwards changes nothing
@@ -851,6 +851,91 @@ def test_a_blind_reviewer_cannot_read_the_other_from_the_agreement_view(tmp_path
         decide(ben, outside, "change", codes=[IDS[1]])
         decide(ana, outside, "change", codes=[IDS[1]])
         assert f"{len(q)} segments in common" in ana.get("/agreement", params={"lang": "en"}).text
+
+
+def test_blind_mode_shows_nothing_of_the_model_or_the_other_reviewer_then_reconciles(run_dir):
+    """Blind: every page reviewer B can open, after A decided everything, holds no model code ticked or
+    named as a suggestion, no probability, no ranking, nothing of A; once both finished, the agreement
+    view lists the disagreements and each consensus is stored with who made it."""
+    from pipeline.review import CONSENSUS, ReviewRun, final_codings
+
+    first, memo = "zelda_first", "ZELDA-MEMO-7"
+    with app_client(run_dir, first, blind=True) as a, app_client(run_dir, "ben", blind=True) as b:
+        run = a.run
+        q = run.queue
+        a_codes = [[IDS[(3 * k) % len(IDS)]] for k in range(len(q))]
+        for segment_id, codes in zip(q, a_codes, strict=True):
+            decide(a, segment_id, "change", codes=codes, memo=memo)
+        assert decide(b, q[0], "accept").status_code == 400  # accepting hidden codes is not a blind decision
+
+        def pages() -> list[str]:
+            participant = run.segments.segment_id[run.segments.role == "participant"]
+            urls = ["/", "/browse", "/browse?status=suggested", "/agreement", "/history", "/?lang=fr"]
+            urls += [f"/transcript?source={source}" for source in TRANSCRIPTS]
+            urls += [f"/browse?impact={i}" for i in IDS[:4]]
+            got = [b.get(u).text for u in urls] + [b.get("/", params={"segment": s}).text for s in participant]
+            reconcile = b.get("/reconcile", params={"first": first, "second": "ben"})
+            assert reconcile.status_code == 404
+            return got
+
+        def assert_blind(html: str) -> None:
+            text = VisibleText.of(html)
+            assert first not in html and memo not in html  # nothing of the other reviewer
+            assert "agreement with the model" not in text and "accord avec le modèle" not in text
+            assert not re.search(r"\d[.,]\d\d", text), "a probability, cut-off or figure is shown"
+            assert 'class="bar"' not in html and "chip model" not in html and 'value="accept"' not in html
+            assert "Model:" not in text and "suggested" not in text.lower()
+            assert not any(ticked(html).values())  # nothing ticked in advance
+            listed_codes = re.findall(r'<li class="code[^"]*" data-search="[^"]*" data-code="([a-z_]+)"', html)
+            assert listed_codes in ([], IDS)  # the codebook's order, not the model's ranking
+
+        for html in pages():
+            assert_blind(html)
+        progress = b.get("/api/progress").json()
+        assert "agreement" not in progress and progress["reviewed"] == 0
+        assert b.get("/api/decisions").json() == []
+        b_codes = [codes if k % 2 else [IDS[1]] for k, codes in enumerate(a_codes)]
+        for segment_id, codes in zip(q[:-1], b_codes[:-1], strict=True):
+            decide(b, segment_id, "change", codes=codes)
+        mine = b.get("/api/decisions").json()
+        assert len(mine) == len(q) - 1 and all("codes_before" not in d for d in mine)
+        for html in pages():  # B not finished: still nothing of A
+            html = re.sub(r'<p class="decided".*?</p>', "", html, flags=re.S)  # B's own decisions
+            assert first not in html and memo not in html and "agreement with the model" not in VisibleText.of(html)
+        decide(b, q[-1], "change", codes=b_codes[-1])
+
+        # both finished: the disagreements, one by one
+        page = b.get("/agreement", params={"lang": "en"}).text
+        wrong = [s for k, s in enumerate(q) if set(a_codes[k]) != set(b_codes[k])]
+        assert f"Disagreements to reconcile: {len(wrong)}" in page
+        assert re.findall(r'<tr data-segment-id="([^"]+)"', page) == wrong
+        url = re.search(r'id="reconcile-next" href="([^"]+)"', page).group(1)
+        for k, segment_id in enumerate(wrong):
+            shown = b.get(url.replace("&amp;", "&").removeprefix(b.base))
+            assert shown.status_code == 200 and f'data-segment-id="{segment_id}"' in shown.text
+            index = q.index(segment_id)
+            both = VisibleText.of(shown.text)
+            assert (
+                BOOK.impact(a_codes[index][0]).name["en"] in both and BOOK.impact(b_codes[index][0]).name["en"] in both
+            )
+            consensus = [IDS[7]] if k == 0 else a_codes[index]
+            answer = b.post(
+                "/reconcile",
+                data={"token": b.token, "segment_id": segment_id, "first": first, "second": "ben", "codes": consensus},
+                follow_redirects=False,
+            )
+            assert answer.status_code == 303, answer.text
+            url = answer.headers["location"]
+        assert url.endswith("/agreement")
+        page = b.get("/agreement", params={"lang": "en"}).text
+        assert "Every disagreement has a consensus." in page and "decided by ben" in page
+    history = ReviewRun.load(run_dir).store().history()
+    stored = history[history.reviewer == f"{CONSENSUS}ben"]
+    assert list(stored.segment_id) == wrong and stored.codes_after.iloc[0] == IDS[7]
+    final = final_codings(ReviewRun.load(run_dir))
+    where = run.segment(wrong[0])
+    on_first = final[(final.source == where.source) & (final.start <= where.start) & (final.end >= where.end)]
+    assert set(on_first.coder) == {f"{CONSENSUS}ben"} and set(on_first.code) == {IDS[7]}
 
 
 # --- export ----------------------------------------------------------------------------------------
