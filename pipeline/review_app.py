@@ -160,6 +160,53 @@ def blind_pairs(run: ReviewRun, decisions: pd.DataFrame, reviewer: str) -> tuple
     return [pair for pair in reviewer_agreement(run, compared) if reviewer in pair["reviewers"]], 0
 
 
+def browser_language(header: str) -> str:
+    """The first language of an ``Accept-Language`` header the app speaks (by weight), else English."""
+    weighted = []
+    for position, part in enumerate(header[:1000].split(",")):
+        tag, _, rest = part.strip().partition(";")
+        weight = 1.0
+        if rest.strip().startswith("q="):
+            try:
+                weight = float(rest.strip()[2:])
+            except ValueError:
+                weight = 0.0
+        weighted.append((-weight, position, tag.strip().split("-")[0].casefold()))
+    for weight, _, primary in sorted(weighted):
+        if weight < 0 and primary in LANGUAGES:
+            return primary
+    return "en"
+
+
+def session_summary(history: pd.DataFrame, reviewer: str, queued: set[str], pause: float = 600.0) -> dict:
+    """What one reviewer did in this run: decisions (on the queue), how many changed the model's codes,
+    agreement with the model, and the time spent (gaps between actions, pauses over ``pause`` seconds
+    left out)."""
+    mine = history[history.reviewer == reviewer] if len(history) else history
+    decisions = latest_decisions(mine)
+    changed = (
+        sum(
+            set(split_codes(b)) != set(split_codes(a))
+            for b, a in zip(decisions.codes_before, decisions.codes_after, strict=True)
+        )
+        if len(decisions)
+        else 0
+    )
+    times = pd.to_datetime(mine.decided_at, utc=True, format="ISO8601").sort_values() if len(mine) else None
+    seconds = 0.0
+    if times is not None and len(times) > 1:
+        gaps = times.diff().dt.total_seconds().dropna()
+        seconds = float(gaps[gaps <= pause].sum())
+    return {
+        "reviewed": len(decisions),
+        "in_queue": int(decisions.segment_id.isin(queued).sum()) if len(decisions) else 0,
+        "changed": int(changed),
+        "agreement": agreement(decisions),
+        "minutes": round(seconds / 60),
+        "actions": len(mine),
+    }
+
+
 def link(path: str, **params: object) -> str:
     """``path?query`` with the non-empty parameters."""
     query = urlencode({k: v for k, v in params.items() if v not in (None, "")})
@@ -494,18 +541,14 @@ def create_app(
         return base + link(path, **params)
 
     def language(request: Request, lang: str | None, source: str | None = None) -> str:
-        """The reviewer's choice (this request, then the cookie), else the transcript's language."""
+        """The reviewer's choice (this request, then the cookie), else the browser's ``Accept-Language``,
+        else English; never the data's language (``source`` is not used for it)."""
         if lang in LANGUAGES:
             return lang
         chosen = request.cookies.get(LANG_COOKIE)
         if chosen in LANGUAGES:
             return chosen
-        if source is None:
-            counts = pd.Series(run.transcript_language).value_counts()
-            source_lang = counts.index[0] if len(counts) else "en"
-        else:
-            source_lang = run.transcript_language.get(source, "en")
-        return source_lang if source_lang in LANGUAGES else "en"
+        return browser_language(request.headers.get("accept-language", ""))
 
     def state(params: Mapping[str, str]) -> tuple[str, Filters]:
         mode = params.get("mode", "queue")
@@ -637,7 +680,37 @@ def create_app(
                 "url": segment_link(segment_id, mode, filters),
             }
             context["segment"] = view.segment(segment_id, shown, lang, context["t"], nav)
+        else:
+            context["finished"] = finished(shown)
         return context
+
+    def finished(shown: pd.DataFrame) -> dict:
+        """The finished screen: this reviewer's session, the export, and retraining where the gold set is known."""
+        import shlex
+
+        folder = shlex.quote(str(run.folder))
+        training = run.card.get("training_data") or {}
+        gold = [str(g) for g in training.get("gold") or []]
+        coders = [str(c) for c in training.get("coders") or []]
+        retrain = None
+        if gold:
+            retrain = " ".join(
+                [
+                    "imri train",
+                    *(f"--gold {shlex.quote(g)}" for g in gold),
+                    *(f"--coder {shlex.quote(c)}" for c in coders),
+                    f"--include-reviews {folder}",
+                ]
+            )
+        return {
+            "summary": session_summary(shown, view.reviewer, set(run.queue)),
+            "export_qdpx": f"imri review export {folder} --out {shlex.quote(str(run.folder / 'final-coding.qdpx'))}",
+            "export_csv": f"imri review export {folder} --out {shlex.quote(str(run.folder / 'final-coding.csv'))}",
+            "download_qdpx": at("/export", format="qdpx"),
+            "download_csv": at("/export", format="csv"),
+            "retrain": retrain,
+            "gold": gold,
+        }
 
     @app.get("/", response_class=HTMLResponse)
     def page(request: Request, segment: str | None = None, lang: str | None = None) -> Response:
@@ -935,6 +1008,8 @@ def create_app(
                 "start": r.start,
                 "end": r.end,
                 "url": at("/", segment=r.segment_id),
+                "text": str(run.segments.at[r.segment_id, "text"]) if r.segment_id in run.segments.index else "",
+                "memo": r.memo or "",
                 "codes": ", ".join(code_name(book, c, chosen) for c in split_codes(r.codes_after))
                 if r.action in DECIDING
                 else "",
@@ -1012,6 +1087,24 @@ def create_app(
         mode, filters = parse_where(where)
         taken = view.store.undo(view.reviewer, keep=run.applies_to, run_id=run.run_id)
         return RedirectResponse(segment_link(None if taken is None else taken.segment_id, mode, filters), 303)
+
+    @app.get("/export")
+    def export(format: str = "qdpx") -> Response:  # noqa: A002 -- the query parameter's name
+        """The run's final coding (:func:`pipeline.review.export_final`) as a download: .qdpx or .csv."""
+        import tempfile
+
+        from pipeline.review import export_final
+
+        if format not in ("qdpx", "csv"):
+            return PlainTextResponse("format: qdpx or csv", status_code=400)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / f"final-coding.{format}"
+            export_final(run.folder, out, codebook_path)
+            body = out.read_bytes()
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", run.folder.name) or "run"
+        media = "application/zip" if format == "qdpx" else "text/csv; charset=utf-8"
+        disposition = f'attachment; filename="{name}-final-coding.{format}"'
+        return Response(body, media_type=media, headers={"Content-Disposition": disposition})
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> Response:

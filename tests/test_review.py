@@ -744,17 +744,27 @@ def test_the_whole_interface_speaks_french(client):
     assert re.search(r"\d,\d\d", page)  # numbers as French readers write them
 
 
-def test_the_language_follows_the_transcript_until_the_reviewer_chooses(run_dir):
+def test_the_language_follows_the_browser_never_the_data_until_the_reviewer_chooses(run_dir):
+    """Accept-Language chooses the interface's language (then the reviewer's toggle, kept in a cookie); a
+    French transcript first in the queue never turns an English browser's interface French."""
+    from pipeline.review_app import browser_language
+
+    assert browser_language("fr-CA,fr;q=0.9,en;q=0.8") == "fr" and browser_language("de-DE,en;q=0.5") == "en"
+    assert browser_language("en;q=0.2, fr;q=0.9") == "fr" and browser_language("") == "en"
+    assert browser_language("de, es;q=0.8") == "en" and browser_language("fr;q=x") == "en"
     with app_client(run_dir) as c:
         french = next(s for s in c.run.queue if c.run.segment(s).source == "beta.txt")
         english = next(s for s in c.run.queue if c.run.segment(s).source == "alpha.txt")
-        assert '<html lang="fr">' in c.get("/", params={"segment": french}).text
-        assert '<html lang="en">' in c.get("/", params={"segment": english}).text
-        assert '<html lang="fr">' in c.get("/transcript", params={"source": "beta.txt"}).text
+        en_browser = {"Accept-Language": "en-GB,en;q=0.9"}
+        fr_browser = {"Accept-Language": "fr-FR,fr;q=0.9,en;q=0.5"}
+        for url, params in (("/", {"segment": french}), ("/transcript", {"source": "beta.txt"}), ("/", {})):
+            assert '<html lang="en">' in c.get(url, params=params, headers=en_browser).text
+            assert '<html lang="en">' in c.get(url, params=params).text  # no header: English
+        assert '<html lang="fr">' in c.get("/", params={"segment": english}, headers=fr_browser).text
         c.get("/", params={"segment": english, "lang": "fr"})  # the reviewer's choice sticks
-        assert '<html lang="fr">' in c.get("/", params={"segment": english}).text
+        assert '<html lang="fr">' in c.get("/", params={"segment": english}, headers=en_browser).text
         c.get("/", params={"lang": "en"})
-        assert '<html lang="en">' in c.get("/", params={"segment": french}).text
+        assert '<html lang="en">' in c.get("/", params={"segment": french}, headers=fr_browser).text
 
 
 def test_every_impact_can_be_found_by_name_in_either_language(client):
@@ -936,6 +946,45 @@ def test_blind_mode_shows_nothing_of_the_model_or_the_other_reviewer_then_reconc
     where = run.segment(wrong[0])
     on_first = final[(final.source == where.source) & (final.start <= where.start) & (final.end >= where.end)]
     assert set(on_first.coder) == {f"{CONSENSUS}ben"} and set(on_first.code) == {IDS[7]}
+
+
+def test_history_shows_text_memo_and_reviewer_and_the_finished_screen_sums_up(tmp_path):
+    """History: each action with its segment's text, memo and reviewer. Finished: decided, changed,
+    agreement with the model, time spent; the export as a download; retraining into a new model folder."""
+    import io
+
+    run_dir = make_run(tmp_path / "run")
+    card = json.loads((run_dir / "model.json").read_text(encoding="utf-8"))
+    card["training_data"] = {"gold": ["data/gold", "my gold"], "coders": ["A"]}
+    (run_dir / "model.json").write_text(json.dumps(card), encoding="utf-8")
+    with app_client(run_dir, "ana") as c:
+        q = c.run.queue
+        decide(c, q[0], "change", codes=[IDS[9]], memo="why: the sister")
+        for segment_id in q[1:]:
+            decide(c, segment_id, "accept")
+        history = c.get("/history", params={"lang": "en"}).text
+        row = history[history.index(escape(c.run.segment(q[0]).text)) :].split("</tr>")[0]
+        assert "why: the sister" in row and "ana" in history and BOOK.impact(IDS[9]).name["en"] in row
+        done = c.get("/", params={"lang": "en"}).text
+        summary = VisibleText.of(done[done.index('id="session-summary"') :].split("</dl>")[0])
+        changed = int(set(c.run.model_codes(q[0])) != {IDS[9]})
+        assert re.search(rf"segments you decided {len(q)}\b", summary)
+        assert re.search(rf"where you changed the model's codes {changed}\b", summary)
+        assert f"{len(q) - changed}/{len(q)}" in summary and re.search(r"time spent \d+ min", summary)
+        retrain = markupsafe.Markup(re.search(r'id="retrain-command">([^<]+)<', done).group(1)).unescape()
+        assert retrain == f"imri train --gold data/gold --gold 'my gold' --coder A --include-reviews {run_dir}"
+        assert "--out" not in retrain
+        download = c.get("/export", params={"format": "csv"})
+        assert download.status_code == 200 and "attachment" in download.headers["content-disposition"]
+        exported = pd.read_csv(io.StringIO(download.text), keep_default_na=False)
+        reviewed = exported[exported.coder == "ana"]
+        assert set(reviewed.status) == {"reviewed"} and IDS[9] in set(reviewed.code)
+        assert c.get("/export", params={"format": "qdpx"}).content[:2] == b"PK"
+    with app_client(make_run(tmp_path / "other"), "ben") as c:  # no gold set known: no command
+        for segment_id in c.run.queue:
+            decide(c, segment_id, "reject")
+        done = c.get("/", params={"lang": "en"}).text
+        assert 'id="retrain-unknown"' in done and "imri train" not in done
 
 
 # --- export ----------------------------------------------------------------------------------------
