@@ -1010,6 +1010,7 @@ def create_app(
                 "url": at("/", segment=r.segment_id),
                 "text": str(run.segments.at[r.segment_id, "text"]) if r.segment_id in run.segments.index else "",
                 "memo": r.memo or "",
+                "decides": r.action in DECIDING,
                 "codes": ", ".join(code_name(book, c, chosen) for c in split_codes(r.codes_after))
                 if r.action in DECIDING
                 else "",
