@@ -17,7 +17,9 @@ of the action it takes back). Rows written before schema version 2 have NULL in 
 An ``undo`` row takes back one earlier action of the same reviewer; nothing is deleted. A reviewer's
 *decision* on a segment is their latest accept (the model's codes), reject (no impact) or change
 (the codes the reviewer ticked) that has not been undone; skips and memos are history only. Two
-reviewers of one run each have their own decision on a segment.
+reviewers of one run each have their own decision on a segment. A consensus of two reviewers is a
+decision of reviewer ``consensus:<who made it>`` (:data:`CONSENSUS`); it never counts as a reviewer in
+agreement figures, and it comes first in the final coding (:func:`final_codings`).
 
 Decisions belong to a run: ``imri code`` into a folder that already holds ``review.db`` may code
 other transcripts, or the same ones cut differently. A decision *applies* to the current run only

@@ -21,9 +21,13 @@ it, so a page served by another local account on another port would receive them
 model in ``docs/reliability.md``). Pages send no Referer. Decisions also need the page's form token.
 No access log; segment text is never logged.
 
-With ``blind``, a reviewer sees only their own decisions (queue, pages, history), so two reviewers
-can code the same run independently; the agreement view shows nothing of another reviewer until
-both have decided every queued segment (totals over shared segments would reveal decisions).
+With ``blind``, a reviewer sees only their own decisions (queue, pages, history) and nothing of the
+model (no suggested or pre-ticked codes, no probabilities, cut-offs or ranking, no agreement with the
+model, no accept), so two reviewers can code the same run independently; the agreement view shows
+nothing of another reviewer until both have decided every queued segment (totals over shared segments
+would reveal decisions), then lists their disagreements, reconciled one by one at ``/reconcile`` into
+consensus decisions (reviewer ``consensus:<who made it>``). The interface's language comes from the
+reviewer's choice, else the browser's ``Accept-Language``, never from the data.
 """
 
 from __future__ import annotations
