@@ -1100,6 +1100,8 @@ def create_app(
 
         from pipeline.review import export_final
 
+        if view.blind:  # the final coding holds the model's codes and every reviewer's decisions
+            return PlainTextResponse("blind review: the app does not export the final coding", status_code=403)
         if format not in ("qdpx", "csv"):
             return PlainTextResponse("format: qdpx or csv", status_code=400)
         with tempfile.TemporaryDirectory() as tmp:

@@ -451,6 +451,10 @@ EN |= {
         'reviewed (coder "imri model …", marked unreviewed, with its confidence), codes nested under their '
         "categories. NVivo, ATLAS.ti, MAXQDA and QualCoder open the .qdpx file."
     ),
+    "export_blind": (
+        "Blind review: the app does not offer the final coding (it holds the model's codes and every reviewer's "
+        "decisions). Once both of you have finished and reconciled, in a terminal:"
+    ),
     "download_qdpx": "Download .qdpx (REFI-QDA)",
     "download_csv": "Download .csv",
     "export_command": "Or in a terminal:",
@@ -495,6 +499,10 @@ FR |= {
         "Toute l'analyse : vos décisions, le consensus là où il existe, et les codes du modèle sur le texte que "
         "personne n'a révisé (codeur « imri model … », marqués non révisés, avec leur confiance), les codes "
         "rangés sous leurs catégories. NVivo, ATLAS.ti, MAXQDA et QualCoder ouvrent le fichier .qdpx."
+    ),
+    "export_blind": (
+        "Révision à l'aveugle : l'application ne propose pas le codage final (il contient les codes du modèle et "
+        "les décisions de chaque réviseur·e). Quand vous aurez fini et résolu les désaccords, dans un terminal :"
     ),
     "download_qdpx": "Télécharger .qdpx (REFI-QDA)",
     "download_csv": "Télécharger .csv",

@@ -903,6 +903,7 @@ def test_blind_mode_shows_nothing_of_the_model_or_the_other_reviewer_then_reconc
             assert_blind(html)
         progress = b.get("/api/progress").json()
         assert "agreement" not in progress and progress["reviewed"] == 0
+        assert b.get("/export", params={"format": "csv"}).status_code == 403  # the final coding holds A's codes
         assert b.get("/api/decisions").json() == []
         b_codes = [codes if k % 2 else [IDS[1]] for k, codes in enumerate(a_codes)]
         for segment_id, codes in zip(q[:-1], b_codes[:-1], strict=True):
@@ -914,6 +915,9 @@ def test_blind_mode_shows_nothing_of_the_model_or_the_other_reviewer_then_reconc
             assert first not in html and memo not in html and "agreement with the model" not in VisibleText.of(html)
         decide(b, q[-1], "change", codes=b_codes[-1])
 
+        finished = b.get("/", params={"lang": "en"}).text  # the finished screen: no model figures, no download
+        assert 'id="finished"' in finished and 'id="export-blind"' in finished and "download-qdpx" not in finished
+        assert 'id="summary-agreement"' not in finished and 'id="summary-changed"' not in finished
         # both finished: the disagreements, one by one
         page = b.get("/agreement", params={"lang": "en"}).text
         wrong = [s for k, s in enumerate(q) if set(a_codes[k]) != set(b_codes[k])]
