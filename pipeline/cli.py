@@ -448,19 +448,32 @@ def review_serve(
 
 @review_cli.command("export")
 def review_export(
-    run_dir: Path = typer.Argument(..., help="Run folder with review.db."),
+    run_dir: Path = typer.Argument(..., help="Run folder of imri code (with review.db once reviewed)."),
     out: Path = typer.Option(..., "--out", help="Codings to write: .csv (or .parquet) or a .qdpx project."),
+    reviews_only: bool = typer.Option(
+        False, "--reviews-only", help="Only the reviewers' own codings (coder = reviewer), for imri agreement."
+    ),
     history: bool = typer.Option(False, "--history", help="Write the whole audit trail (every action) instead."),
     codebook: Path | None = CodebookOption,
 ) -> None:
-    """Export the review decisions as codings (the reviewer as coder/user), or the audit trail."""
-    from pipeline.review import export_history, export_reviews
+    """Export the run's final coding: reviewed decisions, consensus where there is one, and the model's codes
+    on unreviewed text (coder "imri model <name> <version>", marked unreviewed, with its confidence), as
+    passages. --reviews-only: the reviewers' codings alone; --history: the audit trail."""
+    from pipeline.review import export_final, export_history, export_reviews
 
     if history:
         typer.echo(f"{export_history(run_dir, out)} review actions -> {out}")
         return
-    decisions, codings, set_aside = export_reviews(run_dir, out, codebook)
-    typer.echo(f"{decisions} reviewed segments, {codings} codings -> {out}")
+    if reviews_only:
+        decisions, codings, set_aside = export_reviews(run_dir, out, codebook)
+        typer.echo(f"{decisions} reviewed segments, {codings} codings -> {out}")
+    else:
+        final, set_aside = export_final(run_dir, out, codebook)
+        counts = final.status.value_counts()
+        typer.echo(
+            f"{len(final)} codings -> {out}: {counts.get('reviewed', 0)} reviewed, {counts.get('consensus', 0)} "
+            f"consensus, {counts.get('unreviewed', 0)} unreviewed (the model's codes)"
+        )
     if set_aside:
         typer.echo(
             f"{set_aside} earlier decision(s) left out: their segment is not in the run now in {run_dir} "

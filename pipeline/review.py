@@ -17,7 +17,9 @@ of the action it takes back). Rows written before schema version 2 have NULL in 
 An ``undo`` row takes back one earlier action of the same reviewer; nothing is deleted. A reviewer's
 *decision* on a segment is their latest accept (the model's codes), reject (no impact) or change
 (the codes the reviewer ticked) that has not been undone; skips and memos are history only. Two
-reviewers of one run each have their own decision on a segment.
+reviewers of one run each have their own decision on a segment. A consensus of two reviewers is a
+decision of reviewer ``consensus:<who made it>`` (:data:`CONSENSUS`); it never counts as a reviewer in
+agreement figures, and it comes first in the final coding (:func:`final_codings`).
 
 Decisions belong to a run: ``imri code`` into a folder that already holds ``review.db`` may code
 other transcripts, or the same ones cut differently. A decision *applies* to the current run only
@@ -55,6 +57,7 @@ ACTIONS = ("accept", "reject", "change", "skip", "memo", "undo")
 DECIDING = ("accept", "reject", "change")
 SCHEMA_VERSION = 2
 MAX_MEMO = 10_000
+CONSENSUS = "consensus:"  # reviewer name prefix of a consensus decision: "consensus:<who made it>"
 REVIEW_COLUMNS = [*CODING_COLUMNS, "segment_id", "decided_at", "memo", "run"]
 HISTORY_COLUMNS = [
     "id",
@@ -146,6 +149,16 @@ def set_aside_count(history: pd.DataFrame) -> int:
             ["segment_id", "reviewer", "version"]
         )
     )
+
+
+def is_consensus(reviewer: object) -> bool:
+    """Whether a ``reviewer`` of ``review.db`` names a consensus decision (``consensus:<who made it>``)."""
+    return str(reviewer).startswith(CONSENSUS)
+
+
+def reviewers_only(decisions: pd.DataFrame) -> pd.DataFrame:
+    """The decisions of reviewers, consensus decisions left out."""
+    return decisions[~decisions.reviewer.map(is_consensus)] if len(decisions) else decisions
 
 
 def latest_decisions(history: pd.DataFrame) -> pd.DataFrame:
@@ -762,6 +775,7 @@ def reviewer_agreement(run: ReviewRun, decisions: pd.DataFrame) -> list[dict]:
 
     ids = run.codebook.impact_ids
     column = {code: j for j, code in enumerate(ids)}
+    decisions = reviewers_only(decisions)
     by_reviewer = {name: rows.set_index("segment_id") for name, rows in decisions.groupby("reviewer", sort=True)}
     out = []
     for first, second in combinations(sorted(by_reviewer), 2):
@@ -790,6 +804,41 @@ def reviewer_agreement(run: ReviewRun, decisions: pd.DataFrame) -> list[dict]:
                 "model_first": _kappas(values[[2, 0]], ["model", first], ids, clusters),
                 "model_second": _kappas(values[[2, 1]], ["model", second], ids, clusters),
                 "used": {i: [int(values[k, :, j].sum()) for k in range(3)] for j, i in enumerate(ids)},
+            }
+        )
+    return out
+
+
+def disagreements(decisions: pd.DataFrame, first: str, second: str, among: list[str] | None = None) -> list[dict]:
+    """The segments two reviewers both decided with different codes (in ``among``'s order when given).
+
+    ``decisions``: :func:`latest_decisions` of every reviewer, consensus decisions included; ``among``:
+    the segments to compare (blind review: the queue). Each item: ``segment_id``, both reviewers'
+    codes (``first``, ``second``) and the latest consensus decision on the segment (``consensus``: its
+    codes, ``by``: who made it, or None while it waits).
+    """
+    if decisions.empty:
+        return []
+    mine = {name: rows.set_index("segment_id").codes_after for name, rows in decisions.groupby("reviewer")}
+    if first not in mine or second not in mine:
+        return []
+    agreed = decisions[decisions.reviewer.map(is_consensus)].drop_duplicates("segment_id", keep="last")
+    consensus = {r.segment_id: (split_codes(r.codes_after), r.reviewer[len(CONSENSUS) :]) for r in agreed.itertuples()}
+    out = []
+    for segment_id in mine[first].index if among is None else among:
+        if segment_id not in mine[first].index or segment_id not in mine[second].index:
+            continue
+        a, b = split_codes(mine[first][segment_id]), split_codes(mine[second][segment_id])
+        if set(a) == set(b):
+            continue
+        decided = consensus.get(segment_id)
+        out.append(
+            {
+                "segment_id": segment_id,
+                "first": a,
+                "second": b,
+                "consensus": decided[0] if decided else None,
+                "by": decided[1] if decided else None,
             }
         )
     return out
@@ -832,6 +881,91 @@ def _as_codings(decisions: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
             rows.append((d.source, d.start, d.end, code, d.reviewer, d.segment_id, d.decided_at, d.memo, str(run_dir)))
     frame = pd.DataFrame(rows, columns=REVIEW_COLUMNS)
     return frame.astype({"start": "int64", "end": "int64"})
+
+
+FINAL_COLUMNS = [*CODING_COLUMNS, "description", "status"]
+
+
+def model_coder(card: dict) -> str:
+    """The coder (REFI-QDA user) of a model's codes: ``imri model <name> <version>``."""
+    return f"imri model {card.get('name', 'model')} {card.get('version', '?')}"
+
+
+def final_codings(run: ReviewRun, history: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The whole run's coding after review, as passages (:func:`pipeline.code.passage_codings`).
+
+    Per participant segment: the latest consensus decision where there is one (coder
+    ``consensus:<who made it>``, status ``consensus``); else each reviewer's decision (coder = reviewer,
+    status ``reviewed``); else, unreviewed, the model's codes (coder :func:`model_coder`, status
+    ``unreviewed``, its confidence in the description). Adjacent segments of one turn that one coder
+    gave the same code become one coding. ``history``: ``review.db``'s actions (default: read it);
+    only those that apply to the run count. Columns :data:`FINAL_COLUMNS`, sorted by source and start.
+    """
+    from pipeline.code import passage_codings
+
+    if history is None:
+        history = run.store().history() if run.db_path.is_file() else pd.DataFrame(columns=HISTORY_COLUMNS)
+    decisions = latest_decisions(run.applying(history))
+    participant = run.segments[run.segments.role == "participant"].reset_index(drop=True)
+    frames = []
+    if len(decisions):
+        agreed = decisions[decisions.reviewer.map(is_consensus)].drop_duplicates("segment_id", keep="last")
+        human = reviewers_only(decisions)
+        human = human[~human.segment_id.isin(set(agreed.segment_id))]
+        for table, status in ((agreed, "consensus"), (human, "reviewed")):
+            for coder, rows in table.groupby("reviewer", sort=True):
+                known = set(run.codebook.impact_ids)  # a code the codebook no longer has cannot be exported
+                codes = rows.set_index("segment_id").codes_after.map(
+                    lambda c, known=known: ";".join(x for x in split_codes(c) if x in known)
+                )
+                frame = participant.assign(codes=participant.segment_id.map(codes).fillna(""))
+                codings = passage_codings(frame, str(coder))
+                who = str(coder)[len(CONSENSUS) :] if status == "consensus" else str(coder)
+                description = f"consensus decided by {who}" if status == "consensus" else f"reviewed by {who}"
+                frames.append(codings.assign(description=description, status=status))
+    reviewed = set(decisions.segment_id) if len(decisions) else set()
+    unreviewed = participant.assign(codes=participant.codes.where(~participant.segment_id.isin(reviewed), ""))
+    model = passage_codings(unreviewed, model_coder(run.card))
+    model["description"] = [f"unreviewed: the model's code, confidence {d}" for d in model.description]
+    frames.append(model.assign(status="unreviewed"))
+    out = pd.concat(frames, ignore_index=True).reindex(columns=FINAL_COLUMNS)
+    out = out.sort_values(["source", "start", "end", "coder", "code"], kind="mergesort").reset_index(drop=True)
+    return out.astype({"start": "int64", "end": "int64"})
+
+
+def export_final(
+    run_dir: str | Path, out: str | Path, codebook_path: str | Path | None = None
+) -> tuple[pd.DataFrame, int]:
+    """``imri review export``: the whole run's coding after review (:func:`final_codings`) as ``.csv``/
+    ``.parquet`` or a REFI-QDA ``.qdpx`` project (the run's transcripts, each coder a user, codes named
+    by the codebook and nested under their categories). Returns (the codings, decisions set aside)."""
+    from pipeline.io import TABLE_SUFFIXES, write_table
+
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (*TABLE_SUFFIXES, ".qdpx"):
+        raise InputError("the export must end in .csv, .parquet or .qdpx", out)
+    run = ReviewRun.load(run_dir, codebook_path)
+    if run.db_path.is_file():
+        history = run.store().history()
+        set_aside = set_aside_count(history[~applies(history, run.segments, run.fingerprints)]) if len(history) else 0
+    else:
+        history, set_aside = pd.DataFrame(columns=HISTORY_COLUMNS), 0
+    codings = final_codings(run, history)
+    if suffix == ".qdpx":
+        from pipeline.qdpx import export_qdpx
+
+        export_qdpx(
+            run.texts,
+            codings,
+            out,
+            run.codebook,
+            project_name=f"imri: final coding of {Path(run_dir).name}",
+            where=run.db_path,
+        )
+    else:
+        write_table(codings, out)
+    return codings, set_aside
 
 
 def export_reviews(

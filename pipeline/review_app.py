@@ -21,9 +21,13 @@ it, so a page served by another local account on another port would receive them
 model in ``docs/reliability.md``). Pages send no Referer. Decisions also need the page's form token.
 No access log; segment text is never logged.
 
-With ``blind``, a reviewer sees only their own decisions (queue, pages, history), so two reviewers
-can code the same run independently; the agreement view shows nothing of another reviewer until
-both have decided every queued segment (totals over shared segments would reveal decisions).
+With ``blind``, a reviewer sees only their own decisions (queue, pages, history) and nothing of the
+model (no suggested or pre-ticked codes, no probabilities, cut-offs or ranking, no agreement with the
+model, no accept), so two reviewers can code the same run independently; the agreement view shows
+nothing of another reviewer until both have decided every queued segment (totals over shared segments
+would reveal decisions), then lists their disagreements, reconciled one by one at ``/reconcile`` into
+consensus decisions (reviewer ``consensus:<who made it>``). The interface's language comes from the
+reviewer's choice, else the browser's ``Accept-Language``, never from the data.
 """
 
 from __future__ import annotations
@@ -51,17 +55,20 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from pipeline.codebook import LANGUAGES, Codebook
 from pipeline.errors import InputError
 from pipeline.review import (
+    CONSENSUS,
     DECIDING,
     HISTORY_COLUMNS,
     MAX_MEMO,
     ReviewRun,
     agreement,
     applies,
+    disagreements,
     effective,
     latest_decisions,
     pending,
     progress,
     reviewer_agreement,
+    reviewers_only,
     set_aside_count,
     split_codes,
     statuses,
@@ -157,6 +164,53 @@ def blind_pairs(run: ReviewRun, decisions: pd.DataFrame, reviewer: str) -> tuple
     return [pair for pair in reviewer_agreement(run, compared) if reviewer in pair["reviewers"]], 0
 
 
+def browser_language(header: str) -> str:
+    """The first language of an ``Accept-Language`` header the app speaks (by weight), else English."""
+    weighted = []
+    for position, part in enumerate(header[:1000].split(",")):
+        tag, _, rest = part.strip().partition(";")
+        weight = 1.0
+        if rest.strip().startswith("q="):
+            try:
+                weight = float(rest.strip()[2:])
+            except ValueError:
+                weight = 0.0
+        weighted.append((-weight, position, tag.strip().split("-")[0].casefold()))
+    for weight, _, primary in sorted(weighted):
+        if weight < 0 and primary in LANGUAGES:
+            return primary
+    return "en"
+
+
+def session_summary(history: pd.DataFrame, reviewer: str, queued: set[str], pause: float = 600.0) -> dict:
+    """What one reviewer did in this run: decisions (on the queue), how many changed the model's codes,
+    agreement with the model, and the time spent (gaps between actions, pauses over ``pause`` seconds
+    left out)."""
+    mine = history[history.reviewer == reviewer] if len(history) else history
+    decisions = latest_decisions(mine)
+    changed = (
+        sum(
+            set(split_codes(b)) != set(split_codes(a))
+            for b, a in zip(decisions.codes_before, decisions.codes_after, strict=True)
+        )
+        if len(decisions)
+        else 0
+    )
+    times = pd.to_datetime(mine.decided_at, utc=True, format="ISO8601").sort_values() if len(mine) else None
+    seconds = 0.0
+    if times is not None and len(times) > 1:
+        gaps = times.diff().dt.total_seconds().dropna()
+        seconds = float(gaps[gaps <= pause].sum())
+    return {
+        "reviewed": len(decisions),
+        "in_queue": int(decisions.segment_id.isin(queued).sum()) if len(decisions) else 0,
+        "changed": int(changed),
+        "agreement": agreement(decisions),
+        "minutes": round(seconds / 60),
+        "actions": len(mine),
+    }
+
+
 def link(path: str, **params: object) -> str:
     """``path?query`` with the non-empty parameters."""
     query = urlencode({k: v for k, v in params.items() if v not in (None, "")})
@@ -241,6 +295,8 @@ class ReviewView:
         stats = progress(self.run, history)
         stats["percent"] = round(100 * stats["reviewed"] / stats["queued"]) if stats["queued"] else 100
         stats["pairs"] = [] if self.blind else reviewer_agreement(self.run, latest_decisions(history))
+        if self.blind:  # blind: nothing of the model, not even how far one agrees with it
+            stats["agreement"] = None
         return stats
 
     # --- which segments ----------------------------------------------------------------------------
@@ -255,7 +311,7 @@ class ReviewView:
             rows = rows[rows.language == filters.language]
         status = statuses(self.run, history)
         rows = rows.assign(status=rows.segment_id.map(status).fillna(""))
-        if filters.status == "suggested":
+        if filters.status == "suggested" and not self.blind:
             rows = rows[rows.codes != ""]
         elif filters.status:
             rows = rows[rows.status == filters.status]
@@ -272,7 +328,7 @@ class ReviewView:
             for d in decisions.itertuples():
                 decided.setdefault(d.segment_id, set()).update(split_codes(d.codes_after))
             keep = [
-                bool(wanted & (set(split_codes(codes)) | decided.get(segment_id, set())))
+                bool(wanted & ((set() if self.blind else set(split_codes(codes))) | decided.get(segment_id, set())))
                 for segment_id, codes in zip(rows.segment_id, rows.codes, strict=True)
             ]
             rows = rows[keep]
@@ -319,11 +375,13 @@ class ReviewView:
         run, book = self.run, self.run.codebook
         row = run.segment(segment_id)
         decisions = self.decisions_of(segment_id, history, lang)
-        suggested = set(run.suggested(segment_id))
+        blind = self.blind  # blind: no model code, no probability, codebook order, nothing ticked in advance
+        suggested = set() if blind else set(run.suggested(segment_id))
         checked = set(decisions[0]["ids"]) if decisions else suggested
         other = next(x for x in LANGUAGES if x != lang)
         codes = []
-        for rank, (impact_id, p) in enumerate(run.probabilities(segment_id)):
+        ranked = [(i, None) for i in book.impact_ids] if blind else run.probabilities(segment_id)
+        for rank, (impact_id, p) in enumerate(ranked):
             impact = book.impact(impact_id)
             category = next(c for c in book.categories if c.id == impact.category)
             cutoff = run.thresholds[impact_id]
@@ -336,9 +394,9 @@ class ReviewView:
                     "category": category.name[lang],
                     "kind": impact.kind,
                     "p": p,
-                    "p_text": format_number(p, lang),
-                    "cutoff": None if cutoff.kind == "above" else (cutoff.low, cutoff.high),
-                    "cutoff_text": cutoff.text(lambda x: format_number(x, lang)),
+                    "p_text": "" if blind else format_number(p, lang),
+                    "cutoff": None if blind or cutoff.kind == "above" else (cutoff.low, cutoff.high),
+                    "cutoff_text": "" if blind else cutoff.text(lambda x: format_number(x, lang)),
                     "model": impact_id in suggested,
                     "checked": impact_id in checked,
                     "shortcut": rank + 1 if rank < SHORTCUTS else None,
@@ -373,8 +431,8 @@ class ReviewView:
             "question": question,
             "previous": previous if previous and previous[1].strip() != question.strip() else None,
             "position": self.position.get(segment_id),
-            "priority": info.get("priority"),
-            "reasons": reason_text(info.get("reason", ""), lang),
+            "priority": None if blind else info.get("priority"),
+            "reasons": "" if blind else reason_text(info.get("reason", ""), lang),
             "codes": codes,
             "model_codes": [c for c in codes if c["model"]],
             "decisions": decisions,
@@ -488,18 +546,14 @@ def create_app(
         return base + link(path, **params)
 
     def language(request: Request, lang: str | None, source: str | None = None) -> str:
-        """The reviewer's choice (this request, then the cookie), else the transcript's language."""
+        """The reviewer's choice (this request, then the cookie), else the browser's ``Accept-Language``,
+        else English; never the data's language (``source`` is not used for it)."""
         if lang in LANGUAGES:
             return lang
         chosen = request.cookies.get(LANG_COOKIE)
         if chosen in LANGUAGES:
             return chosen
-        if source is None:
-            counts = pd.Series(run.transcript_language).value_counts()
-            source_lang = counts.index[0] if len(counts) else "en"
-        else:
-            source_lang = run.transcript_language.get(source, "en")
-        return source_lang if source_lang in LANGUAGES else "en"
+        return browser_language(request.headers.get("accept-language", ""))
 
     def state(params: Mapping[str, str]) -> tuple[str, Filters]:
         mode = params.get("mode", "queue")
@@ -574,7 +628,7 @@ def create_app(
                 "sources": sorted(set(run.segments.source)),
                 "languages": sorted(set(run.segments.get("language", pd.Series([], dtype=str))) - {""}),
                 "roles": ROLES,
-                "statuses": STATUS_FILTERS,
+                "statuses": tuple(x for x in STATUS_FILTERS if not (view.blind and x == "suggested")),
                 "reviewers": sorted(set(shown.reviewer)) if len(shown) else [],
             },
             "missing": False,
@@ -582,7 +636,9 @@ def create_app(
         }
 
     def model_chips(segment_id: str, lang: str) -> list[dict]:
-        """The model's suggested impacts of a segment: name and probability."""
+        """The model's suggested impacts of a segment: name and probability (none in blind mode)."""
+        if view.blind:
+            return []
         return [
             {
                 "name": run.codebook.impact(c).name[lang],
@@ -629,7 +685,37 @@ def create_app(
                 "url": segment_link(segment_id, mode, filters),
             }
             context["segment"] = view.segment(segment_id, shown, lang, context["t"], nav)
+        else:
+            context["finished"] = finished(shown)
         return context
+
+    def finished(shown: pd.DataFrame) -> dict:
+        """The finished screen: this reviewer's session, the export, and retraining where the gold set is known."""
+        import shlex
+
+        folder = shlex.quote(str(run.folder))
+        training = run.card.get("training_data") or {}
+        gold = [str(g) for g in training.get("gold") or []]
+        coders = [str(c) for c in training.get("coders") or []]
+        retrain = None
+        if gold:
+            retrain = " ".join(
+                [
+                    "imri train",
+                    *(f"--gold {shlex.quote(g)}" for g in gold),
+                    *(f"--coder {shlex.quote(c)}" for c in coders),
+                    f"--include-reviews {folder}",
+                ]
+            )
+        return {
+            "summary": session_summary(shown, view.reviewer, set(run.queue)),
+            "export_qdpx": f"imri review export {folder} --out {shlex.quote(str(run.folder / 'final-coding.qdpx'))}",
+            "export_csv": f"imri review export {folder} --out {shlex.quote(str(run.folder / 'final-coding.csv'))}",
+            "download_qdpx": at("/export", format="qdpx"),
+            "download_csv": at("/export", format="csv"),
+            "retrain": retrain,
+            "gold": gold,
+        }
 
     @app.get("/", response_class=HTMLResponse)
     def page(request: Request, segment: str | None = None, lang: str | None = None) -> Response:
@@ -739,17 +825,45 @@ def create_app(
         }
         return with_lang_cookie(templates.TemplateResponse(request, "review_transcript.html", context), lang)
 
+    def compared(everyone: pd.DataFrame) -> tuple[list[dict], int, list[str] | None]:
+        """(the reviewer pairs this reviewer may see, queued segments left in blind mode, the segments
+        compared: the queue in blind mode, else every segment both decided (None))."""
+        if view.blind:
+            pairs, left = blind_pairs(run, everyone, view.reviewer)
+            return pairs, left, run.queue
+        return reviewer_agreement(run, everyone), 0, None
+
+    def to_reconcile(everyone: pd.DataFrame, pair: tuple[str, str], among: list[str] | None, lang: str) -> list[dict]:
+        """The disagreements of one pair, each with both codings' names and the consensus if any."""
+        book = run.codebook
+        rows = disagreements(everyone, pair[0], pair[1], among)
+        for number, row in enumerate(rows, 1):
+            segment = run.segment(row["segment_id"])
+            row |= {
+                "number": number,
+                "source": segment.source,
+                "start": int(segment.start),
+                "end": int(segment.end),
+                "text": segment.text,
+                "first_names": [code_name(book, c, lang) for c in row["first"]],
+                "second_names": [code_name(book, c, lang) for c in row["second"]],
+                "consensus_names": None
+                if row["consensus"] is None
+                else [code_name(book, c, lang) for c in row["consensus"]],
+                "url": at("/reconcile", first=pair[0], second=pair[1], segment=row["segment_id"]),
+            }
+        return rows
+
     @app.get("/agreement", response_class=HTMLResponse)
     def agreement_page(request: Request, lang: str | None = None) -> Response:
-        """Reviewers with the model, and with each other on the segments both decided (Cohen's kappa)."""
+        """Reviewers with the model, and with each other on the segments both decided (Cohen's kappa);
+        then each pair's disagreements, to reconcile one by one."""
         shown, current, set_aside = view.snapshot()
         chosen = language(request, lang)
         context = common(request, "agreement", chosen, "queue", Filters(), shown, set_aside)
         everyone = latest_decisions(current)
         book = run.codebook
-        pairs, blind_left = (
-            blind_pairs(run, everyone, view.reviewer) if view.blind else (reviewer_agreement(run, everyone), 0)
-        )
+        pairs, blind_left, among = compared(everyone)
         for pair in pairs:
             pair["rows"] = [
                 {
@@ -762,17 +876,122 @@ def create_app(
                 }
                 for i in book.impact_ids
             ]
-        reviewers = sorted(set(everyone.reviewer)) if len(everyone) else []
-        if view.blind:
-            reviewers = [view.reviewer] if view.reviewer in reviewers else []
+            pair["disagreements"] = to_reconcile(everyone, pair["reviewers"], among, chosen)
+            waiting = [d for d in pair["disagreements"] if d["consensus"] is None]
+            pair["next_url"] = waiting[0]["url"] if waiting else None
+        human = reviewers_only(everyone)
+        reviewers = sorted(set(human.reviewer)) if len(human) else []
+        if view.blind:  # blind: how far one agrees with the model shows only once the pair is shown
+            reviewers = [view.reviewer] if view.reviewer in reviewers and pairs else []
         context |= {
             "pairs": pairs,
             "blind_left": blind_left,
             "reviewer_rows": [
-                {"name": name, "agreement": agreement(everyone[everyone.reviewer == name])} for name in reviewers
+                {"name": name, "agreement": agreement(human[human.reviewer == name])} for name in reviewers
             ],
         }
         return with_lang_cookie(templates.TemplateResponse(request, "review_agreement.html", context), lang)
+
+    def reconcilable(first: str, second: str) -> tuple[list[dict], list[str] | None] | None:
+        """The pair's disagreements when this reviewer may see the pair (blind: once both finished)."""
+        _, current, _ = view.snapshot()
+        everyone = latest_decisions(current)
+        pairs, _, among = compared(everyone)
+        if (first, second) not in {tuple(p["reviewers"]) for p in pairs}:
+            return None
+        return disagreements(everyone, first, second, among), among
+
+    @app.get("/reconcile", response_class=HTMLResponse)
+    def reconcile_page(
+        request: Request, first: str = "", second: str = "", segment: str | None = None, lang: str | None = None
+    ) -> Response:
+        """One disagreement of two reviewers: the segment, both codings, and the consensus to decide."""
+        shown, current, set_aside = view.snapshot()
+        chosen = language(request, lang)
+        context = common(request, "agreement", chosen, "queue", Filters(), shown, set_aside)
+        first, second = sorted((first, second))  # pairs are named in alphabetical order
+        found = reconcilable(first, second)
+        if found is None:
+            return PlainTextResponse("no such pair of reviewers to reconcile (yet)", status_code=404)
+        everyone = latest_decisions(current)
+        rows = to_reconcile(everyone, (first, second), found[1], chosen)
+        if not rows:
+            return RedirectResponse(base + "/agreement", status_code=303)
+        index = next((i for i, r in enumerate(rows) if r["segment_id"] == segment), None)
+        if index is None:
+            index = next((i for i, r in enumerate(rows) if r["consensus"] is None), 0)
+        row = rows[index]
+        ticked = set(row["consensus"]) if row["consensus"] is not None else set(row["first"]) & set(row["second"])
+        book = run.codebook
+        before, text, after = run.turn(row["segment_id"])
+        context |= {
+            "pair": (first, second),
+            "item": row,
+            "total": len(rows),
+            "left": sum(r["consensus"] is None for r in rows),
+            "before": before,
+            "text": text,
+            "after": after,
+            "segment_language": str(run.segment(row["segment_id"]).get("language", "") or ""),
+            "previous_url": rows[index - 1]["url"] if index else None,
+            "next_url": rows[index + 1]["url"] if index + 1 < len(rows) else None,
+            "consensus_name": f"{CONSENSUS}{view.reviewer}",
+            "codes": [
+                {
+                    "id": i.id,
+                    "name": i.name[chosen],
+                    "definition": i.definition,
+                    "category": next(c.name[chosen] for c in book.categories if c.id == i.category),
+                    "first": i.id in row["first"],
+                    "second": i.id in row["second"],
+                    "checked": i.id in ticked,
+                }
+                for i in book.impacts
+            ],
+        }
+        return with_lang_cookie(templates.TemplateResponse(request, "review_reconcile.html", context), lang)
+
+    @app.post("/reconcile")
+    def reconcile(
+        token: Annotated[str, Form()],
+        segment_id: Annotated[str, Form()],
+        first: Annotated[str, Form(max_length=200)],
+        second: Annotated[str, Form(max_length=200)],
+        codes: Annotated[list[str], Form()] = [],  # noqa: B006 -- FastAPI copies form defaults
+        memo: Annotated[str, Form(max_length=MAX_MEMO)] = "",
+    ) -> Response:
+        """Record the consensus on one disagreement (reviewer ``consensus:<this reviewer>``), then the next."""
+        if not same_secret(token, view.token):
+            return JSONResponse({"error": "stale or foreign page: reload it"}, status_code=403)
+        first, second = sorted((first, second))
+        found = reconcilable(first, second)
+        if found is None or segment_id not in {r["segment_id"] for r in found[0]}:
+            return JSONResponse({"error": "not a disagreement of this pair"}, status_code=404)
+        unknown = sorted(set(codes) - set(run.codebook.impact_ids))
+        if unknown:
+            return JSONResponse({"error": f"unknown code(s) {', '.join(unknown)}"}, status_code=400)
+        row = run.segment(segment_id)
+        view.store.record(
+            segment_id,
+            row.source,
+            int(row.start),
+            int(row.end),
+            "change",
+            run.model_codes(segment_id),
+            tuple(i for i in run.codebook.impact_ids if i in codes),
+            f"{CONSENSUS}{view.reviewer}",
+            run.model_version,
+            memo.strip(),
+            run_id=run.run_id,
+            transcript_sha256=run.fingerprints[row.source],
+        )
+        rows = reconcilable(first, second)[0]
+        order = [r["segment_id"] for r in rows]
+        after = order[order.index(segment_id) + 1 :] + order[: order.index(segment_id)]
+        waiting = {r["segment_id"] for r in rows if r["consensus"] is None}
+        following = next((s for s in after if s in waiting), None)
+        target = at("/reconcile", first=first, second=second, segment=following) if following else base + "/agreement"
+        return RedirectResponse(target, status_code=303)
 
     @app.get("/history", response_class=HTMLResponse)
     def history_page(request: Request, lang: str | None = None) -> Response:
@@ -794,6 +1013,9 @@ def create_app(
                 "start": r.start,
                 "end": r.end,
                 "url": at("/", segment=r.segment_id),
+                "text": str(run.segments.at[r.segment_id, "text"]) if r.segment_id in run.segments.index else "",
+                "memo": r.memo or "",
+                "decides": r.action in DECIDING,
                 "codes": ", ".join(code_name(book, c, chosen) for c in split_codes(r.codes_after))
                 if r.action in DECIDING
                 else "",
@@ -826,6 +1048,8 @@ def create_app(
         unknown = sorted(set(codes) - set(run.codebook.impact_ids))
         if unknown:
             return JSONResponse({"error": f"unknown code(s) {', '.join(unknown)}"}, status_code=400)
+        if action == "accept" and view.blind:
+            return JSONResponse({"error": "blind review: tick the codes and save them (C), or reject"}, status_code=400)
         memo = memo.strip()
         if action == "memo" and not memo:
             return JSONResponse({"error": "the memo is empty"}, status_code=400)
@@ -870,6 +1094,26 @@ def create_app(
         taken = view.store.undo(view.reviewer, keep=run.applies_to, run_id=run.run_id)
         return RedirectResponse(segment_link(None if taken is None else taken.segment_id, mode, filters), 303)
 
+    @app.get("/export")
+    def export(format: str = "qdpx") -> Response:  # noqa: A002 -- the query parameter's name
+        """The run's final coding (:func:`pipeline.review.export_final`) as a download: .qdpx or .csv."""
+        import tempfile
+
+        from pipeline.review import export_final
+
+        if view.blind:  # the final coding holds the model's codes and every reviewer's decisions
+            return PlainTextResponse("blind review: the app does not export the final coding", status_code=403)
+        if format not in ("qdpx", "csv"):
+            return PlainTextResponse("format: qdpx or csv", status_code=400)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / f"final-coding.{format}"
+            export_final(run.folder, out, codebook_path)
+            body = out.read_bytes()
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", run.folder.name) or "run"
+        media = "application/zip" if format == "qdpx" else "text/csv; charset=utf-8"
+        disposition = f'attachment; filename="{name}-final-coding.{format}"'
+        return Response(body, media_type=media, headers={"Content-Disposition": disposition})
+
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> Response:
         return Response(status_code=204)
@@ -879,13 +1123,16 @@ def create_app(
         """Progress and agreement so far, as JSON; ``set_aside``: decisions of another run left out."""
         shown, _, set_aside = view.snapshot()
         stats = view.stats(shown)
+        if view.blind:
+            stats.pop("agreement")
         return {**stats, "set_aside": set_aside}
 
     @app.get("/api/decisions")
     def api_decisions() -> list[dict]:
         """The shown decisions (each reviewer's latest per segment; ids, offsets, codes; no text), as JSON."""
         # no memo (it may quote the transcript), no model version, no fingerprint
-        columns = [c for c in HISTORY_COLUMNS if c not in ("memo", "model_version", "transcript_sha256", "undoes")]
+        hidden = ("memo", "model_version", "transcript_sha256", "undoes", *(("codes_before",) if view.blind else ()))
+        columns = [c for c in HISTORY_COLUMNS if c not in hidden]
         shown, _, _ = view.snapshot()
         return latest_decisions(shown).reindex(columns=columns).to_dict(orient="records")
 

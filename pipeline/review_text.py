@@ -382,6 +382,144 @@ FR: dict[str, str] = {
     "key_help": "cette aide",
 }
 
+# blind review and reconciling two reviewers (issue 22)
+EN |= {
+    "blind_panel_note": (
+        "Blind review: the model's codes, confidences and order are hidden, and nothing is ticked in advance. "
+        "Tick the codes you see and save them (C), or reject (R)."
+    ),
+    "disagreements_title": "Disagreements to reconcile: {n}",
+    "reconcile_next": "Reconcile the next disagreement",
+    "all_reconciled": "Every disagreement has a consensus.",
+    "to_reconcile": "to reconcile",
+    "consensus": "consensus",
+    "consensus_by": "decided by {name}",
+    "reconcile_title": "Disagreement {n} of {of}",
+    "reconcile_left": "{n} without a consensus",
+    "consensus_codes": "Consensus codes",
+    "consensus_hint": "ticked: the codes both chose; saved as {name}",
+    "save_consensus": "Save the consensus",
+}
+FR |= {
+    "blind_panel_note": (
+        "Révision à l'aveugle : les codes, les confiances et l'ordre du modèle sont cachés, et rien n'est coché "
+        "d'avance. Cochez les codes que vous voyez et enregistrez-les (C), ou rejetez (R)."
+    ),
+    "disagreements_title": "Désaccords à résoudre : {n}",
+    "reconcile_next": "Résoudre le désaccord suivant",
+    "all_reconciled": "Chaque désaccord a un consensus.",
+    "to_reconcile": "à résoudre",
+    "consensus": "consensus",
+    "consensus_by": "décidé par {name}",
+    "reconcile_title": "Désaccord {n} sur {of}",
+    "reconcile_left": "{n} sans consensus",
+    "consensus_codes": "Codes du consensus",
+    "consensus_hint": "cochés : les codes choisis par les deux; enregistré comme {name}",
+    "save_consensus": "Enregistrer le consensus",
+}
+
+# an app that explains itself: the legend, type-ahead, history, the finished screen (issue 22)
+EN |= {
+    "legend_confidence_term": "confidence",
+    "legend_confidence": (
+        "the first number: how likely the model thinks the impact is present, from 0 to 1 (the bar shows it)"
+    ),
+    "legend_cutoff_term": "cut-off",
+    "legend_cutoff": (
+        "the confidence at or above which the model suggests the impact (the red mark on the bar); each impact "
+        "has its own, chosen in training. Suggested impacts are ticked and in bold."
+    ),
+    "legend_queue_term": "queue order",
+    "legend_queue": (
+        "segments come where your decision changes the most first: a confidence near its cut-off, a rare impact, "
+        "two impacts close together. Impacts are listed from the most to the least likely."
+    ),
+    "no_match": "No impact matches. Try another word, in English or French.",
+    "session_title": "Your session",
+    "session_reviewed": "segments you decided",
+    "session_changed": "where you changed the model's codes",
+    "session_agreement": "same codes as the model",
+    "session_time": "time spent",
+    "minutes": "{n} min (pauses over 10 minutes left out)",
+    "finished_blind": (
+        "Blind review: once the other reviewer has finished too, the agreement view lists the disagreements "
+        "to reconcile."
+    ),
+    "export_title": "Export the final coding",
+    "export_text": (
+        "The whole run: your decisions, consensus where there is one, and the model's codes on the text nobody "
+        'reviewed (coder "imri model …", marked unreviewed, with its confidence), codes nested under their '
+        "categories. NVivo, ATLAS.ti, MAXQDA and QualCoder open the .qdpx file."
+    ),
+    "export_blind": (
+        "Blind review: the app does not offer the final coding (it holds the model's codes and every reviewer's "
+        "decisions). Once both of you have finished and reconciled, in a terminal:"
+    ),
+    "download_qdpx": "Download .qdpx (REFI-QDA)",
+    "download_csv": "Download .csv",
+    "export_command": "Or in a terminal:",
+    "retrain_title": "Retrain with your decisions",
+    "retrain_text": "The model was trained on the gold set below; this trains a new model on it plus your decisions:",
+    "retrain_note": (
+        "It writes a new model folder, models/<name>-<version>, and never writes over another model "
+        "(run it in the project folder)."
+    ),
+    "retrain_unknown": (
+        "The run does not say which gold set its model was trained on, so no retraining command is offered."
+    ),
+}
+FR |= {
+    "legend_confidence_term": "confiance",
+    "legend_confidence": (
+        "le premier nombre : la probabilité, selon le modèle, que l'impact soit présent, de 0 à 1 (la barre la montre)"
+    ),
+    "legend_cutoff_term": "seuil",
+    "legend_cutoff": (
+        "la confiance à partir de laquelle le modèle suggère l'impact (le trait rouge sur la barre); chaque impact a "
+        "le sien, choisi à l'entraînement. Les impacts suggérés sont cochés et en gras."
+    ),
+    "legend_queue_term": "ordre de la file",
+    "legend_queue": (
+        "d'abord les segments où votre décision pèse le plus : une confiance proche de son seuil, un impact rare, "
+        "deux impacts proches. Les impacts vont du plus probable au moins probable."
+    ),
+    "no_match": "Aucun impact ne correspond. Essayez un autre mot, en français ou en anglais.",
+    "session_title": "Votre session",
+    "session_reviewed": "segments décidés",
+    "session_changed": "où vous avez modifié les codes du modèle",
+    "session_agreement": "mêmes codes que le modèle",
+    "session_time": "temps passé",
+    "minutes": "{n} min (pauses de plus de 10 minutes exclues)",
+    "finished_blind": (
+        "Révision à l'aveugle : quand l'autre réviseur·e aura fini aussi, la vue accord listera les désaccords "
+        "à résoudre."
+    ),
+    "export_title": "Exporter le codage final",
+    "export_text": (
+        "Toute l'analyse : vos décisions, le consensus là où il existe, et les codes du modèle sur le texte que "
+        "personne n'a révisé (codeur « imri model … », marqués non révisés, avec leur confiance), les codes "
+        "rangés sous leurs catégories. NVivo, ATLAS.ti, MAXQDA et QualCoder ouvrent le fichier .qdpx."
+    ),
+    "export_blind": (
+        "Révision à l'aveugle : l'application ne propose pas le codage final (il contient les codes du modèle et "
+        "les décisions de chaque réviseur·e). Quand vous aurez fini et résolu les désaccords, dans un terminal :"
+    ),
+    "download_qdpx": "Télécharger .qdpx (REFI-QDA)",
+    "download_csv": "Télécharger .csv",
+    "export_command": "Ou dans un terminal :",
+    "retrain_title": "Réentraîner avec vos décisions",
+    "retrain_text": "Le modèle a été entraîné sur le corpus de référence ci-dessous; ceci entraîne un nouveau modèle "
+    "sur ce corpus et vos décisions :",
+    "retrain_note": (
+        "La commande écrit un nouveau dossier de modèle, models/<nom>-<version>, et n'écrase jamais un autre modèle "
+        "(à lancer dans le dossier du projet)."
+    ),
+    "retrain_unknown": (
+        "L'analyse n'indique pas sur quel corpus de référence son modèle a été entraîné : aucune commande de "
+        "réentraînement n'est proposée."
+    ),
+}
+
 TEXTS = {"en": EN, "fr": FR}
 
 # the reasons imri code gives for queueing a segment (pipeline.code.review_priority)

@@ -318,6 +318,8 @@ def test_serve_refuses_what_is_not_a_run(tmp_path, run_cli):
     assert result.code == 2 and result.out == "" and "not an `imri code` output folder" in result.err
     assert len(result.err.strip().splitlines()) == 1
     result = run_cli("review", "export", tmp_path, "--out", tmp_path / "x.csv")
+    assert result.code == 2 and "not an `imri code` output folder" in result.err
+    result = run_cli("review", "export", tmp_path, "--out", tmp_path / "x.csv", "--reviews-only")
     assert result.code == 2 and "no review.db" in result.err
 
 
@@ -742,17 +744,27 @@ def test_the_whole_interface_speaks_french(client):
     assert re.search(r"\d,\d\d", page)  # numbers as French readers write them
 
 
-def test_the_language_follows_the_transcript_until_the_reviewer_chooses(run_dir):
+def test_the_language_follows_the_browser_never_the_data_until_the_reviewer_chooses(run_dir):
+    """Accept-Language chooses the interface's language (then the reviewer's toggle, kept in a cookie); a
+    French transcript first in the queue never turns an English browser's interface French."""
+    from pipeline.review_app import browser_language
+
+    assert browser_language("fr-CA,fr;q=0.9,en;q=0.8") == "fr" and browser_language("de-DE,en;q=0.5") == "en"
+    assert browser_language("en;q=0.2, fr;q=0.9") == "fr" and browser_language("") == "en"
+    assert browser_language("de, es;q=0.8") == "en" and browser_language("fr;q=x") == "en"
     with app_client(run_dir) as c:
         french = next(s for s in c.run.queue if c.run.segment(s).source == "beta.txt")
         english = next(s for s in c.run.queue if c.run.segment(s).source == "alpha.txt")
-        assert '<html lang="fr">' in c.get("/", params={"segment": french}).text
-        assert '<html lang="en">' in c.get("/", params={"segment": english}).text
-        assert '<html lang="fr">' in c.get("/transcript", params={"source": "beta.txt"}).text
+        en_browser = {"Accept-Language": "en-GB,en;q=0.9"}
+        fr_browser = {"Accept-Language": "fr-FR,fr;q=0.9,en;q=0.5"}
+        for url, params in (("/", {"segment": french}), ("/transcript", {"source": "beta.txt"}), ("/", {})):
+            assert '<html lang="en">' in c.get(url, params=params, headers=en_browser).text
+            assert '<html lang="en">' in c.get(url, params=params).text  # no header: English
+        assert '<html lang="fr">' in c.get("/", params={"segment": english}, headers=fr_browser).text
         c.get("/", params={"segment": english, "lang": "fr"})  # the reviewer's choice sticks
-        assert '<html lang="fr">' in c.get("/", params={"segment": english}).text
+        assert '<html lang="fr">' in c.get("/", params={"segment": english}, headers=en_browser).text
         c.get("/", params={"lang": "en"})
-        assert '<html lang="en">' in c.get("/", params={"segment": french}).text
+        assert '<html lang="en">' in c.get("/", params={"segment": french}, headers=fr_browser).text
 
 
 def test_every_impact_can_be_found_by_name_in_either_language(client):
@@ -783,10 +795,10 @@ def test_two_blind_reviewers_and_their_agreement(run_dir, run_cli, tmp_path):
         ben_codes = [[IDS[0]], [IDS[3]], [], [IDS[3]], [IDS[5]], [IDS[5]], [IDS[1]], [IDS[2]], [IDS[2]]]
         for segment_id, codes in zip(shared, ana_codes, strict=True):
             decide(ana, segment_id, "change", codes=codes)
-        # ben sees none of it: same queue start, nothing decided, the model's codes ticked
+        # ben sees none of it: same queue start, nothing decided, nothing ticked (blind: not the model's codes)
         page = ben.get("/", params={"lang": "en"}).text
         assert shown_segment(page) == run.queue[0] and "Decided:" not in page
-        assert {i for i, on in ticked(page).items() if on} == set(run.suggested(run.queue[0]))
+        assert not any(ticked(page).values()) and set(ticked(page)) == set(IDS)
         assert ben.get("/api/progress").json()["reviewed"] == 0 and ben.get("/api/decisions").json() == []
         assert "ana" not in VisibleText.of(ben.get("/history").text)
         for segment_id, codes in zip(shared[:6], ben_codes[:6], strict=True):
@@ -815,7 +827,7 @@ def test_two_blind_reviewers_and_their_agreement(run_dir, run_cli, tmp_path):
         page = cleo.get("/", params={"segment": shared[1], "lang": "en"}).text
         assert page.count("Decided:") == 2 and f"κ ana–ben <b>{pooled}</b>" in page
 
-    result = run_cli("review", "export", run_dir, "--out", tmp_path / "both.csv")
+    result = run_cli("review", "export", run_dir, "--out", tmp_path / "both.csv", "--reviews-only")
     assert result.code == 0
     exported = pd.read_csv(tmp_path / "both.csv")
     assert set(exported.coder) == {"ana", "ben"}  # each reviewer's own codings, for imri agreement
@@ -838,10 +850,10 @@ def test_a_blind_reviewer_cannot_read_the_other_from_the_agreement_view(tmp_path
         assert after == before  # nothing of ben's work moves ana's page
         assert "ben" not in VisibleText.of(after) and "data-code=" not in after
         for segment_id in q[3:]:  # ana done, ben not: still nothing
-            decide(ana, segment_id, "accept")
+            decide(ana, segment_id, "reject")
         assert "ben" not in VisibleText.of(ana.get("/agreement").text)
         for segment_id in q[3:]:  # both done: the pair, over the queue
-            decide(ben, segment_id, "accept")
+            decide(ben, segment_id, "reject")
         both_done = ana.get("/agreement", params={"lang": "en"}).text
         assert f"{len(q)} segments in common" in both_done and "data-code=" in both_done
         # deciding outside the queue afterwards changes nothing
@@ -849,6 +861,134 @@ def test_a_blind_reviewer_cannot_read_the_other_from_the_agreement_view(tmp_path
         decide(ben, outside, "change", codes=[IDS[1]])
         decide(ana, outside, "change", codes=[IDS[1]])
         assert f"{len(q)} segments in common" in ana.get("/agreement", params={"lang": "en"}).text
+
+
+def test_blind_mode_shows_nothing_of_the_model_or_the_other_reviewer_then_reconciles(run_dir):
+    """Blind: every page reviewer B can open, after A decided everything, holds no model code ticked or
+    named as a suggestion, no probability, no ranking, nothing of A; once both finished, the agreement
+    view lists the disagreements and each consensus is stored with who made it."""
+    from pipeline.review import CONSENSUS, ReviewRun, final_codings
+
+    first, memo = "zelda_first", "ZELDA-MEMO-7"
+    with app_client(run_dir, first, blind=True) as a, app_client(run_dir, "ben", blind=True) as b:
+        run = a.run
+        q = run.queue
+        a_codes = [[IDS[(3 * k) % len(IDS)]] for k in range(len(q))]
+        for segment_id, codes in zip(q, a_codes, strict=True):
+            decide(a, segment_id, "change", codes=codes, memo=memo)
+        assert decide(b, q[0], "accept").status_code == 400  # accepting hidden codes is not a blind decision
+
+        def pages() -> list[str]:
+            participant = run.segments.segment_id[run.segments.role == "participant"]
+            urls = ["/", "/browse", "/browse?status=suggested", "/agreement", "/history", "/?lang=fr"]
+            urls += [f"/transcript?source={source}" for source in TRANSCRIPTS]
+            urls += [f"/browse?impact={i}" for i in IDS[:4]]
+            got = [b.get(u).text for u in urls] + [b.get("/", params={"segment": s}).text for s in participant]
+            reconcile = b.get("/reconcile", params={"first": first, "second": "ben"})
+            assert reconcile.status_code == 404
+            return got
+
+        def assert_blind(html: str) -> None:
+            text = VisibleText.of(html)
+            assert first not in html and memo not in html  # nothing of the other reviewer
+            assert "agreement with the model" not in text and "accord avec le modèle" not in text
+            assert not re.search(r"\d[.,]\d\d", text), "a probability, cut-off or figure is shown"
+            assert 'class="bar"' not in html and "chip model" not in html and 'value="accept"' not in html
+            assert "Model:" not in text and "suggested" not in text.lower()
+            assert not any(ticked(html).values())  # nothing ticked in advance
+            listed_codes = re.findall(r'<li class="code[^"]*" data-search="[^"]*" data-code="([a-z_]+)"', html)
+            assert listed_codes in ([], IDS)  # the codebook's order, not the model's ranking
+
+        for html in pages():
+            assert_blind(html)
+        progress = b.get("/api/progress").json()
+        assert "agreement" not in progress and progress["reviewed"] == 0
+        assert b.get("/export", params={"format": "csv"}).status_code == 403  # the final coding holds A's codes
+        assert b.get("/api/decisions").json() == []
+        b_codes = [codes if k % 2 else [IDS[1]] for k, codes in enumerate(a_codes)]
+        for segment_id, codes in zip(q[:-1], b_codes[:-1], strict=True):
+            decide(b, segment_id, "change", codes=codes)
+        mine = b.get("/api/decisions").json()
+        assert len(mine) == len(q) - 1 and all("codes_before" not in d for d in mine)
+        for html in pages():  # B not finished: still nothing of A
+            html = re.sub(r'<p class="decided".*?</p>', "", html, flags=re.S)  # B's own decisions
+            assert first not in html and memo not in html and "agreement with the model" not in VisibleText.of(html)
+        decide(b, q[-1], "change", codes=b_codes[-1])
+
+        finished = b.get("/", params={"lang": "en"}).text  # the finished screen: no model figures, no download
+        assert 'id="finished"' in finished and 'id="export-blind"' in finished and "download-qdpx" not in finished
+        assert 'id="summary-agreement"' not in finished and 'id="summary-changed"' not in finished
+        # both finished: the disagreements, one by one
+        page = b.get("/agreement", params={"lang": "en"}).text
+        wrong = [s for k, s in enumerate(q) if set(a_codes[k]) != set(b_codes[k])]
+        assert f"Disagreements to reconcile: {len(wrong)}" in page
+        assert re.findall(r'<tr data-segment-id="([^"]+)"', page) == wrong
+        url = re.search(r'id="reconcile-next" href="([^"]+)"', page).group(1)
+        for k, segment_id in enumerate(wrong):
+            shown = b.get(url.replace("&amp;", "&").removeprefix(b.base))
+            assert shown.status_code == 200 and f'data-segment-id="{segment_id}"' in shown.text
+            index = q.index(segment_id)
+            both = VisibleText.of(shown.text)
+            assert (
+                BOOK.impact(a_codes[index][0]).name["en"] in both and BOOK.impact(b_codes[index][0]).name["en"] in both
+            )
+            consensus = [IDS[7]] if k == 0 else a_codes[index]
+            answer = b.post(
+                "/reconcile",
+                data={"token": b.token, "segment_id": segment_id, "first": first, "second": "ben", "codes": consensus},
+                follow_redirects=False,
+            )
+            assert answer.status_code == 303, answer.text
+            url = answer.headers["location"]
+        assert url.endswith("/agreement")
+        page = b.get("/agreement", params={"lang": "en"}).text
+        assert "Every disagreement has a consensus." in page and "decided by ben" in page
+    history = ReviewRun.load(run_dir).store().history()
+    stored = history[history.reviewer == f"{CONSENSUS}ben"]
+    assert list(stored.segment_id) == wrong and stored.codes_after.iloc[0] == IDS[7]
+    final = final_codings(ReviewRun.load(run_dir))
+    where = run.segment(wrong[0])
+    on_first = final[(final.source == where.source) & (final.start <= where.start) & (final.end >= where.end)]
+    assert set(on_first.coder) == {f"{CONSENSUS}ben"} and set(on_first.code) == {IDS[7]}
+
+
+def test_history_shows_text_memo_and_reviewer_and_the_finished_screen_sums_up(tmp_path):
+    """History: each action with its segment's text, memo and reviewer. Finished: decided, changed,
+    agreement with the model, time spent; the export as a download; retraining into a new model folder."""
+    import io
+
+    run_dir = make_run(tmp_path / "run")
+    card = json.loads((run_dir / "model.json").read_text(encoding="utf-8"))
+    card["training_data"] = {"gold": ["data/gold", "my gold"], "coders": ["A"]}
+    (run_dir / "model.json").write_text(json.dumps(card), encoding="utf-8")
+    with app_client(run_dir, "ana") as c:
+        q = c.run.queue
+        decide(c, q[0], "change", codes=[IDS[9]], memo="why: the sister")
+        for segment_id in q[1:]:
+            decide(c, segment_id, "accept")
+        history = c.get("/history", params={"lang": "en"}).text
+        row = history[history.index(escape(c.run.segment(q[0]).text)) :].split("</tr>")[0]
+        assert "why: the sister" in row and "ana" in history and BOOK.impact(IDS[9]).name["en"] in row
+        done = c.get("/", params={"lang": "en"}).text
+        summary = VisibleText.of(done[done.index('id="session-summary"') :].split("</dl>")[0])
+        changed = int(set(c.run.model_codes(q[0])) != {IDS[9]})
+        assert re.search(rf"segments you decided {len(q)}\b", summary)
+        assert re.search(rf"where you changed the model's codes {changed}\b", summary)
+        assert f"{len(q) - changed}/{len(q)}" in summary and re.search(r"time spent \d+ min", summary)
+        retrain = markupsafe.Markup(re.search(r'id="retrain-command">([^<]+)<', done).group(1)).unescape()
+        assert retrain == f"imri train --gold data/gold --gold 'my gold' --coder A --include-reviews {run_dir}"
+        assert "--out" not in retrain
+        download = c.get("/export", params={"format": "csv"})
+        assert download.status_code == 200 and "attachment" in download.headers["content-disposition"]
+        exported = pd.read_csv(io.StringIO(download.text), keep_default_na=False)
+        reviewed = exported[exported.coder == "ana"]
+        assert set(reviewed.status) == {"reviewed"} and IDS[9] in set(reviewed.code)
+        assert c.get("/export", params={"format": "qdpx"}).content[:2] == b"PK"
+    with app_client(make_run(tmp_path / "other"), "ben") as c:  # no gold set known: no command
+        for segment_id in c.run.queue:
+            decide(c, segment_id, "reject")
+        done = c.get("/", params={"lang": "en"}).text
+        assert 'id="retrain-unknown"' in done and "imri train" not in done
 
 
 # --- export ----------------------------------------------------------------------------------------
@@ -875,7 +1015,7 @@ def test_export_round_trip(client, run_dir, run_cli, tmp_path):
         for c in codes
     }
 
-    result = run_cli("review", "export", run_dir, "--out", tmp_path / "reviews.csv")
+    result = run_cli("review", "export", run_dir, "--out", tmp_path / "reviews.csv", "--reviews-only")
     assert result.code == 0 and "3 reviewed segments, 3 codings" in result.out
     codings = read_codings(tmp_path / "reviews.csv", BOOK)
     assert {(r.source, r.start, r.end, r.code) for r in codings.itertuples()} == expected
@@ -888,7 +1028,7 @@ def test_export_round_trip(client, run_dir, run_cli, tmp_path):
         BOOK.impact(c).name[language[s]] for c, s in zip(exported.code, exported.source, strict=True)
     ]
 
-    result = run_cli("review", "export", run_dir, "--out", tmp_path / "reviews.qdpx")
+    result = run_cli("review", "export", run_dir, "--out", tmp_path / "reviews.qdpx", "--reviews-only")
     assert result.code == 0
     project = read_qdpx(tmp_path / "reviews.qdpx")
     assert set(project.users.values()) == {"ana"}
@@ -902,6 +1042,64 @@ def test_export_round_trip(client, run_dir, run_cli, tmp_path):
     assert result.code == 0 and "5 review actions" in result.out
     history = pd.read_csv(tmp_path / "history.csv")
     assert "text" not in history.columns and len(history) == 5
+
+
+def test_the_final_export_holds_the_whole_run_and_survives_a_round_trip(run_dir, run_cli, tmp_path):
+    """``imri review export``: reviewed decisions, consensus where there is one, the model's codes on the
+    unreviewed text (marked, with their confidence), as passages; import-qdpx gives back the same codings."""
+    from pipeline.qdpx import read_qdpx
+    from pipeline.review import CONSENSUS
+
+    with app_client(run_dir, "ana") as ana, app_client(run_dir, "ben") as ben:
+        run = ana.run
+        q = run.queue
+        decide(ana, q[0], "change", codes=[IDS[1]])
+        decide(ana, q[1], "reject")
+        decide(ben, q[1], "change", codes=[IDS[2]])
+        run.store().record(
+            *(q[1], run.segment(q[1]).source, run.segment(q[1]).start, run.segment(q[1]).end),
+            *("change", run.model_codes(q[1]), [IDS[6]], f"{CONSENSUS}cleo", run.model_version),
+            run_id=run.run_id,
+            transcript_sha256=run.fingerprints[run.segment(q[1]).source],
+        )
+    result = run_cli("review", "export", run_dir, "--out", tmp_path / "final.csv")
+    assert result.code == 0, result.err
+    final = pd.read_csv(tmp_path / "final.csv", keep_default_na=False)
+    model = "imri model test-model 1"
+    assert set(final.coder) == {"ana", f"{CONSENSUS}cleo", model}  # ben's decision gave way to the consensus
+    seg = run.segment
+    assert final[final.coder == "ana"][["source", "start", "end", "code"]].values.tolist() == [
+        [seg(q[0]).source, seg(q[0]).start, seg(q[0]).end, IDS[1]]
+    ]
+    assert final[final.coder == f"{CONSENSUS}cleo"].code.tolist() == [IDS[6]]
+    assert set(final[final.coder == model].status) == {"unreviewed"}
+    assert final[final.coder == model].description.str.match(r"unreviewed: .*p=0\.\d{3}$").all()
+    # the model's codes everywhere but on the reviewed segments, as passages: every coded sentence is covered
+    participant = run.segments[run.segments.role == "participant"]
+    for r in participant.itertuples():
+        mine = final[(final.coder == model) & (final.source == r.source)]
+        covered = mine[(mine.start <= r.start) & (mine.end >= r.end)]
+        expected = set() if r.segment_id in (q[0], q[1]) else set(split(r.codes))
+        assert set(covered.code) == expected, r.segment_id
+    assert (final[final.coder == model].groupby(["source", "code"]).size() >= 1).all()
+    merged = final[(final.coder == model) & (final.end - final.start > participant.text.str.len().max())]
+    assert len(merged), "adjacent sentences of one turn with the same code are one passage"
+
+    result = run_cli("review", "export", run_dir, "--out", tmp_path / "final.qdpx")
+    assert result.code == 0, result.err
+    project = read_qdpx(tmp_path / "final.qdpx")
+    assert set(project.users.values()) == set(final.coder)
+    result = run_cli("import-qdpx", tmp_path / "final.qdpx", "--out", tmp_path / "back")
+    assert result.code == 0, result.err
+    back = pd.read_csv(tmp_path / "back" / "codings.csv", keep_default_na=False)
+    key = ["source", "start", "end", "code", "coder"]
+    assert sorted(map(tuple, back[key].values.tolist())) == sorted(map(tuple, final[key].values.tolist()))
+    for source, text in TRANSCRIPTS.items():
+        assert (tmp_path / "back" / "transcripts" / source).read_text(encoding="utf-8") == text
+
+
+def split(codes: str) -> list[str]:
+    return [c for c in str(codes).split(";") if c]
 
 
 # --- decisions belong to their run --------------------------------------------------------------------
@@ -946,7 +1144,7 @@ def test_recoding_the_folder_sets_older_decisions_aside(tmp_path, run_cli):
     assert set(alpha[:2]) <= set(run.segments.segment_id)  # same offsets, so the ids alone would match
     reviews = reviewed_codings(run_dir)
     assert set(reviews.segment_id) == set(beta[:2])  # the edited transcript's decisions are set aside
-    result = run_cli("review", "export", run_dir, "--out", tmp_path / "reviews.csv")
+    result = run_cli("review", "export", run_dir, "--out", tmp_path / "reviews.csv", "--reviews-only")
     assert result.code == 0 and "2 reviewed segments" in result.out and "2 earlier decision(s) left out" in result.out
     assert set(pd.read_csv(tmp_path / "reviews.csv").source) == {"beta.txt"}
     with app_client(run_dir) as c:
@@ -965,7 +1163,7 @@ def test_recoding_the_folder_sets_older_decisions_aside(tmp_path, run_cli):
     # a run of other transcripts only: every earlier decision is set aside, none is exported or trained on
     make_run(run_dir, transcripts={"gamma.txt": TRANSCRIPTS["alpha.txt"]})
     assert reviewed_codings(run_dir).empty
-    result = run_cli("review", "export", run_dir, "--out", tmp_path / "none.csv")
+    result = run_cli("review", "export", run_dir, "--out", tmp_path / "none.csv", "--reviews-only")
     assert "0 reviewed segments" in result.out and "5 earlier decision(s) left out" in result.out
 
 

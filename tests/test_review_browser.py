@@ -90,9 +90,11 @@ def served(run: Path, reviewer: str, *options: str):
 
 
 @contextmanager
-def watched_page(browser, url: str, viewport=(1280, 900)):
-    """A fresh page (own cookies) that records script errors, CSP violations and requests leaving the server."""
-    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+def watched_page(browser, url: str, viewport=(1280, 900), locale: str | None = None):
+    """A fresh page (own cookies) that records script errors, CSP violations and requests leaving the server.
+
+    ``locale``: the browser's language (its ``Accept-Language``)."""
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, locale=locale)
     page = context.new_page()
     problems: list[str] = []
     base = url.split("?")[0]
@@ -280,35 +282,62 @@ def test_filters_browse_undo_and_a_history_with_skips(browser, tmp_path):
     assert [(r[0], r[1]) for r in rows(run)] == [(chosen, "skip"), (chosen, "undo"), (chosen, "reject")]
 
 
-def test_two_blind_reviewers_see_their_agreement(browser, tmp_path, shots):
+def blind_decide(page, keys: str, done: int) -> None:
+    """One blind decision: ``r`` (no impact) or number keys then ``c`` (save the ticked codes)."""
+    for key in keys:
+        page.keyboard.press(key)
+    expect(page.locator("#reviewed-count")).to_have_text(str(done))
+
+
+def test_two_blind_reviewers_see_their_agreement_then_reconcile(browser, tmp_path, shots):
     from pipeline.agreement import cohen_kappa
 
     run = make_run(tmp_path / "run")
+    ana_keys = ["1c", "r", "2c", "1c", "r", "12c", "1c", "r", "3c"]
+    ben_keys = ["1c", "1c", "2c", "r", "r", "2c", "1c", "r", "3c"]
     with served(run, "ana", "--blind") as ana_url, served(run, "ben", "--blind") as ben_url:
-        with watched_page(browser, ana_url) as ana:
-            for done, key in enumerate("araaraara", start=1):  # the whole queue
-                ana.keyboard.press(key)
-                expect(ana.locator("#reviewed-count")).to_have_text(str(done))
-        with watched_page(browser, ben_url) as ben:
+        with watched_page(browser, ana_url, viewport=(1366, 900)) as ana:
+            for done, keys in enumerate(ana_keys, start=1):  # the whole queue
+                blind_decide(ana, keys, done)
+        with watched_page(browser, ben_url, viewport=(1366, 900)) as ben:
             expect(ben.locator("#reviewed-count")).to_have_text("0")  # blind: ana's work is not shown
             expect(ben.locator(".decided")).to_have_count(0)
-            for done, key in enumerate("aararaaa", start=1):  # all but one
-                ben.keyboard.press(key)
-                expect(ben.locator("#reviewed-count")).to_have_text(str(done))
+            # nothing of the model: no suggestion, no probability, nothing ticked, no accept, no agreement
+            expect(ben.locator("#decision input[name=codes]:checked")).to_have_count(0)
+            expect(ben.locator("#decision svg.bar, #decision .p, #decision .tag")).to_have_count(0)
+            expect(ben.locator('#decision button[value="accept"]')).to_have_count(0)
+            expect(ben.locator("#stats")).not_to_contain_text("agreement")
+            expect(ben.locator("#blind-panel-note")).to_be_visible()
+            ben.screenshot(path=str(shots / "review-blind.png"), caret="initial")
+            for done, keys in enumerate(ben_keys[:-1], start=1):  # all but one
+                blind_decide(ben, keys, done)
             ben.keyboard.press("g")
             expect(ben).to_have_url(re.compile(r"/agreement"))
             expect(ben.locator("#blind-notice")).to_contain_text("1 queued segments left")
             expect(ben.locator("section.pair")).to_have_count(0)  # nothing of ana's yet
+            expect(ben.locator("#reviewer-table")).not_to_contain_text("ben")  # nor of the model
             ben.keyboard.press("q")  # back to the queue for the last one
             ben.wait_for_url(re.compile(r"/s/[^/]+/(\?.*)?$"))
             ben.wait_for_load_state("load")
-            ben.keyboard.press("r")
-            expect(ben.locator("#reviewed-count")).to_have_text("9")
+            blind_decide(ben, ben_keys[-1], 9)
             ben.keyboard.press("g")
             expect(ben).to_have_url(re.compile(r"/agreement"))
             expect(ben.locator("section.pair h2")).to_contain_text("9")
             shown = ben.locator("td.pooled-between").inner_text()
-            ben.screenshot(path=str(shots / "review-agreement.png"), full_page=True)
+            differ = sum(a != b for a, b in zip(ana_keys, ben_keys, strict=True))
+            expect(ben.locator("table.disagreements tbody tr")).to_have_count(differ)
+            ben.screenshot(path=str(shots / "review-agreement.png"), full_page=True, caret="initial")
+            # reconcile them one by one: both codings shown, the consensus saved with who made it
+            ben.locator("#reconcile-next").click()
+            for k in range(differ):
+                expect(ben.locator("#reconcile h1")).to_contain_text(f"{k + 1} of {differ}")
+                expect(ben.locator("#both-codings tr")).to_have_count(2)
+                if k == 0:
+                    ben.screenshot(path=str(shots / "review-reconcile.png"), full_page=True, caret="initial")
+                ben.locator("#save-consensus").click()
+            expect(ben).to_have_url(re.compile(r"/agreement"))
+            expect(ben.locator("#all-reconciled")).to_be_visible()
+            expect(ben.locator("table.disagreements")).to_contain_text("decided by ben")
 
     stored = rows(run, "segment_id, codes_after, reviewer")
     ids = BOOK.impact_ids
@@ -317,6 +346,118 @@ def test_two_blind_reviewers_see_their_agreement(browser, tmp_path, shots):
     first = [int(i in by[(s, "ana")]) for s in shared for i in ids]
     second = [int(i in by[(s, "ben")]) for s in shared for i in ids]
     assert len(shared) == 9 and shown == f"{cohen_kappa(first, second):.2f}"
+    consensus = [(s, c) for s, c, r in stored if r == "consensus:ben"]
+    assert len(consensus) == differ
+    for segment_id, codes in consensus:  # ticked first: the codes both chose
+        assert set(filter(None, codes.split(";"))) == by[(segment_id, "ana")] & by[(segment_id, "ben")]
+
+
+def test_the_app_explains_itself(browser, tmp_path, shots):
+    """At 1366x900: the language from the browser, never from the data; full impact names with their
+    definition on hover; the legend; type-ahead that stays on screen and says "no match"; history with
+    text, memo and reviewer; the finished screen with the session, the export and the retraining command."""
+    import json
+
+    run = make_run(tmp_path / "run")
+    card = json.loads((run / "model.json").read_text(encoding="utf-8"))
+    card["training_data"] = {"gold": ["data/gold"], "coders": ["A"]}
+    (run / "model.json").write_text(json.dumps(card), encoding="utf-8")
+    with served(run, "ana") as url:
+        with watched_page(browser, url, viewport=(1366, 900), locale="fr-FR") as page:  # a French browser
+            expect(page.locator("html")).to_have_attribute("lang", "fr")  # the first queued segment is English
+            expect(page.locator("#legend")).to_contain_text("seuil")
+        with watched_page(browser, url, viewport=(1366, 900), locale="en-US") as page:
+            base = page.url.split("?")[0]
+            page.goto(base + "browse?language=fr")
+            french = page.locator("tr.row").first.get_attribute("data-segment-id")
+            page.goto(base + "?segment=" + french)  # a French segment: the interface stays English
+            expect(page.locator("html")).to_have_attribute("lang", "en")
+            expect(page.locator("#decision")).to_contain_text("Find an impact")
+            page.keyboard.press("l")  # the toggle
+            expect(page.locator("html")).to_have_attribute("lang", "fr")
+            page.keyboard.press("l")
+            expect(page.locator("html")).to_have_attribute("lang", "en")
+            page.goto(base)
+
+            # every impact's full name, wrapped rather than cut, its definition on hover
+            for impact in BOOK.impacts:
+                name = page.locator(f'#code-list li[data-code="{impact.id}"] .name')
+                expect(name).to_have_text(impact.name["en"])
+                assert name.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), impact.id  # nothing cut
+                assert impact.definition[:40] in name.get_attribute("title")
+            longest = max(BOOK.impacts, key=lambda i: len(i.name["en"]))
+            box = page.locator(f'#code-list li[data-code="{longest.id}"] .name').bounding_box()
+            assert box["x"] + box["width"] <= 1366
+            # the legend: confidence, cut-off, queue order
+            legend = page.locator("#legend")
+            expect(legend).to_be_visible()
+            for term in ("confidence", "cut-off", "queue order"):
+                expect(legend).to_contain_text(term)
+            page.screenshot(path=str(shots / "review-queue.png"), caret="initial")
+
+            # type-ahead: the box and its first match stay on screen; nothing found says so
+            page.keyboard.press("/")
+            page.keyboard.type("relation")
+            search = page.locator("#code-search").bounding_box()
+            active = page.locator("#code-list li.code.active")
+            expect(active).to_have_count(1)
+            found = active.bounding_box()
+            assert search["y"] >= 0 and search["y"] + search["height"] <= 900
+            assert found["y"] >= 0 and found["y"] + found["height"] <= 900
+            expect(page.locator("#no-match")).to_be_hidden()
+            matches = [i.id for i in BOOK.impacts if "relation" in (i.name["en"] + i.name["fr"]).lower()]
+            expect(page.locator("#code-list li.code:visible")).to_have_count(len(matches))  # the others are gone
+            page.screenshot(path=str(shots / "review-typeahead.png"), caret="initial")
+            page.keyboard.press("Escape")
+            page.keyboard.press("/")
+            page.keyboard.type("zzqx")
+            expect(page.locator("#no-match")).to_be_visible()
+            expect(page.locator("#no-match")).to_have_text("No impact matches. Try another word, in English or French.")
+            expect(page.locator("#code-list li.code:visible")).to_have_count(0)
+            no_box = page.locator("#no-match").bounding_box()
+            assert no_box["y"] >= 0 and no_box["y"] + no_box["height"] <= 900
+            page.keyboard.press("Escape")
+
+            # history: the text, the memo and the reviewer
+            panel = page.locator("#panel")
+            first = panel.get_attribute("data-segment-id")
+            page.keyboard.press("m")
+            page.keyboard.type("the sister, again")
+            page.keyboard.press("Escape")
+            page.keyboard.press("r")
+            current = next_segment(panel, first)
+            page.keyboard.press("h")
+            row = page.locator("table.history tbody tr").first
+            expect(row.locator(".history-text")).to_have_text(run_text(run, first))
+            expect(row.locator(".history-memo")).to_have_text("the sister, again")
+            expect(row).to_contain_text("ana")
+            page.screenshot(path=str(shots / "review-history.png"), caret="initial")
+
+            # the finished screen
+            page.goto(base + "?segment=" + current)
+            while panel.get_attribute("data-segment-id"):
+                previous = panel.get_attribute("data-segment-id")
+                page.keyboard.press("a")
+                expect(panel).not_to_have_attribute("data-segment-id", previous)
+            finished = page.locator("#finished")
+            expect(finished).to_be_visible()
+            expect(page.locator("#summary-reviewed")).to_have_text("9")
+            expect(page.locator("#summary-changed")).to_have_text(re.compile(r"^[0-9]$"))
+            expect(page.locator("#summary-agreement")).to_contain_text("/9")
+            expect(page.locator("#summary-time")).to_contain_text("min")
+            command = page.locator("#retrain-command").inner_text()
+            assert command == f"imri train --gold data/gold --coder A --include-reviews {run}"  # no --out: a new folder
+            with page.expect_download() as download:
+                page.locator("#download-qdpx").click()
+            assert download.value.suggested_filename == "run-final-coding.qdpx"
+            page.screenshot(path=str(shots / "review-finished.png"), full_page=True, caret="initial")
+
+
+def run_text(run: Path, segment_id: str) -> str:
+    import pandas as pd
+
+    table = pd.read_csv(run / "segments.csv", keep_default_na=False)
+    return str(table.set_index("segment_id").at[segment_id, "text"])
 
 
 @contextmanager

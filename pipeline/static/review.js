@@ -95,7 +95,18 @@
       row.hidden = !hit;
       if (hit && !first) first = row;
     });
+    const none = document.getElementById("no-match");
+    if (none) none.hidden = !(words.length && !first);
     setActive(words.length ? first : null);
+    keepSearchInView();
+  }
+
+  // the box and the matches under it stay on screen: the box goes to the top of the window
+  function keepSearchInView() {
+    const box = document.querySelector("#decision .search");
+    if (box && box.getBoundingClientRect().top < 0 || (box && box.getBoundingClientRect().bottom > window.innerHeight / 2)) {
+      box.scrollIntoView({ block: "start" });
+    }
   }
 
   function moveActive(step) {
@@ -113,6 +124,9 @@
 
   document.addEventListener("input", (event) => {
     if (event.target && event.target.id === "code-search") filterCodes(event.target.value);
+  });
+  document.addEventListener("focusin", (event) => {
+    if (event.target && event.target.id === "code-search") keepSearchInView();
   });
 
   // --- lists: browse rows and transcript segments ---------------------------------------------------
@@ -204,6 +218,7 @@
       if (search) {
         event.preventDefault();
         search.focus();
+        keepSearchInView();
       }
     } else if (onSegment && key === "m") {
       const memo = document.getElementById("memo");
