@@ -268,3 +268,51 @@ def test_character_codes_keep_participant_letters_and_both_coders_spans():
     assert chars.a.tolist() == [[1, 0], [1, 0], [0, 0], [0, 0], [0, 0], [0, 0]]
     assert chars.b.tolist() == [[0, 0], [0, 0], [0, 1], [0, 1], [0, 1], [0, 1]]
     assert set(chars.source) == {"t.txt"}
+
+
+def test_review_effort_on_a_tiny_transfer_set_and_its_headline():
+    """review_effort end to end on two transcripts coded by A and B (spans = whole segments), and the lines
+    imri evaluate prints from it."""
+    from pipeline.evaluate import review_effort_headline
+    from pipeline.train import GoldSet
+    from pipeline.transfer import TransferSet, review_effort
+
+    rng = np.random.default_rng(3)
+    rows, codings, texts = [], [], {}
+    for source in ("t1.txt", "t2.txt"):
+        text = " ".join(f"Sentence number {i:02d} here." for i in range(40))
+        texts[source] = text
+        for i in range(40):
+            start = i * 25  # "Sentence number 07 here." and a space
+            rows.append({"source": source, "start": start, "end": start + 24, "turn": i // 4, "role": "participant"})
+            for coder, share in (("A", 0.3), ("B", 0.3)):
+                for j in np.flatnonzero(rng.uniform(size=3) < share):
+                    codings.append((source, start, start + 24, IDS[j], coder))
+    segments = pd.DataFrame(rows).assign(transcript_language="en")
+    codings = pd.DataFrame(codings, columns=["source", "start", "end", "code", "coder"])
+
+    def labels(coder: str) -> np.ndarray:
+        out = np.zeros((len(segments), len(IDS)), dtype=np.int8)
+        index = {(s, a): n for n, (s, a) in enumerate(zip(segments.source, segments.start, strict=True))}
+        for c in codings[codings.coder == coder].itertuples():
+            out[index[(c.source, c.start)], IDS.index(c.code)] = 1
+        return out
+
+    transfer = TransferSet(GoldSet(segments, labels("A"), codings, texts, "x"), labels("B"))
+    proba = np.clip(labels("A") * 0.6 + rng.uniform(0, 0.5, (len(segments), len(IDS))), 0, 1)
+    thresholds = np.full(len(IDS), 0.55)
+    effort = review_effort(transfer, proba, thresholds, BOOK)
+    a_b = mean_kappa(labels("A"), labels("B"), IDS, segments.source.to_numpy(), 0, 0)["value"]
+    assert effort["a_vs_b"]["segments"] == pytest.approx(a_b, abs=1e-4)
+    assert effort["a_vs_b"]["characters"] is not None
+    assert effort["passages"] == 20 and effort["segments"] == 80
+    assert [row["share"] for row in effort["queue"]] == [round(0.05 * k, 2) for k in range(21)]
+    assert all(row["reviewed_share"] <= row["share"] + 1e-9 for row in effort["queue"])
+    assert effort["queue"][-1]["kappa_segments"] == pytest.approx(a_b, abs=1e-4)
+    assert effort["reviewed_share_at_human"] is not None and effort["reviewed_share_at_human"] <= 1.0
+    assert effort["recommended_budget"] <= 0.20
+    lines = "\n".join(review_effort_headline(effort))
+    assert f"90% of the A-vs-B kappa at {effort['reviewed_share_at_90pct_human']:.0%}" in lines
+    assert f"review.budget suggested: {effort['recommended_budget']:.2f}" in lines
+    no_b = review_effort(TransferSet(transfer.gold, None), proba, thresholds, BOOK)
+    assert "not_run" in no_b and "not run" in "\n".join(review_effort_headline(no_b))
