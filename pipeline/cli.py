@@ -673,7 +673,19 @@ def code(
             if impact["category"] == category["id"]:
                 typer.echo(f"  {impact['count']:5d}    {impact['name']}")
     queue = out / "review_queue.csv"
-    typer.echo(f"{s['sent_to_review']} segments to review ({s['share_sent_to_review']:.0%}) -> {queue}")
+    r = s["review"]
+    budget = f"review.budget {r['budget']:.0%}" if r["budget"] is not None else "no budget"
+    typer.echo(
+        f"{s['sent_to_review']} segments to review in {r['queued_passages']} passages, "
+        f"{r['queued_share_of_participant_text']:.1%} of participant text ({budget}; the passages whose review "
+        f"should raise agreement the most) -> {queue}"
+    )
+    confidence = r["unreviewed_mean_confidence"]
+    typer.echo(
+        f"not queued: {r['unreviewed_segments']} segments in {r['unreviewed_passages']} passages, "
+        f"{r['unreviewed_share_of_participant_text']:.1%} of participant text, keep the model's codes unreviewed"
+        + (f" (mean confidence {confidence:.2f})" if confidence is not None else "")
+    )
     typer.echo("seconds: " + ", ".join(f"{step} {seconds:.1f}" for step, seconds in run.timings.items()))
 
 

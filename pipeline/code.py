@@ -8,10 +8,13 @@ Writes into the output folder:
   in the table with empty codes and empty probabilities.
 * ``passages.csv``: one row per participant turn (the passage a coder reads): its span, speaker, the
   codes of its sentences and its three most probable impacts with names and probabilities.
-* ``review_queue.csv``: participant segments that need a human, highest priority first; its top-3
+* ``review_queue.csv``: the segments of the passages (participant turns) whose review is expected to change
+  the most, up to ``review.budget`` of the participant text (:func:`review_budget`), highest value first;
+  every other participant segment keeps the model's codes, unreviewed, with its confidence. Its top-3
   ``suggestions`` read ``Name [impact_id] (probability)``.
-* ``summary.json`` (counts for the run and per transcript, and each impact's most probable coded
-  passages, with their text); ``coded.qdpx`` (REFI-QDA project with the suggestions as codings by the model: adjacent
+* ``summary.json`` (counts for the run and per transcript, what the queue holds and what is left unreviewed,
+  and each impact's most probable coded passages, with their text); ``coded.qdpx`` (REFI-QDA project with the
+  suggestions as codings by the model: adjacent
   sentences of one turn with the same code are one coding, a passage);
   ``model.json`` (a copy of the model's card, so the run says what coded it).
 
@@ -83,13 +86,30 @@ def window_rows(table: pd.DataFrame) -> int:
 
 @dataclass(frozen=True)
 class ReviewConfig(ParamsSection):
-    """``params.yaml: review``: when a segment goes to a human."""
+    """``params.yaml: review``: how much goes to a human (``budget``), and the reasons a queued segment is given."""
 
     section: ClassVar[str] = "review"
 
+    # the share of participant text (characters) queued for review: the passages whose review is expected to
+    # raise kappa the most per character, highest first (:func:`review_budget`); chosen on the transfer set
+    # (reports/metrics.json review_effort: the share reaching 90% of the A-vs-B kappa, at most 0.20)
+    budget: float = 0.20
+    # a turn of more segments is cut into passages of at most this many consecutive segments (as equal as can be),
+    # so a long answer (or a file read as one participant's words) is not one passage larger than the budget
+    passage_segments: int = 6
     margin: float = 0.3  # a decision whose certainty (0 at the threshold, 1 at 0 or 1) is below this is uncertain
     rare_positives: int = 30  # impacts with fewer training segments than this are "rare"
     close_pair: float = 0.1  # two suggested impacts within this probability of each other
+
+    def __post_init__(self) -> None:
+        if isinstance(self.budget, bool) or not isinstance(self.budget, int | float) or not 0 <= self.budget <= 1:
+            raise InputError(f"review budget must be a share of the participant text from 0 to 1, not {self.budget!r}")
+        if (
+            isinstance(self.passage_segments, bool)
+            or not isinstance(self.passage_segments, int)
+            or self.passage_segments < 1
+        ):
+            raise InputError(f"review passage_segments must be a whole number >= 1, not {self.passage_segments!r}")
 
 
 def certainty(proba: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -127,6 +147,117 @@ def review_priority(
     labels = (("uncertain decision", near), ("rare code", rare), ("two codes close", close))
     reasons = ["; ".join(name for name, flags in labels if flags[i]) for i in range(len(proba))]
     return priority, needs, reasons
+
+
+def expected_changes(proba: np.ndarray, thresholds: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Per segment, the expected number of its decisions that a reviewer changes (each impact's weighted).
+
+    A decision is the model's 0/1 code for one impact. Read as calibrated, the probability ``p`` says how
+    likely the impact is: a code given is wrong with probability ``1 - p``, one not given with ``p``. The
+    (``weights``-weighted) sum over impacts is the expected number of codes a reviewer adds or removes.
+    """
+    coded = proba >= thresholds
+    wrong = np.where(coded, 1.0 - proba, proba)
+    return (wrong if weights is None else wrong * weights).sum(axis=1)
+
+
+def kappa_weights(proba: np.ndarray, floor: float = 0.01) -> np.ndarray:
+    """Per impact, how much one corrected decision moves its Cohen's kappa, relative to the mean impact.
+
+    For a code of prevalence ``π`` over ``n`` units, correcting one decision moves agreement by ``1/n`` and
+    kappa by about ``1 / (n · 2π(1 - π))`` (chance agreement ``1 - 2π(1 - π)`` when both codings have that
+    prevalence), so a rare impact's errors weigh more in the mean kappa over impacts. ``π`` is the impact's
+    mean probability over the segments, kept within ``[floor, 1 - floor]``. The weights average 1.
+    """
+    if not len(proba):
+        return np.ones(proba.shape[1])
+    prevalence = np.clip(proba.mean(axis=0), floor, 1.0 - floor)
+    weights = 1.0 / (prevalence * (1.0 - prevalence))
+    return weights / weights.mean()
+
+
+@dataclass(frozen=True)
+class ReviewPlan:
+    """Which passages review reads, and in what order (:func:`review_budget`).
+
+    ``passage`` gives each segment's passage (index into the per-passage arrays); ``value`` is each
+    passage's expected (kappa-weighted) decisions changed per character, ``characters`` its length; ``order``
+    ranks the passages by value, highest first; ``queued`` marks the passages within the budget.
+    """
+
+    passage: np.ndarray
+    value: np.ndarray
+    characters: np.ndarray
+    order: np.ndarray
+    queued: np.ndarray
+
+    @property
+    def share(self) -> float:
+        """The queued share of the text (characters)."""
+        total = self.characters.sum()
+        return float(self.characters[self.queued].sum() / total) if total else 0.0
+
+
+def passage_keys(table: pd.DataFrame, most: int) -> np.ndarray:
+    """A key per row of a participant segment table (``source``, ``turn``, in text order within a turn): the
+    passage review reads it in. A turn of ``n`` segments is one passage, or ``ceil(n / most)`` passages of
+    consecutive segments as equal in count as can be."""
+    if not len(table):
+        return np.zeros(0, dtype=object)
+    turn = table.source.astype(str) + "\x1f" + table.turn.astype(str)
+    position = turn.groupby(turn, sort=False).cumcount().to_numpy()
+    size = turn.map(turn.value_counts()).to_numpy()
+    parts = -(-size // most)
+    piece = position * parts // size
+    return (turn + "\x1f" + pd.Series(piece, index=turn.index).astype(str)).to_numpy()
+
+
+def passage_values(
+    passages: np.ndarray, lengths: np.ndarray, changes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each segment's passage index, and per passage its value and characters.
+
+    ``passages`` holds a key per segment (the same key = the same passage, in first-seen order); a passage's
+    value is the mean over its characters of their segment's ``changes`` (the sum over its segments of
+    ``length * changes``, over its length): what a reviewer's reading time buys.
+    """
+    index, _ = pd.factorize(pd.Series(passages, dtype=object), sort=False)
+    n = int(index.max()) + 1 if len(index) else 0
+    lengths = np.asarray(lengths, dtype=float)
+    characters = np.bincount(index, lengths, n)
+    weighted = np.bincount(index, lengths * np.asarray(changes, dtype=float), n)
+    return index, weighted / np.maximum(characters, 1.0), characters
+
+
+def within_budget(order: np.ndarray, characters: np.ndarray, budget: float) -> np.ndarray:
+    """The passages taken in ``order`` while they fit in ``budget`` (a share of all characters, 0-1).
+
+    A passage that would take the total over the budget is passed over and the next ones are tried
+    (a shorter one may still fit), so the queued share is never above the budget.
+    """
+    if not 0.0 <= budget <= 1.0:
+        raise ValueError("the review budget is a share of the participant text, from 0 to 1")
+    total = float(characters.sum())
+    room = budget * total + 1e-9 * max(total, 1.0)  # all of it at 1.0 despite rounding
+    chosen = np.zeros(len(characters), dtype=bool)
+    used = 0.0
+    for passage in order:
+        if used + characters[passage] <= room:
+            chosen[passage] = True
+            used += characters[passage]
+    return chosen
+
+
+def review_budget(
+    passages: np.ndarray, lengths: np.ndarray, proba: np.ndarray, thresholds: np.ndarray, budget: float
+) -> ReviewPlan:
+    """The review plan of participant segments: passages ranked by the expected gain in mean kappa over
+    impacts per character read (:func:`expected_changes` weighted by :func:`kappa_weights`,
+    :func:`passage_values`), ties in text order, queued up to ``budget`` of the characters."""
+    changes = expected_changes(proba, thresholds, kappa_weights(proba))
+    index, value, characters = passage_values(passages, lengths, changes)
+    order = np.lexsort((np.arange(len(value)), -value))
+    return ReviewPlan(index, value, characters, order, within_budget(order, characters, budget))
 
 
 def standardise_zero_shot(scores: np.ndarray, table: pd.DataFrame) -> np.ndarray:
@@ -179,12 +310,28 @@ def code_segments(
     codebook: Codebook,
     review: ReviewConfig,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Add codes, confidence, review flags and probabilities to a segment table; build the queue."""
+    """Add codes, confidence, review flags and probabilities to a segment table; build the queue.
+
+    The queue (``needs_review``) holds the participant passages (turns) of :func:`review_budget` within
+    ``review.budget``, highest value first, each passage's segments in text order; its ``priority`` is the
+    passage's value (expected kappa-weighted decisions changed per character), its ``reason`` what else makes
+    the segment doubtful (:func:`review_priority`). Every other participant segment keeps the model's codes,
+    unreviewed.
+    """
     ids = codebook.impact_ids
     participant = (table.role == "participant").to_numpy()
     codes, confidence = decide(proba, thresholds)
-    priority, needs, reasons = review_priority(proba, thresholds, positives, review)
+    _, _, reasons = review_priority(proba, thresholds, positives, review)
     out = table.reset_index(drop=True).copy()
+    needs = np.zeros(len(out), dtype=bool)
+    priority = np.zeros(len(out))
+    rows = np.flatnonzero(participant)
+    if len(rows):
+        keys = passage_keys(out.iloc[rows], review.passage_segments)
+        lengths = (out.end - out.start).to_numpy()[rows]
+        plan = review_budget(keys, lengths, proba[rows], thresholds, review.budget)
+        needs[rows] = plan.queued[plan.passage]
+        priority[rows] = plan.value[plan.passage]
     id_array = np.asarray(ids)
     out["codes"] = [
         ";".join(id_array[row.astype(bool)]) if p else "" for row, p in zip(codes, participant, strict=True)
@@ -207,12 +354,13 @@ def code_segments(
     queue = out.loc[out.needs_review, [*columns, "confidence"]].copy()
     queue.insert(0, "priority", np.round(priority[out.needs_review.to_numpy()], 4))
     rows = np.flatnonzero(out.needs_review.to_numpy())
-    queue["reason"] = [reasons[i] for i in rows]
+    queue["reason"] = [reasons[i] for i in rows]  # may be empty: the passage as a whole is worth reviewing
     queue["suggestions"] = [suggestions[i] for i in rows]
     queue["question"] = out.question.iloc[rows].to_numpy()
     queue["context"] = np.asarray(previous_turn_text(out), dtype=object)[rows]
-    queue = queue.sort_values(["priority", "segment_id"], ascending=[False, True], kind="mergesort")
-    return out, queue.reset_index(drop=True)
+    queue["_value"] = priority[rows]  # unrounded: passages of equal rounded value stay whole
+    queue = queue.sort_values(["_value", "source", "start"], ascending=[False, True, True], kind="mergesort")
+    return out, queue.drop(columns="_value").reset_index(drop=True)
 
 
 def _names_languages(segments: pd.DataFrame) -> list[str]:
@@ -323,13 +471,46 @@ def names_language(segments: pd.DataFrame) -> str:
     return "fr" if len(participant) and (participant.language == "fr").mean() > 0.5 else "en"
 
 
-def summarise(segments: pd.DataFrame, codebook: Codebook, model_name: str) -> dict:
+def review_summary(segments: pd.DataFrame, review: ReviewConfig | None = None) -> dict:
+    """``summary.json: review``: what the queue holds and what is left to the model, unreviewed.
+
+    Counts of passages (participant turns) and segments, shares of the participant text (characters), and
+    the mean confidence (:func:`decide`) of the unreviewed segments.
+    """
+    participant = segments[segments.role == "participant"]
+    queued = participant.needs_review.astype(bool).to_numpy()
+    lengths = (participant.end - participant.start).to_numpy(dtype=float)
+    total = float(lengths.sum())
+    review = review or ReviewConfig()
+    keys = pd.Series(passage_keys(participant, review.passage_segments), dtype=object)
+    passages_queued = int(keys[queued].nunique())
+    share = round(float(lengths[queued].sum() / total), 4) if total else 0.0
+    left = participant[~queued]
+    return {
+        "budget": review.budget,
+        "passages": f"participant turns, cut into passages of at most {review.passage_segments} segments",
+        "ranked_by": "expected gain in kappa per character of the passage: the decisions a reviewer is "
+        "expected to change (1 - p for a code given, p for one not given), each impact weighted by "
+        "1 / (prevalence (1 - prevalence)), averaged over the passage's characters",
+        "queued_passages": passages_queued,
+        "queued_segments": int(queued.sum()),
+        "queued_share_of_participant_text": share,
+        "unreviewed_passages": int(keys.nunique()) - passages_queued,
+        "unreviewed_segments": int(len(left)),
+        "unreviewed_share_of_participant_text": round(1.0 - share, 4) if total else 0.0,
+        "unreviewed_mean_confidence": round(float(left.confidence.astype(float).mean()), 4) if len(left) else None,
+        "unreviewed_means": "the model's codes are kept as they are, marked needs_review false in segments.csv",
+    }
+
+
+def summarise(segments: pd.DataFrame, codebook: Codebook, model_name: str, review: ReviewConfig | None = None) -> dict:
     """``summary.json``: counts of the run, with impacts and categories named as the codebook names them.
 
     ``codes_per_category`` and ``codes_per_impact`` are lists in codebook order of ``{"id", "name",
     "count"}`` (impacts also give their ``category``); names are in ``names_language``. ``per_transcript``
     gives the same counts for each transcript (impacts it got at least once), and ``confident_passages``
-    each impact's most probable coded passages (:func:`confident_passages`).
+    each impact's most probable coded passages (:func:`confident_passages`). ``review`` says what the queue
+    holds within ``review.budget`` and what is left unreviewed (:func:`review_summary`).
     """
     participant = segments[segments.role == "participant"]
     language = names_language(segments)
@@ -359,6 +540,7 @@ def summarise(segments: pd.DataFrame, codebook: Codebook, model_name: str) -> di
         "codes_per_impact": per_impact,
         "sent_to_review": int(participant.needs_review.sum()),
         "share_sent_to_review": round(float(participant.needs_review.mean()) if len(participant) else 0.0, 4),
+        "review": review_summary(segments, review),
         "languages": {k: int(v) for k, v in participant.language.value_counts().sort_index().items()},
         "per_transcript": per_transcript(segments, codebook, language),
         "confident_passages": confident_passages(segments, codebook, language),
@@ -610,7 +792,7 @@ def code_transcripts(
         proba = standardise_zero_shot(proba, table)
         thresholds, positives = np.full(len(codebook.impacts), 0.5), np.full(len(codebook.impacts), 10**6)
     segments, queue = code_segments(table, proba, thresholds, positives, codebook, review)
-    summary = summarise(segments, codebook, f"{card['name']}-{card['version']}")
+    summary = summarise(segments, codebook, f"{card['name']}-{card['version']}", review)
     clock.lap("classify")
     from pipeline.ingest import role_rows
 

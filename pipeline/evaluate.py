@@ -294,6 +294,7 @@ def evaluate(
         )
     if transfer is not None:
         results["transfer"] = evaluate_transfer(gold, transfer, codebook, params, progress)
+        results["review_effort"] = results["transfer"].pop("review_effort")
     return results
 
 
@@ -326,12 +327,14 @@ def evaluate_transfer(gold: GoldSet, transfer, codebook, params: dict, progress:
         learning_curve,
         paired_bootstrap,
         prior_alone,
+        review_effort,
     )
 
     config = EvaluateConfig.from_dict(params.get("evaluate"))
     train_params = ClassifierConfig.settings(params)
     default_encoder = default_encoder_id(params)
     clusters = None
+    scores: list[tuple[np.ndarray, np.ndarray]] = []  # each run's transfer probabilities and thresholds
 
     def run(overrides: dict, per_code: bool = False) -> dict:
         overrides = dict(overrides)
@@ -341,6 +344,7 @@ def evaluate_transfer(gold: GoldSet, transfer, codebook, params: dict, progress:
         out = evaluate_variant(
             VariantFeatures(encoder, variant, codebook), gold, transfer, config.bootstrap, config.seed, per_code
         )
+        scores.append(out.pop("transfer_scores"))
         out["settings"] = {"encoder": encoder, **overrides}
         out["passage_score"] = passage_score(out["passages"])
         out["seconds"] = round(time.perf_counter() - started, 1)
@@ -408,6 +412,10 @@ def evaluate_transfer(gold: GoldSet, transfer, codebook, params: dict, progress:
             "int8_should_be_default": bool(loss["ci95"][0] <= 0),
         }
     out["targets"] = transfer_targets(out)
+    if progress:
+        print("transfer: review effort", flush=True)
+    proba, thresholds = scores[0]  # the default's
+    out["review_effort"] = review_effort(transfer, proba, thresholds, codebook)  # moved to the top level
     return out
 
 
@@ -710,6 +718,7 @@ def headline(results: dict) -> str:
                 f"{by_lang.get('fr', {}).get('macro_f1', float('nan')):6.3f}"
             )
     lines += transfer_headline(results.get("transfer"))
+    lines += review_effort_headline(results.get("review_effort"))
     note = results.get("note", SYNTHETIC_NOTE)
     shown = (
         "Synthetic gold set: not real-world accuracy." if note == SYNTHETIC_NOTE else note[:1].upper() + note[1:] + "."
@@ -759,6 +768,38 @@ def transfer_headline(transfer: dict | None) -> list[str]:
     lines.append(f"segment kappa on the transfer set: model vs A {_fmt(model_a)}, A vs B {_fmt(a_b)}")
     missed = [name for name, target in transfer.get("targets", {}).items() if not target["met"]]
     lines.append("transfer targets missed: " + ("; ".join(missed) if missed else "none"))
+    return lines
+
+
+def _share(value) -> str:
+    return "not reached" if value is None else f"{value:.0%}"
+
+
+def review_effort_headline(effort: dict | None) -> list[str]:
+    """Lines of the headline for the review-effort replay (:func:`pipeline.transfer.review_effort`)."""
+    if not effort or "not_run" in effort:
+        return [] if not effort else ["", f"review effort: not run ({effort['not_run']})"]
+    human = effort["a_vs_b"]
+    queue = {row["share"]: row for row in effort["queue"]}
+    random = {row["share"]: row for row in effort["random"]}
+    lines = [
+        "",
+        f"review effort on the transfer set ({effort['passages']} passages; reviewed passages take coder A's "
+        f"codes, measured against coder B; A vs B kappa: segments {_fmt(human.get('segments'))}, "
+        f"characters {_fmt(human.get('characters'))})",
+        f"{'share of participant text reviewed':42s} {'0%':>6s} {'10%':>6s} {'20%':>6s} {'30%':>6s} {'50%':>6s} "
+        f"{'100%':>6s}",
+    ]
+    for name, rows in (("queue order", queue), (f"random order ({effort['random_seeds']} seeds)", random)):
+        for unit in ("segments", "characters"):
+            cells = [_fmt((rows.get(share) or {}).get(f"kappa_{unit}")) for share in (0.0, 0.1, 0.2, 0.3, 0.5, 1.0)]
+            lines.append(f"{name + ', kappa ' + unit:42s} " + " ".join(f"{c:>6s}" for c in cells))
+    lines.append(
+        f"90% of the A-vs-B kappa at {_share(effort['reviewed_share_at_90pct_human'])} of participant text "
+        f"(random order {_share(effort['random_reviewed_share_at_90pct_human'])}); all of it at "
+        f"{_share(effort['reviewed_share_at_human'])} (random {_share(effort['random_reviewed_share_at_human'])}); "
+        f"review.budget suggested: {effort['recommended_budget']:.2f}"
+    )
     return lines
 
 

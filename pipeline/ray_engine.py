@@ -418,7 +418,7 @@ def code_transcripts_ray(
         proba = standardise_zero_shot(scores, table)
         thresholds, positives = np.full(k, 0.5), np.full(k, 10**6)
     segments, queue = code_segments(table, proba, thresholds, positives, codebook, review)
-    summary = summarise(segments, codebook, f"{card['name']}-{card['version']}")
+    summary = summarise(segments, codebook, f"{card['name']}-{card['version']}", review)
     clock.lap("classify")
     texts = {r["source"]: r["text"] for r in read if not r["skipped"]}
     built = {r["source"] for r in read if r["built"] and not r["skipped"]}

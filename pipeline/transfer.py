@@ -12,6 +12,9 @@ Three measures, all in ``reports/metrics.json`` under ``transfer`` (``imri evalu
   impact, the share whose highest-probability impact (max over the turn's segments) is that impact,
   the share with it in the top three, and the same for its category.
 
+And ``review_effort`` (top level of metrics.json, :func:`review_effort`): how much of the review queue a
+team must read before the coding agrees with a second human as well as two humans agree.
+
 The transfer set never fits anything: no weights, calibration, thresholds or searches. It only
 chooses between a few named variants (``evaluate.variants``), each reported in full.
 """
@@ -331,6 +334,7 @@ def evaluate_variant(
             t_passage_proba, t_passages, codebook, proba_t, YA.any(axis=1), t_sentence_languages
         ),
         "passage_hits": passage_hits(t_passage_proba, t_passages, codebook),  # for paired comparisons; not written
+        "transfer_scores": (proba_t, model.thresholds_),  # for the review-effort replay; not written
         "turn_top1": turn_top1(transfer.table, proba_t, YA, codebook),
         **({"calibration": calibration} if calibration else {}),
     }
@@ -471,3 +475,228 @@ def load_transfer(folder, codebook: Codebook, segment_config, label_config, inte
 
         labels_b = segment_labels(coded_a.segments, both.codings, codebook.impact_ids, ["B"], label_config)
     return TransferSet(coded_a, labels_b)
+
+
+# --- review effort: how much of the queue to read -----------------------------------------------------
+
+#: the shares of participant text replayed by :func:`review_effort` (0, 5%, ..., 100%)
+EFFORT_STEPS = tuple(round(0.05 * k, 2) for k in range(21))
+#: random orders averaged for the comparison curve
+EFFORT_SEEDS = (0, 1, 2, 3, 4)
+
+
+@dataclass
+class CharacterCodes:
+    """Coded characters: the non-space characters of the participant segments of a table.
+
+    ``segment`` is each character's row in the table; ``a`` and ``b`` (characters x impacts, 0/1) whether
+    coder A's and coder B's spans of each impact cover it; ``source`` its transcript (for the bootstrap).
+    """
+
+    segment: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    source: np.ndarray
+
+
+def character_codes(
+    table: pd.DataFrame, codings: pd.DataFrame, texts: dict[str, str], ids: list[str]
+) -> CharacterCodes:
+    """The :class:`CharacterCodes` of participant segments ``table`` (``source, start, end``) from coders A
+    and B's ``codings`` (``source, start, end, code, coder``) of ``texts``."""
+    import re
+
+    column = {code: j for j, code in enumerate(ids)}
+    segment_rows, a_blocks, b_blocks, sources = [], [], [], []
+    for source, rows in table.groupby("source", sort=True).indices.items():
+        text = texts[source]
+        owner = np.full(len(text), -1, dtype=np.int64)
+        for i in rows:
+            owner[int(table.start.iat[i]) : int(table.end.iat[i])] = i
+        letters = np.zeros(len(text), dtype=bool)
+        for match in re.finditer(r"\S+", text):
+            letters[match.start() : match.end()] = True
+        positions = np.flatnonzero(letters & (owner >= 0))
+        segment_rows.append(owner[positions])
+        sources.append(np.full(len(positions), source, dtype=object))
+        for coder, blocks in (("A", a_blocks), ("B", b_blocks)):
+            cover = np.zeros((len(ids), len(text) + 1), dtype=np.int32)
+            mine = codings[(codings.source == source) & (codings.coder == coder) & codings.code.isin(column)]
+            for code, start, end in zip(mine.code, mine.start, mine.end, strict=True):
+                cover[column[code], int(start)] += 1
+                cover[column[code], int(end)] -= 1
+            blocks.append((np.cumsum(cover[:, :-1], axis=1) > 0)[:, positions].T.astype(np.int8))
+    empty = np.zeros((0, len(ids)), dtype=np.int8)
+    return CharacterCodes(
+        np.concatenate(segment_rows) if segment_rows else np.zeros(0, dtype=np.int64),
+        np.concatenate(a_blocks) if a_blocks else empty,
+        np.concatenate(b_blocks) if b_blocks else empty,
+        np.concatenate(sources) if sources else np.zeros(0, dtype=object),
+    )
+
+
+def _kappa(x: np.ndarray, y: np.ndarray, ids: list[str], clusters: np.ndarray) -> float | None:
+    value = mean_kappa(x, y, ids, clusters, 0, 0).get("value")
+    return None if value is None else round(float(value), 4)
+
+
+def replay_review(
+    predicted: np.ndarray,
+    labels_a: np.ndarray,
+    labels_b: np.ndarray,
+    passage: np.ndarray,
+    characters: np.ndarray,
+    order: np.ndarray,
+    share: float,
+    ids: list[str],
+    clusters: np.ndarray,
+    chars: CharacterCodes | None = None,
+) -> dict:
+    """Review replayed on ``share`` of the text: the passages of ``order`` within it
+    (:func:`pipeline.code.within_budget`) take coder A's codes, the others keep the model's (``predicted``);
+    the result is measured against coder B (mean Cohen's kappa over impacts) on segments and, with ``chars``,
+    on characters (a reviewed passage's characters take A's spans).
+
+    ``passage`` is each segment's passage (index into ``characters``, the passages' lengths).
+    """
+    from pipeline.code import within_budget
+
+    reviewed = within_budget(order, characters, share)
+    on_segments = reviewed[passage]
+    result = np.where(on_segments[:, None], labels_a, predicted)
+    row = {
+        "share": share,
+        "reviewed_share": round(float(characters[reviewed].sum() / max(characters.sum(), 1e-9)), 4),
+        "reviewed_passages": int(reviewed.sum()),
+        "kappa_segments": _kappa(result, labels_b, ids, clusters),
+    }
+    if chars is not None:
+        on_chars = on_segments[chars.segment]
+        result_chars = np.where(on_chars[:, None], chars.a, predicted[chars.segment])
+        row["kappa_characters"] = _kappa(result_chars, chars.b, ids, chars.source)
+    return row
+
+
+def _first_share(rows: list[dict], key: str, goal: float | None) -> float | None:
+    """The reviewed share of the first row whose ``key`` reaches ``goal`` (None: never, or no goal)."""
+    if goal is None:
+        return None
+    for row in rows:
+        if row.get(key) is not None and row[key] >= goal - 1e-9:
+            return row["reviewed_share"]
+    return None
+
+
+def effort_curve(
+    predicted: np.ndarray,
+    labels_a: np.ndarray,
+    labels_b: np.ndarray,
+    passage: np.ndarray,
+    characters: np.ndarray,
+    order: np.ndarray,
+    ids: list[str],
+    clusters: np.ndarray,
+    chars: CharacterCodes | None = None,
+    steps=EFFORT_STEPS,
+    seeds=EFFORT_SEEDS,
+) -> dict:
+    """:func:`replay_review` at each share of ``steps`` in the queue's ``order`` and in random orders (the
+    mean over ``seeds``), next to A-vs-B, with the smallest reviewed share reaching 90% of the A-vs-B kappa
+    and all of it.
+
+    The share that reaches a goal is the one where every measured unit (segments, and characters with
+    ``chars``) reaches it.
+    """
+    units = ["segments", *(["characters"] if chars is not None else [])]
+    human = {"segments": _kappa(labels_a, labels_b, ids, clusters)}
+    if chars is not None:
+        human["characters"] = _kappa(chars.a, chars.b, ids, chars.source)
+    queue = [
+        replay_review(predicted, labels_a, labels_b, passage, characters, order, s, ids, clusters, chars) for s in steps
+    ]
+    rng = np.random.default_rng(list(seeds)[0] if seeds else 0)
+    draws = []
+    for _ in seeds:
+        shuffled = rng.permutation(len(characters))
+        draws.append(
+            [
+                replay_review(predicted, labels_a, labels_b, passage, characters, shuffled, s, ids, clusters, chars)
+                for s in steps
+            ]
+        )
+    random_rows = []
+    for i, share in enumerate(steps):
+        row = {"share": share}
+        for key in ("reviewed_share", *(f"kappa_{u}" for u in units)):
+            values = [d[i][key] for d in draws if d[i][key] is not None]
+            row[key] = round(float(np.mean(values)), 4) if values else None
+        random_rows.append(row)
+
+    def reached(rows: list[dict], fraction: float) -> float | None:
+        shares = [_first_share(rows, f"kappa_{u}", None if human[u] is None else fraction * human[u]) for u in units]
+        return None if any(s is None for s in shares) else max(shares)
+
+    def by_unit(rows: list[dict], fraction: float) -> dict:
+        goal = {u: None if human[u] is None else fraction * human[u] for u in units}
+        return {u: _first_share(rows, f"kappa_{u}", goal[u]) for u in units}
+
+    return {
+        "a_vs_b": human,
+        "queue": queue,
+        "random": random_rows,
+        "random_seeds": len(seeds),
+        "reviewed_share_at_90pct_human": reached(queue, 0.9),
+        "reviewed_share_at_human": reached(queue, 1.0),
+        "random_reviewed_share_at_90pct_human": reached(random_rows, 0.9),
+        "random_reviewed_share_at_human": reached(random_rows, 1.0),
+        "by_unit": {
+            "queue": {"at_90pct_human": by_unit(queue, 0.9), "at_human": by_unit(queue, 1.0)},
+            "random": {"at_90pct_human": by_unit(random_rows, 0.9), "at_human": by_unit(random_rows, 1.0)},
+        },
+    }
+
+
+#: the most a default review budget may take (issue 22's target on the bundled new study)
+MAX_DEFAULT_BUDGET = 0.20
+
+
+def review_effort(transfer: TransferSet, proba: np.ndarray, thresholds: np.ndarray, codebook: Codebook) -> dict:
+    """``review_effort`` in metrics.json: the review of the transfer set replayed in the queue's order.
+
+    ``proba`` holds the probabilities of the default model trained on the gold set for the transfer set's
+    participant segments (``transfer.table``'s rows). Passages (participant turns, cut as ``imri code`` cuts
+    them with the default ``review.passage_segments``) are ranked as ``imri code`` ranks them
+    (:func:`pipeline.code.review_budget`); for each share of participant text (characters) from 0 to 1, the
+    passages within it take coder A's codes and the others keep the model's, and the result is measured
+    against coder B on segments and on characters, next to A-vs-B; and the same for random orders.
+    ``recommended_budget`` is the queue's share at 90% of the A-vs-B kappa, at most :data:`MAX_DEFAULT_BUDGET`.
+    """
+    from pipeline.code import ReviewConfig, passage_keys, review_budget
+
+    if transfer.labels_b is None:
+        return {"not_run": "the transfer set has no second coder (B)"}
+    ids = codebook.impact_ids
+    table = transfer.table
+    targets = transfer.targets
+    labels_a = transfer.gold.labels[targets]
+    labels_b = transfer.labels_b[targets]
+    predicted = (proba >= thresholds).astype(np.int8)
+    keys = passage_keys(table, ReviewConfig().passage_segments)  # imri code's passages, at the default size
+    lengths = (table.end - table.start).to_numpy()
+    plan = review_budget(keys, lengths, proba, thresholds, 1.0)
+    chars = character_codes(table, transfer.gold.codings, transfer.gold.texts, ids)
+    clusters = table.source.to_numpy()
+    curve = effort_curve(predicted, labels_a, labels_b, plan.passage, plan.characters, plan.order, ids, clusters, chars)
+    at_90 = curve["reviewed_share_at_90pct_human"]
+    step = next((row["share"] for row in curve["queue"] if row["reviewed_share"] == at_90), None)
+    return {
+        "data": "the transfer set: the default model trained on the gold set; coder A reviews, coder B judges",
+        "order": f"passages (participant turns, cut into at most {ReviewConfig().passage_segments} segments) by "
+        "expected gain in kappa per character, as imri code queues them",
+        "passages": int(len(plan.characters)),
+        "segments": int(len(table)),
+        **curve,
+        "recommended_budget": round(min(step if step is not None else MAX_DEFAULT_BUDGET, MAX_DEFAULT_BUDGET), 2),
+        "recommended_by": "the smallest share of the queue reaching 90% of the A-vs-B kappa, "
+        f"at most {MAX_DEFAULT_BUDGET}",
+    }

@@ -109,7 +109,7 @@ def test_code_writes_segments_queue_summary_and_project(trained, coded, run_cli)
     out, inputs = coded
     result = run_cli("code", *inputs, "--model", model, "--out", out)
     assert result.code == 0, result.err
-    assert "segments to review" in result.out
+    assert "segments to review" in result.out and "not queued:" in result.out
     steps = result.out.split("seconds: ")[1].split("\n")[0].split(", ")
     assert {"read", "segment", "embed", "classify", "write"} <= {step.split()[0] for step in steps}
     # timings stay out of the files (summary.json quotes passages, whose words may say "seconds": its keys are checked)
@@ -135,12 +135,26 @@ def test_code_writes_segments_queue_summary_and_project(trained, coded, run_cli)
     )
     queue = pd.read_csv(out / "review_queue.csv", keep_default_na=False)
     assert queue.priority.is_monotonic_decreasing
-    flagged = set(participant[participant.needs_review.astype(str) == "True"].segment_id)
+    queued = participant.needs_review.astype(str) == "True"
+    flagged = set(participant[queued].segment_id)
     assert set(queue.segment_id) == flagged and len(queue) > 0
     assert all(len(s.split(" ; ")) == 3 for s in queue.suggestions)
+    # whole passages (participant turns, cut into at most review.passage_segments): all queued or none is
+    from pipeline.code import ReviewConfig, passage_keys
+
+    passages = passage_keys(participant, ReviewConfig().passage_segments)
+    assert (queued.groupby(passages).nunique() == 1).all()
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["participant_segments"] == len(participant)
     assert summary["sent_to_review"] == len(queue)
+    review = summary["review"]
+    assert review["queued_segments"] == len(queue)
+    assert review["unreviewed_segments"] == len(participant) - len(queue)
+    lengths = participant.end - participant.start
+    share = lengths[queued].sum() / lengths.sum()
+    assert review["queued_share_of_participant_text"] == pytest.approx(share, abs=1e-4) and share <= review["budget"]
+    confidence = participant[~queued].confidence.astype(float).mean()
+    assert review["unreviewed_mean_confidence"] == pytest.approx(confidence, abs=1e-4)
     coded_total = sum(impact["count"] for impact in summary["codes_per_impact"])
     assert coded_total == sum(len(c.split(";")) for c in participant.codes if c)
 
@@ -233,6 +247,38 @@ def test_tfidf_baseline_fits_without_convergence_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         scorer = TfidfLogRegScorer().fit(texts, Y)
     assert scorer.decision(texts[:5]).shape == (5, 2)
+
+
+def test_code_queues_at_most_the_budget_of_the_bundled_new_study(trained, tmp_path, run_cli):
+    """imri code on the whole bundled new study queues at most review.budget of the participant text, in whole
+    passages, and says what it left unreviewed."""
+    from pipeline.code import ReviewConfig, passage_keys
+
+    budget = ReviewConfig().budget
+    assert budget <= 0.20  # issue 22's target for the default
+    out = tmp_path / "run"
+    result = run_cli("code", NEW, "--model", trained[0], "--out", out)
+    assert result.code == 0, result.err
+    segments = pd.read_csv(out / "segments.csv", keep_default_na=False)
+    participant = segments[segments.role == "participant"]
+    queued = participant.needs_review.astype(str) == "True"
+    lengths = participant.end - participant.start
+    share = lengths[queued].sum() / lengths.sum()
+    assert 0 < share <= budget
+    assert queued.mean() < 0.5  # far from the 65% of segments queued before the budget
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    review = summary["review"]
+    assert review["budget"] == budget
+    passages = passage_keys(participant, ReviewConfig().passage_segments)
+    assert review["queued_passages"] == len(set(passages[queued.to_numpy()]))
+    assert review["queued_passages"] + review["unreviewed_passages"] == len(set(passages))
+    assert review["queued_share_of_participant_text"] + review["unreviewed_share_of_participant_text"] == 1.0
+    assert f"{review['queued_share_of_participant_text']:.1%} of participant text (review.budget {budget:.0%}" in (
+        result.out
+    )
+    assert f"not queued: {review['unreviewed_segments']} segments in {review['unreviewed_passages']} passages" in (
+        result.out
+    )
 
 
 def test_coded_project_codes_passages(trained, coded, run_cli):

@@ -79,7 +79,7 @@ def make_run(
     seed: int = 0,
     transcripts: dict[str, str] | None = None,
     thresholds: bool = False,
-    margin: float = 0.9,
+    budget: float = 1.0,
 ) -> Path:
     """A small but complete ``imri code`` output folder, written without a model (for API tests).
 
@@ -95,7 +95,7 @@ def make_run(
     proba[:, 0] = np.linspace(0.35, 0.8, len(table))  # a few confident codes, most of them near the threshold
     proba[::2, 3] = 0.55
     segments, queue = code_segments(
-        table, proba, np.full(len(IDS), 0.5), np.full(len(IDS), 100), BOOK, ReviewConfig(margin=margin)
+        table, proba, np.full(len(IDS), 0.5), np.full(len(IDS), 100), BOOK, ReviewConfig(budget=budget)
     )
     folder.mkdir(parents=True, exist_ok=True)
     segments.to_csv(folder / "segments.csv", index=False)
@@ -224,7 +224,10 @@ def test_page_shows_the_queue_in_priority_order(client, caplog):
     before, _, after = run.turn(first)
     assert escape(before.strip()) in html and escape(after.strip()) in html
     top_id, top_p = run.probabilities(first)[0]
-    assert BOOK.impact(top_id).name["en"] in html and f"{top_p:.2f}" in html
+    # the page speaks its language: the impact's name in it, "0,65" in French
+    language = re.search(r'<html lang="(\w+)"', html).group(1)
+    shown_p = f"{top_p:.2f}" if language == "en" else f"{top_p:.2f}".replace(".", ",")
+    assert BOOK.impact(top_id).name[language] in html and shown_p in html
     assert escape(BOOK.impact(top_id).definition) in html  # on demand, inside <details>
     assert 'data-shortcut="1"' in html and 'data-shortcut="9"' in html and 'data-shortcut="10"' not in html
     assert f'0</b> / <span id="queued-count">{len(run.queue)}</span>' in html
@@ -504,7 +507,7 @@ def listed(html: str) -> list[str]:
 
 
 def test_filters_and_browse_reach_segments_outside_the_queue(tmp_path):
-    run_dir = make_run(tmp_path / "run", margin=0.3)  # some participant segments stay out of the queue
+    run_dir = make_run(tmp_path / "run", budget=0.5)  # some participant segments stay out of the queue
     with app_client(run_dir) as c:
         run = c.run
         segments = run.segments
@@ -837,7 +840,7 @@ def test_two_blind_reviewers_and_their_agreement(run_dir, run_cli, tmp_path):
 def test_a_blind_reviewer_cannot_read_the_other_from_the_agreement_view(tmp_path):
     """Blind: while either reviewer still has queued segments, the agreement view shows nothing that
     changes with the other's decisions (no pair, no "segments in common", no per-impact count)."""
-    run_dir = make_run(tmp_path / "run", margin=0.3)  # some segments outside the queue
+    run_dir = make_run(tmp_path / "run", budget=0.5)  # some segments outside the queue
     with app_client(run_dir, "ana", blind=True) as ana, app_client(run_dir, "ben", blind=True) as ben:
         q = ana.run.queue
         for segment_id in q[:3]:

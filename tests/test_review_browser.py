@@ -245,7 +245,7 @@ def test_french_interface_and_type_ahead_search(browser, tmp_path, shots):
 
 
 def test_filters_browse_undo_and_a_history_with_skips(browser, tmp_path):
-    run = make_run(tmp_path / "run", margin=0.3)
+    run = make_run(tmp_path / "run", budget=0.5)
     with served(run, "ana") as url, watched_page(browser, url) as page:
         page.goto(page.url.split("?")[0] + "?lang=en")  # the reviewer's choice, whatever the transcript's language
         page.keyboard.press("v")
