@@ -42,7 +42,7 @@ class ClassifierConfig(ParamsSection):
     alpha: float = 1.0  # ridge: regularisation
     class_weight: str | None = "balanced"
     context_weight: float = 0.5  # neighbouring segments' mean embedding, scaled
-    question_weight: float = 0.5  # the interviewer question's embedding, scaled
+    question_weight: float = 0.0  # the interviewer question's embedding, scaled (> 0: the interviewer moves the codes)
     question_augment: bool = False  # also train on each segment with the guide's generic question and with none
     codebook_weight: float = 0.0  # similarity to each impact's codebook texts as extra features, scaled
     codebook_examples: bool = False  # the codebook's definitions and include hints as extra training examples
@@ -55,12 +55,13 @@ class ClassifierConfig(ParamsSection):
     # passage scoring: a participant sentence is scored on the weighted mean of its own embedding, the mean of the
     # windows of ``window_sentences`` consecutive sentences of its turn that hold it, and its whole turn's
     sentence_weight: float = 1.0
-    window_weight: float = 0.0
-    turn_weight: float = 0.0
+    window_weight: float = 1.0
+    turn_weight: float = 1.0
     window_sentences: int = 3
     # the codebook prior's share of each decision: similarity to the impact's codebook texts in the segment's
-    # language, blended with the trained head (0: the head alone; 1: the prior alone, as with no gold set)
-    prior_weight: float = 0.0
+    # language, blended with the trained head (0: the head alone; 1: the prior alone, as with no gold set).
+    # These defaults are the ones chosen on the transfer set (params.yaml's train section says the same).
+    prior_weight: float = 0.2
 
     @staticmethod
     def settings(params: dict) -> dict:

@@ -74,6 +74,11 @@ class Codebook:
         return [impact.id for impact in self.impacts]
 
     @property
+    def impact_ids_key(self) -> str:
+        """The impact ids as one string (with ``sha256``, what identifies a codebook parsed without a file)."""
+        return "\n".join(self.impact_ids)
+
+    @property
     def category_ids(self) -> list[str]:
         return [category.id for category in self.categories]
 

@@ -219,19 +219,32 @@ def codebook_prototypes(codebook: Codebook, encoder_id: str, cache: EmbeddingCac
     language (name, ``name: definition``, include hints; :meth:`pipeline.codebook.Impact.texts`)."""
     from pipeline.embed import EmbeddingCache, get_encoder
 
+    key = (encoder_id, codebook.sha256, codebook.impact_ids_key)
+    if key in _PROTOTYPES:
+        return _PROTOTYPES[key]
     cache = cache or EmbeddingCache(get_encoder(encoder_id))
-    prototypes = {}
+    texts, owners, languages = [], [], []
     for language in ("en", "fr"):
-        texts, owners = [], []
         for j, impact in enumerate(codebook.impacts):
             entries = impact.texts(language)
             texts += entries
             owners += [j] * len(entries)
-        vectors = cache.encode(texts, "query")
-        owners_array = np.asarray(owners)
-        means = np.stack([vectors[owners_array == j].mean(axis=0) for j in range(len(codebook.impacts))])
+            languages += [language] * len(entries)
+    # one call for both languages (an int8 encoder's vector moves with its batch), kept for the process: every
+    # transcript of a run, whichever window it falls in, is scored against the same prototypes
+    vectors = cache.encode(texts, "query")
+    owners_array, language_array = np.asarray(owners), np.asarray(languages)
+    prototypes = {}
+    for language in ("en", "fr"):
+        mine = language_array == language
+        means = np.stack([vectors[mine & (owners_array == j)].mean(axis=0) for j in range(len(codebook.impacts))])
         prototypes[language] = means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+    _PROTOTYPES[key] = prototypes
     return prototypes
+
+
+#: prototypes computed in this process, by (encoder id, codebook sha256, impact ids)
+_PROTOTYPES: dict[tuple, dict] = {}
 
 
 def prior_columns(vectors: np.ndarray, languages: np.ndarray, prototypes: dict) -> np.ndarray:
@@ -430,13 +443,19 @@ class ImpactModel:
     def config(self):
         """The :class:`pipeline.classify.ClassifierConfig` the model was trained with.
 
-        A model trained before issue 21 has no ``interviewer_context`` in its card: it read its context
-        from every neighbouring segment, and still does.
+        A model trained before issue 21 has none of its settings in its card: it read its context from every
+        neighbouring segment, scored sentences alone and had no prior, and still does.
         """
         from pipeline.classify import ClassifierConfig
 
-        train = {"interviewer_context": True, **self.card["params"]["train"]}
-        return ClassifierConfig.from_dict(train)
+        before = {
+            "interviewer_context": True,
+            "question_weight": 0.5,
+            "window_weight": 0.0,
+            "turn_weight": 0.0,
+            "prior_weight": 0.0,
+        }
+        return ClassifierConfig.from_dict({**before, **self.card["params"]["train"]})
 
     def predict_proba_features(self, X: np.ndarray, table: pd.DataFrame | None = None) -> np.ndarray:
         """Calibrated probabilities from features; with ``table``, smoothed over turns as the model was."""

@@ -441,7 +441,7 @@ def test_interviewer_context_is_a_named_option_and_moves_the_codes(small_gold, t
     participant = (table.role == "participant").to_numpy()
     assert ClassifierConfig().interviewer_context is False
     for reads_interviewer in (False, True):
-        config = ClassifierConfig(interviewer_context=reads_interviewer, question_weight=0.0)
+        config = ClassifierConfig(interviewer_context=reads_interviewer, question_weight=0.0, prior_weight=0.0)
         before = model_features(table, "use-m3", config)[participant]
         after = model_features(shifted, "use-m3", config)[participant]
         assert (np.abs(before - after).max() > 1e-3) == reads_interviewer
