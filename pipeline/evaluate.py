@@ -399,13 +399,19 @@ def evaluate_transfer(gold: GoldSet, transfer, codebook, params: dict, progress:
     out["learning_curve"] = learning_curve(
         VariantFeatures(default_encoder, base, codebook), gold, transfer, config.learning_curve, seed=config.seed
     )
-    twin = INT8_ENCODERS.get(default_encoder)
+    # int8 against fp32: the default and the variant that differs from it only by the other precision's encoder
+    fp32_of = {int8: fp32 for fp32, int8 in INT8_ENCODERS.items()}
+    twin = INT8_ENCODERS.get(default_encoder) or fp32_of.get(default_encoder)
     twins = [name for name, v in config.variants.items() if (v or {}).get("encoder") == twin and name in hits]
     matching = [n for n in twins if set(config.variants[n]) == {"encoder"}]
     if matching:
-        loss = paired_bootstrap(hits["default"], hits[matching[0]], clusters, config.bootstrap, config.seed)
+        fp32_hits, int8_hits = hits["default"], hits[matching[0]]
+        if default_encoder in fp32_of:
+            fp32_hits, int8_hits = int8_hits, fp32_hits
+        loss = paired_bootstrap(fp32_hits, int8_hits, clusters, config.bootstrap, config.seed)
         out["int8"] = {
             "variant": matching[0],
+            "default_precision": "int8" if default_encoder in fp32_of else "fp32",
             "loss": loss,
             "rule": "int8 becomes the default encoder unless the 95% interval of its loss (fp32 minus int8, mean of "
             "the passages' impact top-1, top-3 and category top-1 hits, resampling transcripts) lies wholly above 0",
@@ -458,6 +464,16 @@ def transfer_targets(transfer: dict) -> dict:
             rows[f"presence AUC >= {t['presence_auc_min']} ({language})"] = (
                 entry["presence_auc"],
                 entry["presence_auc"] >= t["presence_auc_min"],
+            )
+    previous = (transfer.get("variants") or {}).get("previous-default") or {}
+    before, after = previous.get("in_corpus_passages") or {}, transfer.get("in_corpus_passages") or {}
+    for language in ("en", "fr"):
+        if before.get(language) and after.get(language):
+            keys = [k for k in ("category_top1", "impact_top1", "impact_top3", "presence_auc") if k in before[language]]
+            loss = round(max(before[language][k] - after[language][k] for k in keys), 4)
+            rows[f"gold-set passage figures lose at most 0.02 against the previous default ({language})"] = (
+                loss,
+                loss <= 0.02,
             )
     return {name: {"value": value, "met": bool(met)} for name, (value, met) in rows.items()}
 

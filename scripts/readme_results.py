@@ -140,6 +140,45 @@ def transfer_part(t: dict) -> list[str]:
     return lines
 
 
+def effort_part(effort: dict | None) -> list[str]:
+    """The review-effort replay on the transfer set: how much review brings the result to the coders' agreement."""
+    if not effort or "not_run" in effort:
+        return []
+    human = effort["a_vs_b"]
+    queue = {row["share"]: row for row in effort["queue"]}
+    random = {row["share"]: row for row in effort["random"]}
+    shares = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0)
+
+    def pct(value) -> str:
+        return "never" if value is None else f"{value:.0%}"
+
+    lines = [
+        "",
+        "### How much to review",
+        "",
+        f"Replayed on the transfer set ({effort['passages']} participant passages): the first k% of participant "
+        "text in the review queue's order takes coder A's codes, the rest keeps the model's, and the result is "
+        f"compared with coder B (Cohen's kappa, mean over impacts; coder A vs coder B: segments "
+        f"{_f(human.get('segments'))}, characters {_f(human.get('characters'))}).",
+        "",
+        "| order, unit | " + " | ".join(f"{share:.0%}" for share in shares) + " |",
+        "|---|" + "---|" * len(shares),
+    ]
+    for name, rows in (("queue order", queue), (f"random order ({effort['random_seeds']} seeds)", random)):
+        for unit in ("segments", "characters"):
+            cells = [_f((rows.get(share) or {}).get(f"kappa_{unit}")) for share in shares]
+            lines.append(f"| {name}, {unit} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"In queue order the result reaches 90% of the coders' agreement after "
+        f"{pct(effort['reviewed_share_at_90pct_human'])} of participant text is reviewed (random order: "
+        f"{pct(effort['random_reviewed_share_at_90pct_human'])}), and all of it after "
+        f"{pct(effort['reviewed_share_at_human'])} (random order: {pct(effort['random_reviewed_share_at_human'])}). "
+        f"`review.budget` is {effort['recommended_budget']:.2f} of participant text.",
+    ]
+    return lines
+
+
 def gold_part(m: dict) -> list[str]:
     """In-corpus cross-validation: models, units, agreement with humans, calibration and the review threshold."""
     lines = [
@@ -209,6 +248,7 @@ def results_block(m: dict) -> str:
     ]
     if m.get("transfer"):
         lines += transfer_part(m["transfer"])
+    lines += effort_part(m.get("review_effort"))
     lines += gold_part(m)
     return "\n".join(lines)
 
