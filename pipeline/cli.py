@@ -638,10 +638,19 @@ def code(
     elif address is not None or workers is not None:
         raise InputError("--address and --workers need --engine ray")
     if model is None and not zero_shot:
+        from pipeline.code import check_run_folder
+        from pipeline.ingest import collect_transcripts
         from pipeline.locations import default_model
 
-        model = default_model(lambda line: typer.echo(line, err=True))
-        typer.echo(f"model: {model} (the default; --model chooses another)", err=True)
+        # what the user gave is checked before the default model is looked for (or trained): a misuse is one line
+        collect_transcripts(inputs)
+        check_run_folder(out, force, inputs)
+        if engine == "ray":
+            from pipeline.ray_engine import import_ray
+
+            import_ray()
+        model = default_model(lambda line: typer.echo(line))
+        typer.echo(f"model: {model} (the default; --model chooses another)")
     run = code_transcripts(
         inputs,
         out,

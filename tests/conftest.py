@@ -40,7 +40,7 @@ def small_gold(tmp_path_factory):
     codings[codings.source.isin([f"{s}.txt" for s in SUBSET])].to_csv(folder / "codings.csv", index=False)
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     params["train"]["cv_folds"] = 3
-    params["embed"]["encoder"] = "use-m3"  # the fastest real encoder; e5-small is checked in test_e5_rebuild
+    params["embed"] = {"encoder": "use-m3", "precision": "fp32"}  # the fastest real encoder; e5-small: test_e5_rebuild
     params["evaluate"] = {
         "encoders": ["use-m3"],
         "heads": ["ridge"],

@@ -130,7 +130,7 @@ def hand_made_project(path: Path, n_sources: int = 6, seed: int = 1) -> dict[str
 def fast_params(path: Path) -> Path:
     """params.yaml for a quick run: use-m3, 3 folds, coder ana, one encoder, head, baseline and unit."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    params["embed"]["encoder"] = "use-m3"
+    params["embed"] = {"encoder": "use-m3", "precision": "fp32"}
     params["train"].update({"cv_folds": 3, "coders": ["ana"]})
     params["evaluate"] = {
         "encoders": ["use-m3"],

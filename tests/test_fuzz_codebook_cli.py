@@ -194,13 +194,22 @@ def _run(args: list[str]) -> tuple[int, str, str]:
 @settings(PROFILE)
 @given(args=argv())
 def test_fuzz_command_line_options(args):
-    here = os.getcwd()
-    with tempfile.TemporaryDirectory() as folder, _bounded():
-        os.chdir(folder)  # the defaults (data/gold, models/imri-default, reports/) name nothing here
+    import pipeline.locations
+
+    here, repository, data = os.getcwd(), pipeline.locations.REPOSITORY, os.environ.get("IMRI_DATA")
+    with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryDirectory() as user, _bounded():
+        os.chdir(folder)  # the defaults (data/gold, models/imri-default, reports/) name nothing here...
+        pipeline.locations.REPOSITORY = Path(user)  # ...nor in a repository (a wheel install), nor the user's folder
+        os.environ["IMRI_DATA"] = user
         try:
             code, out, err = _run(args)
         finally:
             os.chdir(here)
+            pipeline.locations.REPOSITORY = repository
+            if data is None:
+                os.environ.pop("IMRI_DATA", None)
+            else:
+                os.environ["IMRI_DATA"] = data
         assert sorted(os.listdir(folder)) == [], "a misuse wrote something"
     assert code in (0, 2), (args, code, err[-2000:])
     assert "Traceback" not in err and "╭" not in err, (args, err[-2000:])
