@@ -43,6 +43,19 @@ def _shipped(ctx: typer.Context, param: typer.CallbackParam, value):
     return [shipped(v) for v in value] if isinstance(value, list | tuple) else shipped(value)
 
 
+def _bundled(ctx: typer.Context, param: typer.CallbackParam, value):
+    """A path typed as the bundled data names it (``data/...``) and not in the working folder: the repository's,
+    so the README's tour runs as written from any folder. Any other path is taken as given."""
+    from pipeline.locations import shipped
+
+    def one(path):
+        if path is None or Path(path).is_absolute() or Path(path).parts[:1] != ("data",):
+            return path
+        return shipped(Path(path))
+
+    return [one(v) for v in value] if isinstance(value, list | tuple) else one(value)
+
+
 @codebook_app.command("show")
 def codebook_show(
     codebook: Path | None = CodebookOption,
@@ -177,7 +190,9 @@ def _echo_read(transcripts) -> None:
 @_prints_roles
 def segment(
     inputs: list[Path] = typer.Argument(
-        ..., help="Transcripts (.txt .md .docx, Otter/Teams exports, .vtt .srt, Whisper .json) or folders of them."
+        ...,
+        help="Transcripts (.txt .md .docx, Otter/Teams exports, .vtt .srt, Whisper .json) or folders of them.",
+        callback=_bundled,
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Segment table to write (.csv or .parquet)."),
     unit: str | None = typer.Option(None, help="Coding unit: turn, sentence or window (overrides params)."),
@@ -299,9 +314,13 @@ class _ListOptionsCommand(typer.core.TyperCommand):
 @app.command("agreement", cls=_ListOptionsCommand)
 def agreement_command(
     inputs: list[Path] | None = typer.Argument(
-        None, help="Codings tables (source,start,end,code,coder), .qdpx projects and/or imri code output folders."
+        None,
+        help="Codings tables (source,start,end,code,coder), .qdpx projects and/or imri code output folders.",
+        callback=_bundled,
     ),
-    text_dir: Path | None = typer.Option(None, "--text-dir", help="Folder of the transcripts the codings refer to."),
+    text_dir: Path | None = typer.Option(
+        None, "--text-dir", help="Folder of the transcripts the codings refer to.", callback=_bundled
+    ),
     coders: list[str] | None = typer.Option(
         None, "--coders", help="Coders to compare, two or more: --coders A B, after the inputs (default: all)."
     ),

@@ -179,3 +179,17 @@ def test_messages_know_whose_gold_set_it_is(small_gold, monkeypatch):
     both = scores_note([bundled, small_gold], SYNTHETIC_NOTE)
     assert "the bundled synthetic gold set" in both and repr(small_gold.name) in both
     assert model_name([bundled, small_gold]) == f"imri-{small_gold.name}"
+
+
+def test_the_readme_tour_s_bundled_paths_work_from_another_folder(tmp_path, monkeypatch, run_cli):
+    """`imri segment data/new_study` and `imri agreement data/gold/codings.csv --text-dir data/gold/transcripts`,
+    typed as the README's tour types them, read the repository's bundled data from any folder."""
+    monkeypatch.chdir(tmp_path)
+    segmented = run_cli("segment", "data/new_study/ns-02.txt", "--out", "segs.csv")
+    assert segmented.code == 0, segmented.err
+    assert (tmp_path / "segs.csv").read_text(encoding="utf-8").count("ns-02.txt") > 10
+    agreed = run_cli("agreement", "data/gold/codings.csv", "--text-dir", "data/gold/transcripts", "--coders", "A", "B")
+    assert agreed.code == 0, agreed.err
+    assert "kappa" in agreed.out.lower()
+    typo = run_cli("segment", "dta/new_study", "--out", "x.csv")  # anything else is taken as given
+    assert typo.code == 2 and "dta/new_study" in typo.err
