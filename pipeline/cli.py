@@ -668,8 +668,8 @@ def code(
             from pipeline.ray_engine import import_ray
 
             import_ray()
-        model = default_model(lambda line: typer.echo(line))
-        typer.echo(f"model: {model} (the default; --model chooses another)")
+        model = default_model(lambda line: typer.echo(line, err=True))
+        typer.echo(f"model: {model} (the default; --model chooses another)", err=True)
     run = code_transcripts(
         inputs,
         out,
