@@ -5,7 +5,7 @@ For the two builds of e5-small (``e5-small``, fp32; ``e5-small-int8``, ONNX Runt
 1. cosine of each gold segment's int8 vector to its fp32 vector (min, 1st percentile, mean; bound: min >= 0.99);
 2. the default model (params.yaml's ``train`` section) on each: the gold set's cross-validated macro-F1
    and, trained on the whole gold set, the transfer set's figures (cross-corpus macro-F1, kappa with
-   coder A, turn top-1/top-3, category top-1), with :func:`pipeline.transfer.evaluate_variant`, the code
+   coder A, turn top-1/top-3, category top-1), with :func:`pipeline.evaluate.transfer.evaluate_variant`, the code
    ``imri evaluate`` runs;
 3. the differences, against the bound of issue 13 (every figure within 0.01 of fp32);
 4. with ``--noise-control N``, a control: the same figures from fp32 vectors with random noise of int8's
@@ -53,11 +53,11 @@ class NoisyVectors:
 
     Each text's noise is drawn from a generator seeded by (seed, role, text), so a text repeated in
     another call gets the same vector, as with a real encoder. A benchmark control, not product code:
-    it wraps :meth:`pipeline.embed.EmbeddingCache.encode` for the life of this process.
+    it wraps :meth:`pipeline.model.embed.EmbeddingCache.encode` for the life of this process.
     """
 
     def __init__(self, cosine: float) -> None:
-        from pipeline.embed import EmbeddingCache
+        from pipeline.model.embed import EmbeddingCache
 
         self.sigma = float(np.sqrt(1.0 / cosine**2 - 1.0))  # |v + sigma |v| n| for unit-norm n: cos = 1/sqrt(1+s^2)
         self.seed: int | None = None
@@ -83,9 +83,9 @@ class NoisyVectors:
 def main() -> None:
     from gold_and_transfer import load_sets  # benchmarks/ is this script's folder: on sys.path
 
-    from pipeline.embed import get_encoder
-    from pipeline.model import embed_segments
-    from pipeline.transfer import VariantFeatures, evaluate_variant
+    from pipeline.evaluate.transfer import VariantFeatures, evaluate_variant
+    from pipeline.model.embed import get_encoder
+    from pipeline.model.impact_model import embed_segments
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")

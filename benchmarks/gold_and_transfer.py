@@ -14,21 +14,21 @@ class Sets:
 
     params: dict
     codebook: object  # pipeline.codebook.Codebook
-    gold: object  # pipeline.labels.GoldSet, labelled by train.coders
-    transfer: object  # pipeline.transfer.TransferSet
-    config: object  # pipeline.classify.ClassifierConfig
-    evaluate: object  # pipeline.evaluate.EvaluateConfig
+    gold: object  # pipeline.model.labels.GoldSet, labelled by train.coders
+    transfer: object  # pipeline.evaluate.transfer.TransferSet
+    config: object  # pipeline.model.classify.ClassifierConfig
+    evaluate: object  # pipeline.evaluate.evaluation.EvaluateConfig
 
 
 def load_sets(params_path: Path, gold_dir: Path, transfer_dir: Path) -> Sets:
     """Load the gold set (labelled by ``train.coders``) and the transfer set with ``params_path``'s settings."""
-    from pipeline.classify import ClassifierConfig
-    from pipeline.evaluate import EvaluateConfig
-    from pipeline.labels import LabelConfig
+    from pipeline.evaluate.evaluation import EvaluateConfig
+    from pipeline.evaluate.transfer import load_transfer
+    from pipeline.ingest.segment import SegmentConfig
+    from pipeline.model.classify import ClassifierConfig
+    from pipeline.model.labels import LabelConfig
+    from pipeline.model.train import gold_codebook, load_gold
     from pipeline.params import label_coders, load_params
-    from pipeline.segment import SegmentConfig
-    from pipeline.train import gold_codebook, load_gold
-    from pipeline.transfer import load_transfer
 
     params = load_params(params_path)
     book = gold_codebook(gold_dir, ROOT / params["codebook"] if "codebook" in params else None)

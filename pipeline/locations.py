@@ -126,7 +126,7 @@ def default_model(say: Callable[[str], None]) -> Path:
     ``say`` gets one line before the training starts. Without a bundled gold set (a wheel install) the
     :class:`InputError` says how to get a model.
     """
-    from pipeline.model import CARD_FILE
+    from pipeline.model.impact_model import CARD_FILE
 
     candidates = model_candidates()
     for folder in candidates:
@@ -141,8 +141,8 @@ def default_model(say: Callable[[str], None]) -> Path:
             "gold set to train one from; give --model FOLDER, build one with `imri train --gold YOUR_GOLD --out "
             "FOLDER`, or use the repository (git clone, then `make demo`)"
         )
+    from pipeline.model.train import train_model
     from pipeline.params import load_params
-    from pipeline.train import train_model
 
     say(
         f"no model yet ({', '.join(str(c) for c in candidates[:-1])} and {user_model} hold none): training the "

@@ -1,7 +1,7 @@
 """Validate the bundled gold corpus (issue 3): its build, offsets, codes, sidecars, quotas and datasheet.
 
 The checks read the committed files (``data/gold``, ``data/new_study``, ``data/DATASHEET.md``);
-the markup compiler of ``pipeline/corpus.py`` gets a few unit tests of its own at the end.
+the markup compiler of ``pipeline/ingest/corpus.py`` gets a few unit tests of its own at the end.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.codebook import load_codebook
-from pipeline.corpus import Coding, compile_file, compile_markup
 from pipeline.errors import InputError
-from pipeline.ingest import RoleResolver, find_turns, load_transcript
+from pipeline.ingest.corpus import Coding, compile_file, compile_markup
+from pipeline.ingest.transcripts import RoleResolver, find_turns, load_transcript
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLD = ROOT / "data" / "gold"
@@ -327,7 +327,7 @@ def test_segment_table_on_whole_corpus(segments, transcripts, passages):
 
 
 def test_datasheet_counts_match_the_tests(passages, transcripts):
-    from pipeline.datasheet import corpus_stats
+    from pipeline.report.datasheet import corpus_stats
 
     stats = corpus_stats(GOLD, NEW_STUDY)
     gold = stats["gold"]
@@ -345,7 +345,7 @@ def test_datasheet_counts_match_the_tests(passages, transcripts):
 
 
 def test_datasheet_generated_section_is_current():
-    from pipeline.datasheet import GENERATED_END, GENERATED_START, corpus_stats, render_generated
+    from pipeline.report.datasheet import GENERATED_END, GENERATED_START, corpus_stats, render_generated
 
     text = DATASHEET.read_text(encoding="utf-8")
     generated = text.split(GENERATED_START, 1)[1].split(GENERATED_END, 1)[0]
@@ -387,7 +387,7 @@ def test_stats_command_json(run_cli):
     assert text.code == 0 and "operating_meeting_needs" in text.out and "double-coded" in text.out
 
 
-# --- the markup compiler (pipeline/corpus.py) -----------------------------------------------------
+# --- the markup compiler (pipeline/ingest/corpus.py) -----------------------------------------------------
 
 
 def _spans(text: str, codings: list[Coding]) -> set[tuple[str, str, str]]:

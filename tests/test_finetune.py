@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def finetuned(small_gold, tmp_path_factory):
     """e5-small fine-tuned on the small gold set for a tenth of an epoch into a cache of its own."""
-    from pipeline.embed import cache_dir
+    from pipeline.model.embed import cache_dir
 
     user_models = cache_dir() / "models"
     cache = tmp_path_factory.mktemp("cache")
@@ -37,8 +37,8 @@ def finetuned(small_gold, tmp_path_factory):
 def test_finetune_moves_only_the_unfrozen_layers_and_embeds_as_e5_small_ft(finetuned, small_gold, run_cli, monkeypatch):
     from safetensors.numpy import load_file
 
-    from pipeline.e5_rebuild import default_e5_dir
-    from pipeline.embed import E5SmallFinetuned, get_encoder
+    from pipeline.model.e5_rebuild import default_e5_dir
+    from pipeline.model.embed import E5SmallFinetuned, get_encoder
 
     cache, params = finetuned
     monkeypatch.setenv("IMRI_CACHE", str(cache))
@@ -78,8 +78,8 @@ def test_finetune_moves_only_the_unfrozen_layers_and_embeds_as_e5_small_ft(finet
 
 
 def test_e5_small_ft_before_finetuning_is_one_line(tmp_path, monkeypatch):
-    from pipeline.embed import get_encoder
     from pipeline.errors import InputError
+    from pipeline.model.embed import get_encoder
 
     monkeypatch.setenv("IMRI_CACHE", str(tmp_path))
     get_encoder.cache_clear()
@@ -91,7 +91,7 @@ def test_e5_small_ft_before_finetuning_is_one_line(tmp_path, monkeypatch):
 
 
 def test_frozen_layers_out_of_range_is_refused():
-    from pipeline.finetune import FinetuneConfig, freeze
+    from pipeline.model.finetune import FinetuneConfig, freeze
 
     class Bert:
         class encoder:  # noqa: N801

@@ -7,8 +7,8 @@ import docx
 import pytest
 import yaml
 
-from pipeline.ingest import load_transcript
-from pipeline.segment import segment_table
+from pipeline.ingest.segment import segment_table
+from pipeline.ingest.transcripts import load_transcript
 from tests.conftest import TEST_DATA
 
 LAYOUTS = TEST_DATA / "layouts"

@@ -26,7 +26,7 @@ from lxml import etree
 
 from pipeline.codebook import DEFAULT_CODEBOOK, load_codebook
 from pipeline.errors import InputError
-from pipeline.qdpx import (
+from pipeline.qdpx.project import (
     ArchiveLimits,
     export_qdpx,
     import_qdc,
@@ -110,7 +110,7 @@ def tree(root: Path) -> dict[str, bytes]:
 
 
 def expected_from_archive(archive: Path) -> dict:
-    """Count and list what the project holds, read with lxml independently of pipeline.qdpx."""
+    """Count and list what the project holds, read with lxml independently of pipeline.qdpx.project."""
     root = qde_of(archive)
     code_path: dict[str, str] = {}
     for code in root.iterfind(".//q:Code", NS):

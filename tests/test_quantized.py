@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.e5_rebuild import BUILD_INFO, build_e5_small, build_e5_small_int8, calibration_texts
-from pipeline.embed import (
+from pipeline.errors import InputError
+from pipeline.model.e5_rebuild import BUILD_INFO, build_e5_small, build_e5_small_int8, calibration_texts
+from pipeline.model.embed import (
     E5Small,
     E5SmallInt8,
     EmbeddingCache,
@@ -26,7 +27,6 @@ from pipeline.embed import (
     encoder_id,
     get_encoder,
 )
-from pipeline.errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLD = ROOT / "data" / "gold"
@@ -73,8 +73,8 @@ def encoders(builds) -> tuple[E5Small, E5SmallInt8]:
 @pytest.fixture(scope="module")
 def gold_segments() -> list[str]:
     """200 real gold segments, drawn at random from four transcripts in both languages."""
-    from pipeline.ingest import load_transcript
-    from pipeline.segment import segment_table
+    from pipeline.ingest.segment import segment_table
+    from pipeline.ingest.transcripts import load_transcript
 
     table = segment_table([load_transcript(GOLD / "transcripts" / f"{stem}.txt") for stem in STEMS])
     assert set(table.language) == {"en", "fr"}

@@ -3,7 +3,7 @@
 The slow tests start two ``ray start`` nodes (one CPU and an empty embedding cache each) once for the
 module and code three transcripts of the new study (269 segments) with a model trained here (use-m3,
 three folds) and zero-shot with the int8 encoder. Ray embeds in the local engine's windows
-(``pipeline.code.EMBED_WINDOW`` segments of whole transcripts, one actor call each); both engines run
+(``pipeline.coding.code.EMBED_WINDOW`` segments of whole transcripts, one actor call each); both engines run
 here with windows of :data:`WINDOW` segments, so that the three transcripts make two windows, one for
 each node. The run folder must equal the local engine's byte for byte (probabilities to 1e-6), on the
 nodes' vectors and on vectors the local engine computed itself; a worker killed mid-run, an unreadable
@@ -50,8 +50,8 @@ main()
 # run starts, the Ray engine's driver when it makes the windows
 WINDOWED = """
 import sys
-import pipeline.code
-pipeline.code.EMBED_WINDOW = int(sys.argv[1])
+import pipeline.coding.code
+pipeline.coding.code.EMBED_WINDOW = int(sys.argv[1])
 from pipeline.cli import main
 sys.argv = ["imri", *sys.argv[2:]]
 main()
@@ -59,11 +59,11 @@ main()
 KILLED_ONCE = """
 import os, signal, sys
 from pathlib import Path
-import pipeline.code
-pipeline.code.EMBED_WINDOW = int(sys.argv[7])
+import pipeline.coding.code
+pipeline.coding.code.EMBED_WINDOW = int(sys.argv[7])
 from pipeline.codebook import load_codebook
 from pipeline.params import load_params
-from pipeline.ray_engine import TranscriptCoder, code_transcripts_ray
+from pipeline.coding.ray_engine import TranscriptCoder, code_transcripts_ray
 
 marker = sys.argv[1]
 
@@ -111,7 +111,7 @@ def assert_same_run(expected: Path, actual: Path) -> None:
 
 def test_windows_are_the_local_engines():
     # the local engine closes a window once it holds EMBED_WINDOW segments or more
-    from pipeline.ray_engine import windows
+    from pipeline.coding.ray_engine import windows
 
     assert windows([89, 96, 84], WINDOW) == [[0, 1], [2]]
     assert windows([100, 1, 99, 5000, 3], WINDOW) == [[0], [1, 2], [3], [4]]
@@ -120,7 +120,9 @@ def test_windows_are_the_local_engines():
 
 
 def test_cli_does_not_import_ray():
-    check = "import sys, pipeline.cli, pipeline.code; sys.exit(any(m.split('.')[0] == 'ray' for m in sys.modules))"
+    check = (
+        "import sys, pipeline.cli, pipeline.coding.code; sys.exit(any(m.split('.')[0] == 'ray' for m in sys.modules))"
+    )
     assert subprocess.run([sys.executable, "-c", check]).returncode == 0
 
 
@@ -185,8 +187,8 @@ def study_with_repeats(study, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def model(small_gold, tmp_path_factory) -> Path:
+    from pipeline.model.train import train_model
     from pipeline.params import load_params
-    from pipeline.train import train_model
 
     folder = tmp_path_factory.mktemp("model") / "m"
     train_model([small_gold], folder, load_params(small_gold / "params.yaml"))
@@ -196,8 +198,8 @@ def model(small_gold, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def user_models() -> Path:
     """The built encoders of the user's cache: e5-small-int8 (built here once if missing), spaCy's French rules."""
-    from pipeline.e5_rebuild import build_e5_small_int8, default_e5_int8_dir
-    from pipeline.embed import cache_dir
+    from pipeline.model.e5_rebuild import build_e5_small_int8, default_e5_int8_dir
+    from pipeline.model.embed import cache_dir
 
     build_e5_small_int8(default_e5_int8_dir())
     return cache_dir() / "models"
@@ -219,7 +221,7 @@ def node_cache(tmp_path_factory, user_models) -> Path:
 @pytest.fixture(scope="module")
 def cluster(node_cache):
     """Two Ray nodes on 127.0.0.1, one CPU each, torn down at the end (also when a test fails)."""
-    from pipeline.ray_engine import local_cluster
+    from pipeline.coding.ray_engine import local_cluster
 
     with local_cluster(nodes=2, cpus_per_node=1, env={"IMRI_CACHE": str(node_cache)}) as running:
         running.env["SOURCE_DATE_EPOCH"] = "1700000000"  # coded.qdpx dated the same in every run

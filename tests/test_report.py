@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.codebook import load_codebook
-from pipeline.evaluate import transfer_targets
-from pipeline.report import DRAW, FIGURES, Report, build_report, impact_rows, review_threshold, write_report
+from pipeline.evaluate.evaluation import transfer_targets
+from pipeline.report.page import DRAW, FIGURES, Report, build_report, impact_rows, review_threshold, write_report
 
 BOOK = load_codebook()
 IDS = BOOK.impact_ids
@@ -417,7 +417,7 @@ def test_same_metrics_give_the_same_bytes_in_another_process(tmp_path):
     metrics = tmp_path / "metrics.json"
     metrics.write_text(json.dumps(make_metrics()), encoding="utf-8")
     write_report(metrics, tmp_path / "one")
-    code = "import sys; from pipeline.report import write_report; write_report(sys.argv[1], sys.argv[2])"
+    code = "import sys; from pipeline.report.page import write_report; write_report(sys.argv[1], sys.argv[2])"
     root = Path(__file__).resolve().parent.parent
     subprocess.run([sys.executable, "-c", code, metrics, tmp_path / "two"], check=True, cwd=root, timeout=300)
     names = sorted(p.name for p in (tmp_path / "one").iterdir())

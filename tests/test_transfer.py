@@ -4,12 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.classify import CalibratedModel, RidgeScorer, TrainingRows, smooth_by_turn
 from pipeline.codebook import load_codebook
-from pipeline.corpus import resolve_passages
 from pipeline.errors import InputError
-from pipeline.model import GUIDE_QUESTION, question_texts
-from pipeline.transfer import turn_top1
+from pipeline.evaluate.transfer import turn_top1
+from pipeline.ingest.corpus import resolve_passages
+from pipeline.model.classify import CalibratedModel, RidgeScorer, TrainingRows, smooth_by_turn
+from pipeline.model.impact_model import GUIDE_QUESTION, question_texts
 from tests.conftest import ROOT
 
 
@@ -117,7 +117,7 @@ def test_the_bundled_transfer_codings_are_what_the_coder_files_say(tmp_path):
     """codings.csv is compiled from the coders' files; rebuilding gives the same table."""
     import shutil
 
-    from pipeline.corpus import build_coded_folder
+    from pipeline.ingest.corpus import build_coded_folder
 
     folder = tmp_path / "transfer"
     shutil.copytree(ROOT / "data" / "transfer" / "transcripts", folder / "transcripts")
@@ -130,7 +130,7 @@ def test_the_bundled_transfer_codings_are_what_the_coder_files_say(tmp_path):
 
 
 def test_prior_blend_is_one_linear_map_and_weight_one_is_the_prior_alone():
-    from pipeline.classify import PriorBlendScorer, RidgeScorer
+    from pipeline.model.classify import PriorBlendScorer, RidgeScorer
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 8)).astype(np.float32)
@@ -149,8 +149,8 @@ def test_prior_blend_is_one_linear_map_and_weight_one_is_the_prior_alone():
 
 
 def test_passage_texts_windows_and_turns():
-    from pipeline.classify import ClassifierConfig
-    from pipeline.model import PassageTexts
+    from pipeline.model.classify import ClassifierConfig
+    from pipeline.model.impact_model import PassageTexts
 
     table = pd.DataFrame(
         {
@@ -179,7 +179,7 @@ def test_passage_texts_windows_and_turns():
 
 
 def test_passage_hits_and_paired_bootstrap():
-    from pipeline.transfer import paired_bootstrap, passage_hits
+    from pipeline.evaluate.transfer import paired_bootstrap, passage_hits
 
     codebook = load_codebook()
     ids = codebook.impact_ids

@@ -17,7 +17,7 @@ import yaml
 
 from pipeline import limits
 from pipeline.errors import InputError
-from pipeline.formats import TRANSCRIPT_SUFFIXES, Layout, RawTurn, has_text, newline_view, parse_layout
+from pipeline.ingest.formats import TRANSCRIPT_SUFFIXES, Layout, RawTurn, has_text, newline_view, parse_layout
 from pipeline.io import read_input
 
 SIDECAR_SUFFIX = ".meta.yaml"
@@ -432,7 +432,7 @@ def labelled_turns(text: str, roles: RoleResolver, known_speakers: set[str] | No
 
 
 def _seconds_or_none(stamp: str | None) -> float | None:
-    from pipeline.formats import seconds
+    from pipeline.ingest.formats import seconds
 
     return seconds(stamp) if stamp else None
 

@@ -15,7 +15,7 @@ Definitions used throughout:
   per-code tables;
 * the language of a passage is its transcript's ``language`` (sidecar);
 * *participant text* is the non-whitespace characters of participant turns (speaker labels and
-  interviewer turns excluded, as found by :func:`pipeline.ingest.read_transcripts`); the uncoded
+  interviewer turns excluded, as found by :func:`pipeline.ingest.transcripts.read_transcripts`); the uncoded
   share is the part of it that no coder-A passage covers.
 """
 
@@ -27,9 +27,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.codebook import Codebook, load_codebook
-from pipeline.corpus import Coding, read_codings
 from pipeline.errors import InputError
-from pipeline.ingest import INTERVIEW_TYPES, collect_transcripts, read_transcripts
+from pipeline.ingest.corpus import Coding, read_codings
+from pipeline.ingest.transcripts import INTERVIEW_TYPES, collect_transcripts, read_transcripts
 
 #: Canonical orders (the study's design); values outside them are listed after, sorted.
 LANGUAGE_ORDER = ("en", "fr")
@@ -210,7 +210,7 @@ def gold_stats(gold: str | Path, codebook: Codebook | None = None) -> dict:
 
 def human_agreement(codings: list[Coding], transcripts: dict, codebook: Codebook) -> dict:
     """Cohen's kappa between coders A and B per code (character unit, participant text, 95% CI by transcript)."""
-    from pipeline.agreement import UnitConfig, span_agreement
+    from pipeline.evaluate.agreement import UnitConfig, span_agreement
 
     result = span_agreement(
         codings, transcripts, ["A", "B"], codebook.impact_ids, UnitConfig("character"), n_boot=200, seed=0

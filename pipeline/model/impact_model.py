@@ -22,7 +22,7 @@ from pipeline.codebook import Codebook
 from pipeline.errors import InputError
 
 if TYPE_CHECKING:
-    from pipeline.embed import EmbeddingCache
+    from pipeline.model.embed import EmbeddingCache
 
 HEAD_FILE = "head.npz"
 CARD_FILE = "model.json"
@@ -57,9 +57,9 @@ def question_texts(table: pd.DataFrame, mode: str = "asked") -> pd.Series:
 def default_encoder_id(params: dict) -> str:
     """The encoder ``params.yaml: embed`` names: ``embed.encoder`` at ``embed.precision`` (``fp32`` | ``int8``).
 
-    ``{"encoder": "e5-small", "precision": "int8"}`` gives ``e5-small-int8`` (:func:`pipeline.embed.encoder_id`).
+    ``{"encoder": "e5-small", "precision": "int8"}`` gives ``e5-small-int8`` (:func:`pipeline.model.embed.encoder_id`).
     """
-    from pipeline.embed import encoder_id
+    from pipeline.model.embed import encoder_id
 
     embed = params.get("embed") or {}
     return encoder_id(embed.get("encoder") or "e5-small", embed.get("precision") or "fp32")
@@ -75,11 +75,11 @@ def embed_segments(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Embeddings of each segment's text and of the interviewer question it answers (zeros if none).
 
-    ``cache`` is an open :class:`pipeline.embed.EmbeddingCache` of that encoder to reuse (a run that
+    ``cache`` is an open :class:`pipeline.model.embed.EmbeddingCache` of that encoder to reuse (a run that
     embeds transcript by transcript reads the cache's shards once); by default one is opened.
     """
     if cache is None:
-        from pipeline.embed import EmbeddingCache, get_encoder
+        from pipeline.model.embed import EmbeddingCache, get_encoder
 
         cache = EmbeddingCache(get_encoder(encoder_id))
     elif cache.encoder.id != encoder_id:
@@ -107,8 +107,8 @@ def codebook_similarity(
     segments: np.ndarray, codebook: Codebook, encoder_id: str, *, cache: EmbeddingCache | None = None
 ) -> np.ndarray:
     """Per impact, the highest cosine similarity between a segment and that impact's codebook texts."""
-    from pipeline.classify import ZeroShotScorer
-    from pipeline.embed import EmbeddingCache, get_encoder
+    from pipeline.model.classify import ZeroShotScorer
+    from pipeline.model.embed import EmbeddingCache, get_encoder
 
     texts, owners = codebook_texts(codebook)
     descriptions = (cache or EmbeddingCache(get_encoder(encoder_id))).encode(texts, "passage")
@@ -124,8 +124,8 @@ class CodebookHead:
     """
 
     def __init__(self, codebook: Codebook, encoder_id: str, alpha: float = 1.0) -> None:
-        from pipeline.classify import RidgeScorer
-        from pipeline.embed import EmbeddingCache, get_encoder
+        from pipeline.model.classify import RidgeScorer
+        from pipeline.model.embed import EmbeddingCache, get_encoder
 
         texts, owners = codebook_texts(codebook)
         vectors = EmbeddingCache(get_encoder(encoder_id)).encode(texts, "query")
@@ -135,7 +135,7 @@ class CodebookHead:
         self.dim = vectors.shape[1]
 
     def fit(self, X: np.ndarray, Y: np.ndarray | None = None) -> CodebookHead:
-        """Nothing to learn from a gold set (the scorer interface of :mod:`pipeline.classify`)."""
+        """Nothing to learn from a gold set (the scorer interface of :mod:`pipeline.model.classify`)."""
         return self
 
     def decision(self, X: np.ndarray) -> np.ndarray:
@@ -217,7 +217,7 @@ def segment_languages(table: pd.DataFrame) -> np.ndarray:
 def codebook_prototypes(codebook: Codebook, encoder_id: str, cache: EmbeddingCache | None = None) -> dict:
     """Per language, each impact's prototype: the normalised mean embedding of its codebook texts in that
     language (name, ``name: definition``, include hints; :meth:`pipeline.codebook.Impact.texts`)."""
-    from pipeline.embed import EmbeddingCache, get_encoder
+    from pipeline.model.embed import EmbeddingCache, get_encoder
 
     key = (encoder_id, codebook.sha256, codebook.impact_ids_key)
     if key in _PROTOTYPES:
@@ -262,7 +262,7 @@ def embed_for_features(
 ) -> tuple[PassageTexts, np.ndarray]:
     """Every text the features of ``table`` read (segments, windows, turns), embedded in one call."""
     if cache is None:
-        from pipeline.embed import EmbeddingCache, get_encoder
+        from pipeline.model.embed import EmbeddingCache, get_encoder
 
         cache = EmbeddingCache(get_encoder(encoder_id))
     elif cache.encoder.id != encoder_id:
@@ -291,12 +291,12 @@ def model_features(
       ``interviewer_context``); the question is the interviewer question's embedding (``question_weight``;
       ``questions`` replaces every question by the guide's, or drops it);
     * the prior (``prior_weight`` > 0) is the similarity to each impact's codebook texts in the segment's
-      language, the last columns (:class:`pipeline.classify.PriorBlendScorer`).
+      language, the last columns (:class:`pipeline.model.classify.PriorBlendScorer`).
 
     With ``interviewer_context`` off and ``question_weight`` 0 (the defaults) nothing an interviewer says
     is embedded or read: a participant segment's features are the same whatever the questions were.
     """
-    from pipeline.classify import context_features
+    from pipeline.model.classify import context_features
 
     passages, vectors = embed_for_features(table, encoder_id, config, progress, cache=cache)
     own = np.zeros((len(table), vectors.shape[1]), dtype=np.float32)
@@ -351,8 +351,8 @@ def unit_features(
 def score_texts(
     texts: list[str], languages: np.ndarray, model, encoder_id: str, config, codebook, cache=None
 ) -> np.ndarray:
-    """Calibrated probabilities of a fitted :class:`pipeline.classify.CalibratedModel` for whole texts."""
-    from pipeline.embed import EmbeddingCache, get_encoder
+    """Calibrated probabilities of a fitted :class:`pipeline.model.classify.CalibratedModel` for whole texts."""
+    from pipeline.model.embed import EmbeddingCache, get_encoder
 
     cache = cache or EmbeddingCache(get_encoder(encoder_id))
     vectors = cache.encode(list(texts), "query")
@@ -365,13 +365,13 @@ def turn_keys(table: pd.DataFrame) -> np.ndarray:
 
 
 def training_rows(table: pd.DataFrame, encoder_id: str, config, codebook: Codebook | None, rows: np.ndarray):
-    """The extra training rows a configuration asks for (:class:`pipeline.classify.TrainingRows`).
+    """The extra training rows a configuration asks for (:class:`pipeline.model.classify.TrainingRows`).
 
     ``question_augment``: the same segments with the guide's generic question and with none;
     ``codebook_examples``: each impact's definition and include hints in each language, labelled with that
     impact, scored on their own (:func:`unit_features`).
     """
-    from pipeline.classify import TrainingRows
+    from pipeline.model.classify import TrainingRows
 
     views = []
     if config.question_augment:
@@ -381,7 +381,7 @@ def training_rows(table: pd.DataFrame, encoder_id: str, config, codebook: Codebo
     if config.codebook_examples:
         if codebook is None:
             raise InputError("codebook examples need the codebook")
-        from pipeline.embed import EmbeddingCache, get_encoder
+        from pipeline.model.embed import EmbeddingCache, get_encoder
 
         texts, owners, languages = [], [], []
         for language in ("en", "fr"):
@@ -441,12 +441,12 @@ class ImpactModel:
 
     @property
     def config(self):
-        """The :class:`pipeline.classify.ClassifierConfig` the model was trained with.
+        """The :class:`pipeline.model.classify.ClassifierConfig` the model was trained with.
 
         A model trained before issue 21 has none of its settings in its card: it read its context from every
         neighbouring segment, scored sentences alone and had no prior, and still does.
         """
-        from pipeline.classify import ClassifierConfig
+        from pipeline.model.classify import ClassifierConfig
 
         before = {
             "interviewer_context": True,
@@ -459,7 +459,7 @@ class ImpactModel:
 
     def predict_proba_features(self, X: np.ndarray, table: pd.DataFrame | None = None) -> np.ndarray:
         """Calibrated probabilities from features; with ``table``, smoothed over turns as the model was."""
-        from pipeline.classify import platt, smooth_by_turn
+        from pipeline.model.classify import platt, smooth_by_turn
 
         scores = X @ self.arrays["coef"].T + self.arrays["intercept"]
         smoothing = self.card["params"]["train"].get("turn_smoothing", 0.0)

@@ -1,15 +1,15 @@
 """The local review app behind ``imri review serve RUN_DIR``: FastAPI, Jinja2 templates and htmx.
 
 Server-rendered pages, no front-end build step and no network resource: htmx is vendored in
-``pipeline/static``. Every decision is committed to ``RUN_DIR/review.db`` before the answer is sent
-(see :mod:`pipeline.review`).
+``pipeline/review/static``. Every decision is committed to ``RUN_DIR/review.db`` before the answer is sent
+(see :mod:`pipeline.review.store`).
 
 Views: the *queue* (one segment at a time, in priority order), *browse* (every segment, filtered, in
 transcript order, queued or not), the *transcript* (a whole interview, turns in order, the model's
 and the reviewers' codes in the margin), *agreement* (reviewers with each other and with the model)
 and the *history* of actions (skips, memos and undos included). Filters (impact, category,
 transcript, language, speaker role, status, reviewer) apply to the queue, browse and the transcript.
-Every label is in English or French (:mod:`pipeline.review_text`), the codebook's names too.
+Every label is in English or French (:mod:`pipeline.review.text`), the codebook's names too.
 
 Access and privacy: the server binds 127.0.0.1 only and answers only requests for 127.0.0.1 or
 localhost (no DNS rebinding). Each server has a secret, and every page, form and file of the app
@@ -54,7 +54,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from pipeline.codebook import LANGUAGES, Codebook
 from pipeline.errors import InputError
-from pipeline.review import (
+from pipeline.review.store import (
     CONSENSUS,
     DECIDING,
     HISTORY_COLUMNS,
@@ -73,7 +73,7 @@ from pipeline.review import (
     split_codes,
     statuses,
 )
-from pipeline.review_text import Strings, format_number, reason_text, strings
+from pipeline.review.text import Strings, format_number, reason_text, strings
 
 PACKAGE = Path(__file__).resolve().parent
 TEMPLATES = PACKAGE / "templates"
@@ -291,7 +291,7 @@ class ReviewView:
         return shown, current, set_aside_count(other)
 
     def stats(self, history: pd.DataFrame) -> dict:
-        """:func:`pipeline.review.progress`, the share of the queue done, and reviewer pairs (not blind)."""
+        """:func:`pipeline.review.store.progress`, the share of the queue done, and reviewer pairs (not blind)."""
         stats = progress(self.run, history)
         stats["percent"] = round(100 * stats["reviewed"] / stats["queued"]) if stats["queued"] else 100
         stats["pairs"] = [] if self.blind else reviewer_agreement(self.run, latest_decisions(history))
@@ -1096,10 +1096,10 @@ def create_app(
 
     @app.get("/export")
     def export(format: str = "qdpx") -> Response:  # noqa: A002 -- the query parameter's name
-        """The run's final coding (:func:`pipeline.review.export_final`) as a download: .qdpx or .csv."""
+        """The run's final coding (:func:`pipeline.review.store.export_final`) as a download: .qdpx or .csv."""
         import tempfile
 
-        from pipeline.review import export_final
+        from pipeline.review.store import export_final
 
         if view.blind:  # the final coding holds the model's codes and every reviewer's decisions
             return PlainTextResponse("blind review: the app does not export the final coding", status_code=403)

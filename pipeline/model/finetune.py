@@ -51,7 +51,7 @@ class FinetuneConfig(ParamsSection):
 
 def finetuned_dir() -> Path:
     """Where ``imri finetune`` writes the fine-tuned encoder (``$IMRI_CACHE/models/e5-small-ft``)."""
-    from pipeline.embed import cache_dir
+    from pipeline.model.embed import cache_dir
 
     return cache_dir() / "models" / "e5-small-ft"
 
@@ -128,8 +128,8 @@ def finetune_e5(
         SentenceTransformerTrainingArguments,
     )
 
-    from pipeline.e5_rebuild import build_e5_small, default_e5_dir
-    from pipeline.embed import cpu_threads
+    from pipeline.model.e5_rebuild import build_e5_small, default_e5_dir
+    from pipeline.model.embed import cpu_threads
 
     config = config or FinetuneConfig()
     torch.manual_seed(config.seed)

@@ -20,8 +20,8 @@ import pandas as pd
 
 from pipeline import limits
 from pipeline.errors import InputError
-from pipeline.formats import has_text
-from pipeline.ingest import Transcript
+from pipeline.ingest.formats import has_text
+from pipeline.ingest.transcripts import Transcript
 from pipeline.params import ParamsSection
 
 SEGMENT_COLUMNS = (
@@ -151,7 +151,7 @@ def import_spacy():
 
 def french_tokenizer_file(spacy_version: str) -> Path:
     """Where spaCy's French tokenizer rules are kept, serialised, beside the built encoders in the user's cache."""
-    from pipeline.embed import cache_dir
+    from pipeline.model.embed import cache_dir
 
     return cache_dir() / "models" / "spacy" / f"fr-tokenizer-spacy-{spacy_version}.bin"
 
@@ -268,7 +268,7 @@ class SentenceSplitter:
         return [_reattach_openers(text, found) or [(0, len(text))] for found, text in zip(spans, texts, strict=True)]
 
 
-#: A line of a turn: it ends at any line break of :data:`pipeline.formats.LINE_BREAK_CHARS`.
+#: A line of a turn: it ends at any line break of :data:`pipeline.ingest.formats.LINE_BREAK_CHARS`.
 _LINE = re.compile(r"[^\r\n\x85\u2028\u2029]*\S[^\r\n\x85\u2028\u2029]*")
 _LONG_RUN = re.compile(rf"(?<!\S)\S{{{limits.SPACY_TOKEN_CHARS + 1},}}?(?=[.!?…]*\s|[.!?…]*$)")
 _PIECE_CUT = re.compile(r"[.!?…][\"'”»)\]]*\s+")

@@ -17,7 +17,8 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from pipeline.classify import (
+from pipeline.errors import InputError
+from pipeline.model.classify import (
     CalibratedModel,
     ClassifierConfig,
     LexicalScorer,
@@ -26,10 +27,9 @@ from pipeline.classify import (
     TfidfLogRegScorer,
     cross_validated_proba,
 )
-from pipeline.errors import InputError
-from pipeline.labels import LabelConfig
+from pipeline.model.labels import LabelConfig
+from pipeline.model.train import GoldSet, f1_table
 from pipeline.params import ParamsSection, label_coders
-from pipeline.train import GoldSet, f1_table
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,9 @@ class EvaluateConfig(ParamsSection):
     heads: list[str] = field(default_factory=lambda: ["ridge"])
     baselines: list[str] = field(default_factory=lambda: ["lexical", "tfidf-logreg", "zero-shot"])
     units: list[str] = field(default_factory=lambda: ["sentence", "window", "turn"])  # compared on characters
-    transfer: str | None = None  # a second coded corpus never trained on (data/transfer): see pipeline/transfer.py
+    transfer: str | None = (
+        None  # a second coded corpus never trained on (data/transfer): see pipeline/evaluate/transfer.py
+    )
     variants: dict[str, dict] = field(default_factory=dict)  # name -> train-section overrides, compared on transfer
     learning_curve: list[int] = field(default_factory=lambda: [0, 4, 8, 16, 33])  # gold transcripts trained on
     bootstrap: int = 1000
@@ -91,7 +93,7 @@ def expected_calibration_error(Y: np.ndarray, P: np.ndarray, bins: int = 10) -> 
 
 def coverage_precision(Y: np.ndarray, P: np.ndarray, thresholds: np.ndarray) -> list[dict]:
     """Auto-accept the most confident segments first: precision and exact-set accuracy per coverage."""
-    from pipeline.code import decide
+    from pipeline.coding.code import decide
 
     predicted, confidence = decide(P, thresholds)
     order = np.argsort(-confidence, kind="mergesort")
@@ -115,7 +117,7 @@ def coverage_precision(Y: np.ndarray, P: np.ndarray, thresholds: np.ndarray) -> 
 @dataclass
 class ModelInputs:
     """What a configured model trains and predicts on: features of the training targets, their
-    turns (for smoothing) and extra training rows (:func:`pipeline.model.training_rows`)."""
+    turns (for smoothing) and extra training rows (:func:`pipeline.model.impact_model.training_rows`)."""
 
     X: np.ndarray
     turns: np.ndarray | None = None
@@ -123,7 +125,7 @@ class ModelInputs:
 
     @classmethod
     def build(cls, gold: GoldSet, encoder: str, config: ClassifierConfig, codebook) -> ModelInputs:
-        from pipeline.model import model_features, training_rows, turn_keys
+        from pipeline.model.impact_model import model_features, training_rows, turn_keys
 
         targets = gold.targets
         X = model_features(gold.segments, encoder, config, codebook=codebook)[targets]
@@ -131,7 +133,7 @@ class ModelInputs:
         return cls(X, turn_keys(gold.segments)[targets], rows)
 
     def subset(self, index: np.ndarray) -> ModelInputs:
-        from pipeline.classify import TrainingRows
+        from pipeline.model.classify import TrainingRows
 
         rows = self.rows
         if rows:
@@ -196,9 +198,9 @@ def evaluate(
 
     ``gold_for_unit(unit)`` loads the same gold set cut into another coding unit; with it, the
     default encoder and head are also compared across ``evaluate.units`` (:func:`compare_units`).
-    ``transfer`` (a :class:`pipeline.transfer.TransferSet`) adds the shift-robustness figures.
+    ``transfer`` (a :class:`pipeline.evaluate.transfer.TransferSet`) adds the shift-robustness figures.
     """
-    from pipeline.model import default_encoder_id, model_features
+    from pipeline.model.impact_model import default_encoder_id, model_features
 
     config = EvaluateConfig.from_dict(params.get("evaluate"))
     train_params = ClassifierConfig.settings(params)
@@ -279,7 +281,7 @@ def evaluate(
     results["coverage"] = {
         "model": name,
         "curve": coverage_precision(data.Y, proba, thresholds),
-        # where the review queue works: around each cut-off, review.margin wide (pipeline.code.ReviewConfig)
+        # where the review queue works: around each cut-off, review.margin wide (pipeline.coding.code.ReviewConfig)
         "thresholds": dict(zip(ids, map(float, thresholds), strict=True)),
         "margin": float((params.get("review") or {}).get("margin", 0.3)),
     }
@@ -309,7 +311,7 @@ TRANSFER_TARGETS = {
 
 def passage_score(passages: dict) -> float:
     """What the transfer set chooses the default by: the mean over languages of the passages' category
-    top-1, impact top-1, impact top-3 and presence AUC (each figure of :func:`pipeline.transfer.passage_figures`)."""
+    top-1, impact top-1, impact top-3 and presence AUC (each figure of :func:`pipeline.evaluate.transfer.passage_figures`)."""
     keys = ("category_top1", "impact_top1", "impact_top3", "presence_auc")
     values = [entry[key] for entry in passages.values() for key in keys if key in entry]
     return round(float(np.mean(values)), 4) if values else float("nan")
@@ -318,9 +320,7 @@ def passage_score(passages: dict) -> float:
 def evaluate_transfer(gold: GoldSet, transfer, codebook, params: dict, progress: bool = False) -> dict:
     """``transfer`` in metrics.json: the default model's figures, every named variant, the prior alone,
     the learning curve and int8 against fp32 (paired bootstrap over transfer transcripts)."""
-    from pipeline.embed import ENCODERS, INT8_ENCODERS
-    from pipeline.model import default_encoder_id
-    from pipeline.transfer import (
+    from pipeline.evaluate.transfer import (
         VariantFeatures,
         codebook_head_rows,
         evaluate_variant,
@@ -329,6 +329,8 @@ def evaluate_transfer(gold: GoldSet, transfer, codebook, params: dict, progress:
         prior_alone,
         review_effort,
     )
+    from pipeline.model.embed import ENCODERS, INT8_ENCODERS
+    from pipeline.model.impact_model import default_encoder_id
 
     config = EvaluateConfig.from_dict(params.get("evaluate"))
     train_params = ClassifierConfig.settings(params)
@@ -368,7 +370,7 @@ def evaluate_transfer(gold: GoldSet, transfer, codebook, params: dict, progress:
     base = ClassifierConfig.from_dict(train_params)
     prior = prior_alone(transfer, codebook, default_encoder, base)
     prior_hits = prior.pop("passage_hits")
-    from pipeline.transfer import coded_passages
+    from pipeline.evaluate.transfer import coded_passages
 
     clusters = coded_passages(transfer.gold).source.to_numpy()
     out = {
@@ -429,7 +431,7 @@ def _encoder_available(encoder: str) -> bool:
     """Whether an encoder that is built on demand from another (the fine-tuned e5-small) exists here."""
     if encoder != "e5-small-ft":
         return True
-    from pipeline.finetune import finetuned_dir
+    from pipeline.model.finetune import finetuned_dir
 
     return finetuned_dir().is_dir()
 
@@ -619,8 +621,8 @@ def human_model_agreement(
     Coders' spans become segment labels with the same rule as training labels; the model's labels
     are its out-of-fold predictions.
     """
-    from pipeline.agreement import binary_agreement
-    from pipeline.labels import segment_labels
+    from pipeline.evaluate.agreement import binary_agreement
+    from pipeline.model.labels import segment_labels
 
     codings = gold.codings
     coders = sorted(set(codings.coder))
@@ -792,7 +794,7 @@ def _share(value) -> str:
 
 
 def review_effort_headline(effort: dict | None) -> list[str]:
-    """Lines of the headline for the review-effort replay (:func:`pipeline.transfer.review_effort`)."""
+    """Lines of the headline for the review-effort replay (:func:`pipeline.evaluate.transfer.review_effort`)."""
     if not effort or "not_run" in effort:
         return [] if not effort else ["", f"review effort: not run ({effort['not_run']})"]
     human = effort["a_vs_b"]

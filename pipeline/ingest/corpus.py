@@ -330,7 +330,7 @@ def check(paths: list[Path]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m pipeline.corpus build [MARKUP_DIR OUT_DIR]``, ``check FILE...``,
+    """``python -m pipeline.ingest.corpus build [MARKUP_DIR OUT_DIR]``, ``check FILE...``,
     ``check-coding CODER_FILE...`` or ``build-coded FOLDER``."""
     argv = sys.argv[1:] if argv is None else argv
     try:

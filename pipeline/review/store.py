@@ -49,8 +49,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.codebook import Codebook, load_codebook
-from pipeline.corpus import CODING_COLUMNS
 from pipeline.errors import InputError
+from pipeline.ingest.corpus import CODING_COLUMNS
 
 REVIEW_DB = "review.db"
 ACTIONS = ("accept", "reject", "change", "skip", "memo", "undo")
@@ -422,7 +422,7 @@ def run_texts(folder: Path, segments: pd.DataFrame) -> dict[str, str]:
     """The transcripts of a run: from its ``coded.qdpx`` when that matches the segments, else rebuilt."""
     project: dict[str, str] = {}
     if (folder / "coded.qdpx").is_file():
-        from pipeline.qdpx import read_qdpx
+        from pipeline.qdpx.project import read_qdpx
 
         with contextlib.suppress(InputError):
             project = read_qdpx(folder / "coded.qdpx").sources
@@ -561,7 +561,7 @@ class ReviewRun:
         exactly. Otherwise they are read off the run itself: a participant segment carries an impact
         exactly when its probability reaches the cut-off, so the cut-off lies above the highest
         probability without the impact and at or below the lowest one with it; trained models take
-        their cut-offs from :data:`pipeline.classify.THRESHOLD_GRID`, so the grid values in that range
+        their cut-offs from :data:`pipeline.model.classify.THRESHOLD_GRID`, so the grid values in that range
         are the candidates (one: ``estimated``; several: ``range``). An impact that no segment carries
         has only a lower bound (``above``).
         """
@@ -571,7 +571,7 @@ class ReviewRun:
             return {i: Cutoff(float(given[i]), float(given[i]), "exact") for i in ids}
         if isinstance(given, list) and len(given) == len(ids):
             return {i: Cutoff(float(t), float(t), "exact") for i, t in zip(ids, given, strict=True)}
-        from pipeline.classify import THRESHOLD_GRID
+        from pipeline.model.classify import THRESHOLD_GRID
 
         rows = self.segments[self.segments.role == "participant"]
         out = {}
@@ -746,7 +746,7 @@ def progress(run: ReviewRun, history: pd.DataFrame) -> dict:
 
 def _kappas(values: np.ndarray, coders: list[str], ids: list[str], clusters: list[str]) -> dict:
     """Cohen's kappa of two coders per impact, their mean over impacts and pooled (agreement.py, no bootstrap)."""
-    from pipeline.agreement import binary_agreement
+    from pipeline.evaluate.agreement import binary_agreement
 
     result = binary_agreement(values, coders, ids, clusters=clusters, n_boot=0, unit="segment")
 
@@ -766,7 +766,7 @@ def reviewer_agreement(run: ReviewRun, decisions: pd.DataFrame) -> list[dict]:
 
     ``decisions`` are :func:`latest_decisions` (one per segment and reviewer). On the segments both
     reviewers decided, every impact is a present/absent rating of each segment; Cohen's kappa
-    (:func:`pipeline.agreement.binary_agreement`) per impact, its mean over the impacts where it is
+    (:func:`pipeline.evaluate.agreement.binary_agreement`) per impact, its mean over the impacts where it is
     defined, and pooled over every (segment, impact) pair, for reviewer vs reviewer and for the run's
     model (its codes in ``segments.csv``) vs each reviewer. Undefined kappas (an impact nobody used on
     these segments) are ``None``.
@@ -892,7 +892,7 @@ def model_coder(card: dict) -> str:
 
 
 def final_codings(run: ReviewRun, history: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The whole run's coding after review, as passages (:func:`pipeline.code.passage_codings`).
+    """The whole run's coding after review, as passages (:func:`pipeline.coding.code.passage_codings`).
 
     Per participant segment: the latest consensus decision where there is one (coder
     ``consensus:<who made it>``, status ``consensus``); else each reviewer's decision (coder = reviewer,
@@ -901,7 +901,7 @@ def final_codings(run: ReviewRun, history: pd.DataFrame | None = None) -> pd.Dat
     gave the same code become one coding. ``history``: ``review.db``'s actions (default: read it);
     only those that apply to the run count. Columns :data:`FINAL_COLUMNS`, sorted by source and start.
     """
-    from pipeline.code import passage_codings
+    from pipeline.coding.code import passage_codings
 
     if history is None:
         history = run.store().history() if run.db_path.is_file() else pd.DataFrame(columns=HISTORY_COLUMNS)
@@ -953,7 +953,7 @@ def export_final(
         history, set_aside = pd.DataFrame(columns=HISTORY_COLUMNS), 0
     codings = final_codings(run, history)
     if suffix == ".qdpx":
-        from pipeline.qdpx import export_qdpx
+        from pipeline.qdpx.project import export_qdpx
 
         export_qdpx(
             run.texts,
@@ -987,7 +987,7 @@ def export_reviews(
     codings = reviews[reviews.code != ""].rename(columns={"memo": "description"})
     codings = codings[[*CODING_COLUMNS, "description"]].reset_index(drop=True)
     if suffix == ".qdpx":
-        from pipeline.qdpx import export_qdpx
+        from pipeline.qdpx.project import export_qdpx
 
         run = ReviewRun.load(run_dir, codebook_path)
         export_qdpx(
@@ -1042,7 +1042,7 @@ def merge_reviews(
     segments (transcript order), their labels, the codings with the reviewers' added and the texts
     with the review runs' transcripts added.
     """
-    from pipeline.segment import SEGMENT_COLUMNS
+    from pipeline.ingest.segment import SEGMENT_COLUMNS
 
     missing = sorted(set(REVIEW_COLUMNS) - set(reviews.columns))
     if missing:
@@ -1128,15 +1128,15 @@ def simulate(
     """Replay the review loop: uncertainty-ordered vs random queues, macro-F1 on a fixed test set per round.
 
     ``X``, ``Y`` and ``groups`` (transcript of each row) are the gold set's participant segments;
-    ``make_model()`` returns an unfitted :class:`~pipeline.classify.CalibratedModel`. Test transcripts
+    ``make_model()`` returns an unfitted :class:`~pipeline.model.classify.CalibratedModel`. Test transcripts
     are held out once; in each repeat a few other transcripts form the initial labelled pool and the
     rest of their segments the unlabelled pool. Each round the model is refitted on the labelled
     pool and scored on the test set, then the "reviewer" answers ``batch`` segments of the unlabelled
     pool from their gold labels: the ones the review queue would put first (highest
-    :func:`pipeline.code.review_priority`) or a random draw. One row per strategy, repeat and round.
+    :func:`pipeline.coding.code.review_priority`) or a random draw. One row per strategy, repeat and round.
     """
-    from pipeline.code import ReviewConfig, review_priority
-    from pipeline.train import f1_table
+    from pipeline.coding.code import ReviewConfig, review_priority
+    from pipeline.model.train import f1_table
 
     transcripts = np.array(sorted(set(groups)))
     rng = np.random.default_rng(config.seed)
@@ -1243,13 +1243,13 @@ def run_simulation(
     Writes ``simulation.csv`` (the table returned: mean and sd of macro-F1 per round and queue),
     ``simulation_rounds.csv`` (every repeat) and ``simulation.png`` into ``out``.
     """
-    from pipeline.classify import CalibratedModel, ClassifierConfig
+    from pipeline.ingest.segment import SegmentConfig
     from pipeline.io import write_table
-    from pipeline.labels import LabelConfig
-    from pipeline.model import model_features
+    from pipeline.model.classify import CalibratedModel, ClassifierConfig
+    from pipeline.model.impact_model import model_features
+    from pipeline.model.labels import LabelConfig
+    from pipeline.model.train import gold_codebook, load_gold
     from pipeline.params import label_coders
-    from pipeline.segment import SegmentConfig
-    from pipeline.train import gold_codebook, load_gold
 
     codebook = gold_codebook(gold_dirs[0], codebook_path)
     train = dict(params.get("train") or {})

@@ -190,7 +190,7 @@ class PriorBlendScorer:
     """A trained head blended with the codebook prior: ``(1 - w) z(head) + w z(prior)``, per impact.
 
     The last ``n_impacts`` feature columns hold the prior (similarity of the segment to each impact's
-    codebook texts, :func:`pipeline.model.prior_columns`); the head is fitted on the other columns. Both
+    codebook texts, :func:`pipeline.model.impact_model.prior_columns`); the head is fitted on the other columns. Both
     are standardised with their training rows' mean and spread, so the weight is a share of evidence
     whatever the scales; Platt scaling then turns the blend into probabilities. ``weight`` 1 is the prior
     alone (nothing is fitted but the standardisation).

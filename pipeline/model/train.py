@@ -18,9 +18,9 @@ import pandas as pd
 
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.errors import InputError
-from pipeline.labels import LabelConfig, check_offsets, read_codings, segment_labels
+from pipeline.ingest.segment import SegmentConfig, segment_table
+from pipeline.model.labels import LabelConfig, check_offsets, read_codings, segment_labels
 from pipeline.params import label_coders
-from pipeline.segment import SegmentConfig, segment_table
 
 
 @dataclass
@@ -68,12 +68,12 @@ def load_gold(
 ) -> GoldSet:
     """Read one or more gold folders and label their segments from the chosen coders' spans.
 
-    ``extra_codings`` are reviewed decisions (:func:`pipeline.review.reviewed_codings` of review
+    ``extra_codings`` are reviewed decisions (:func:`pipeline.review.store.reviewed_codings` of review
     runs): whatever ``coders`` says, each reviewed segment is a target labelled exactly by its
     decision ("no impact" included) and replaces the gold segments it overlaps; the unreviewed
-    segments of review runs are left out (see :func:`pipeline.review.merge_reviews`).
+    segments of review runs are left out (see :func:`pipeline.review.store.merge_reviews`).
     """
-    from pipeline.ingest import collect_transcripts, read_transcripts
+    from pipeline.ingest.transcripts import collect_transcripts, read_transcripts
 
     paths, codings = [], []
     for gold_dir in gold_dirs:
@@ -102,7 +102,7 @@ def load_gold(
     segments = segments.reset_index(drop=True)
     labels = segment_labels(segments, table, codebook.impact_ids, None, label_config)
     if extra_codings is not None and len(extra_codings):
-        from pipeline.review import merge_reviews
+        from pipeline.review.store import merge_reviews
 
         # after the coder filter: reviewers' decisions are labels whoever the chosen coders are
         segments, labels, table, texts = merge_reviews(segments, labels, table, texts, extra_codings, codebook)
@@ -131,7 +131,7 @@ def f1_table(Y: np.ndarray, predicted: np.ndarray, impact_ids: list[str]) -> dic
 
 def encoder_precision(encoder_id: str) -> str:
     """``int8`` for a quantised encoder id (``e5-small-int8``), else ``fp32``."""
-    from pipeline.embed import INT8_ENCODERS
+    from pipeline.model.embed import INT8_ENCODERS
 
     return "int8" if encoder_id in INT8_ENCODERS.values() else "fp32"
 
@@ -180,9 +180,9 @@ def train_model(
     Returns the model card (also written as ``model.json``). ``name``: by default ``imri-default`` on the
     bundled gold set, else named after the gold folder(s) (:func:`pipeline.locations.model_name`).
     """
-    from pipeline.classify import CalibratedModel, ClassifierConfig, cross_validated_proba
-    from pipeline.embed import get_encoder
-    from pipeline.model import (
+    from pipeline.model.classify import CalibratedModel, ClassifierConfig, cross_validated_proba
+    from pipeline.model.embed import get_encoder
+    from pipeline.model.impact_model import (
         CALIBRATION,
         ImpactModel,
         default_encoder_id,

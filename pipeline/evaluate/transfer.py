@@ -26,9 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline.classify import ClassifierConfig
 from pipeline.codebook import Codebook
-from pipeline.train import GoldSet, f1_table
+from pipeline.model.classify import ClassifierConfig
+from pipeline.model.train import GoldSet, f1_table
 
 
 @dataclass
@@ -87,7 +87,7 @@ def turn_top1(table: pd.DataFrame, proba: np.ndarray, labels: np.ndarray, codebo
 
 def mean_kappa(x: np.ndarray, y: np.ndarray, ids: list[str], clusters: np.ndarray, n_boot: int, seed: int) -> dict:
     """Cohen's kappa between two 0/1 label matrices, mean over impacts, with a bootstrap interval."""
-    from pipeline.agreement import binary_agreement
+    from pipeline.evaluate.agreement import binary_agreement
 
     result = binary_agreement(
         np.stack([x, y]).astype(float), coders=["x", "y"], codes=ids, clusters=clusters, n_boot=n_boot, seed=seed
@@ -116,13 +116,13 @@ class VariantFeatures:
     codebook: Codebook
 
     def features(self, table: pd.DataFrame, questions: str = "asked") -> np.ndarray:
-        from pipeline.model import model_features
+        from pipeline.model.impact_model import model_features
 
         return model_features(table, self.encoder, self.config, questions=questions, codebook=self.codebook)
 
 
 #: Questions put in the interviewer's place by the interviewer shift (``question_shift``): the guide's own
-#: impact question (:data:`pipeline.model.GUIDE_QUESTION`), one about something else, and one that leads.
+#: impact question (:data:`pipeline.model.impact_model.GUIDE_QUESTION`), one about something else, and one that leads.
 UNRELATED_QUESTION = {
     "en": "What did you have for breakfast this morning, and how did you get here today?",
     "fr": "Qu'avez-vous mangé ce matin, et comment êtes-vous venu ici aujourd'hui?",
@@ -141,7 +141,7 @@ def shift_interviewer(table: pd.DataFrame, mode: str) -> pd.DataFrame:
     interviewer segment and in the ``question`` each participant segment answers. Participant rows keep
     their order, so their features line up with the unshifted table's.
     """
-    from pipeline.model import GUIDE_QUESTION
+    from pipeline.model.impact_model import GUIDE_QUESTION
 
     if mode not in INTERVIEWER_SHIFTS:
         raise ValueError(f"interviewer shift must be one of {INTERVIEWER_SHIFTS}")
@@ -230,8 +230,8 @@ def passage_figures(
 
 
 def _passage_features(passages: pd.DataFrame, features: VariantFeatures) -> np.ndarray:
-    from pipeline.embed import EmbeddingCache, get_encoder
-    from pipeline.model import unit_features
+    from pipeline.model.embed import EmbeddingCache, get_encoder
+    from pipeline.model.impact_model import unit_features
 
     cache = EmbeddingCache(get_encoder(features.encoder))
     vectors = cache.encode(passages.text.tolist(), "query")
@@ -250,8 +250,8 @@ def evaluate_variant(
 ) -> dict:
     """In-corpus CV (segments and passages, out of fold), the interviewer shift, cross-corpus transfer,
     transfer passages and turn top-1 for one model variant."""
-    from pipeline.classify import grouped_folds, rows_of
-    from pipeline.model import training_rows, turn_keys
+    from pipeline.model.classify import grouped_folds, rows_of
+    from pipeline.model.impact_model import training_rows, turn_keys
 
     codebook, config = features.codebook, features.config
     ids = codebook.impact_ids
@@ -315,7 +315,7 @@ def evaluate_variant(
         cross["kappa"]["A vs B"] = mean_kappa(YA, YB, ids, clusters, n_boot, seed)
     calibration = None
     if with_per_code:
-        from pipeline.evaluate import expected_calibration_error
+        from pipeline.evaluate.evaluation import expected_calibration_error
 
         cross["per_code"] = f1_table(YA, predicted_t, ids)["per_code"]
         ece, diagram = expected_calibration_error(YA, proba_t)
@@ -351,8 +351,8 @@ def prior_alone(transfer: TransferSet, codebook: Codebook, encoder_id: str, conf
     """
     from dataclasses import replace
 
-    from pipeline.embed import EmbeddingCache, get_encoder
-    from pipeline.model import codebook_prototypes, model_features, prior_columns
+    from pipeline.model.embed import EmbeddingCache, get_encoder
+    from pipeline.model.impact_model import codebook_prototypes, model_features, prior_columns
 
     cache = EmbeddingCache(get_encoder(encoder_id))
     prior_config = replace(config, prior_weight=1.0, question_weight=0.0, codebook_weight=0.0)
@@ -378,7 +378,7 @@ def prior_alone(transfer: TransferSet, codebook: Codebook, encoder_id: str, conf
 def codebook_head_rows(transfer: TransferSet, codebook: Codebook, encoder_id: str) -> dict:
     """Turn top-1 on the transfer set of the head trained on the codebook's texts alone (the zero-shot before
     issue 21), for comparison with the prior."""
-    from pipeline.model import CodebookHead, embed_segments
+    from pipeline.model.impact_model import CodebookHead, embed_segments
 
     segments, _ = embed_segments(transfer.gold.segments, encoder_id)
     segments = segments[transfer.targets]
@@ -418,8 +418,8 @@ def learning_curve(
 ) -> list[dict]:
     """Transfer passage figures of the configuration trained on ``n`` gold transcripts (half of each language
     where it can), ``draws`` random sets per size, averaged; ``n`` 0 is the codebook prior alone."""
-    from pipeline.classify import TrainingRows
-    from pipeline.model import training_rows, turn_keys
+    from pipeline.model.classify import TrainingRows
+    from pipeline.model.impact_model import training_rows, turn_keys
 
     codebook, config = features.codebook, features.config
     table = gold.segments
@@ -465,13 +465,13 @@ def learning_curve(
 
 def load_transfer(folder, codebook: Codebook, segment_config, label_config, interviewers=()) -> TransferSet:
     """Read a transfer folder (``transcripts/`` + ``codings.csv``, coders A and optionally B)."""
-    from pipeline.train import load_gold
+    from pipeline.model.train import load_gold
 
     both = load_gold([folder], codebook, segment_config, label_config, None, interviewers=interviewers)
     coded_a = both.labelled_by(["A"], codebook.impact_ids, label_config)
     labels_b = None
     if "B" in set(both.codings.coder):
-        from pipeline.labels import segment_labels
+        from pipeline.model.labels import segment_labels
 
         labels_b = segment_labels(coded_a.segments, both.codings, codebook.impact_ids, ["B"], label_config)
     return TransferSet(coded_a, labels_b)
@@ -553,13 +553,13 @@ def replay_review(
     chars: CharacterCodes | None = None,
 ) -> dict:
     """Review replayed on ``share`` of the text: the passages of ``order`` within it
-    (:func:`pipeline.code.within_budget`) take coder A's codes, the others keep the model's (``predicted``);
+    (:func:`pipeline.coding.code.within_budget`) take coder A's codes, the others keep the model's (``predicted``);
     the result is measured against coder B (mean Cohen's kappa over impacts) on segments and, with ``chars``,
     on characters (a reviewed passage's characters take A's spans).
 
     ``passage`` is each segment's passage (index into ``characters``, the passages' lengths).
     """
-    from pipeline.code import within_budget
+    from pipeline.coding.code import within_budget
 
     reviewed = within_budget(order, characters, share)
     on_segments = reviewed[passage]
@@ -666,12 +666,12 @@ def review_effort(transfer: TransferSet, proba: np.ndarray, thresholds: np.ndarr
     ``proba`` holds the probabilities of the default model trained on the gold set for the transfer set's
     participant segments (``transfer.table``'s rows). Passages (participant turns, cut as ``imri code`` cuts
     them with the default ``review.passage_segments``) are ranked as ``imri code`` ranks them
-    (:func:`pipeline.code.review_budget`); for each share of participant text (characters) from 0 to 1, the
+    (:func:`pipeline.coding.code.review_budget`); for each share of participant text (characters) from 0 to 1, the
     passages within it take coder A's codes and the others keep the model's, and the result is measured
     against coder B on segments and on characters, next to A-vs-B; and the same for random orders.
     ``recommended_budget`` is the queue's share at 90% of the A-vs-B kappa, at most :data:`MAX_DEFAULT_BUDGET`.
     """
-    from pipeline.code import ReviewConfig, passage_keys, review_budget
+    from pipeline.coding.code import ReviewConfig, passage_keys, review_budget
 
     if transfer.labels_b is None:
         return {"not_run": "the transfer set has no second coder (B)"}
