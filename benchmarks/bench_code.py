@@ -72,15 +72,15 @@ def main() -> None:
         import shutil
 
         from pipeline.codebook import load_codebook
-        from pipeline.coding.code import code_transcripts
-        from pipeline.model.embed import get_encoder
+        from pipeline.coding import code_transcripts
+        from pipeline.model import get_encoder
         from pipeline.params import load_params
 
         user_cache = os.environ.get("IMRI_CACHE")
         os.environ["IMRI_CACHE"] = env["IMRI_CACHE"]
         book, params = load_codebook(), load_params(ROOT / "params.yaml")
         # warm up on one transcript per language, so that every spaCy pipeline is loaded
-        from pipeline.ingest.transcripts import collect_transcripts, read_sidecar
+        from pipeline.ingest import collect_transcripts, read_sidecar
 
         by_language = {read_sidecar(p).get("language"): p for p in collect_transcripts([args.inputs])}
         code_transcripts(list(by_language.values()), Path(tmp) / "warm-up", model, book, params)
@@ -111,7 +111,7 @@ def main() -> None:
         os.environ.pop("IMRI_CACHE", None)
     else:
         os.environ["IMRI_CACHE"] = user_cache
-    from pipeline.model.train import train_model
+    from pipeline.model import train_model
     from pipeline.params import load_params
 
     with tempfile.TemporaryDirectory() as tmp:

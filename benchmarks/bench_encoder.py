@@ -44,7 +44,7 @@ def main() -> None:
     import torch
 
     from pipeline.io import read_table
-    from pipeline.model.impact_model import embed
+    from pipeline.model import embed
 
     if args.threads:
         os.environ["IMRI_THREADS"] = str(args.threads)  # every encoder built below reads it

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 def link_user_cache(fresh: Path) -> None:
     """``fresh/models/*`` and ``fresh/embeddings/e5-small--*`` as links to the user's built models and vectors."""
-    from pipeline.model.embed import cache_dir
+    from pipeline.locations import cache_dir
 
     user = cache_dir()
     (fresh / "models").mkdir(parents=True)
@@ -73,10 +73,8 @@ def compare(args: argparse.Namespace) -> None:
     from gold_and_transfer import load_sets  # benchmarks/ is this script's folder: on sys.path
     from sklearn.model_selection import GroupKFold
 
-    from pipeline.evaluate.transfer import VariantFeatures, mean_kappa, turn_top1
-    from pipeline.model.finetune import FinetuneConfig, finetune_e5, finetuned_dir
-    from pipeline.model.impact_model import training_rows, turn_keys
-    from pipeline.model.train import f1_table
+    from pipeline.evaluate import VariantFeatures, mean_kappa, turn_top1
+    from pipeline.model import FinetuneConfig, f1_table, finetune_e5, finetuned_dir, training_rows, turn_keys
 
     sets = load_sets(args.params, args.gold, args.transfer)
     params, book, gold, transfer, config = sets.params, sets.codebook, sets.gold, sets.transfer, sets.config

@@ -57,7 +57,7 @@ class NoisyVectors:
     """
 
     def __init__(self, cosine: float) -> None:
-        from pipeline.model.embed import EmbeddingCache
+        from pipeline.model import EmbeddingCache
 
         self.sigma = float(np.sqrt(1.0 / cosine**2 - 1.0))  # |v + sigma |v| n| for unit-norm n: cos = 1/sqrt(1+s^2)
         self.seed: int | None = None
@@ -83,9 +83,8 @@ class NoisyVectors:
 def main() -> None:
     from gold_and_transfer import load_sets  # benchmarks/ is this script's folder: on sys.path
 
-    from pipeline.evaluate.transfer import VariantFeatures, evaluate_variant
-    from pipeline.model.embed import get_encoder
-    from pipeline.model.impact_model import embed_segments
+    from pipeline.evaluate import VariantFeatures, evaluate_variant
+    from pipeline.model import embed_segments, get_encoder
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")

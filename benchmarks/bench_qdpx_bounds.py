@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from imri_child import run_imri  # noqa: E402  (benchmarks/ is this script's folder: on sys.path)
 
-from pipeline.qdpx.project import DEFAULT_LIMITS  # noqa: E402
+from pipeline.limits import DEFAULT_LIMITS  # noqa: E402
 
 HEAD = '<?xml version="1.0" encoding="utf-8"?><Project xmlns="urn:QDA-XML:project:1.0" name="bench">'
 USER = "00000000-0000-4000-8000-00000000aaaa"

@@ -100,8 +100,9 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(ROOT))
-    from pipeline.coding.ray_engine import local_cluster
-    from pipeline.model.embed import cache_dir, cpu_threads
+    from pipeline.coding import local_cluster
+    from pipeline.locations import cache_dir
+    from pipeline.model import cpu_threads
 
     cpus = cpu_threads()
     user_cache = cache_dir()
@@ -112,7 +113,7 @@ def main() -> None:
             encoder = json.loads((model / "model.json").read_text(encoding="utf-8"))["encoder"]["id"]
             trained = f"given: {args.model} ({encoder})"
         else:
-            from pipeline.model.train import train_model
+            from pipeline.model import train_model
             from pipeline.params import load_params
 
             model, before, started = tmp / "model", vectors_in(user_cache), time.perf_counter()

@@ -249,7 +249,7 @@ def _code(corpus: Path, model: Path, out: Path, env: dict) -> dict:
 
 def _cores() -> int:
     sys.path.insert(0, str(ROOT))
-    from pipeline.model.embed import cpu_threads
+    from pipeline.model import cpu_threads
 
     return cpu_threads()
 

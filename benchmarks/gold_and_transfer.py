@@ -22,12 +22,9 @@ class Sets:
 
 def load_sets(params_path: Path, gold_dir: Path, transfer_dir: Path) -> Sets:
     """Load the gold set (labelled by ``train.coders``) and the transfer set with ``params_path``'s settings."""
-    from pipeline.evaluate.evaluation import EvaluateConfig
-    from pipeline.evaluate.transfer import load_transfer
-    from pipeline.ingest.segment import SegmentConfig
-    from pipeline.model.classify import ClassifierConfig
-    from pipeline.model.labels import LabelConfig
-    from pipeline.model.train import gold_codebook, load_gold
+    from pipeline.evaluate import EvaluateConfig, load_transfer
+    from pipeline.ingest import SegmentConfig
+    from pipeline.model import ClassifierConfig, LabelConfig, gold_codebook, load_gold
     from pipeline.params import label_coders, load_params
 
     params = load_params(params_path)

@@ -103,7 +103,7 @@ def corpus_build(
 ) -> None:
     """Compile the marked-up gold transcripts into plain transcripts and codings.csv."""
     from pipeline.codebook import load_codebook
-    from pipeline.ingest.corpus import build_corpus
+    from pipeline.ingest import build_corpus
 
     codings = build_corpus(markup, out, load_codebook(codebook))
     typer.echo(f"{len({c.source for c in codings})} transcripts, {len(codings)} codings -> {out}")
@@ -201,8 +201,7 @@ def segment(
     params: Path | None = ParamsOption,
 ) -> None:
     """Cut transcripts into coding units with offsets, speaker, role and language."""
-    from pipeline.ingest.segment import SegmentConfig, segment_table
-    from pipeline.ingest.transcripts import collect_transcripts, read_transcripts
+    from pipeline.ingest import SegmentConfig, collect_transcripts, read_transcripts, segment_table
     from pipeline.io import TABLE_SUFFIXES, check_output_path, write_table
     from pipeline.params import load_params
 
@@ -251,7 +250,7 @@ def import_qdpx_command(
     force: bool = typer.Option(False, "--force", help="Replace --out as a whole when it is not empty."),
 ) -> None:
     """Import a coded REFI-QDA project as transcripts, codings.csv and codebook.yaml."""
-    from pipeline.qdpx.project import import_qdpx
+    from pipeline.qdpx import import_qdpx
 
     result = import_qdpx(file, out, code_map=code_map, level=level, force=force)
     _echo_warnings(result.warnings, file)
@@ -267,7 +266,7 @@ def import_qdc_command(
     force: bool = typer.Option(False, "--force", help="Replace an existing codebook.yaml."),
 ) -> None:
     """Import a REFI-QDA codebook (.qdc) as codebook.yaml."""
-    from pipeline.qdpx.project import import_qdc
+    from pipeline.qdpx import import_qdc
 
     result = import_qdc(file, out, force=force)
     _echo_warnings(result.warnings, file)
@@ -288,7 +287,7 @@ def export_qdpx_command(
 ) -> None:
     """Export codings and transcripts as a REFI-QDA project (.qdpx) for NVivo, ATLAS.ti, MAXQDA, QualCoder."""
     from pipeline.codebook import LANGUAGES
-    from pipeline.qdpx.project import export_qdpx_files
+    from pipeline.qdpx import export_qdpx_files
 
     if lang is not None and lang not in LANGUAGES:
         raise InputError(f"--lang must be one of {', '.join(LANGUAGES)}")
@@ -306,7 +305,7 @@ class _ListOptionsCommand(typer.core.TyperCommand):
     """A command whose ``--coders`` and ``--codes`` take several values in a row (``--coders A B``)."""
 
     def parse_args(self, ctx, args):
-        from pipeline.evaluate.agreement import expand_list_options
+        from pipeline.evaluate import expand_list_options
 
         return super().parse_args(ctx, expand_list_options(args, ("--coders", "--codes")))
 
@@ -350,8 +349,7 @@ def agreement_command(
 ) -> None:
     """Inter-rater agreement per code: % agreement, kappa with 95% CI, Krippendorff's alpha, prevalence."""
     from pipeline.codebook import LANGUAGES
-    from pipeline.evaluate.agreement import UnitConfig, run_agreement
-    from pipeline.evaluate.agreement_report import FORMATS, format_result, methods_paragraph
+    from pipeline.evaluate import FORMATS, UnitConfig, format_result, methods_paragraph, run_agreement
 
     fmt = "json" if as_json else fmt
     if fmt not in FORMATS:
@@ -405,7 +403,7 @@ def corpus_stats_command(
     import json
 
     from pipeline.codebook import load_codebook
-    from pipeline.report.datasheet import corpus_stats, format_stats
+    from pipeline.report import corpus_stats, format_stats
 
     stats = corpus_stats(gold, new_study, load_codebook(codebook), transfer)
     typer.echo(json.dumps(stats, indent=2, ensure_ascii=False) if as_json else format_stats(stats).rstrip())
@@ -423,7 +421,7 @@ def corpus_datasheet_command(
 ) -> None:
     """Regenerate the counts between the generated-section markers of the datasheet."""
     from pipeline.codebook import load_codebook
-    from pipeline.report.datasheet import corpus_stats, update_datasheet
+    from pipeline.report import corpus_stats, update_datasheet
 
     changed = update_datasheet(datasheet, corpus_stats(gold, new_study, load_codebook(codebook), transfer))
     typer.echo(f"{datasheet}: {'generated section updated' if changed else 'already up to date'}")
@@ -458,7 +456,7 @@ def review_serve(
 ) -> None:
     """Start the local review app on 127.0.0.1; the first line printed is its address, with this server's
     secret (other addresses get 403). Ctrl+C stops it."""
-    from pipeline.review.app import serve
+    from pipeline.review import serve
 
     if not 0 <= port <= 65535:
         raise InputError("--port must lie between 0 and 65535")
@@ -478,7 +476,7 @@ def review_export(
     """Export the run's final coding: reviewed decisions, consensus where there is one, and the model's codes
     on unreviewed text (coder "imri model <name> <version>", marked unreviewed, with its confidence), as
     passages. --reviews-only: the reviewers' codings alone; --history: the audit trail."""
-    from pipeline.review.store import export_final, export_history, export_reviews
+    from pipeline.review import export_final, export_history, export_reviews
 
     if history:
         typer.echo(f"{export_history(run_dir, out)} review actions -> {out}")
@@ -517,7 +515,7 @@ def review_simulate(
 ) -> None:
     """Replay active learning on the gold set: macro-F1 per round, uncertainty-ordered vs random queue."""
     from pipeline.params import load_params
-    from pipeline.review.store import SimulationConfig, run_simulation
+    from pipeline.review import SimulationConfig, run_simulation
 
     config = SimulationConfig(rounds, batch, initial, test_share, repeats, seed)
     table = run_simulation(gold, out, load_params(params), config, encoder, codebook, coder or None, progress=True)
@@ -536,8 +534,8 @@ app.add_typer(models_app, name="models")
 @models_app.command("build")
 def models_build() -> None:
     """Build the offline models into the user's cache, once: e5-small, its int8 build, spaCy's French tokenizer."""
-    from pipeline.ingest.segment import build_french_tokenizer
-    from pipeline.model.e5_rebuild import build_e5_small, build_e5_small_int8, default_e5_dir, default_e5_int8_dir
+    from pipeline.ingest import build_french_tokenizer
+    from pipeline.model import build_e5_small, build_e5_small_int8, default_e5_dir, default_e5_int8_dir
 
     typer.echo(f"e5-small ready in {build_e5_small(default_e5_dir())}")
     typer.echo(f"e5-small-int8 ready in {build_e5_small_int8(default_e5_int8_dir())}")
@@ -547,7 +545,7 @@ def models_build() -> None:
 def _read_review_codings(run_dirs: list[Path]):
     import pandas as pd
 
-    from pipeline.review.store import reviewed_codings
+    from pipeline.review import reviewed_codings
 
     return pd.concat([reviewed_codings(run_dir) for run_dir in run_dirs], ignore_index=True) if run_dirs else None
 
@@ -575,7 +573,7 @@ def train(
     the model goes to models/<name>-<version>, a new folder for each version.
     """
     from pipeline.locations import ModelDestination
-    from pipeline.model.train import train_model
+    from pipeline.model import train_model
     from pipeline.params import load_params
 
     settings = load_params(params)
@@ -644,28 +642,28 @@ def code(
     any other non-empty folder needs --force. --engine ray gives the same run folder (docs/scale-out.md).
     """
     from pipeline.codebook import load_codebook
-    from pipeline.coding.code import code_transcripts
+    from pipeline.coding import code_transcripts
     from pipeline.params import load_params
 
     if engine not in ("local", "ray"):
         raise InputError(f"--engine must be local or ray, not {engine!r}")
     on_ray = {}
     if engine == "ray":
-        from pipeline.coding.ray_engine import code_transcripts_ray as code_transcripts
+        from pipeline.coding import code_transcripts_ray as code_transcripts
 
         on_ray = {"address": address, "workers": workers}
     elif address is not None or workers is not None:
         raise InputError("--address and --workers need --engine ray")
     if model is None and not zero_shot:
-        from pipeline.coding.code import check_run_folder
-        from pipeline.ingest.transcripts import collect_transcripts
-        from pipeline.locations import default_model
+        from pipeline.coding import check_run_folder
+        from pipeline.ingest import collect_transcripts
+        from pipeline.model import default_model
 
         # what the user gave is checked before the default model is looked for (or trained): a misuse is one line
         collect_transcripts(inputs)
         check_run_folder(out, force, inputs)
         if engine == "ray":
-            from pipeline.coding.ray_engine import import_ray
+            from pipeline.coding import import_ray
 
             import_ray()
         model = default_model(lambda line: typer.echo(line, err=True))
@@ -731,10 +729,8 @@ def finetune(
 
     Then use `embed.encoder: e5-small-ft`.
     """
-    from pipeline.ingest.segment import SegmentConfig
-    from pipeline.model.finetune import FinetuneConfig, finetune_e5, finetuned_dir
-    from pipeline.model.labels import LabelConfig
-    from pipeline.model.train import gold_codebook, load_gold
+    from pipeline.ingest import SegmentConfig
+    from pipeline.model import FinetuneConfig, LabelConfig, finetune_e5, finetuned_dir, gold_codebook, load_gold
     from pipeline.params import label_coders, load_params
 
     settings = load_params(params)
@@ -743,8 +739,8 @@ def finetune(
     segment = SegmentConfig.from_dict(settings.get("segment"))
     coders = label_coders(settings, coder)
     data = load_gold(gold, book, segment, labels, coders, interviewers=interviewer)
-    from pipeline.evaluate.transfer import coded_passages
-    from pipeline.model.impact_model import segment_languages
+    from pipeline.evaluate import coded_passages
+    from pipeline.model import segment_languages
 
     targets = data.targets
     target = out or finetuned_dir()
@@ -778,9 +774,9 @@ def embed(
     """Embed segments and their questions into the embedding cache (re-runs embed only new text)."""
     import json
 
-    from pipeline.evaluate.evaluation import EvaluateConfig
+    from pipeline.evaluate import EvaluateConfig
     from pipeline.io import atomic_path, read_table
-    from pipeline.model.impact_model import default_encoder_id, embed_segments
+    from pipeline.model import default_encoder_id, embed_segments
     from pipeline.params import load_params
 
     settings = load_params(params)
@@ -843,11 +839,10 @@ def evaluate(
     ),
 ) -> None:
     """Cross-validate every encoder, head and baseline by transcript; compare with human agreement."""
-    from pipeline.evaluate.evaluation import evaluate as run_evaluation
-    from pipeline.evaluate.evaluation import headline, timings, write_metrics
-    from pipeline.ingest.segment import SegmentConfig
-    from pipeline.model.labels import LabelConfig
-    from pipeline.model.train import gold_codebook, load_gold
+    from pipeline.evaluate import evaluate as run_evaluation
+    from pipeline.evaluate import headline, timings, write_metrics
+    from pipeline.ingest import SegmentConfig
+    from pipeline.model import LabelConfig, gold_codebook, load_gold
     from pipeline.params import label_coders, load_params
 
     settings = load_params(params)
@@ -869,12 +864,12 @@ def evaluate(
     transfer_dir = shipped(Path(transfer_dir)) if transfer_dir and not transfer else transfer_dir
     transfer_set = None
     if transfer_dir:
-        from pipeline.evaluate.transfer import load_transfer
+        from pipeline.evaluate import load_transfer
 
         segment = SegmentConfig.from_dict(settings.get("segment") or {})
         transfer_set = load_transfer(Path(transfer_dir), book, segment, labels, interviewer)
         settings.setdefault("evaluate", {})["transfer"] = str(transfer_dir)
-    from pipeline.evaluate.evaluation import SYNTHETIC_NOTE
+    from pipeline.evaluate import SYNTHETIC_NOTE
     from pipeline.locations import scores_note
 
     results = run_evaluation(
@@ -901,8 +896,8 @@ def report(
     """Draw the evaluation: a self-contained report.html and one PNG per figure, impacts named by the codebook."""
     import json
 
-    from pipeline.evaluate.evaluation import headline
-    from pipeline.report.page import write_report
+    from pipeline.evaluate import headline
+    from pipeline.report import write_report
 
     if not headline_only:
         typer.echo(f"report -> {write_report(metrics, out, codebook)}")

@@ -5,8 +5,8 @@
   (:func:`shipped`): the repository the package sits in, for an editable install (``pip install -e``, as
   ``make setup`` does). A wheel carries only the package (``pyproject.toml`` package-data), not the data.
 - **Outputs** (``--out``) are written relative to the working folder.
-- **The default model** of ``imri code`` (:func:`default_model`): ``./models/imri-default``, else the
-  repository's ``models/imri-default`` (a DVC output, built by ``make demo``), else the user's
+- **The default model** of ``imri code`` (:func:`pipeline.model.train.default_model`): ``./models/imri-default``,
+  else the repository's ``models/imri-default`` (a DVC output, built by ``make demo``), else the user's
   ``<user data>/models/imri-default``; when none exists, it is trained once from the bundled gold set into
   the user's folder, with a message saying so.
 - **Retraining** never writes over another model folder (:class:`ModelDestination`): without ``--out``,
@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.errors import InputError
@@ -32,7 +31,7 @@ DEFAULT_MODEL = Path("models") / "imri-default"
 BUNDLED_GOLD = Path("data") / "gold"
 
 
-def _repository() -> Path | None:
+def repository() -> Path | None:
     """The imri repository the package sits in, or None (a wheel installed into site-packages)."""
     marker = REPOSITORY / "pyproject.toml"
     try:
@@ -49,20 +48,20 @@ def shipped(path: Path) -> Path:
     path = Path(path)
     if path.is_absolute() or path.exists():
         return path
-    repository = _repository()
-    if repository is not None and (repository / path).exists():
-        return repository / path
+    repo = repository()
+    if repo is not None and (repo / path).exists():
+        return repo / path
     return path
 
 
 def is_bundled_gold(folder: Path) -> bool:
     """Whether ``folder`` is the synthetic gold set that ships with imri (the repository's ``data/gold``), by
     where it is: a copy elsewhere, or a team's own gold set, is not."""
-    repository = _repository()
-    if repository is None:
+    repo = repository()
+    if repo is None:
         return False
     try:
-        return Path(folder).resolve() == (repository / BUNDLED_GOLD).resolve()
+        return Path(folder).resolve() == (repo / BUNDLED_GOLD).resolve()
     except OSError:
         return False
 
@@ -100,6 +99,11 @@ def scores_note(folders: list[Path] | tuple[Path, ...], bundled: str) -> str:
     return f"scores cross-validated by transcript on the {sets} {listed}: how the model codes transcripts like these"
 
 
+def cache_dir() -> Path:
+    """The user's cache folder: ``$IMRI_CACHE`` or ``~/.cache/imri``."""
+    return Path(os.environ.get("IMRI_CACHE") or Path.home() / ".cache" / "imri")
+
+
 def user_data_dir() -> Path:
     """The user's imri data folder: ``$IMRI_DATA``, else platformdirs' user data folder for ``imri``."""
     if os.environ.get("IMRI_DATA"):
@@ -112,44 +116,11 @@ def user_data_dir() -> Path:
 def model_candidates() -> list[Path]:
     """Where ``imri code`` looks for its default model, in order."""
     candidates = [DEFAULT_MODEL]
-    repository = _repository()
-    if repository is not None:
-        candidates.append(repository / DEFAULT_MODEL)
+    repo = repository()
+    if repo is not None:
+        candidates.append(repo / DEFAULT_MODEL)
     candidates.append(user_data_dir() / "models" / DEFAULT_MODEL.name)
     return candidates
-
-
-def default_model(say: Callable[[str], None]) -> Path:
-    """The model ``imri code`` uses without ``--model``: the first of :func:`model_candidates` that holds a
-    model; else one trained now from the bundled gold set into the user's folder (the last candidate), once.
-
-    ``say`` gets one line before the training starts. Without a bundled gold set (a wheel install) the
-    :class:`InputError` says how to get a model.
-    """
-    from pipeline.model.impact_model import CARD_FILE
-
-    candidates = model_candidates()
-    for folder in candidates:
-        if (folder / CARD_FILE).is_file():
-            return folder
-    user_model = candidates[-1]
-    repository = _repository()
-    gold = repository / BUNDLED_GOLD if repository is not None else None
-    if gold is None or not (gold / "codings.csv").is_file():
-        raise InputError(
-            "no model: none in " + ", ".join(str(c) for c in candidates) + ", and this installation has no bundled "
-            "gold set to train one from; give --model FOLDER, build one with `imri train --gold YOUR_GOLD --out "
-            "FOLDER`, or use the repository (git clone, then `make demo`)"
-        )
-    from pipeline.model.train import train_model
-    from pipeline.params import load_params
-
-    say(
-        f"no model yet ({', '.join(str(c) for c in candidates[:-1])} and {user_model} hold none): training the "
-        f"default model once from the bundled synthetic gold set {gold} into {user_model}; later runs reuse it"
-    )
-    train_model([gold], user_model, load_params(repository / "params.yaml"), progress=True)
-    return user_model
 
 
 def refuse_existing_model(out: Path, force: bool) -> None:

@@ -28,7 +28,7 @@ from playwright.sync_api import expect, sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.review.store import ReviewRun  # noqa: E402
+from pipeline.review import ReviewRun  # noqa: E402
 
 
 def chromium() -> str | None:
@@ -54,7 +54,7 @@ def serve(run_dir: Path, reviewer: str, *options: str) -> tuple[subprocess.Popen
 
 def decide_all(run: ReviewRun, reviewer: str, codes_of) -> None:
     """Record ``reviewer``'s decision (``codes_of(segment_id)``) on every queued segment they have not decided."""
-    from pipeline.review.store import latest_decisions
+    from pipeline.review import latest_decisions
 
     store = run.store()
     decided = latest_decisions(store.history())

@@ -20,10 +20,9 @@ from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
 
 from pipeline.codebook import load_codebook
 from pipeline.errors import InputError
-from pipeline.evaluate.agreement import (
+from pipeline.evaluate import (
     METRICS,
     UnitConfig,
-    agreement,
     binary_agreement,
     coding_comparison,
     cohen_kappa,
@@ -39,8 +38,8 @@ from pipeline.evaluate.agreement import (
     span_agreement,
     transcript_from_text,
 )
-from pipeline.ingest.corpus import Coding
-from pipeline.ingest.transcripts import load_transcript
+from pipeline.evaluate.agreement import agreement
+from pipeline.ingest import Coding, load_transcript
 from tests.conftest import ROOT
 
 GROWTH, RELATIONS, MINDSET = "being_growth_service_users", "interacting_relationships", "thinking_changing_mindset"
@@ -568,7 +567,7 @@ def test_model_output_folder_is_one_more_coder(corpus, run_cli):
 
 
 def test_qdpx_project_with_two_users(corpus, tmp_path):
-    from pipeline.qdpx.project import export_qdpx
+    from pipeline.qdpx import export_qdpx
 
     texts = {name: t.text for name, t in corpus["transcripts"].items()}
     frame = pd.DataFrame(corpus["rows"], columns=["source", "start", "end", "code", "coder"])
@@ -626,7 +625,7 @@ def test_codes_of_any_codebook_are_compared_and_named_by_the_codebook_beside_the
 
 
 def test_a_project_names_its_own_codes(corpus, tmp_path):
-    from pipeline.qdpx.project import export_qdpx
+    from pipeline.qdpx import export_qdpx
 
     texts = {name: t.text for name, t in corpus["transcripts"].items()}
     rows = [(*r[:3], {GROWTH: "Feelings/Hope"}.get(r[3], "Other"), r[4]) for r in corpus["rows"]]
@@ -667,7 +666,7 @@ def test_a_fifo_in_the_text_folder_is_refused_without_blocking(corpus, run_cli, 
 
 
 def test_bands_follow_landis_koch_and_krippendorff():
-    from pipeline.evaluate.agreement_report import alpha_band, kappa_band
+    from pipeline.evaluate import alpha_band, kappa_band
 
     expected = {
         -0.05: "poor", 0.0: "slight", 0.2: "slight", 0.21: "fair", 0.4: "fair", 0.41: "moderate", 0.6: "moderate",
@@ -695,7 +694,7 @@ def paradox_result():
 
 
 def test_prevalence_and_the_high_agreement_low_kappa_note():
-    from pipeline.evaluate.agreement_report import methods_paragraph, notes, paradox_codes
+    from pipeline.evaluate import methods_paragraph, notes, paradox_codes
 
     result = paradox_result()
     rare, common = result.per_code["rare"], result.per_code["common"]
@@ -724,7 +723,7 @@ def test_prevalence_and_the_high_agreement_low_kappa_note():
     ],
 )
 def test_the_unit_in_words(corpus, config, words):
-    from pipeline.evaluate.agreement_report import format_text, unit_words
+    from pipeline.evaluate import format_text, unit_words
 
     result = run_agreement([corpus["codings"]], text_dir=corpus["texts"], config=config, n_boot=0)
     assert unit_words(result) == words
@@ -777,13 +776,13 @@ def test_markdown_csv_and_json_hold_the_compact_table(corpus, run_cli):
 
 
 def kappa_band_of(value: float) -> str:
-    from pipeline.evaluate.agreement_report import kappa_band
+    from pipeline.evaluate import kappa_band
 
     return kappa_band(value)
 
 
 def alpha_band_of(value: float) -> str:
-    from pipeline.evaluate.agreement_report import alpha_band
+    from pipeline.evaluate import alpha_band
 
     return alpha_band(value)
 
@@ -823,7 +822,7 @@ def test_methods_paragraph_holds_its_own_figures(run_cli):
     from importlib.metadata import version
 
     import pipeline
-    from pipeline.evaluate.agreement_report import alpha_band, kappa_band, paradox_codes
+    from pipeline.evaluate import alpha_band, kappa_band, paradox_codes
 
     gold = ROOT / "data" / "gold"
     args = ["agreement", gold / "codings.csv", "--text-dir", gold / "transcripts", "--bootstrap", "200"]
@@ -905,7 +904,7 @@ def test_methods_paragraph_holds_its_own_figures(run_cli):
 
 
 def test_methods_paragraph_says_who_coded_how_many_transcripts(corpus):
-    from pipeline.evaluate.agreement_report import methods_paragraph
+    from pipeline.evaluate import methods_paragraph
 
     rows = corpus["rows"] + [("t2.txt", 0, 5, GROWTH, "C")]  # coder C coded the second transcript only
     codings = corpus["dir"] / "three.csv"

@@ -17,7 +17,7 @@ import yaml
 from lxml import etree
 
 from pipeline.codebook import load_codebook
-from pipeline.qdpx.project import read_qdpx
+from pipeline.qdpx import read_qdpx
 from tests.conftest import ROOT, SHARED
 
 XSD = SHARED / "fixtures" / "qdpx" / "Project-mrt2019.xsd"

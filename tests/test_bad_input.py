@@ -216,7 +216,7 @@ def test_codings_with_offsets_past_any_transcript(tmp_path, end):
     """Offsets that no transcript can reach are refused on their row (an OverflowError before)."""
     from pipeline.codebook import load_codebook
     from pipeline.errors import InputError
-    from pipeline.model.labels import read_codings
+    from pipeline.model import read_codings
 
     path = tmp_path / "codings.csv"
     path.write_text(
@@ -263,7 +263,7 @@ def test_a_sidecar_with_a_5000_digit_number(tmp_path, run_cli):
 def test_lone_surrogates_and_controls_in_whisper_json_are_replaced_with_a_warning(tmp_path, run_cli, field):
     import json
 
-    from pipeline.ingest.transcripts import decode_bytes, load_transcript
+    from pipeline.ingest import decode_bytes, load_transcript
 
     path = tmp_path / "whisper.json"
     odd = "I sleep \\ud800 better\\u0000 now\\u0007." if field == "text" else "SPEAKER\\udfff_01\\u0000"

@@ -20,8 +20,7 @@ import pytest
 
 from pipeline.codebook import load_codebook
 from pipeline.errors import InputError
-from pipeline.ingest.corpus import Coding, compile_file, compile_markup
-from pipeline.ingest.transcripts import RoleResolver, find_turns, load_transcript
+from pipeline.ingest import Coding, RoleResolver, compile_file, compile_markup, find_turns, load_transcript
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLD = ROOT / "data" / "gold"
@@ -327,7 +326,7 @@ def test_segment_table_on_whole_corpus(segments, transcripts, passages):
 
 
 def test_datasheet_counts_match_the_tests(passages, transcripts):
-    from pipeline.report.datasheet import corpus_stats
+    from pipeline.report import corpus_stats
 
     stats = corpus_stats(GOLD, NEW_STUDY)
     gold = stats["gold"]
@@ -345,7 +344,7 @@ def test_datasheet_counts_match_the_tests(passages, transcripts):
 
 
 def test_datasheet_generated_section_is_current():
-    from pipeline.report.datasheet import GENERATED_END, GENERATED_START, corpus_stats, render_generated
+    from pipeline.report import GENERATED_END, GENERATED_START, corpus_stats, render_generated
 
     text = DATASHEET.read_text(encoding="utf-8")
     generated = text.split(GENERATED_START, 1)[1].split(GENERATED_END, 1)[0]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.model.embed import EmbeddingCache, EmbeddingCacheWarning, UseM3
+from pipeline.model import EmbeddingCache, EmbeddingCacheWarning, UseM3
 
 TEXTS = [
     "Je me sentais pas écoutée par l'intervenante.",
@@ -138,7 +138,7 @@ def test_a_shard_with_vectors_of_the_wrong_size_is_dropped(cached, encoder, tmp_
 
 def test_segment_embeddings_survive_a_corrupt_shard(monkeypatch, tmp_path):
     """The path `imri code` takes (``model.embed_segments`` on the user's cache) warns and carries on."""
-    from pipeline.model.impact_model import embed_segments
+    from pipeline.model import embed_segments
 
     monkeypatch.setenv("IMRI_CACHE", str(tmp_path))
     table = pd.DataFrame({"text": TEXTS, "question": ["", "How was the flat?", "", ""]})

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.evaluate.evaluation import coverage_precision, expected_calibration_error
+from pipeline.evaluate import coverage_precision, expected_calibration_error
 
 
 def test_expected_calibration_error_worked_example():
@@ -32,10 +32,9 @@ def test_coverage_curve_accepts_the_most_confident_first():
 
 @pytest.fixture(scope="module")
 def metrics(small_gold, tmp_path_factory):
-    from pipeline.evaluate.evaluation import evaluate, write_metrics
-    from pipeline.ingest.segment import SegmentConfig
-    from pipeline.model.labels import LabelConfig
-    from pipeline.model.train import gold_codebook, load_gold
+    from pipeline.evaluate import evaluate, write_metrics
+    from pipeline.ingest import SegmentConfig
+    from pipeline.model import LabelConfig, gold_codebook, load_gold
     from pipeline.params import load_params
 
     params = load_params(small_gold / "params.yaml")
@@ -53,7 +52,7 @@ def metrics(small_gold, tmp_path_factory):
 def test_character_scores_worked_example():
     import pandas as pd
 
-    from pipeline.evaluate.evaluation import character_scores
+    from pipeline.evaluate import character_scores
 
     text = "Aa bb. Cc dd."
     table = pd.DataFrame({"source": ["t.txt"] * 2, "start": [0, 7], "end": [6, 13]})
@@ -155,7 +154,7 @@ def test_metrics_file_leaves_the_timings_out(tmp_path):
     """metrics.json is a DVC output in git: the same evaluation must write the same bytes (timings are printed)."""
     import json
 
-    from pipeline.evaluate.evaluation import timings, write_metrics
+    from pipeline.evaluate import timings, write_metrics
 
     results = {
         "models": {"tfidf-logreg": {"macro_f1": 0.45, "seconds": 27.2}, "e5+ridge": {"seconds": 5.8, "x": [1, 2]}},

@@ -6,8 +6,7 @@ import docx
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.ingest.segment import segment_table
-from pipeline.ingest.transcripts import collect_transcripts, load_transcript
+from pipeline.ingest import collect_transcripts, load_transcript, segment_table
 
 OTTER_TXT = """Maria Lopez  0:02
 Thanks for joining. What has been the impact of implementing peer support on tenants?

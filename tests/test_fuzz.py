@@ -29,8 +29,16 @@ from hypothesis import strategies as st
 
 from pipeline.codebook import load_codebook
 from pipeline.errors import InputError
-from pipeline.ingest.segment import SegmentConfig, Segmenter
-from pipeline.ingest.transcripts import RoleResolver, Transcript, Turn, find_turns, load_transcript, read_sidecar
+from pipeline.ingest import (
+    RoleResolver,
+    SegmentConfig,
+    Segmenter,
+    Transcript,
+    Turn,
+    find_turns,
+    load_transcript,
+    read_sidecar,
+)
 
 _COMMON = {
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
@@ -568,8 +576,8 @@ def codings_csv(draw) -> bytes:
 @settings(PROFILE)
 @given(content=st.one_of(codings_csv(), st.binary(max_size=200)), suffix=st.sampled_from([".csv", ".csv", ".parquet"]))
 def test_fuzz_codings_reader(content, suffix):
-    from pipeline.ingest.corpus import read_codings as read_coding_rows
-    from pipeline.model.labels import read_codings
+    from pipeline.ingest import read_codings as read_coding_rows
+    from pipeline.model import read_codings
 
     with tempfile.TemporaryDirectory() as folder, _bounded():
         path = Path(folder) / f"codings{suffix}"

@@ -2,7 +2,7 @@ import docx
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.ingest.transcripts import RoleResolver, decode_bytes, find_turns, load_transcript
+from pipeline.ingest import RoleResolver, decode_bytes, find_turns, load_transcript
 from tests.conftest import TEST_DATA
 
 FRENCH = "Intervieweuse : Qu'est-ce qui a changé?\nLocataire : Ben, je me sens mieux, là. Ça a été très difficile.\n"
@@ -199,7 +199,7 @@ def _read(tmp_path, text: str, name: str = "t.txt"):
     """Turns and sentence segments of ``text`` written to a file, line breaks shown as LF."""
     import re
 
-    from pipeline.ingest.segment import SegmentConfig, Segmenter
+    from pipeline.ingest import SegmentConfig, Segmenter
 
     path = tmp_path / name
     path.write_bytes(text.encode("utf-8"))

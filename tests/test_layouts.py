@@ -7,8 +7,7 @@ import docx
 import pytest
 import yaml
 
-from pipeline.ingest.segment import segment_table
-from pipeline.ingest.transcripts import load_transcript
+from pipeline.ingest import load_transcript, segment_table
 from tests.conftest import TEST_DATA
 
 LAYOUTS = TEST_DATA / "layouts"

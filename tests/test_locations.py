@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.model.impact_model import CARD_FILE
+from pipeline.model import CARD_FILE
 from tests.conftest import ROOT, TEST_DATA
 
 NEW = ROOT / "data" / "new_study"
@@ -165,7 +165,7 @@ def test_retraining_writes_a_new_model_folder_and_never_over_another(small_gold,
 def test_messages_know_whose_gold_set_it_is(small_gold, monkeypatch):
     """The bundled synthetic gold set is known by where it is: a copy of its transcripts elsewhere (small_gold) is a
     team's own gold set, named by its folder, and nothing said about it calls it synthetic."""
-    from pipeline.evaluate.evaluation import SYNTHETIC_NOTE
+    from pipeline.evaluate import SYNTHETIC_NOTE
     from pipeline.locations import is_bundled_gold, model_name, scores_note
 
     bundled = ROOT / "data" / "gold"

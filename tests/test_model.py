@@ -9,8 +9,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline.model.classify import CalibratedModel, RidgeScorer, best_thresholds, grouped_folds, platt
-from pipeline.model.labels import LabelConfig, segment_labels
+from pipeline.model import (
+    CalibratedModel,
+    LabelConfig,
+    RidgeScorer,
+    best_thresholds,
+    grouped_folds,
+    platt,
+    segment_labels,
+)
 from tests.conftest import ROOT, SUBSET
 
 NEW = ROOT / "data" / "new_study"
@@ -18,7 +25,7 @@ NEW = ROOT / "data" / "new_study"
 
 @pytest.fixture(scope="module")
 def trained(small_gold, tmp_path_factory):
-    from pipeline.model.train import train_model
+    from pipeline.model import train_model
     from pipeline.params import load_params
 
     out = tmp_path_factory.mktemp("models") / "small"
@@ -140,7 +147,7 @@ def test_code_writes_segments_queue_summary_and_project(trained, coded, run_cli)
     assert set(queue.segment_id) == flagged and len(queue) > 0
     assert all(len(s.split(" ; ")) == 3 for s in queue.suggestions)
     # whole passages (participant turns, cut into at most review.passage_segments): all queued or none is
-    from pipeline.coding.code import ReviewConfig, passage_keys
+    from pipeline.coding import ReviewConfig, passage_keys
 
     passages = passage_keys(participant, ReviewConfig().passage_segments)
     assert (queued.groupby(passages).nunique() == 1).all()
@@ -229,7 +236,7 @@ def test_tfidf_baseline_fits_without_convergence_warnings():
 
     from sklearn.exceptions import ConvergenceWarning
 
-    from pipeline.model.classify import TfidfLogRegScorer
+    from pipeline.model import TfidfLogRegScorer
 
     sentences = [
         s
@@ -252,7 +259,7 @@ def test_tfidf_baseline_fits_without_convergence_warnings():
 def test_code_queues_at_most_the_budget_of_the_bundled_new_study(trained, tmp_path, run_cli):
     """imri code on the whole bundled new study queues at most review.budget of the participant text, in whole
     passages, and says what it left unreviewed."""
-    from pipeline.coding.code import ReviewConfig, passage_keys
+    from pipeline.coding import ReviewConfig, passage_keys
 
     budget = ReviewConfig().budget
     assert budget <= 0.20  # issue 22's target for the default
@@ -284,7 +291,7 @@ def test_code_queues_at_most_the_budget_of_the_bundled_new_study(trained, tmp_pa
 def test_coded_project_codes_passages(trained, coded, run_cli):
     """coded.qdpx codes passages: each run of adjacent participant sentences of one turn that carry a code is
     one coding of that code, from the first sentence's start to the last one's end."""
-    from pipeline.qdpx.project import read_qdpx
+    from pipeline.qdpx import read_qdpx
 
     out, inputs = coded
     if not (out / "coded.qdpx").exists():
@@ -358,7 +365,7 @@ def test_bad_model_folder_and_codebook(trained, tmp_path, run_cli):
 
 
 def test_embedding_cache_embeds_only_new_text(tmp_path):
-    from pipeline.model.embed import EmbeddingCache, UseM3
+    from pipeline.model import EmbeddingCache, UseM3
 
     class CountingUse(UseM3):
         calls: list[int] = []
@@ -375,7 +382,7 @@ def test_embedding_cache_embeds_only_new_text(tmp_path):
 
 
 def test_with_gold_puts_the_human_codings_in_the_project(trained, small_gold, tmp_path, run_cli):
-    from pipeline.qdpx.project import read_qdpx
+    from pipeline.qdpx import read_qdpx
 
     transcript = small_gold / "transcripts" / "bc-02.txt"
     result = run_cli(
@@ -429,11 +436,9 @@ def test_interviewer_context_is_a_named_option_and_moves_the_codes(small_gold, t
     """With ``train.interviewer_context`` (off by default) the interviewer's words reach the features:
     the invariance above comes from the default, not from the questions being ignored by accident."""
     from pipeline.codebook import load_codebook
-    from pipeline.evaluate.transfer import shift_interviewer
-    from pipeline.ingest.segment import SegmentConfig
-    from pipeline.model.classify import ClassifierConfig
-    from pipeline.model.impact_model import model_features
-    from pipeline.model.train import load_gold
+    from pipeline.evaluate import shift_interviewer
+    from pipeline.ingest import SegmentConfig
+    from pipeline.model import ClassifierConfig, load_gold, model_features
 
     gold = load_gold([small_gold], load_codebook(), SegmentConfig(), LabelConfig(), ["A"])
     table = gold.segments[gold.segments.source == gold.segments.source.iloc[0]].reset_index(drop=True)

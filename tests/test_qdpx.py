@@ -26,7 +26,7 @@ from lxml import etree
 
 from pipeline.codebook import DEFAULT_CODEBOOK, load_codebook
 from pipeline.errors import InputError
-from pipeline.qdpx.project import (
+from pipeline.qdpx import (
     ArchiveLimits,
     export_qdpx,
     import_qdc,

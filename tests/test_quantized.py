@@ -17,12 +17,15 @@ import numpy as np
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.model.e5_rebuild import BUILD_INFO, build_e5_small, build_e5_small_int8, calibration_texts
-from pipeline.model.embed import (
+from pipeline.model import (
+    BUILD_INFO,
     E5Small,
     E5SmallInt8,
     EmbeddingCache,
     UseM3,
+    build_e5_small,
+    build_e5_small_int8,
+    calibration_texts,
     cpu_threads,
     encoder_id,
     get_encoder,
@@ -73,8 +76,7 @@ def encoders(builds) -> tuple[E5Small, E5SmallInt8]:
 @pytest.fixture(scope="module")
 def gold_segments() -> list[str]:
     """200 real gold segments, drawn at random from four transcripts in both languages."""
-    from pipeline.ingest.segment import segment_table
-    from pipeline.ingest.transcripts import load_transcript
+    from pipeline.ingest import load_transcript, segment_table
 
     table = segment_table([load_transcript(GOLD / "transcripts" / f"{stem}.txt") for stem in STEMS])
     assert set(table.language) == {"en", "fr"}

@@ -111,7 +111,7 @@ def assert_same_run(expected: Path, actual: Path) -> None:
 
 def test_windows_are_the_local_engines():
     # the local engine closes a window once it holds EMBED_WINDOW segments or more
-    from pipeline.coding.ray_engine import windows
+    from pipeline.coding import windows
 
     assert windows([89, 96, 84], WINDOW) == [[0, 1], [2]]
     assert windows([100, 1, 99, 5000, 3], WINDOW) == [[0], [1, 2], [3], [4]]
@@ -187,7 +187,7 @@ def study_with_repeats(study, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def model(small_gold, tmp_path_factory) -> Path:
-    from pipeline.model.train import train_model
+    from pipeline.model import train_model
     from pipeline.params import load_params
 
     folder = tmp_path_factory.mktemp("model") / "m"
@@ -198,8 +198,8 @@ def model(small_gold, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def user_models() -> Path:
     """The built encoders of the user's cache: e5-small-int8 (built here once if missing), spaCy's French rules."""
-    from pipeline.model.e5_rebuild import build_e5_small_int8, default_e5_int8_dir
-    from pipeline.model.embed import cache_dir
+    from pipeline.locations import cache_dir
+    from pipeline.model import build_e5_small_int8, default_e5_int8_dir
 
     build_e5_small_int8(default_e5_int8_dir())
     return cache_dir() / "models"
@@ -221,7 +221,7 @@ def node_cache(tmp_path_factory, user_models) -> Path:
 @pytest.fixture(scope="module")
 def cluster(node_cache):
     """Two Ray nodes on 127.0.0.1, one CPU each, torn down at the end (also when a test fails)."""
-    from pipeline.coding.ray_engine import local_cluster
+    from pipeline.coding import local_cluster
 
     with local_cluster(nodes=2, cpus_per_node=1, env={"IMRI_CACHE": str(node_cache)}) as running:
         running.env["SOURCE_DATE_EPOCH"] = "1700000000"  # coded.qdpx dated the same in every run

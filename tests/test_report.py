@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.codebook import load_codebook
-from pipeline.evaluate.evaluation import transfer_targets
-from pipeline.report.page import DRAW, FIGURES, Report, build_report, impact_rows, review_threshold, write_report
+from pipeline.evaluate import transfer_targets
+from pipeline.report import DRAW, FIGURES, Report, build_report, impact_rows, review_threshold, write_report
 
 BOOK = load_codebook()
 IDS = BOOK.impact_ids

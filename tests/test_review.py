@@ -85,8 +85,8 @@ def make_run(
 
     ``thresholds``: the card lists the cut-offs (0.5 each) as a run may do; otherwise the app estimates them.
     """
-    from pipeline.coding.code import ReviewConfig, code_segments
-    from pipeline.qdpx.project import export_qdpx
+    from pipeline.coding import ReviewConfig, code_segments
+    from pipeline.qdpx import export_qdpx
 
     transcripts = TRANSCRIPTS if transcripts is None else transcripts
     table = pd.DataFrame([r for source, text in transcripts.items() for r in segment_rows(source, text)])
@@ -125,7 +125,7 @@ def app_client(run_dir: Path, reviewer: str = "ana", blind: bool = False):
     """A test client of the review app that opened it with its secret; its base is the capability path."""
     from fastapi.testclient import TestClient
 
-    from pipeline.review.app import create_app
+    from pipeline.review import create_app
 
     app = create_app(run_dir, reviewer, allowed_hosts=["testserver"], blind=blind)
     with TestClient(app) as test_client:
@@ -166,7 +166,7 @@ def decide(client, segment_id: str, action: str, codes=(), memo: str = "", htmx:
 
 
 def test_store_is_wal_and_append_only(tmp_path):
-    from pipeline.review.store import ReviewStore
+    from pipeline.review import ReviewStore
 
     store = ReviewStore(tmp_path / "review.db")
     first = store.record("s:0-5", "s", 0, 5, "accept", ("a",), ("a",), "ana", "m-1", memo="fine")
@@ -198,7 +198,7 @@ def test_store_is_wal_and_append_only(tmp_path):
 
 def test_store_refuses_a_foreign_database(tmp_path):
     from pipeline.errors import InputError
-    from pipeline.review.store import ReviewStore
+    from pipeline.review import ReviewStore
 
     (tmp_path / "review.db").write_bytes(b"not a database at all" * 100)
     with pytest.raises(InputError, match="review database"):
@@ -243,7 +243,7 @@ def test_page_shows_the_queue_in_priority_order(client, caplog):
 
 
 def test_decisions_accept_reject_change_skip_memo(client, run_dir):
-    from pipeline.review.store import ReviewStore
+    from pipeline.review import ReviewStore
 
     run = client.run
     q = run.queue
@@ -332,7 +332,7 @@ def test_serve_refuses_what_is_not_a_run(tmp_path, run_cli):
 def test_every_request_needs_the_server_secret(run_dir):
     from fastapi.testclient import TestClient
 
-    from pipeline.review.app import create_app
+    from pipeline.review import create_app
 
     app = create_app(run_dir, "ana", allowed_hosts=["testserver"])
     secret, run = app.state.secret, app.state.view.run
@@ -381,7 +381,7 @@ def test_nothing_the_browser_holds_for_127_0_0_1_opens_the_app(run_dir):
     on another port receives them when the reviewer visits it. Replayed here, they must open nothing."""
     from fastapi.testclient import TestClient
 
-    from pipeline.review.app import create_app
+    from pipeline.review import create_app
 
     app = create_app(run_dir, "ana", allowed_hosts=["testserver"])
     secret, first = app.state.secret, app.state.view.run.queue[0]
@@ -416,7 +416,7 @@ def test_the_token_redirect_stays_on_the_server(run_dir, path):
 
     from fastapi.testclient import TestClient
 
-    from pipeline.review.app import create_app
+    from pipeline.review import create_app
 
     app = create_app(run_dir, "ana", allowed_hosts=["testserver"])
     with TestClient(app) as browser:
@@ -430,7 +430,7 @@ def test_the_token_redirect_stays_on_the_server(run_dir, path):
 def test_served_address_carries_the_secret(tmp_path):
     import httpx
 
-    from pipeline.review.app import bind
+    from pipeline.review import bind
 
     sock = bind(0)
     assert sock.getsockname()[0] == "127.0.0.1"  # loopback only
@@ -602,7 +602,7 @@ def test_transcript_view_shows_the_whole_interview_with_codes_in_the_margin(clie
 def test_a_decision_with_a_code_the_codebook_no_longer_has_is_shown_marked(client, run_dir):
     """A review.db row naming a code the codebook does not have (an impact removed or renamed since):
     every page still answers, and shows the code as it is, marked unknown."""
-    from pipeline.review.store import ReviewStore
+    from pipeline.review import ReviewStore
 
     run = client.run
     segment_id = run.queue[0]
@@ -641,7 +641,7 @@ def test_a_decision_with_a_code_the_codebook_no_longer_has_is_shown_marked(clien
 
 
 def test_undo_is_an_action_and_the_history_keeps_skips(client, run_dir):
-    from pipeline.review.store import ReviewStore, latest_decisions
+    from pipeline.review import ReviewStore, latest_decisions
 
     q = client.run.queue
     decide(client, q[0], "accept")
@@ -716,7 +716,7 @@ class VisibleText(HTMLParser):
 
 
 def test_the_whole_interface_speaks_french(client):
-    from pipeline.review.text import EN, FR
+    from pipeline.review import EN, FR
 
     assert set(EN) == set(FR)
     english_only = {v for k, v in EN.items() if v and v != FR[k] and len(v) > 3 and k not in ("key_language",)}
@@ -750,7 +750,7 @@ def test_the_whole_interface_speaks_french(client):
 def test_the_language_follows_the_browser_never_the_data_until_the_reviewer_chooses(run_dir):
     """Accept-Language chooses the interface's language (then the reviewer's toggle, kept in a cookie); a
     French transcript first in the queue never turns an English browser's interface French."""
-    from pipeline.review.app import browser_language
+    from pipeline.review import browser_language
 
     assert browser_language("fr-CA,fr;q=0.9,en;q=0.8") == "fr" and browser_language("de-DE,en;q=0.5") == "en"
     assert browser_language("en;q=0.2, fr;q=0.9") == "fr" and browser_language("") == "en"
@@ -771,7 +771,7 @@ def test_the_language_follows_the_browser_never_the_data_until_the_reviewer_choo
 
 
 def test_every_impact_can_be_found_by_name_in_either_language(client):
-    from pipeline.review.app import searchable
+    from pipeline.review import searchable
 
     html = client.get("/", params={"segment": client.run.queue[0]}).text
     rows = dict(re.findall(r'data-search="([^"]+)" data-code="([a-z_]+)"', html))
@@ -788,7 +788,7 @@ def test_every_impact_can_be_found_by_name_in_either_language(client):
 
 
 def test_two_blind_reviewers_and_their_agreement(run_dir, run_cli, tmp_path):
-    from pipeline.evaluate.agreement import cohen_kappa
+    from pipeline.evaluate import cohen_kappa
 
     with app_client(run_dir, "ana", blind=True) as ana, app_client(run_dir, "ben", blind=True) as ben:
         run = ana.run
@@ -870,7 +870,7 @@ def test_blind_mode_shows_nothing_of_the_model_or_the_other_reviewer_then_reconc
     """Blind: every page reviewer B can open, after A decided everything, holds no model code ticked or
     named as a suggestion, no probability, no ranking, nothing of A; once both finished, the agreement
     view lists the disagreements and each consensus is stored with who made it."""
-    from pipeline.review.store import CONSENSUS, ReviewRun, final_codings
+    from pipeline.review import CONSENSUS, ReviewRun, final_codings
 
     first, memo = "zelda_first", "ZELDA-MEMO-7"
     with app_client(run_dir, first, blind=True) as a, app_client(run_dir, "ben", blind=True) as b:
@@ -998,9 +998,9 @@ def test_history_shows_text_memo_and_reviewer_and_the_finished_screen_sums_up(tm
 
 
 def test_export_round_trip(client, run_dir, run_cli, tmp_path):
-    from pipeline.model.labels import read_codings
-    from pipeline.qdpx.project import read_qdpx
-    from pipeline.review.store import reviewed_codings
+    from pipeline.model import read_codings
+    from pipeline.qdpx import read_qdpx
+    from pipeline.review import reviewed_codings
 
     q = client.run.queue
     decide(client, q[0], "change", codes=[IDS[1], IDS[4]], memo="two codes")
@@ -1050,8 +1050,8 @@ def test_export_round_trip(client, run_dir, run_cli, tmp_path):
 def test_the_final_export_holds_the_whole_run_and_survives_a_round_trip(run_dir, run_cli, tmp_path):
     """``imri review export``: reviewed decisions, consensus where there is one, the model's codes on the
     unreviewed text (marked, with their confidence), as passages; import-qdpx gives back the same codings."""
-    from pipeline.qdpx.project import read_qdpx
-    from pipeline.review.store import CONSENSUS
+    from pipeline.qdpx import read_qdpx
+    from pipeline.review import CONSENSUS
 
     with app_client(run_dir, "ana") as ana, app_client(run_dir, "ben") as ben:
         run = ana.run
@@ -1126,7 +1126,7 @@ PRAGMA user_version = 1;
 
 
 def test_recoding_the_folder_sets_older_decisions_aside(tmp_path, run_cli):
-    from pipeline.review.store import ReviewRun, compute_run_id, reviewed_codings
+    from pipeline.review import ReviewRun, compute_run_id, reviewed_codings
 
     run_dir = make_run(tmp_path / "run")
     with app_client(run_dir) as c:
@@ -1171,7 +1171,7 @@ def test_recoding_the_folder_sets_older_decisions_aside(tmp_path, run_cli):
 
 
 def test_the_app_follows_the_folder_when_it_is_coded_again(tmp_path):
-    from pipeline.review.store import ReviewRun
+    from pipeline.review import ReviewRun
 
     run_dir = make_run(tmp_path / "run")
     with app_client(run_dir) as c:
@@ -1196,7 +1196,7 @@ def test_the_app_follows_the_folder_when_it_is_coded_again(tmp_path):
 
 
 def test_a_version_1_review_database_is_upgraded_in_place(run_dir):
-    from pipeline.review.store import ReviewRun, ReviewStore, reviewed_codings
+    from pipeline.review import ReviewRun, ReviewStore, reviewed_codings
 
     run = ReviewRun.load(run_dir)
     first = run.segment(run.queue[0])
@@ -1273,7 +1273,7 @@ def session(url: str):
 def test_killing_the_server_mid_decisions_loses_nothing(tmp_path):
     import httpx
 
-    from pipeline.review.store import ReviewRun, ReviewStore
+    from pipeline.review import ReviewRun, ReviewStore
 
     run = make_run(tmp_path / "run")
     targets = list(ReviewRun.load(run).queue)
@@ -1385,7 +1385,7 @@ def real_run(tmp_path_factory):
 
 
 def test_real_run_is_shown_with_its_own_transcripts(real_run):
-    from pipeline.review.store import ReviewRun
+    from pipeline.review import ReviewRun
 
     run = ReviewRun.load(real_run["run"])
     original = (ROOT / "data" / "new_study" / "ns-01.txt").read_text(encoding="utf-8")
@@ -1396,11 +1396,10 @@ def test_real_run_is_shown_with_its_own_transcripts(real_run):
 
 
 def test_train_with_reviews_changes_the_training_labels(real_run, run_cli, tmp_path):
-    from pipeline.ingest.segment import SegmentConfig
-    from pipeline.model.labels import LabelConfig
-    from pipeline.model.train import load_gold
+    from pipeline.ingest import SegmentConfig
+    from pipeline.model import LabelConfig, load_gold
     from pipeline.params import load_params
-    from pipeline.review.store import ReviewRun, reviewed_codings
+    from pipeline.review import ReviewRun, reviewed_codings
 
     run = ReviewRun.load(real_run["run"])
     settings = load_params(real_run["params"])
@@ -1512,7 +1511,7 @@ def test_simulate_reports_rounds_for_both_queues(real_run, run_cli, tmp_path):
 
 def test_simulate_needs_enough_transcripts():
     from pipeline.errors import InputError
-    from pipeline.review.store import SimulationConfig, simulate
+    from pipeline.review import SimulationConfig, simulate
 
     X, Y = np.zeros((30, 4)), np.zeros((30, 2), dtype=np.int8)
     groups = np.repeat(["a", "b", "c"], 10)

@@ -205,7 +205,7 @@ def test_transcript_view_with_the_keyboard(browser, tmp_path, shots):
 
 
 def test_french_interface_and_type_ahead_search(browser, tmp_path, shots):
-    from pipeline.review.text import EN, FR
+    from pipeline.review import EN, FR
 
     run = make_run(tmp_path / "run")
     with served(run, "ana") as url, watched_page(browser, url) as page:
@@ -290,7 +290,7 @@ def blind_decide(page, keys: str, done: int) -> None:
 
 
 def test_two_blind_reviewers_see_their_agreement_then_reconcile(browser, tmp_path, shots):
-    from pipeline.evaluate.agreement import cohen_kappa
+    from pipeline.evaluate import cohen_kappa
 
     run = make_run(tmp_path / "run")
     ana_keys = ["1c", "r", "2c", "1c", "r", "12c", "1c", "r", "3c"]

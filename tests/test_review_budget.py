@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from pipeline.codebook import load_codebook
-from pipeline.coding.code import (
+from pipeline.coding import (
     ReviewConfig,
     code_segments,
     expected_changes,
@@ -18,7 +18,7 @@ from pipeline.coding.code import (
     within_budget,
 )
 from pipeline.errors import InputError
-from pipeline.evaluate.transfer import CharacterCodes, character_codes, effort_curve, mean_kappa, replay_review
+from pipeline.evaluate import CharacterCodes, character_codes, effort_curve, mean_kappa, replay_review
 
 BOOK = load_codebook()
 IDS = BOOK.impact_ids
@@ -273,9 +273,8 @@ def test_character_codes_keep_participant_letters_and_both_coders_spans():
 def test_review_effort_on_a_tiny_transfer_set_and_its_headline():
     """review_effort end to end on two transcripts coded by A and B (spans = whole segments), and the lines
     imri evaluate prints from it."""
-    from pipeline.evaluate.evaluation import review_effort_headline
-    from pipeline.evaluate.transfer import TransferSet, review_effort
-    from pipeline.model.train import GoldSet
+    from pipeline.evaluate import TransferSet, review_effort, review_effort_headline
+    from pipeline.model import GoldSet
 
     rng = np.random.default_rng(3)
     rows, codings, texts = [], [], {}

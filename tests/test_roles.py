@@ -5,7 +5,7 @@ import logging
 
 import pandas as pd
 
-from pipeline.ingest.transcripts import load_transcript, read_transcripts
+from pipeline.ingest import load_transcript, read_transcripts
 from tests.conftest import TEST_DATA
 
 ROLES = TEST_DATA / "roles"
@@ -115,7 +115,7 @@ def test_a_lone_time_inside_a_turn_is_cut_out(tmp_path):
 
 
 def test_the_model_version_changes_with_the_interviewers_and_code_keeps_the_calls(small_gold, tmp_path, run_cli):
-    from pipeline.model.train import train_model
+    from pipeline.model import train_model
     from pipeline.params import load_params
 
     params = load_params(small_gold / "params.yaml")

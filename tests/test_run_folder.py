@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from pipeline.codebook import load_codebook
-from pipeline.coding.code import REVIEW_DB, ReviewConfig, check_run_folder, code_segments, summarise, write_run
+from pipeline.coding import REVIEW_DB, ReviewConfig, check_run_folder, code_segments, summarise, write_run
 from pipeline.errors import InputError
 from pipeline.io import OLD_MARK, STAGING_MARK, build_folder, clean_leftovers
 from tests.conftest import ROOT
@@ -306,7 +306,7 @@ def test_code_with_empty_turns_and_an_earlier_run_in_out(tmp_path, run_cli):
 
 
 def test_the_kept_database_is_the_review_apps():
-    from pipeline.review.store import REVIEW_DB as REVIEW_APP_DB
+    from pipeline.review import REVIEW_DB as REVIEW_APP_DB
 
     assert REVIEW_DB == REVIEW_APP_DB
 
@@ -349,7 +349,7 @@ def test_csv_tables_quote_every_line_break_and_neutralise_formulas(tmp_path):
 
 
 def test_a_run_with_line_breaks_and_formulas_in_its_segments_reads_back(tmp_path):
-    from pipeline.evaluate.agreement import read_model_output
+    from pipeline.evaluate import read_model_output
     from pipeline.io import read_table
 
     segments, queue = _coded()
@@ -369,7 +369,7 @@ def test_a_run_with_line_breaks_and_formulas_in_its_segments_reads_back(tmp_path
 
 
 def test_codings_and_report_csv_use_the_same_writer(tmp_path):
-    from pipeline.ingest.corpus import Coding, read_codings, write_codings
+    from pipeline.ingest import Coding, read_codings, write_codings
     from pipeline.io import csv_text
 
     write_codings([Coding("-a.txt", 0, 5, "code", "=coder")], tmp_path / "codings.csv")

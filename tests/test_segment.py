@@ -3,8 +3,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.ingest.segment import SegmentConfig, Segmenter, segment_table
-from pipeline.ingest.transcripts import RoleResolver, Transcript, find_turns, load_transcript
+from pipeline.ingest import (
+    RoleResolver,
+    SegmentConfig,
+    Segmenter,
+    Transcript,
+    find_turns,
+    load_transcript,
+    segment_table,
+)
 from tests.conftest import ROOT, TEST_DATA
 
 SEGMENTERS = {
@@ -165,7 +172,7 @@ def test_same_input_same_output(unit):
 
 
 def test_rule_based_by_default_and_a_trained_splitter_on_request():
-    from pipeline.ingest.segment import SentenceSplitter, load_sentence_pipeline
+    from pipeline.ingest import SentenceSplitter, load_sentence_pipeline
 
     text = "On a changé le formulaire. [rires] Pis ça, c'est M. Tremblay qui l'a écrit."
     rule = SentenceSplitter(SegmentConfig().spacy_models)
@@ -185,7 +192,7 @@ def test_rule_based_by_default_and_a_trained_splitter_on_request():
 
 @pytest.mark.parametrize("unit", ["turn", "sentence", "window"])
 def test_no_segment_is_empty_or_blank_even_from_blank_turns(unit):
-    from pipeline.ingest.transcripts import Turn
+    from pipeline.ingest import Turn
 
     text = "Interviewer: How was it?\nPeer:\nTenant:  \u200b \u00a0\nTenant: I sleep better now. Really.\n"
     turns = [
@@ -301,7 +308,7 @@ def test_names_ok_and_merci_keep_an_english_transcript_english(tmp_path, sidecar
 
 
 def test_language_evidence_leaves_out_notes_and_names():
-    from pipeline.ingest.segment import language_evidence
+    from pipeline.ingest import language_evidence
 
     assert language_evidence("[laughs] Just me, I promise.") == "Just me, I promise."
     assert language_evidence("Véronique Bélanger et Pierre-Luc Côté.") == "Véronique et"

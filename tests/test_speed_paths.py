@@ -28,8 +28,8 @@ RUN_OUTPUTS = ("segments.csv", "segments.parquet", "review_queue.csv", "summary.
 @pytest.fixture(scope="module")
 def user_models() -> Path:
     """The built encoders of the user's cache (built here once if missing)."""
-    from pipeline.model.e5_rebuild import build_e5_small_int8, default_e5_int8_dir
-    from pipeline.model.embed import cache_dir
+    from pipeline.locations import cache_dir
+    from pipeline.model import build_e5_small_int8, default_e5_int8_dir
 
     build_e5_small_int8(default_e5_int8_dir())
     return cache_dir() / "models"
@@ -48,7 +48,7 @@ def fresh_cache(tmp_path, monkeypatch, user_models) -> Path:
 @pytest.fixture(scope="module")
 def int8_model(small_gold, tmp_path_factory, user_models) -> tuple[Path, dict]:
     """The default model trained on the small gold set with ``embed.precision: int8``."""
-    from pipeline.model.train import train_model
+    from pipeline.model import train_model
 
     params = yaml.safe_load((small_gold / "params.yaml").read_text(encoding="utf-8"))
     params["embed"] = {"encoder": "e5-small", "precision": "int8"}
@@ -58,8 +58,7 @@ def int8_model(small_gold, tmp_path_factory, user_models) -> tuple[Path, dict]:
 
 
 def test_precision_names_the_encoder_everywhere(int8_model, small_gold):
-    from pipeline.model.embed import E5SmallInt8
-    from pipeline.model.impact_model import default_encoder_id
+    from pipeline.model import E5SmallInt8, default_encoder_id
 
     assert default_encoder_id({"embed": {"encoder": "e5-small", "precision": "int8"}}) == "e5-small-int8"
     assert default_encoder_id({"embed": {"encoder": "e5-small"}}) == "e5-small"
@@ -75,10 +74,9 @@ def test_precision_names_the_encoder_everywhere(int8_model, small_gold):
 
 
 def test_evaluate_runs_the_default_encoder_at_its_precision(small_gold, user_models):
-    from pipeline.evaluate.evaluation import evaluate
-    from pipeline.ingest.segment import SegmentConfig
-    from pipeline.model.labels import LabelConfig
-    from pipeline.model.train import gold_codebook, load_gold
+    from pipeline.evaluate import evaluate
+    from pipeline.ingest import SegmentConfig
+    from pipeline.model import LabelConfig, gold_codebook, load_gold
 
     params = yaml.safe_load((small_gold / "params.yaml").read_text(encoding="utf-8"))
     params["embed"] = {"encoder": "e5-small", "precision": "int8"}
@@ -93,9 +91,8 @@ def test_evaluate_runs_the_default_encoder_at_its_precision(small_gold, user_mod
 
 def test_code_uses_the_encoder_the_model_was_trained_on(int8_model, fresh_cache, tmp_path):
     from pipeline.codebook import load_codebook
-    from pipeline.coding.code import code_transcripts
-    from pipeline.model.embed import EmbeddingCache, get_encoder
-    from pipeline.model.impact_model import ImpactModel
+    from pipeline.coding import code_transcripts
+    from pipeline.model import EmbeddingCache, ImpactModel, get_encoder
 
     model_dir, card = int8_model
     # params say fp32: the model's own encoder (int8) must still be the one that codes
@@ -122,7 +119,7 @@ def test_streaming_run_writes_the_whole_runs_files_byte_for_byte(int8_model, fre
     """Windows of a few hundred segments, spanning transcripts, against one call over everything."""
     import pipeline.coding.code
     from pipeline.codebook import load_codebook
-    from pipeline.coding.code import code_transcripts
+    from pipeline.coding import code_transcripts
 
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1606780800")  # coded.qdpx dates
     monkeypatch.setattr(pipeline.coding.code, "EMBED_WINDOW", 150)
@@ -140,7 +137,7 @@ def test_streaming_run_writes_the_whole_runs_files_byte_for_byte(int8_model, fre
 
 def test_streaming_run_reports_a_bad_transcript_and_writes_nothing(int8_model, fresh_cache, tmp_path):
     from pipeline.codebook import load_codebook
-    from pipeline.coding.code import code_transcripts
+    from pipeline.coding import code_transcripts
 
     inputs = tmp_path / "inputs"
     inputs.mkdir()
@@ -156,7 +153,7 @@ def test_streaming_run_reports_a_bad_transcript_and_writes_nothing(int8_model, f
 def test_zero_shot_streams_like_the_whole_run(fresh_cache, tmp_path, monkeypatch):
     import pipeline.coding.code
     from pipeline.codebook import load_codebook
-    from pipeline.coding.code import code_transcripts
+    from pipeline.coding import code_transcripts
 
     monkeypatch.setattr(pipeline.coding.code, "EMBED_WINDOW", 100)
     params = {"embed": {"encoder": "e5-small", "precision": "int8"}}
@@ -170,7 +167,7 @@ def test_zero_shot_streams_like_the_whole_run(fresh_cache, tmp_path, monkeypatch
 
 def test_one_progress_bar_over_segments(int8_model, fresh_cache, tmp_path, capsys):
     from pipeline.codebook import load_codebook
-    from pipeline.coding.code import code_transcripts
+    from pipeline.coding import code_transcripts
 
     run = code_transcripts([NEW], tmp_path / "run", int8_model[0], load_codebook(), {}, progress=True)
     err = capsys.readouterr().err
@@ -183,7 +180,8 @@ def test_one_progress_bar_over_segments(int8_model, fresh_cache, tmp_path, capsy
 
 def test_french_sentencizer_matches_spacy_blank_french_on_the_bundled_data(tmp_path, monkeypatch):
     """Without French token_match (4 s to compile) the sentences of every bundled line stay spaCy's."""
-    from pipeline.ingest.segment import _pieces, build_french_tokenizer, import_spacy, load_sentence_pipeline
+    from pipeline.ingest import build_french_tokenizer, import_spacy, load_sentence_pipeline
+    from pipeline.ingest.segment import _pieces
 
     monkeypatch.setenv("IMRI_CACHE", str(tmp_path / "cache"))
     load_sentence_pipeline.cache_clear()
@@ -221,7 +219,7 @@ def test_french_sentencizer_matches_spacy_blank_french_on_the_bundled_data(tmp_p
 
 def test_int8_coding_imports_no_torch_and_compiles_no_french_tokenizer(int8_model, fresh_cache, tmp_path):
     """In a fresh process, as `imri code` runs: English and French transcripts coded with the int8 model."""
-    from pipeline.ingest.segment import build_french_tokenizer
+    from pipeline.ingest import build_french_tokenizer
 
     build_french_tokenizer()  # what `imri models build` leaves in the cache
     script = (

@@ -6,10 +6,9 @@ import pytest
 
 from pipeline.codebook import load_codebook
 from pipeline.errors import InputError
-from pipeline.evaluate.transfer import turn_top1
-from pipeline.ingest.corpus import resolve_passages
-from pipeline.model.classify import CalibratedModel, RidgeScorer, TrainingRows, smooth_by_turn
-from pipeline.model.impact_model import GUIDE_QUESTION, question_texts
+from pipeline.evaluate import turn_top1
+from pipeline.ingest import resolve_passages
+from pipeline.model import GUIDE_QUESTION, CalibratedModel, RidgeScorer, TrainingRows, question_texts, smooth_by_turn
 from tests.conftest import ROOT
 
 
@@ -117,7 +116,7 @@ def test_the_bundled_transfer_codings_are_what_the_coder_files_say(tmp_path):
     """codings.csv is compiled from the coders' files; rebuilding gives the same table."""
     import shutil
 
-    from pipeline.ingest.corpus import build_coded_folder
+    from pipeline.ingest import build_coded_folder
 
     folder = tmp_path / "transfer"
     shutil.copytree(ROOT / "data" / "transfer" / "transcripts", folder / "transcripts")
@@ -130,7 +129,7 @@ def test_the_bundled_transfer_codings_are_what_the_coder_files_say(tmp_path):
 
 
 def test_prior_blend_is_one_linear_map_and_weight_one_is_the_prior_alone():
-    from pipeline.model.classify import PriorBlendScorer, RidgeScorer
+    from pipeline.model import PriorBlendScorer, RidgeScorer
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 8)).astype(np.float32)
@@ -149,8 +148,7 @@ def test_prior_blend_is_one_linear_map_and_weight_one_is_the_prior_alone():
 
 
 def test_passage_texts_windows_and_turns():
-    from pipeline.model.classify import ClassifierConfig
-    from pipeline.model.impact_model import PassageTexts
+    from pipeline.model import ClassifierConfig, PassageTexts
 
     table = pd.DataFrame(
         {
@@ -179,7 +177,7 @@ def test_passage_texts_windows_and_turns():
 
 
 def test_passage_hits_and_paired_bootstrap():
-    from pipeline.evaluate.transfer import paired_bootstrap, passage_hits
+    from pipeline.evaluate import paired_bootstrap, passage_hits
 
     codebook = load_codebook()
     ids = codebook.impact_ids

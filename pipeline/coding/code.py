@@ -51,8 +51,7 @@ from pipeline.errors import InputError
 from pipeline.params import ParamsSection
 
 if TYPE_CHECKING:
-    from pipeline.ingest.segment import SegmentConfig
-    from pipeline.ingest.transcripts import Transcript
+    from pipeline.ingest import SegmentConfig, Transcript
 
 #: What ``imri code`` writes into a run folder.
 RUN_FILES = frozenset(
@@ -665,10 +664,11 @@ def write_run(
     run there is carried into the new folder; everything else of the old folder goes. Transcripts whose
     text was built from the source (captions, Whisper JSON, .docx) are kept as
     ``transcripts/<source>.txt``: the offsets of ``segments.csv`` refer to that text. ``roles``
-    (:func:`pipeline.ingest.transcripts.role_rows`) are kept as ``roles.csv``: who interviews in each file, and how decided.
+    (:func:`pipeline.ingest.transcripts.role_rows`) are kept as ``roles.csv``: who interviews in each file, and
+    how decided.
     """
     from pipeline.io import build_folder, write_table
-    from pipeline.qdpx.project import export_qdpx, project_language
+    from pipeline.qdpx import export_qdpx, project_language
 
     with build_folder(out_dir, keep=_is_review_file) as staging:
         write_table(segments, staging / "segments.csv")
@@ -710,10 +710,10 @@ def run_setup(model_dir: Path | None, codebook: Codebook, params: dict):
     trained on, zero-shot with ``embed.encoder`` at ``embed.precision``; the card (the run's ``model.json``)
     lists the cut-offs. Both engines (this module and :mod:`pipeline.coding.ray_engine`) set a run up with it.
     """
-    from pipeline.ingest.segment import SegmentConfig
+    from pipeline.ingest import SegmentConfig
 
     if model_dir is not None:
-        from pipeline.model.impact_model import ImpactModel
+        from pipeline.model import ImpactModel
 
         impact_model = ImpactModel.load(model_dir)
         impact_model.check_codebook(codebook, model_dir)
@@ -729,7 +729,7 @@ def run_setup(model_dir: Path | None, codebook: Codebook, params: dict):
             impact_model.encoder_id,
             card,
         )
-    from pipeline.model.impact_model import default_encoder_id
+    from pipeline.model import default_encoder_id
 
     encoder_id = default_encoder_id(params)
     card = {
@@ -776,7 +776,7 @@ def code_transcripts(
     review = ReviewConfig.from_dict(params.get("review"))
     clock = Clock()
     impact_model, segment_config, encoder_id, card = run_setup(model_dir, codebook, params)
-    from pipeline.model.labels import read_codings
+    from pipeline.model import read_codings
 
     gold = read_codings(with_gold, codebook) if with_gold else None
     reading = (interviewers, no_speakers)
@@ -794,7 +794,7 @@ def code_transcripts(
     segments, queue = code_segments(table, proba, thresholds, positives, codebook, review)
     summary = summarise(segments, codebook, f"{card['name']}-{card['version']}", review)
     clock.lap("classify")
-    from pipeline.ingest.transcripts import role_rows
+    from pipeline.ingest import role_rows
 
     texts = {t.source: t.text for t in transcripts if not t.skipped}
     built = {t.source for t in transcripts if t.built and not t.skipped}
@@ -807,7 +807,7 @@ def code_transcripts(
 def _read_all(inputs: list[Path], reading, warn) -> list[Transcript]:
     """Every transcript read and checked (a bad one raises), in input order, roles decided across them
     (``reading``: ``--interviewer`` labels and ``--no-speakers-as``); their warnings to ``warn``."""
-    from pipeline.ingest.transcripts import collect_transcripts, read_transcripts
+    from pipeline.ingest import collect_transcripts, read_transcripts
 
     interviewers, no_speakers = reading
     transcripts = read_transcripts(collect_transcripts(inputs, warn), interviewers, no_speakers=no_speakers)
@@ -828,7 +828,7 @@ class Scorer:
     """
 
     def __init__(self, impact_model, encoder_id: str, codebook: Codebook) -> None:
-        from pipeline.model.classify import ClassifierConfig
+        from pipeline.model import ClassifierConfig
 
         self.impact_model, self.encoder_id, self.codebook = impact_model, encoder_id, codebook
         # zero-shot: the codebook prior alone, on passages as the default configuration reads them
@@ -836,7 +836,7 @@ class Scorer:
 
     def embed(self, table: pd.DataFrame, progress=False, cache=None) -> None:
         """Embed what :meth:`scores` will need for ``table`` into ``cache``, in one call (batches sorted over it)."""
-        from pipeline.model.impact_model import embed_for_features, embed_segments
+        from pipeline.model import embed_for_features, embed_segments
 
         embed_for_features(table, self.encoder_id, self.config, progress, cache=cache)
         if self.config.question_weight:
@@ -847,7 +847,7 @@ class Scorer:
         if self.impact_model is not None:
             features = self.impact_model.features(table, progress=progress, codebook=self.codebook, cache=cache)
             return self.impact_model.predict_proba_features(features, table)
-        from pipeline.model.impact_model import model_features
+        from pipeline.model import model_features
 
         features = model_features(table, self.encoder_id, self.config, progress, codebook=self.codebook, cache=cache)
         return features[:, -len(self.codebook.impacts) :]  # the prior's columns: similarity to the codebook
@@ -855,7 +855,7 @@ class Scorer:
 
 def _code_whole(inputs, impact_model, encoder_id, codebook, segment_config, reading, warn, progress, clock):
     """Read everything, segment everything, embed and score everything at once (``stream=False``)."""
-    from pipeline.ingest.segment import segment_table
+    from pipeline.ingest import segment_table
 
     transcripts = _read_all(inputs, reading, warn)
     clock.lap("read")
@@ -873,8 +873,8 @@ def _code_streaming(inputs, impact_model, encoder_id, codebook, segment_config, 
     """Segment on a thread of its own while this one embeds and scores window after window (the default)."""
     from tqdm.auto import tqdm
 
-    from pipeline.ingest.segment import import_spacy
-    from pipeline.model.embed import EmbeddingCache, get_encoder
+    from pipeline.ingest import import_spacy
+    from pipeline.model import EmbeddingCache, get_encoder
 
     import_spacy()  # here, before any thread may import torch (see import_spacy)
     segmenting = _Segmenting(inputs, reading, segment_config, ahead=2 * EMBED_WINDOW)
@@ -925,7 +925,7 @@ def _code_streaming(inputs, impact_model, encoder_id, codebook, segment_config, 
     clock.laps.update({"embed": round(embedded, 3), "waiting": round(waited, 3)})
     clock.mark()
     if not tables:
-        from pipeline.ingest.segment import segment_frame
+        from pipeline.ingest import segment_frame
 
         return transcripts, segment_frame([]), np.zeros((0, len(codebook.impacts)))
     table = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
@@ -979,7 +979,7 @@ class _Segmenting(threading.Thread):
         self._segmented = 0
 
     def run(self) -> None:
-        from pipeline.ingest.segment import Segmenter, segment_frame
+        from pipeline.ingest import Segmenter, segment_frame
 
         try:
             started = time.perf_counter()

@@ -65,7 +65,7 @@ from pipeline.coding.code import (
 from pipeline.errors import InputError
 
 if TYPE_CHECKING:
-    from pipeline.ingest.segment import SegmentConfig
+    from pipeline.ingest import SegmentConfig
 
 RAY_EXTRA = "pip install 'imri-autocode[ray]'"
 # a worker process that dies (killed, out of memory) is restarted and its batch retried this many
@@ -142,8 +142,7 @@ def segment_transcript(
     """
     import socket
 
-    from pipeline.ingest.segment import segment_table
-    from pipeline.ingest.transcripts import RoleCall, apply_roles, read_transcript
+    from pipeline.ingest import RoleCall, apply_roles, read_transcript, segment_table
 
     path = Path(row["path"])
     result = {"order": int(row["order"]), "source": path.name, "text": "", "built": False, "warnings": []}
@@ -191,7 +190,7 @@ class TranscriptCoder:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         import ray
 
-        from pipeline.model.embed import EmbeddingCache, get_encoder
+        from pipeline.model import EmbeddingCache, get_encoder
 
         self.node = ray.get_runtime_context().get_node_id()
         encoder = get_encoder(encoder_id)
@@ -235,7 +234,7 @@ def windows(sizes: list[int], window: int) -> list[list[int]]:
 
 def _connect(ray, address: str | None) -> str:
     """Join the cluster at ``address``, or start a local Ray instance for this run; return where it runs."""
-    from pipeline.model.embed import cpu_threads
+    from pipeline.model import cpu_threads
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     quiet = {"logging_level": logging.WARNING, "log_to_driver": False, "include_dashboard": False}
@@ -311,8 +310,8 @@ def code_transcripts_ray(
     bound.apply_defaults()
     inputs, out, model_dir, codebook, params = (bound.arguments[name] for name in _LOCAL_ARGUMENTS)
     with_gold, warn, force = bound.arguments["with_gold"], bound.arguments["warn"], bound.arguments["force"]
-    from pipeline.ingest.transcripts import collect_transcripts, read_transcripts, role_rows
-    from pipeline.model.labels import read_codings
+    from pipeline.ingest import collect_transcripts, read_transcripts, role_rows
+    from pipeline.model import read_codings
 
     if not address:
         _token_for_local_instance()  # before Ray is imported: it reads the settings then

@@ -56,8 +56,7 @@ import pandas as pd
 from scipy import sparse
 
 from pipeline.errors import InputError
-from pipeline.ingest.corpus import Coding, read_codings
-from pipeline.ingest.transcripts import Transcript
+from pipeline.ingest import Coding, Transcript, read_codings
 from pipeline.io import require_columns
 
 METRICS = ("percent_agreement", "cohen_kappa", "fleiss_kappa", "krippendorff_alpha", "gwet_ac1", "pabak")
@@ -785,7 +784,8 @@ def span_agreement(
 ) -> AgreementResult:
     """Agreement between ``coders`` on coded spans: per code, mean over codes and pooled.
 
-    ``transcripts`` maps each source to its :class:`~pipeline.ingest.transcripts.Transcript` (roles come from its turns);
+    ``transcripts`` maps each source to its :class:`~pipeline.ingest.transcripts.Transcript` (roles come from its
+    turns);
     ``codes`` defaults to every code the coders used, sorted; ``segments`` is the segment table
     (``source,start,end[,role]``) for the ``segment`` unit; ``present`` maps each coder to the transcripts it
     coded (default: those where it has a coding). The bootstrap resamples transcripts. Offsets out of range
@@ -949,7 +949,7 @@ def read_long(path: str | Path) -> tuple[np.ndarray, list[str], list[str]]:
 
 def transcript_from_text(source: str, text: str) -> Transcript:
     """A :class:`Transcript` for text without a file (e.g. a REFI-QDA source): turns found as on ingest."""
-    from pipeline.ingest.transcripts import RoleResolver, find_turns, paragraph_turns
+    from pipeline.ingest import RoleResolver, find_turns, paragraph_turns
 
     turns = find_turns(text, RoleResolver()) or paragraph_turns(text)
     return Transcript(source, text, turns)
@@ -992,7 +992,7 @@ class _SpanInputs:
 
 def _read_span_inputs(inputs: Sequence[Path]) -> _SpanInputs:
     """Read every input; codes are taken as they come (any codebook, or none)."""
-    from pipeline.qdpx.project import read_qdpx
+    from pipeline.qdpx import read_qdpx
 
     read = _SpanInputs()
     for path in map(Path, inputs):
@@ -1025,7 +1025,7 @@ def transcript_path(text_dir: str | Path, source: str, where: str | Path | None 
 
     An absolute path, ``../``, a link that leads outside ``text_dir``, a FIFO or a device is refused.
     """
-    from pipeline.qdpx.project import source_problem
+    from pipeline.qdpx import source_problem
 
     problem = source_problem(source)
     if problem:
@@ -1046,7 +1046,7 @@ def transcript_path(text_dir: str | Path, source: str, where: str | Path | None 
 def _load_transcripts(
     sources: Iterable[str], texts: Mapping[str, str], text_dir: Path | None, where: Path | None
 ) -> tuple[dict[str, Transcript], list[str]]:
-    from pipeline.ingest.transcripts import load_transcript
+    from pipeline.ingest import load_transcript
 
     transcripts: dict[str, Transcript] = {}
     warnings: list[str] = []
@@ -1174,7 +1174,7 @@ def _segments_for(
         return _segment_frame(read_table(segments), segments)
     if read.segments is not None:
         return read.segments
-    from pipeline.ingest.segment import SegmentConfig, segment_table
+    from pipeline.ingest import SegmentConfig, segment_table
     from pipeline.params import load_params
 
     shared = shared_sources(read.present, coders)

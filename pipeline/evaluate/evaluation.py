@@ -7,28 +7,34 @@ dictionary (``reports/metrics.json``) that the report stage draws.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
 from pipeline.errors import InputError
-from pipeline.model.classify import (
+from pipeline.evaluate.scores import (
+    category_confusion,
+    character_scores,
+    coverage_precision,
+    expected_calibration_error,
+    summary_scores,
+)
+from pipeline.model import (
     CalibratedModel,
     ClassifierConfig,
+    GoldSet,
+    LabelConfig,
     LexicalScorer,
     PriorBlendScorer,
     RidgeScorer,
     TfidfLogRegScorer,
     cross_validated_proba,
+    f1_table,
 )
-from pipeline.model.labels import LabelConfig
-from pipeline.model.train import GoldSet, f1_table
 from pipeline.params import ParamsSection, label_coders
 
 
@@ -52,68 +58,6 @@ class EvaluateConfig(ParamsSection):
     calibration_bins: int = 10
 
 
-def summary_scores(Y: np.ndarray, predicted: np.ndarray, languages: np.ndarray, ids: list[str]) -> dict:
-    """Per-code table, micro/macro F1, and the same by language."""
-    scores = f1_table(Y, predicted, ids)
-    scores["by_language"] = {
-        lang: {
-            k: v
-            for k, v in f1_table(Y[languages == lang], predicted[languages == lang], ids).items()
-            if k != "per_code"
-        }
-        for lang in sorted(set(languages))
-    }
-    return scores
-
-
-def expected_calibration_error(Y: np.ndarray, P: np.ndarray, bins: int = 10) -> tuple[float, list[dict]]:
-    """ECE over every (segment, impact) probability, and the reliability diagram's bins."""
-    p, y = P.ravel(), Y.ravel()
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
-    ece, diagram = 0.0, []
-    for b in range(bins):
-        rows = which == b
-        if not rows.any():
-            continue
-        confidence, accuracy = float(p[rows].mean()), float(y[rows].mean())
-        ece += rows.mean() * abs(confidence - accuracy)
-        diagram.append(
-            {
-                "bin": b,
-                "low": float(edges[b]),
-                "high": float(edges[b + 1]),
-                "n": int(rows.sum()),
-                "mean_probability": confidence,
-                "observed_rate": accuracy,
-            }
-        )
-    return float(ece), diagram
-
-
-def coverage_precision(Y: np.ndarray, P: np.ndarray, thresholds: np.ndarray) -> list[dict]:
-    """Auto-accept the most confident segments first: precision and exact-set accuracy per coverage."""
-    from pipeline.coding.code import decide
-
-    predicted, confidence = decide(P, thresholds)
-    order = np.argsort(-confidence, kind="mergesort")
-    rows = []
-    for coverage in np.round(np.arange(0.1, 1.001, 0.1), 2):
-        take = order[: max(1, int(round(coverage * len(order))))]
-        tp = int((predicted[take] & Y[take]).sum())
-        suggested = int(predicted[take].sum())
-        rows.append(
-            {
-                "coverage": float(coverage),
-                "min_confidence": float(confidence[take].min()),
-                "precision": tp / suggested if suggested else float("nan"),
-                "exact_set_accuracy": float((predicted[take] == Y[take]).all(axis=1).mean()),
-                "segments": int(len(take)),
-            }
-        )
-    return rows
-
-
 @dataclass
 class ModelInputs:
     """What a configured model trains and predicts on: features of the training targets, their
@@ -125,7 +69,7 @@ class ModelInputs:
 
     @classmethod
     def build(cls, gold: GoldSet, encoder: str, config: ClassifierConfig, codebook) -> ModelInputs:
-        from pipeline.model.impact_model import model_features, training_rows, turn_keys
+        from pipeline.model import model_features, training_rows, turn_keys
 
         targets = gold.targets
         X = model_features(gold.segments, encoder, config, codebook=codebook)[targets]
@@ -133,7 +77,7 @@ class ModelInputs:
         return cls(X, turn_keys(gold.segments)[targets], rows)
 
     def subset(self, index: np.ndarray) -> ModelInputs:
-        from pipeline.model.classify import TrainingRows
+        from pipeline.model import TrainingRows
 
         rows = self.rows
         if rows:
@@ -200,7 +144,7 @@ def evaluate(
     default encoder and head are also compared across ``evaluate.units`` (:func:`compare_units`).
     ``transfer`` (a :class:`pipeline.evaluate.transfer.TransferSet`) adds the shift-robustness figures.
     """
-    from pipeline.model.impact_model import default_encoder_id, model_features
+    from pipeline.model import default_encoder_id, model_features
 
     config = EvaluateConfig.from_dict(params.get("evaluate"))
     train_params = ClassifierConfig.settings(params)
@@ -311,7 +255,8 @@ TRANSFER_TARGETS = {
 
 def passage_score(passages: dict) -> float:
     """What the transfer set chooses the default by: the mean over languages of the passages' category
-    top-1, impact top-1, impact top-3 and presence AUC (each figure of :func:`pipeline.evaluate.transfer.passage_figures`)."""
+    top-1, impact top-1, impact top-3 and presence AUC (each figure of
+    :func:`pipeline.evaluate.transfer.passage_figures`)."""
     keys = ("category_top1", "impact_top1", "impact_top3", "presence_auc")
     values = [entry[key] for entry in passages.values() for key in keys if key in entry]
     return round(float(np.mean(values)), 4) if values else float("nan")
@@ -329,8 +274,7 @@ def evaluate_transfer(gold: GoldSet, transfer, codebook, params: dict, progress:
         prior_alone,
         review_effort,
     )
-    from pipeline.model.embed import ENCODERS, INT8_ENCODERS
-    from pipeline.model.impact_model import default_encoder_id
+    from pipeline.model import ENCODERS, INT8_ENCODERS, default_encoder_id
 
     config = EvaluateConfig.from_dict(params.get("evaluate"))
     train_params = ClassifierConfig.settings(params)
@@ -431,7 +375,7 @@ def _encoder_available(encoder: str) -> bool:
     """Whether an encoder that is built on demand from another (the fine-tuned e5-small) exists here."""
     if encoder != "e5-small-ft":
         return True
-    from pipeline.model.finetune import finetuned_dir
+    from pipeline.model import finetuned_dir
 
     return finetuned_dir().is_dir()
 
@@ -478,68 +422,6 @@ def transfer_targets(transfer: dict) -> dict:
                 loss <= 0.02,
             )
     return {name: {"value": value, "met": bool(met)} for name, (value, met) in rows.items()}
-
-
-def character_scores(
-    table: pd.DataFrame,
-    predicted: np.ndarray,
-    codings: pd.DataFrame,
-    texts: dict[str, str],
-    impact_ids: list[str],
-    coders: list[str],
-    languages: dict[str, str],
-) -> dict:
-    """Per-impact F1 over characters, which every coding unit can be scored on alike.
-
-    ``table`` holds participant segments and ``predicted`` their 0/1 codes. A character counts when
-    it is a non-space character of a participant segment: it is predicted as impact c when its
-    segment is, and gold when one of ``coders``' spans of c covers it. Counts are summed over
-    transcripts, then F1 is macro-averaged over impacts (overall and by transcript language).
-    """
-    k = len(impact_ids)
-    column = {code: j for j, code in enumerate(impact_ids)}
-    counts: dict[str, np.ndarray] = {}  # language -> (3, k): true positives, false positives, false negatives
-    chosen = codings[codings.coder.isin(coders) & codings.code.isin(column)]
-    spans_by_source = {source: rows for source, rows in chosen.groupby("source")}
-    for source, rows in table.groupby("source").indices.items():
-        text = texts[source]
-        inside = np.zeros(len(text), dtype=bool)
-        pred = np.zeros((k, len(text)), dtype=bool)
-        for i in rows:
-            start, end = int(table.start.iat[i]), int(table.end.iat[i])
-            inside[start:end] = True
-            pred[predicted[i].astype(bool), start:end] = True
-        letters = np.zeros(len(text), dtype=bool)
-        for match in re.finditer(r"\S+", text):
-            letters[match.start() : match.end()] = True
-        inside &= letters
-        gold = np.zeros((k, len(text)), dtype=bool)
-        spans = spans_by_source.get(source)
-        if spans is not None:
-            for code, start, end in zip(spans.code, spans.start, spans.end, strict=True):
-                gold[column[code], int(start) : int(end)] = True
-        gold &= inside
-        pred &= inside
-        found = np.stack([(gold & pred).sum(axis=1), (~gold & pred).sum(axis=1), (gold & ~pred).sum(axis=1)])
-        for key in ("all", languages.get(source, "")):
-            counts[key] = counts.get(key, np.zeros((3, k), dtype=np.int64)) + found
-
-    def scores(c: np.ndarray) -> dict:
-        tp, fp, fn = c
-        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
-        return {
-            "macro_f1": float(f1.mean()),
-            "micro_f1": float(2 * tp.sum() / max(2 * tp.sum() + fp.sum() + fn.sum(), 1)),
-            "per_code": {code: float(f1[j]) for j, code in enumerate(impact_ids)},
-        }
-
-    out = scores(counts.pop("all"))
-    out["by_language"] = {
-        lang: {key: value for key, value in scores(c).items() if key != "per_code"}
-        for lang, c in sorted(counts.items())
-        if lang
-    }
-    return out
 
 
 def compare_units(
@@ -596,23 +478,6 @@ def compare_units(
     return out
 
 
-def category_confusion(Y: np.ndarray, predicted: np.ndarray, codebook) -> dict:
-    """Categories derived from impacts: for segments with exactly one gold category, what was predicted."""
-    categories = codebook.category_ids
-    member = np.array([[codebook.category_of(i) == c for i in codebook.impact_ids] for c in categories]).T
-    gold_cat = (Y @ member) > 0
-    pred_cat = (predicted @ member) > 0
-    matrix = np.zeros((len(categories), len(categories) + 1), dtype=int)  # last column: no category predicted
-    for row in np.flatnonzero(gold_cat.sum(axis=1) == 1):
-        g = int(np.flatnonzero(gold_cat[row])[0])
-        hits = np.flatnonzero(pred_cat[row])
-        if len(hits) == 0:
-            matrix[g, -1] += 1
-        for h in hits:
-            matrix[g, h] += 1
-    return {"categories": categories, "columns": [*categories, "none"], "matrix": matrix.tolist()}
-
-
 def human_model_agreement(
     gold: GoldSet, predicted: np.ndarray, codebook, config: EvaluateConfig, label_config: LabelConfig
 ) -> dict:
@@ -622,7 +487,7 @@ def human_model_agreement(
     are its out-of-fold predictions.
     """
     from pipeline.evaluate.agreement import binary_agreement
-    from pipeline.model.labels import segment_labels
+    from pipeline.model import segment_labels
 
     codings = gold.codings
     coders = sorted(set(codings.coder))
@@ -669,157 +534,3 @@ def per_transcript(data: EvaluationInputs, predicted: np.ndarray, ids: list[str]
             "micro_f1": float(f1_score(data.Y[rows], predicted[rows], average="micro", zero_division=0)),
         }
     return out
-
-
-def timings(results: dict, prefix: str = "") -> dict[str, float]:
-    """The ``seconds`` each comparison took, by its path in the results (``models/tfidf-logreg``, ...)."""
-    out = {}
-    for key, value in results.items():
-        if key == "seconds" and isinstance(value, int | float):
-            out[prefix.rstrip("/") or "all"] = float(value)
-        elif isinstance(value, dict):
-            out.update(timings(value, f"{prefix}{key}/"))
-    return out
-
-
-def _without_seconds(value):
-    if isinstance(value, dict):
-        return {k: _without_seconds(v) for k, v in value.items() if k != "seconds"}
-    if isinstance(value, list):
-        return [_without_seconds(v) for v in value]
-    return value
-
-
-def write_metrics(results: dict, path: Path) -> None:
-    """metrics.json without the timings (:func:`timings`): the same inputs give the same file, byte for byte."""
-    import json
-
-    from pipeline.io import atomic_path
-
-    text = json.dumps(_without_seconds(results), indent=2, ensure_ascii=False, allow_nan=True)
-    with atomic_path(path) as tmp:
-        tmp.write_text(text + "\n", encoding="utf-8")
-
-
-def headline(results: dict) -> str:
-    """The headline table: macro/micro F1 overall, by language and cross-lingual, per model; human agreement."""
-    lines = [f"{'model':28s} {'macro-F1':>8s} {'micro-F1':>8s} {'en':>6s} {'fr':>6s} {'en->fr':>7s} {'fr->en':>7s}"]
-    for name, entry in results["models"].items():
-        by_lang, cross = entry.get("by_language", {}), entry.get("cross_lingual", {})
-        mark = " *" if name == results.get("default_model") else ""
-        lines.append(
-            f"{name + mark:28s} {entry['macro_f1']:8.3f} {entry['micro_f1']:8.3f} "
-            f"{by_lang.get('en', {}).get('macro_f1', float('nan')):6.3f} "
-            f"{by_lang.get('fr', {}).get('macro_f1', float('nan')):6.3f} "
-            f"{cross.get('en->fr', {}).get('macro_f1', float('nan')):7.3f} "
-            f"{cross.get('fr->en', {}).get('macro_f1', float('nan')):7.3f}"
-        )
-    pairs = (results.get("human_vs_model") or {}).get("pairs", {})
-    if pairs:
-        lines.append("")
-        lines.append(f"{'agreement (segments, double-coded)':36s} {'kappa (mean over codes)':>24s} {'alpha':>8s}")
-        for name, result in pairs.items():
-            overall = result.get("overall") or result
-            kappa = (overall.get("cohen_kappa") or {}).get("value")
-            alpha = (overall.get("krippendorff_alpha") or {}).get("value")
-            lines.append(f"{name:36s} {_fmt(kappa):>24s} {_fmt(alpha):>8s}")
-    compared = (results.get("units") or {}).get("units", {})
-    if compared:
-        lines.append("")
-        lines.append(f"{'coding unit (default encoder+head)':36s} {'char macro-F1':>14s} {'en':>6s} {'fr':>6s}")
-        for unit, entry in compared.items():
-            by_lang = entry.get("by_language", {})
-            mark = " *" if unit == results["units"]["default"] else ""
-            lines.append(
-                f"{unit + mark:36s} {entry['macro_f1']:14.3f} "
-                f"{by_lang.get('en', {}).get('macro_f1', float('nan')):6.3f} "
-                f"{by_lang.get('fr', {}).get('macro_f1', float('nan')):6.3f}"
-            )
-    lines += transfer_headline(results.get("transfer"))
-    lines += review_effort_headline(results.get("review_effort"))
-    note = results.get("note", SYNTHETIC_NOTE)
-    shown = (
-        "Synthetic gold set: not real-world accuracy." if note == SYNTHETIC_NOTE else note[:1].upper() + note[1:] + "."
-    )
-    lines.append(f"* default model and unit. {shown}")
-    return "\n".join(lines)
-
-
-def transfer_headline(transfer: dict | None) -> list[str]:
-    """Lines of the headline for the transfer evaluation: passage figures of every variant, the prior alone,
-    the interviewer shift and the targets missed."""
-    if not transfer:
-        return []
-    lines = [
-        "",
-        f"transfer ({transfer['data']}: {transfer['transcripts']} transcripts never trained on; coder A's passages)",
-        f"{'variant':30s} {'score':>6s} {'en cat1/top1/top3':>18s} {'fr cat1/top1/top3':>18s} {'AUC en/fr':>10s} "
-        f"{'seg F1':>6s} {'shift':>6s}",
-    ]
-
-    def passage_cells(passages: dict) -> list[str]:
-        cells = []
-        for lang in ("en", "fr"):
-            e = passages.get(lang) or {}
-            cells.append("/".join(_fmt(e.get(k)) for k in ("category_top1", "impact_top1", "impact_top3")))
-        return cells
-
-    rows = {"default *": transfer, **transfer["variants"]}
-    for name, entry in rows.items():
-        if "not_run" in entry:
-            lines.append(f"{name:30s} not run: {entry['not_run']}")
-            continue
-        passages = entry.get("passages") or {}
-        auc = "/".join(_fmt((passages.get(lang) or {}).get("presence_auc"))[1:] for lang in ("en", "fr"))
-        en, fr = passage_cells(passages)
-        shift = (entry.get("question_shift") or {}).get("max_probability_change")
-        lines.append(
-            f"{name:30s} {_fmt(entry.get('passage_score')):>6s} {en:>18s} {fr:>18s} {auc:>10s} "
-            f"{entry['cross_corpus']['macro_f1']:6.3f} {_fmt(shift):>6s}"
-        )
-    prior = (transfer.get("passages") or {}).get("nearest_definition") or {}
-    en, fr = passage_cells(prior)
-    auc = "/".join(_fmt((prior.get(lang) or {}).get("presence_auc"))[1:] for lang in ("en", "fr"))
-    lines.append(f"{'codebook prior alone':30s} {'':6s} {en:>18s} {fr:>18s} {auc:>10s}")
-    a_b = (transfer["cross_corpus"]["kappa"].get("A vs B") or {}).get("value")
-    model_a = (transfer["cross_corpus"]["kappa"].get("model vs A") or {}).get("value")
-    lines.append(f"segment kappa on the transfer set: model vs A {_fmt(model_a)}, A vs B {_fmt(a_b)}")
-    missed = [name for name, target in transfer.get("targets", {}).items() if not target["met"]]
-    lines.append("transfer targets missed: " + ("; ".join(missed) if missed else "none"))
-    return lines
-
-
-def _share(value) -> str:
-    return "not reached" if value is None else f"{value:.0%}"
-
-
-def review_effort_headline(effort: dict | None) -> list[str]:
-    """Lines of the headline for the review-effort replay (:func:`pipeline.evaluate.transfer.review_effort`)."""
-    if not effort or "not_run" in effort:
-        return [] if not effort else ["", f"review effort: not run ({effort['not_run']})"]
-    human = effort["a_vs_b"]
-    queue = {row["share"]: row for row in effort["queue"]}
-    random = {row["share"]: row for row in effort["random"]}
-    lines = [
-        "",
-        f"review effort on the transfer set ({effort['passages']} passages; reviewed passages take coder A's "
-        f"codes, measured against coder B; A vs B kappa: segments {_fmt(human.get('segments'))}, "
-        f"characters {_fmt(human.get('characters'))})",
-        f"{'share of participant text reviewed':42s} {'0%':>6s} {'10%':>6s} {'20%':>6s} {'30%':>6s} {'50%':>6s} "
-        f"{'100%':>6s}",
-    ]
-    for name, rows in (("queue order", queue), (f"random order ({effort['random_seeds']} seeds)", random)):
-        for unit in ("segments", "characters"):
-            cells = [_fmt((rows.get(share) or {}).get(f"kappa_{unit}")) for share in (0.0, 0.1, 0.2, 0.3, 0.5, 1.0)]
-            lines.append(f"{name + ', kappa ' + unit:42s} " + " ".join(f"{c:>6s}" for c in cells))
-    lines.append(
-        f"90% of the A-vs-B kappa at {_share(effort['reviewed_share_at_90pct_human'])} of participant text "
-        f"(random order {_share(effort['random_reviewed_share_at_90pct_human'])}); all of it at "
-        f"{_share(effort['reviewed_share_at_human'])} (random {_share(effort['random_reviewed_share_at_human'])}); "
-        f"review.budget suggested: {effort['recommended_budget']:.2f}"
-    )
-    return lines
-
-
-def _fmt(value) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.3f}"

@@ -27,8 +27,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.codebook import Codebook
-from pipeline.model.classify import ClassifierConfig
-from pipeline.model.train import GoldSet, f1_table
+from pipeline.model import ClassifierConfig, GoldSet, f1_table
 
 
 @dataclass
@@ -116,7 +115,7 @@ class VariantFeatures:
     codebook: Codebook
 
     def features(self, table: pd.DataFrame, questions: str = "asked") -> np.ndarray:
-        from pipeline.model.impact_model import model_features
+        from pipeline.model import model_features
 
         return model_features(table, self.encoder, self.config, questions=questions, codebook=self.codebook)
 
@@ -141,7 +140,7 @@ def shift_interviewer(table: pd.DataFrame, mode: str) -> pd.DataFrame:
     interviewer segment and in the ``question`` each participant segment answers. Participant rows keep
     their order, so their features line up with the unshifted table's.
     """
-    from pipeline.model.impact_model import GUIDE_QUESTION
+    from pipeline.model import GUIDE_QUESTION
 
     if mode not in INTERVIEWER_SHIFTS:
         raise ValueError(f"interviewer shift must be one of {INTERVIEWER_SHIFTS}")
@@ -230,8 +229,7 @@ def passage_figures(
 
 
 def _passage_features(passages: pd.DataFrame, features: VariantFeatures) -> np.ndarray:
-    from pipeline.model.embed import EmbeddingCache, get_encoder
-    from pipeline.model.impact_model import unit_features
+    from pipeline.model import EmbeddingCache, get_encoder, unit_features
 
     cache = EmbeddingCache(get_encoder(features.encoder))
     vectors = cache.encode(passages.text.tolist(), "query")
@@ -250,8 +248,7 @@ def evaluate_variant(
 ) -> dict:
     """In-corpus CV (segments and passages, out of fold), the interviewer shift, cross-corpus transfer,
     transfer passages and turn top-1 for one model variant."""
-    from pipeline.model.classify import grouped_folds, rows_of
-    from pipeline.model.impact_model import training_rows, turn_keys
+    from pipeline.model import grouped_folds, rows_of, training_rows, turn_keys
 
     codebook, config = features.codebook, features.config
     ids = codebook.impact_ids
@@ -315,7 +312,7 @@ def evaluate_variant(
         cross["kappa"]["A vs B"] = mean_kappa(YA, YB, ids, clusters, n_boot, seed)
     calibration = None
     if with_per_code:
-        from pipeline.evaluate.evaluation import expected_calibration_error
+        from pipeline.evaluate.scores import expected_calibration_error
 
         cross["per_code"] = f1_table(YA, predicted_t, ids)["per_code"]
         ece, diagram = expected_calibration_error(YA, proba_t)
@@ -351,8 +348,7 @@ def prior_alone(transfer: TransferSet, codebook: Codebook, encoder_id: str, conf
     """
     from dataclasses import replace
 
-    from pipeline.model.embed import EmbeddingCache, get_encoder
-    from pipeline.model.impact_model import codebook_prototypes, model_features, prior_columns
+    from pipeline.model import EmbeddingCache, codebook_prototypes, get_encoder, model_features, prior_columns
 
     cache = EmbeddingCache(get_encoder(encoder_id))
     prior_config = replace(config, prior_weight=1.0, question_weight=0.0, codebook_weight=0.0)
@@ -378,7 +374,7 @@ def prior_alone(transfer: TransferSet, codebook: Codebook, encoder_id: str, conf
 def codebook_head_rows(transfer: TransferSet, codebook: Codebook, encoder_id: str) -> dict:
     """Turn top-1 on the transfer set of the head trained on the codebook's texts alone (the zero-shot before
     issue 21), for comparison with the prior."""
-    from pipeline.model.impact_model import CodebookHead, embed_segments
+    from pipeline.model import CodebookHead, embed_segments
 
     segments, _ = embed_segments(transfer.gold.segments, encoder_id)
     segments = segments[transfer.targets]
@@ -418,8 +414,7 @@ def learning_curve(
 ) -> list[dict]:
     """Transfer passage figures of the configuration trained on ``n`` gold transcripts (half of each language
     where it can), ``draws`` random sets per size, averaged; ``n`` 0 is the codebook prior alone."""
-    from pipeline.model.classify import TrainingRows
-    from pipeline.model.impact_model import training_rows, turn_keys
+    from pipeline.model import TrainingRows, training_rows, turn_keys
 
     codebook, config = features.codebook, features.config
     table = gold.segments
@@ -465,13 +460,13 @@ def learning_curve(
 
 def load_transfer(folder, codebook: Codebook, segment_config, label_config, interviewers=()) -> TransferSet:
     """Read a transfer folder (``transcripts/`` + ``codings.csv``, coders A and optionally B)."""
-    from pipeline.model.train import load_gold
+    from pipeline.model import load_gold
 
     both = load_gold([folder], codebook, segment_config, label_config, None, interviewers=interviewers)
     coded_a = both.labelled_by(["A"], codebook.impact_ids, label_config)
     labels_b = None
     if "B" in set(both.codings.coder):
-        from pipeline.model.labels import segment_labels
+        from pipeline.model import segment_labels
 
         labels_b = segment_labels(coded_a.segments, both.codings, codebook.impact_ids, ["B"], label_config)
     return TransferSet(coded_a, labels_b)
@@ -559,7 +554,7 @@ def replay_review(
 
     ``passage`` is each segment's passage (index into ``characters``, the passages' lengths).
     """
-    from pipeline.coding.code import within_budget
+    from pipeline.coding import within_budget
 
     reviewed = within_budget(order, characters, share)
     on_segments = reviewed[passage]
@@ -671,7 +666,7 @@ def review_effort(transfer: TransferSet, proba: np.ndarray, thresholds: np.ndarr
     against coder B on segments and on characters, next to A-vs-B; and the same for random orders.
     ``recommended_budget`` is the queue's share at 90% of the A-vs-B kappa, at most :data:`MAX_DEFAULT_BUDGET`.
     """
-    from pipeline.coding.code import ReviewConfig, passage_keys, review_budget
+    from pipeline.coding import ReviewConfig, passage_keys, review_budget
 
     if transfer.labels_b is None:
         return {"not_run": "the transfer set has no second coder (B)"}

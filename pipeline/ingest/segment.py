@@ -151,7 +151,7 @@ def import_spacy():
 
 def french_tokenizer_file(spacy_version: str) -> Path:
     """Where spaCy's French tokenizer rules are kept, serialised, beside the built encoders in the user's cache."""
-    from pipeline.model.embed import cache_dir
+    from pipeline.locations import cache_dir
 
     return cache_dir() / "models" / "spacy" / f"fr-tokenizer-spacy-{spacy_version}.bin"
 

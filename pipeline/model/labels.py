@@ -20,7 +20,7 @@ import pandas as pd
 
 from pipeline.codebook import Codebook
 from pipeline.errors import InputError
-from pipeline.ingest.corpus import CODING_COLUMNS
+from pipeline.ingest import CODING_COLUMNS
 from pipeline.params import ParamsSection
 
 
@@ -36,7 +36,7 @@ class LabelConfig(ParamsSection):
 
 def read_codings(path, codebook: Codebook | None = None) -> pd.DataFrame:
     """A codings table (``source,start,end,code,coder``), every row checked, codes checked against the codebook."""
-    from pipeline.ingest.corpus import read_codings as read_coding_rows
+    from pipeline.ingest import read_codings as read_coding_rows
 
     codings = read_coding_rows(path)
     table = pd.DataFrame([vars(c) for c in codings], columns=list(CODING_COLUMNS))

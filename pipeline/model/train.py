@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pandas as pd
 
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.errors import InputError
-from pipeline.ingest.segment import SegmentConfig, segment_table
+from pipeline.ingest import SegmentConfig, segment_table
 from pipeline.model.labels import LabelConfig, check_offsets, read_codings, segment_labels
 from pipeline.params import label_coders
 
@@ -71,9 +72,9 @@ def load_gold(
     ``extra_codings`` are reviewed decisions (:func:`pipeline.review.store.reviewed_codings` of review
     runs): whatever ``coders`` says, each reviewed segment is a target labelled exactly by its
     decision ("no impact" included) and replaces the gold segments it overlaps; the unreviewed
-    segments of review runs are left out (see :func:`pipeline.review.store.merge_reviews`).
+    segments of review runs are left out (see :func:`pipeline.model.reviewed.merge_reviews`).
     """
-    from pipeline.ingest.transcripts import collect_transcripts, read_transcripts
+    from pipeline.ingest import collect_transcripts, read_transcripts
 
     paths, codings = [], []
     for gold_dir in gold_dirs:
@@ -102,7 +103,7 @@ def load_gold(
     segments = segments.reset_index(drop=True)
     labels = segment_labels(segments, table, codebook.impact_ids, None, label_config)
     if extra_codings is not None and len(extra_codings):
-        from pipeline.review.store import merge_reviews
+        from pipeline.model.reviewed import merge_reviews
 
         # after the coder filter: reviewers' decisions are labels whoever the chosen coders are
         segments, labels, table, texts = merge_reviews(segments, labels, table, texts, extra_codings, codebook)
@@ -285,3 +286,37 @@ def train_model(
         "cross_validate": round(time.perf_counter() - fitted, 1),
     }
     return {**json.loads(json.dumps(card)), "timings_s": timings}
+
+
+def default_model(say: Callable[[str], None]) -> Path:
+    """The model ``imri code`` uses without ``--model``: the first of :func:`model_candidates` that holds a
+    model; else one trained now from the bundled gold set into the user's folder (the last candidate), once.
+
+    ``say`` gets one line before the training starts. Without a bundled gold set (a wheel install) the
+    :class:`InputError` says how to get a model.
+    """
+    from pipeline.locations import BUNDLED_GOLD, model_candidates, repository
+    from pipeline.model.impact_model import CARD_FILE
+
+    candidates = model_candidates()
+    for folder in candidates:
+        if (folder / CARD_FILE).is_file():
+            return folder
+    user_model = candidates[-1]
+    repo = repository()
+    gold = repo / BUNDLED_GOLD if repo is not None else None
+    if gold is None or not (gold / "codings.csv").is_file():
+        raise InputError(
+            "no model: none in " + ", ".join(str(c) for c in candidates) + ", and this installation has no bundled "
+            "gold set to train one from; give --model FOLDER, build one with `imri train --gold YOUR_GOLD --out "
+            "FOLDER`, or use the repository (git clone, then `make demo`)"
+        )
+    from pipeline.model.train import train_model
+    from pipeline.params import load_params
+
+    say(
+        f"no model yet ({', '.join(str(c) for c in candidates[:-1])} and {user_model} hold none): training the "
+        f"default model once from the bundled synthetic gold set {gold} into {user_model}; later runs reuse it"
+    )
+    train_model([gold], user_model, load_params(repo / "params.yaml"), progress=True)
+    return user_model

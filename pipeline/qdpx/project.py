@@ -40,7 +40,7 @@ from defusedxml import DefusedXmlException
 
 from pipeline.codebook import Codebook, as_id, load_codebook, parse_codebook
 from pipeline.errors import InputError
-from pipeline.ingest.corpus import CODING_COLUMNS, Coding, write_codings
+from pipeline.ingest import CODING_COLUMNS, Coding, write_codings
 from pipeline.io import atomic_path, build_folder, read_input
 from pipeline.limits import DEFAULT_LIMITS, MAX_CODEBOOK_CODES, ArchiveLimits
 from pipeline.safe_yaml import load_yaml

@@ -28,8 +28,7 @@ from pathlib import Path
 
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.errors import InputError
-from pipeline.ingest.corpus import Coding, read_codings
-from pipeline.ingest.transcripts import INTERVIEW_TYPES, collect_transcripts, read_transcripts
+from pipeline.ingest import INTERVIEW_TYPES, Coding, collect_transcripts, read_codings, read_transcripts
 
 #: Canonical orders (the study's design); values outside them are listed after, sorted.
 LANGUAGE_ORDER = ("en", "fr")
@@ -210,7 +209,7 @@ def gold_stats(gold: str | Path, codebook: Codebook | None = None) -> dict:
 
 def human_agreement(codings: list[Coding], transcripts: dict, codebook: Codebook) -> dict:
     """Cohen's kappa between coders A and B per code (character unit, participant text, 95% CI by transcript)."""
-    from pipeline.evaluate.agreement import UnitConfig, span_agreement
+    from pipeline.evaluate import UnitConfig, span_agreement
 
     result = span_agreement(
         codings, transcripts, ["A", "B"], codebook.impact_ids, UnitConfig("character"), n_boot=200, seed=0

@@ -50,7 +50,8 @@ import pandas as pd
 
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.errors import InputError
-from pipeline.ingest.corpus import CODING_COLUMNS
+from pipeline.ingest import CODING_COLUMNS
+from pipeline.model import REVIEW_COLUMNS, read_run_segments, run_texts
 
 REVIEW_DB = "review.db"
 ACTIONS = ("accept", "reject", "change", "skip", "memo", "undo")
@@ -58,7 +59,6 @@ DECIDING = ("accept", "reject", "change")
 SCHEMA_VERSION = 2
 MAX_MEMO = 10_000
 CONSENSUS = "consensus:"  # reviewer name prefix of a consensus decision: "consensus:<who made it>"
-REVIEW_COLUMNS = [*CODING_COLUMNS, "segment_id", "decided_at", "memo", "run"]
 HISTORY_COLUMNS = [
     "id",
     "segment_id",
@@ -391,53 +391,6 @@ def applies(history: pd.DataFrame, segments: pd.DataFrame, fingerprints: dict[st
 # --- the run being reviewed ----------------------------------------------------------------------
 
 
-def _read_segments(folder: Path) -> pd.DataFrame:
-    from pipeline.io import read_table
-
-    parquet, csv = folder / "segments.parquet", folder / "segments.csv"
-    if not parquet.is_file() and not csv.is_file():
-        raise InputError("not an `imri code` output folder (no segments.csv)", folder)
-    table = pd.read_parquet(parquet) if parquet.is_file() else read_table(csv)
-    missing = {"source", "segment_id", "start", "end", "turn", "role", "text", "codes"} - set(table.columns)
-    if missing:
-        raise InputError(f"segments table lacks column(s): {', '.join(sorted(missing))}", folder)
-    table = table.astype({"start": "int64", "end": "int64", "turn": "int64"})
-    for column in ("codes", "question", "speaker", "language"):
-        if column in table.columns:
-            table[column] = table[column].fillna("").astype(str)
-    if table.segment_id.duplicated().any():
-        raise InputError("segments table repeats a segment_id", folder)
-    return table.sort_values(["source", "start"]).reset_index(drop=True)
-
-
-def _reconstructed_text(segments: pd.DataFrame) -> str:
-    """A stand-in transcript: each segment at its offsets, spaces between (labels and line breaks are lost)."""
-    chars = [" "] * int(segments.end.max())
-    for start, text in zip(segments.start, segments.text.astype(str), strict=True):
-        chars[start : start + len(text)] = list(text)
-    return "".join(chars)
-
-
-def run_texts(folder: Path, segments: pd.DataFrame) -> dict[str, str]:
-    """The transcripts of a run: from its ``coded.qdpx`` when that matches the segments, else rebuilt."""
-    project: dict[str, str] = {}
-    if (folder / "coded.qdpx").is_file():
-        from pipeline.qdpx.project import read_qdpx
-
-        with contextlib.suppress(InputError):
-            project = read_qdpx(folder / "coded.qdpx").sources
-    texts = {}
-    for source, rows in segments.groupby("source", sort=True):
-        stem = source[:-4] if source.casefold().endswith(".txt") else source  # export_qdpx drops ".txt"
-        text = project.get(source, project.get(stem))
-        if text is None or any(
-            text[s:e] != t for s, e, t in zip(rows.start, rows.end, rows.text.astype(str), strict=True)
-        ):
-            text = _reconstructed_text(rows)
-        texts[source] = text
-    return texts
-
-
 @dataclass(frozen=True)
 class Cutoff:
     """An impact's cut-off as the review app knows it: between ``low`` and ``high`` (equal when known).
@@ -494,7 +447,7 @@ class ReviewRun:
                 f"not {codebook.id} v{codebook.version}: pass its YAML with --codebook",
                 folder,
             )
-        segments = _read_segments(folder)
+        segments = read_run_segments(folder)
         missing = [f"p:{i}" for i in impact_ids if f"p:{i}" not in segments.columns]
         if missing:
             raise InputError(f"segments table lacks probability column(s): {', '.join(missing[:3])}", folder)
@@ -571,7 +524,7 @@ class ReviewRun:
             return {i: Cutoff(float(given[i]), float(given[i]), "exact") for i in ids}
         if isinstance(given, list) and len(given) == len(ids):
             return {i: Cutoff(float(t), float(t), "exact") for i, t in zip(ids, given, strict=True)}
-        from pipeline.model.classify import THRESHOLD_GRID
+        from pipeline.model import THRESHOLD_GRID
 
         rows = self.segments[self.segments.role == "participant"]
         out = {}
@@ -746,7 +699,7 @@ def progress(run: ReviewRun, history: pd.DataFrame) -> dict:
 
 def _kappas(values: np.ndarray, coders: list[str], ids: list[str], clusters: list[str]) -> dict:
     """Cohen's kappa of two coders per impact, their mean over impacts and pooled (agreement.py, no bootstrap)."""
-    from pipeline.evaluate.agreement import binary_agreement
+    from pipeline.evaluate import binary_agreement
 
     result = binary_agreement(values, coders, ids, clusters=clusters, n_boot=0, unit="segment")
 
@@ -855,7 +808,7 @@ def applying_decisions(run_dir: str | Path) -> tuple[pd.DataFrame, int]:
     """
     run_dir = Path(run_dir)
     history = ReviewStore(run_dir / REVIEW_DB, create=False).history()
-    segments = _read_segments(run_dir).set_index("segment_id", drop=False)
+    segments = read_run_segments(run_dir).set_index("segment_id", drop=False)
     mask = applies(history, segments, transcript_fingerprints(segments.reset_index(drop=True)))
     if history.empty:
         return latest_decisions(history), 0
@@ -901,7 +854,7 @@ def final_codings(run: ReviewRun, history: pd.DataFrame | None = None) -> pd.Dat
     gave the same code become one coding. ``history``: ``review.db``'s actions (default: read it);
     only those that apply to the run count. Columns :data:`FINAL_COLUMNS`, sorted by source and start.
     """
-    from pipeline.coding.code import passage_codings
+    from pipeline.coding import passage_codings
 
     if history is None:
         history = run.store().history() if run.db_path.is_file() else pd.DataFrame(columns=HISTORY_COLUMNS)
@@ -953,7 +906,7 @@ def export_final(
         history, set_aside = pd.DataFrame(columns=HISTORY_COLUMNS), 0
     codings = final_codings(run, history)
     if suffix == ".qdpx":
-        from pipeline.qdpx.project import export_qdpx
+        from pipeline.qdpx import export_qdpx
 
         export_qdpx(
             run.texts,
@@ -987,7 +940,7 @@ def export_reviews(
     codings = reviews[reviews.code != ""].rename(columns={"memo": "description"})
     codings = codings[[*CODING_COLUMNS, "description"]].reset_index(drop=True)
     if suffix == ".qdpx":
-        from pipeline.qdpx.project import export_qdpx
+        from pipeline.qdpx import export_qdpx
 
         run = ReviewRun.load(run_dir, codebook_path)
         export_qdpx(
@@ -1007,7 +960,7 @@ def export_reviews(
 def _code_names(codings: pd.DataFrame, run_dir: str | Path, codebook_path: str | Path | None) -> list[str]:
     """The name of each coding's code in the codebook (empty for a code it lacks), in its transcript's language."""
     codebook = load_codebook(codebook_path)
-    segments = _read_segments(Path(run_dir))
+    segments = read_run_segments(Path(run_dir))
     column = "transcript_language" if "transcript_language" in segments else "language"
     languages = segments.groupby("source")[column].first().to_dict()
     names = {(i.id, lang): i.name[lang] for i in codebook.impacts for lang in ("en", "fr")}
@@ -1024,76 +977,6 @@ def export_history(run_dir: str | Path, out: str | Path) -> int:
     history = ReviewStore(Path(run_dir) / REVIEW_DB, create=False).history()
     write_table(history.reindex(columns=HISTORY_COLUMNS), out)
     return len(history)
-
-
-def merge_reviews(
-    segments: pd.DataFrame,
-    labels: np.ndarray,
-    codings: pd.DataFrame,
-    texts: dict[str, str],
-    reviews: pd.DataFrame,
-    codebook: Codebook,
-) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, dict[str, str]]:
-    """Add reviewed segments (:func:`reviewed_codings` of one or more runs) to a labelled gold set.
-
-    Each reviewed segment, taken from its run's segment table, is labelled exactly by its latest
-    decision across runs ("no impact" included) and replaces every gold segment of the same
-    transcript that it overlaps; the unreviewed segments of review runs are left out. Returns the
-    segments (transcript order), their labels, the codings with the reviewers' added and the texts
-    with the review runs' transcripts added.
-    """
-    from pipeline.ingest.segment import SEGMENT_COLUMNS
-
-    missing = sorted(set(REVIEW_COLUMNS) - set(reviews.columns))
-    if missing:
-        raise InputError(f"reviewed decisions lack column(s) {', '.join(missing)} (see review.reviewed_codings)")
-    reviews = reviews.assign(code=reviews.code.fillna("").astype(str), run=reviews.run.astype(str))
-    codebook.check_codes(set(reviews.code) - {""}, "reviewed decisions")
-    # the latest decision of each segment across runs (one decision = rows sharing run and time)
-    decided = reviews.drop_duplicates(["run", "segment_id", "decided_at"])
-    latest = decided.sort_values("decided_at").drop_duplicates(["source", "start", "end"], keep="last")
-    reviews = reviews.merge(latest[["run", "segment_id", "decided_at"]], on=["run", "segment_id", "decided_at"])
-
-    texts = dict(texts)
-    rows, ids = [], codebook.impact_ids
-    review_labels = np.zeros((len(latest), len(ids)), dtype=labels.dtype)
-    column = {code: j for j, code in enumerate(ids)}
-    for run_dir, decisions in latest.groupby("run", sort=False):
-        table = _read_segments(Path(run_dir)).set_index("segment_id", drop=False)
-        unknown = sorted(set(decisions.segment_id) - set(table.index))
-        if unknown:
-            raise InputError(f"review.db names segment(s) that segments.csv lacks, first {unknown[0]}", run_dir)
-        run_texts_: dict[str, str] | None = None
-        for source in sorted(set(decisions.source)):
-            if source in texts:
-                continue
-            run_texts_ = run_texts_ or run_texts(Path(run_dir), table.reset_index(drop=True))
-            texts[source] = run_texts_[source]
-        picked = table.loc[decisions.segment_id]
-        for seg in picked.itertuples():
-            if texts[seg.source][seg.start : seg.end] != seg.text:
-                raise InputError(
-                    f"{seg.source} in this run differs from the transcript of that name in the gold set or another "
-                    "run; review runs must code the same text",
-                    run_dir,
-                )
-        rows.append(picked.reindex(columns=list(SEGMENT_COLUMNS)))
-    reviewed = pd.concat(rows, ignore_index=True)
-    by_span = {(r.source, r.start, r.end): i for i, r in enumerate(reviewed.itertuples())}
-    for r in reviews.itertuples():
-        if r.code:
-            review_labels[by_span[(r.source, r.start, r.end)], column[r.code]] = 1
-    review_labels[(reviewed.role == "interviewer").to_numpy()] = 0  # context, never a target (as in labels.py)
-
-    overlapped = np.zeros(len(segments), dtype=bool)
-    for r in reviewed.itertuples():
-        overlapped |= ((segments.source == r.source) & (segments.start < r.end) & (segments.end > r.start)).to_numpy()
-    merged = pd.concat([segments[~overlapped], reviewed], ignore_index=True)
-    merged_labels = np.vstack([labels[~overlapped], review_labels])
-    order = np.lexsort((merged.start.to_numpy(), merged.source.to_numpy()))
-    merged = merged.iloc[order].reset_index(drop=True).astype({"start": "int64", "end": "int64", "turn": "int64"})
-    added = reviews[reviews.code != ""][list(CODING_COLUMNS)]
-    return merged, merged_labels[order], pd.concat([codings, added], ignore_index=True), texts
 
 
 # --- simulate the active-learning loop on the gold set ---------------------------------------------
@@ -1135,8 +1018,8 @@ def simulate(
     pool from their gold labels: the ones the review queue would put first (highest
     :func:`pipeline.coding.code.review_priority`) or a random draw. One row per strategy, repeat and round.
     """
-    from pipeline.coding.code import ReviewConfig, review_priority
-    from pipeline.model.train import f1_table
+    from pipeline.coding import ReviewConfig, review_priority
+    from pipeline.model import f1_table
 
     transcripts = np.array(sorted(set(groups)))
     rng = np.random.default_rng(config.seed)
@@ -1243,12 +1126,9 @@ def run_simulation(
     Writes ``simulation.csv`` (the table returned: mean and sd of macro-F1 per round and queue),
     ``simulation_rounds.csv`` (every repeat) and ``simulation.png`` into ``out``.
     """
-    from pipeline.ingest.segment import SegmentConfig
+    from pipeline.ingest import SegmentConfig
     from pipeline.io import write_table
-    from pipeline.model.classify import CalibratedModel, ClassifierConfig
-    from pipeline.model.impact_model import model_features
-    from pipeline.model.labels import LabelConfig
-    from pipeline.model.train import gold_codebook, load_gold
+    from pipeline.model import CalibratedModel, ClassifierConfig, LabelConfig, gold_codebook, load_gold, model_features
     from pipeline.params import label_coders
 
     codebook = gold_codebook(gold_dirs[0], codebook_path)
