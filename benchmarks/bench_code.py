@@ -73,7 +73,7 @@ def main() -> None:
 
         from pipeline.codebook import load_codebook
         from pipeline.coding import code_transcripts
-        from pipeline.model import get_encoder
+        from pipeline.embed import get_encoder
         from pipeline.params import load_params
 
         user_cache = os.environ.get("IMRI_CACHE")

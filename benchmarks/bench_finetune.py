@@ -73,8 +73,9 @@ def compare(args: argparse.Namespace) -> None:
     from gold_and_transfer import load_sets  # benchmarks/ is this script's folder: on sys.path
     from sklearn.model_selection import GroupKFold
 
+    from pipeline.embed import FinetuneConfig, finetune_e5, finetuned_dir
     from pipeline.evaluate import VariantFeatures, mean_kappa, turn_top1
-    from pipeline.model import FinetuneConfig, f1_table, finetune_e5, finetuned_dir, training_rows, turn_keys
+    from pipeline.model import f1_table, training_rows, turn_keys
 
     sets = load_sets(args.params, args.gold, args.transfer)
     params, book, gold, transfer, config = sets.params, sets.codebook, sets.gold, sets.transfer, sets.config

@@ -53,11 +53,11 @@ class NoisyVectors:
 
     Each text's noise is drawn from a generator seeded by (seed, role, text), so a text repeated in
     another call gets the same vector, as with a real encoder. A benchmark control, not product code:
-    it wraps :meth:`pipeline.model.embed.EmbeddingCache.encode` for the life of this process.
+    it wraps :meth:`pipeline.embed.encoders.EmbeddingCache.encode` for the life of this process.
     """
 
     def __init__(self, cosine: float) -> None:
-        from pipeline.model import EmbeddingCache
+        from pipeline.embed import EmbeddingCache
 
         self.sigma = float(np.sqrt(1.0 / cosine**2 - 1.0))  # |v + sigma |v| n| for unit-norm n: cos = 1/sqrt(1+s^2)
         self.seed: int | None = None
@@ -83,8 +83,9 @@ class NoisyVectors:
 def main() -> None:
     from gold_and_transfer import load_sets  # benchmarks/ is this script's folder: on sys.path
 
+    from pipeline.embed import get_encoder
     from pipeline.evaluate import VariantFeatures, evaluate_variant
-    from pipeline.model import embed_segments, get_encoder
+    from pipeline.model import embed_segments
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")

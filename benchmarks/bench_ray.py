@@ -101,8 +101,8 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(ROOT))
     from pipeline.coding import local_cluster
+    from pipeline.embed import cpu_threads
     from pipeline.locations import cache_dir
-    from pipeline.model import cpu_threads
 
     cpus = cpu_threads()
     user_cache = cache_dir()

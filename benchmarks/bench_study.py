@@ -229,7 +229,7 @@ def _steps(stdout: str) -> dict[str, float]:
 
 ENCODER_ALONE = """
 import json, sys, time
-from pipeline.model.embed import get_encoder
+from pipeline.embed.encoders import get_encoder
 from pipeline.io import read_table
 texts = list(dict.fromkeys(read_table(sys.argv[1]).text.astype(str)))
 encoder = get_encoder("e5-small")
@@ -249,7 +249,7 @@ def _code(corpus: Path, model: Path, out: Path, env: dict) -> dict:
 
 def _cores() -> int:
     sys.path.insert(0, str(ROOT))
-    from pipeline.model import cpu_threads
+    from pipeline.embed import cpu_threads
 
     return cpu_threads()
 

@@ -298,14 +298,14 @@ def export_qdpx_command(
 # --- end of REFI-QDA commands -------------------------------------------------------------------
 
 
-# --- agreement commands (pipeline/evaluate/agreement.py) are registered below this line ------------------
+# --- agreement commands (pipeline/agreement/coefficients.py) are registered below this line ------------------
 
 
 class _ListOptionsCommand(typer.core.TyperCommand):
     """A command whose ``--coders`` and ``--codes`` take several values in a row (``--coders A B``)."""
 
     def parse_args(self, ctx, args):
-        from pipeline.evaluate import expand_list_options
+        from pipeline.agreement import expand_list_options
 
         return super().parse_args(ctx, expand_list_options(args, ("--coders", "--codes")))
 
@@ -348,8 +348,8 @@ def agreement_command(
     methods: bool = typer.Option(False, "--methods", help="Print a paragraph for a methods section instead."),
 ) -> None:
     """Inter-rater agreement per code: % agreement, kappa with 95% CI, Krippendorff's alpha, prevalence."""
+    from pipeline.agreement import FORMATS, UnitConfig, format_result, methods_paragraph, run_agreement
     from pipeline.codebook import LANGUAGES
-    from pipeline.evaluate import FORMATS, UnitConfig, format_result, methods_paragraph, run_agreement
 
     fmt = "json" if as_json else fmt
     if fmt not in FORMATS:
@@ -534,8 +534,8 @@ app.add_typer(models_app, name="models")
 @models_app.command("build")
 def models_build() -> None:
     """Build the offline models into the user's cache, once: e5-small, its int8 build, spaCy's French tokenizer."""
+    from pipeline.embed import build_e5_small, build_e5_small_int8, default_e5_dir, default_e5_int8_dir
     from pipeline.ingest import build_french_tokenizer
-    from pipeline.model import build_e5_small, build_e5_small_int8, default_e5_dir, default_e5_int8_dir
 
     typer.echo(f"e5-small ready in {build_e5_small(default_e5_dir())}")
     typer.echo(f"e5-small-int8 ready in {build_e5_small_int8(default_e5_int8_dir())}")
@@ -729,8 +729,9 @@ def finetune(
 
     Then use `embed.encoder: e5-small-ft`.
     """
+    from pipeline.embed import FinetuneConfig, finetune_e5, finetuned_dir
     from pipeline.ingest import SegmentConfig
-    from pipeline.model import FinetuneConfig, LabelConfig, finetune_e5, finetuned_dir, gold_codebook, load_gold
+    from pipeline.model import LabelConfig, gold_codebook, load_gold
     from pipeline.params import label_coders, load_params
 
     settings = load_params(params)

@@ -18,11 +18,10 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
 
-from pipeline.codebook import load_codebook
-from pipeline.errors import InputError
-from pipeline.evaluate import (
+from pipeline.agreement import (
     METRICS,
     UnitConfig,
+    agreement,
     binary_agreement,
     coding_comparison,
     cohen_kappa,
@@ -38,7 +37,8 @@ from pipeline.evaluate import (
     span_agreement,
     transcript_from_text,
 )
-from pipeline.evaluate.agreement import agreement
+from pipeline.codebook import load_codebook
+from pipeline.errors import InputError
 from pipeline.ingest import Coding, load_transcript
 from tests.conftest import ROOT
 
@@ -666,7 +666,7 @@ def test_a_fifo_in_the_text_folder_is_refused_without_blocking(corpus, run_cli, 
 
 
 def test_bands_follow_landis_koch_and_krippendorff():
-    from pipeline.evaluate import alpha_band, kappa_band
+    from pipeline.agreement import alpha_band, kappa_band
 
     expected = {
         -0.05: "poor", 0.0: "slight", 0.2: "slight", 0.21: "fair", 0.4: "fair", 0.41: "moderate", 0.6: "moderate",
@@ -694,7 +694,7 @@ def paradox_result():
 
 
 def test_prevalence_and_the_high_agreement_low_kappa_note():
-    from pipeline.evaluate import methods_paragraph, notes, paradox_codes
+    from pipeline.agreement import methods_paragraph, notes, paradox_codes
 
     result = paradox_result()
     rare, common = result.per_code["rare"], result.per_code["common"]
@@ -723,7 +723,7 @@ def test_prevalence_and_the_high_agreement_low_kappa_note():
     ],
 )
 def test_the_unit_in_words(corpus, config, words):
-    from pipeline.evaluate import format_text, unit_words
+    from pipeline.agreement import format_text, unit_words
 
     result = run_agreement([corpus["codings"]], text_dir=corpus["texts"], config=config, n_boot=0)
     assert unit_words(result) == words
@@ -776,13 +776,13 @@ def test_markdown_csv_and_json_hold_the_compact_table(corpus, run_cli):
 
 
 def kappa_band_of(value: float) -> str:
-    from pipeline.evaluate import kappa_band
+    from pipeline.agreement import kappa_band
 
     return kappa_band(value)
 
 
 def alpha_band_of(value: float) -> str:
-    from pipeline.evaluate import alpha_band
+    from pipeline.agreement import alpha_band
 
     return alpha_band(value)
 
@@ -822,7 +822,7 @@ def test_methods_paragraph_holds_its_own_figures(run_cli):
     from importlib.metadata import version
 
     import pipeline
-    from pipeline.evaluate import alpha_band, kappa_band, paradox_codes
+    from pipeline.agreement import alpha_band, kappa_band, paradox_codes
 
     gold = ROOT / "data" / "gold"
     args = ["agreement", gold / "codings.csv", "--text-dir", gold / "transcripts", "--bootstrap", "200"]
@@ -904,7 +904,7 @@ def test_methods_paragraph_holds_its_own_figures(run_cli):
 
 
 def test_methods_paragraph_says_who_coded_how_many_transcripts(corpus):
-    from pipeline.evaluate import methods_paragraph
+    from pipeline.agreement import methods_paragraph
 
     rows = corpus["rows"] + [("t2.txt", 0, 5, GROWTH, "C")]  # coder C coded the second transcript only
     codings = corpus["dir"] / "three.csv"

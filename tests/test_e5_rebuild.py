@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.embed import BUILD_INFO, build_e5_small, default_e5_dir, default_source_bin
 from pipeline.errors import InputError
-from pipeline.model import BUILD_INFO, build_e5_small, default_e5_dir, default_source_bin
 
 # English and Québec-French interview-style sentences (e5 recipe: "query: " + text).
 SENTENCES = [

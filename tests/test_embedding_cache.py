@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.model import EmbeddingCache, EmbeddingCacheWarning, UseM3
+from pipeline.embed import EmbeddingCache, EmbeddingCacheWarning, UseM3
 
 TEXTS = [
     "Je me sentais pas écoutée par l'intervenante.",

@@ -37,7 +37,7 @@ def finetuned(small_gold, tmp_path_factory):
 def test_finetune_moves_only_the_unfrozen_layers_and_embeds_as_e5_small_ft(finetuned, small_gold, run_cli, monkeypatch):
     from safetensors.numpy import load_file
 
-    from pipeline.model import E5SmallFinetuned, default_e5_dir, get_encoder
+    from pipeline.embed import E5SmallFinetuned, default_e5_dir, get_encoder
 
     cache, params = finetuned
     monkeypatch.setenv("IMRI_CACHE", str(cache))
@@ -77,8 +77,8 @@ def test_finetune_moves_only_the_unfrozen_layers_and_embeds_as_e5_small_ft(finet
 
 
 def test_e5_small_ft_before_finetuning_is_one_line(tmp_path, monkeypatch):
+    from pipeline.embed import get_encoder
     from pipeline.errors import InputError
-    from pipeline.model import get_encoder
 
     monkeypatch.setenv("IMRI_CACHE", str(tmp_path))
     get_encoder.cache_clear()
@@ -90,7 +90,7 @@ def test_e5_small_ft_before_finetuning_is_one_line(tmp_path, monkeypatch):
 
 
 def test_frozen_layers_out_of_range_is_refused():
-    from pipeline.model import FinetuneConfig, freeze
+    from pipeline.embed import FinetuneConfig, freeze
 
     class Bert:
         class encoder:  # noqa: N801

@@ -365,7 +365,7 @@ def test_bad_model_folder_and_codebook(trained, tmp_path, run_cli):
 
 
 def test_embedding_cache_embeds_only_new_text(tmp_path):
-    from pipeline.model import EmbeddingCache, UseM3
+    from pipeline.embed import EmbeddingCache, UseM3
 
     class CountingUse(UseM3):
         calls: list[int] = []

@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.errors import InputError
-from pipeline.model import (
+from pipeline.embed import (
     BUILD_INFO,
     E5Small,
     E5SmallInt8,
@@ -30,6 +29,7 @@ from pipeline.model import (
     encoder_id,
     get_encoder,
 )
+from pipeline.errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLD = ROOT / "data" / "gold"

@@ -198,8 +198,8 @@ def model(small_gold, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def user_models() -> Path:
     """The built encoders of the user's cache: e5-small-int8 (built here once if missing), spaCy's French rules."""
+    from pipeline.embed import build_e5_small_int8, default_e5_int8_dir
     from pipeline.locations import cache_dir
-    from pipeline.model import build_e5_small_int8, default_e5_int8_dir
 
     build_e5_small_int8(default_e5_int8_dir())
     return cache_dir() / "models"

@@ -788,7 +788,7 @@ def test_every_impact_can_be_found_by_name_in_either_language(client):
 
 
 def test_two_blind_reviewers_and_their_agreement(run_dir, run_cli, tmp_path):
-    from pipeline.evaluate import cohen_kappa
+    from pipeline.agreement import cohen_kappa
 
     with app_client(run_dir, "ana", blind=True) as ana, app_client(run_dir, "ben", blind=True) as ben:
         run = ana.run

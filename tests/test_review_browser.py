@@ -290,7 +290,7 @@ def blind_decide(page, keys: str, done: int) -> None:
 
 
 def test_two_blind_reviewers_see_their_agreement_then_reconcile(browser, tmp_path, shots):
-    from pipeline.evaluate import cohen_kappa
+    from pipeline.agreement import cohen_kappa
 
     run = make_run(tmp_path / "run")
     ana_keys = ["1c", "r", "2c", "1c", "r", "12c", "1c", "r", "3c"]

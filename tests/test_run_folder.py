@@ -349,7 +349,7 @@ def test_csv_tables_quote_every_line_break_and_neutralise_formulas(tmp_path):
 
 
 def test_a_run_with_line_breaks_and_formulas_in_its_segments_reads_back(tmp_path):
-    from pipeline.evaluate import read_model_output
+    from pipeline.agreement import read_model_output
     from pipeline.io import read_table
 
     segments, queue = _coded()

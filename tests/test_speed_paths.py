@@ -28,8 +28,8 @@ RUN_OUTPUTS = ("segments.csv", "segments.parquet", "review_queue.csv", "summary.
 @pytest.fixture(scope="module")
 def user_models() -> Path:
     """The built encoders of the user's cache (built here once if missing)."""
+    from pipeline.embed import build_e5_small_int8, default_e5_int8_dir
     from pipeline.locations import cache_dir
-    from pipeline.model import build_e5_small_int8, default_e5_int8_dir
 
     build_e5_small_int8(default_e5_int8_dir())
     return cache_dir() / "models"
@@ -58,7 +58,8 @@ def int8_model(small_gold, tmp_path_factory, user_models) -> tuple[Path, dict]:
 
 
 def test_precision_names_the_encoder_everywhere(int8_model, small_gold):
-    from pipeline.model import E5SmallInt8, default_encoder_id
+    from pipeline.embed import E5SmallInt8
+    from pipeline.model import default_encoder_id
 
     assert default_encoder_id({"embed": {"encoder": "e5-small", "precision": "int8"}}) == "e5-small-int8"
     assert default_encoder_id({"embed": {"encoder": "e5-small"}}) == "e5-small"
@@ -92,7 +93,8 @@ def test_evaluate_runs_the_default_encoder_at_its_precision(small_gold, user_mod
 def test_code_uses_the_encoder_the_model_was_trained_on(int8_model, fresh_cache, tmp_path):
     from pipeline.codebook import load_codebook
     from pipeline.coding import code_transcripts
-    from pipeline.model import EmbeddingCache, ImpactModel, get_encoder
+    from pipeline.embed import EmbeddingCache, get_encoder
+    from pipeline.model import ImpactModel
 
     model_dir, card = int8_model
     # params say fp32: the model's own encoder (int8) must still be the one that codes

@@ -873,8 +873,8 @@ def _code_streaming(inputs, impact_model, encoder_id, codebook, segment_config, 
     """Segment on a thread of its own while this one embeds and scores window after window (the default)."""
     from tqdm.auto import tqdm
 
+    from pipeline.embed import EmbeddingCache, get_encoder
     from pipeline.ingest import import_spacy
-    from pipeline.model import EmbeddingCache, get_encoder
 
     import_spacy()  # here, before any thread may import torch (see import_spacy)
     segmenting = _Segmenting(inputs, reading, segment_config, ahead=2 * EMBED_WINDOW)

@@ -190,7 +190,7 @@ class TranscriptCoder:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         import ray
 
-        from pipeline.model import EmbeddingCache, get_encoder
+        from pipeline.embed import EmbeddingCache, get_encoder
 
         self.node = ray.get_runtime_context().get_node_id()
         encoder = get_encoder(encoder_id)
@@ -234,7 +234,7 @@ def windows(sizes: list[int], window: int) -> list[list[int]]:
 
 def _connect(ray, address: str | None) -> str:
     """Join the cluster at ``address``, or start a local Ray instance for this run; return where it runs."""
-    from pipeline.model import cpu_threads
+    from pipeline.embed import cpu_threads
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     quiet = {"logging_level": logging.WARNING, "log_to_driver": False, "include_dashboard": False}

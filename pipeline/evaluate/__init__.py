@@ -1,7 +1,9 @@
-"""Evaluation: model against coders on the gold set and on the transfer set, and coder agreement.
+"""Evaluation: the model against coders, on the gold set and on the transfer set (``imri evaluate``).
 
-``imri evaluate`` (``evaluation``, ``transfer``, ``scores``, ``summary``) and ``imri agreement`` (``agreement`` and its
-methods text). Writes reports/metrics.json."""
+Modules: ``evaluation`` (cross-validation by transcript, model comparison), ``transfer`` (text the model was not
+written for: passages, interviewer shift, learning curve, review effort), ``scores`` (F1, calibration, coverage,
+confusion), ``summary`` (the printed headline and reports/metrics.json).
+"""
 
 import lazy_loader as lazy
 
@@ -10,36 +12,6 @@ import lazy_loader as lazy
 __getattr__, __dir__, __all__ = lazy.attach(
     __name__,
     submod_attrs={
-        "agreement": [
-            "METRICS",
-            "UnitConfig",
-            "binary_agreement",
-            "coding_comparison",
-            "cohen_kappa",
-            "expand_list_options",
-            "fleiss_kappa",
-            "gwet_ac1",
-            "krippendorff_alpha",
-            "pabak",
-            "percent_agreement",
-            "read_model_output",
-            "reliability_metrics",
-            "run_agreement",
-            "segment_presence",
-            "span_agreement",
-            "transcript_from_text",
-        ],
-        "agreement_report": [
-            "FORMATS",
-            "alpha_band",
-            "format_result",
-            "format_text",
-            "kappa_band",
-            "methods_paragraph",
-            "notes",
-            "paradox_codes",
-            "unit_words",
-        ],
         "evaluation": ["EvaluateConfig", "SYNTHETIC_NOTE", "evaluate", "transfer_targets"],
         "scores": ["character_scores", "coverage_precision", "expected_calibration_error"],
         "summary": ["headline", "review_effort_headline", "timings", "write_metrics"],

@@ -265,6 +265,7 @@ def passage_score(passages: dict) -> float:
 def evaluate_transfer(gold: GoldSet, transfer, codebook, params: dict, progress: bool = False) -> dict:
     """``transfer`` in metrics.json: the default model's figures, every named variant, the prior alone,
     the learning curve and int8 against fp32 (paired bootstrap over transfer transcripts)."""
+    from pipeline.embed import ENCODERS, INT8_ENCODERS
     from pipeline.evaluate.transfer import (
         VariantFeatures,
         codebook_head_rows,
@@ -274,7 +275,7 @@ def evaluate_transfer(gold: GoldSet, transfer, codebook, params: dict, progress:
         prior_alone,
         review_effort,
     )
-    from pipeline.model import ENCODERS, INT8_ENCODERS, default_encoder_id
+    from pipeline.model import default_encoder_id
 
     config = EvaluateConfig.from_dict(params.get("evaluate"))
     train_params = ClassifierConfig.settings(params)
@@ -375,7 +376,7 @@ def _encoder_available(encoder: str) -> bool:
     """Whether an encoder that is built on demand from another (the fine-tuned e5-small) exists here."""
     if encoder != "e5-small-ft":
         return True
-    from pipeline.model import finetuned_dir
+    from pipeline.embed import finetuned_dir
 
     return finetuned_dir().is_dir()
 
@@ -486,7 +487,7 @@ def human_model_agreement(
     Coders' spans become segment labels with the same rule as training labels; the model's labels
     are its out-of-fold predictions.
     """
-    from pipeline.evaluate.agreement import binary_agreement
+    from pipeline.agreement import binary_agreement
     from pipeline.model import segment_labels
 
     codings = gold.codings

@@ -86,7 +86,7 @@ def turn_top1(table: pd.DataFrame, proba: np.ndarray, labels: np.ndarray, codebo
 
 def mean_kappa(x: np.ndarray, y: np.ndarray, ids: list[str], clusters: np.ndarray, n_boot: int, seed: int) -> dict:
     """Cohen's kappa between two 0/1 label matrices, mean over impacts, with a bootstrap interval."""
-    from pipeline.evaluate.agreement import binary_agreement
+    from pipeline.agreement import binary_agreement
 
     result = binary_agreement(
         np.stack([x, y]).astype(float), coders=["x", "y"], codes=ids, clusters=clusters, n_boot=n_boot, seed=seed
@@ -229,7 +229,8 @@ def passage_figures(
 
 
 def _passage_features(passages: pd.DataFrame, features: VariantFeatures) -> np.ndarray:
-    from pipeline.model import EmbeddingCache, get_encoder, unit_features
+    from pipeline.embed import EmbeddingCache, get_encoder
+    from pipeline.model import unit_features
 
     cache = EmbeddingCache(get_encoder(features.encoder))
     vectors = cache.encode(passages.text.tolist(), "query")
@@ -348,7 +349,8 @@ def prior_alone(transfer: TransferSet, codebook: Codebook, encoder_id: str, conf
     """
     from dataclasses import replace
 
-    from pipeline.model import EmbeddingCache, codebook_prototypes, get_encoder, model_features, prior_columns
+    from pipeline.embed import EmbeddingCache, get_encoder
+    from pipeline.model import codebook_prototypes, model_features, prior_columns
 
     cache = EmbeddingCache(get_encoder(encoder_id))
     prior_config = replace(config, prior_weight=1.0, question_weight=0.0, codebook_weight=0.0)

@@ -4,8 +4,7 @@ Reads text, .docx and the exports of transcription tools, finds speaker turns an
 corpus from its markup, and segments turns into sentences and coding units with a language each. Modules:
 ``formats`` (layouts of transcription tools), ``transcripts`` (decoding, sidecars, speaker turns and roles),
 ``corpus`` (the gold corpus's markup and codings table), ``segment`` (turns -> sentences -> coding units).
-Imports only the ground floor.
-"""
+Imports only the ground floor."""
 
 import lazy_loader as lazy
 

@@ -1,10 +1,10 @@
-"""The model: encoders and their offline builds, fine-tuning, features, calibrated heads, training labels and training.
+"""The model: features, calibrated heads, training labels and training (stage 4, ``imri train``).
 
-Stages 3-4 of the pipeline (``imri embed``, ``imri train``, ``imri finetune``). Modules: ``e5_rebuild`` (the e5-small
-builds), ``embed`` (encoders and the embedding cache), ``finetune``, ``classify`` (scorers, calibration,
-thresholds), ``impact_model`` (features, passages, the model folder), ``labels`` (labels from coded spans),
-``reviewed`` (reviewed decisions as labels), ``train`` (gold sets, training, the default model).
-Never imports coding, evaluate, review or report."""
+Modules: ``classify`` (scorers, calibration, thresholds), ``impact_model`` (features, passages, the codebook prior
+and the model folder), ``labels`` (labels from coded spans), ``reviewed`` (reviewed decisions as labels),
+``train`` (gold sets, training, the default model). Imports ingest and embed; never coding, evaluate, review or
+report.
+"""
 
 import lazy_loader as lazy
 
@@ -29,29 +29,6 @@ __getattr__, __dir__, __all__ = lazy.attach(
             "rows_of",
             "smooth_by_turn",
         ],
-        "e5_rebuild": [
-            "BUILD_INFO",
-            "build_e5_small",
-            "build_e5_small_int8",
-            "calibration_texts",
-            "default_e5_dir",
-            "default_e5_int8_dir",
-            "default_source_bin",
-        ],
-        "embed": [
-            "E5Small",
-            "E5SmallFinetuned",
-            "E5SmallInt8",
-            "ENCODERS",
-            "EmbeddingCache",
-            "EmbeddingCacheWarning",
-            "INT8_ENCODERS",
-            "UseM3",
-            "cpu_threads",
-            "encoder_id",
-            "get_encoder",
-        ],
-        "finetune": ["FinetuneConfig", "finetune_e5", "finetuned_dir", "freeze"],
         "impact_model": [
             "CARD_FILE",
             "CodebookHead",

@@ -22,7 +22,7 @@ from pipeline.codebook import Codebook
 from pipeline.errors import InputError
 
 if TYPE_CHECKING:
-    from pipeline.model.embed import EmbeddingCache
+    from pipeline.embed import EmbeddingCache
 
 HEAD_FILE = "head.npz"
 CARD_FILE = "model.json"
@@ -57,9 +57,10 @@ def question_texts(table: pd.DataFrame, mode: str = "asked") -> pd.Series:
 def default_encoder_id(params: dict) -> str:
     """The encoder ``params.yaml: embed`` names: ``embed.encoder`` at ``embed.precision`` (``fp32`` | ``int8``).
 
-    ``{"encoder": "e5-small", "precision": "int8"}`` gives ``e5-small-int8`` (:func:`pipeline.model.embed.encoder_id`).
+    ``{"encoder": "e5-small", "precision": "int8"}`` gives ``e5-small-int8``
+    (:func:`pipeline.embed.encoders.encoder_id`).
     """
-    from pipeline.model.embed import encoder_id
+    from pipeline.embed import encoder_id
 
     embed = params.get("embed") or {}
     return encoder_id(embed.get("encoder") or "e5-small", embed.get("precision") or "fp32")
@@ -75,11 +76,11 @@ def embed_segments(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Embeddings of each segment's text and of the interviewer question it answers (zeros if none).
 
-    ``cache`` is an open :class:`pipeline.model.embed.EmbeddingCache` of that encoder to reuse (a run that
+    ``cache`` is an open :class:`pipeline.embed.encoders.EmbeddingCache` of that encoder to reuse (a run that
     embeds transcript by transcript reads the cache's shards once); by default one is opened.
     """
     if cache is None:
-        from pipeline.model.embed import EmbeddingCache, get_encoder
+        from pipeline.embed import EmbeddingCache, get_encoder
 
         cache = EmbeddingCache(get_encoder(encoder_id))
     elif cache.encoder.id != encoder_id:
@@ -107,8 +108,8 @@ def codebook_similarity(
     segments: np.ndarray, codebook: Codebook, encoder_id: str, *, cache: EmbeddingCache | None = None
 ) -> np.ndarray:
     """Per impact, the highest cosine similarity between a segment and that impact's codebook texts."""
+    from pipeline.embed import EmbeddingCache, get_encoder
     from pipeline.model.classify import ZeroShotScorer
-    from pipeline.model.embed import EmbeddingCache, get_encoder
 
     texts, owners = codebook_texts(codebook)
     descriptions = (cache or EmbeddingCache(get_encoder(encoder_id))).encode(texts, "passage")
@@ -124,8 +125,8 @@ class CodebookHead:
     """
 
     def __init__(self, codebook: Codebook, encoder_id: str, alpha: float = 1.0) -> None:
+        from pipeline.embed import EmbeddingCache, get_encoder
         from pipeline.model.classify import RidgeScorer
-        from pipeline.model.embed import EmbeddingCache, get_encoder
 
         texts, owners = codebook_texts(codebook)
         vectors = EmbeddingCache(get_encoder(encoder_id)).encode(texts, "query")
@@ -217,7 +218,7 @@ def segment_languages(table: pd.DataFrame) -> np.ndarray:
 def codebook_prototypes(codebook: Codebook, encoder_id: str, cache: EmbeddingCache | None = None) -> dict:
     """Per language, each impact's prototype: the normalised mean embedding of its codebook texts in that
     language (name, ``name: definition``, include hints; :meth:`pipeline.codebook.Impact.texts`)."""
-    from pipeline.model.embed import EmbeddingCache, get_encoder
+    from pipeline.embed import EmbeddingCache, get_encoder
 
     key = (encoder_id, codebook.sha256, codebook.impact_ids_key)
     if key in _PROTOTYPES:
@@ -262,7 +263,7 @@ def embed_for_features(
 ) -> tuple[PassageTexts, np.ndarray]:
     """Every text the features of ``table`` read (segments, windows, turns), embedded in one call."""
     if cache is None:
-        from pipeline.model.embed import EmbeddingCache, get_encoder
+        from pipeline.embed import EmbeddingCache, get_encoder
 
         cache = EmbeddingCache(get_encoder(encoder_id))
     elif cache.encoder.id != encoder_id:
@@ -352,7 +353,7 @@ def score_texts(
     texts: list[str], languages: np.ndarray, model, encoder_id: str, config, codebook, cache=None
 ) -> np.ndarray:
     """Calibrated probabilities of a fitted :class:`pipeline.model.classify.CalibratedModel` for whole texts."""
-    from pipeline.model.embed import EmbeddingCache, get_encoder
+    from pipeline.embed import EmbeddingCache, get_encoder
 
     cache = cache or EmbeddingCache(get_encoder(encoder_id))
     vectors = cache.encode(list(texts), "query")
@@ -381,7 +382,7 @@ def training_rows(table: pd.DataFrame, encoder_id: str, config, codebook: Codebo
     if config.codebook_examples:
         if codebook is None:
             raise InputError("codebook examples need the codebook")
-        from pipeline.model.embed import EmbeddingCache, get_encoder
+        from pipeline.embed import EmbeddingCache, get_encoder
 
         texts, owners, languages = [], [], []
         for language in ("en", "fr"):

@@ -132,7 +132,7 @@ def f1_table(Y: np.ndarray, predicted: np.ndarray, impact_ids: list[str]) -> dic
 
 def encoder_precision(encoder_id: str) -> str:
     """``int8`` for a quantised encoder id (``e5-small-int8``), else ``fp32``."""
-    from pipeline.model.embed import INT8_ENCODERS
+    from pipeline.embed import INT8_ENCODERS
 
     return "int8" if encoder_id in INT8_ENCODERS.values() else "fp32"
 
@@ -181,8 +181,8 @@ def train_model(
     Returns the model card (also written as ``model.json``). ``name``: by default ``imri-default`` on the
     bundled gold set, else named after the gold folder(s) (:func:`pipeline.locations.model_name`).
     """
+    from pipeline.embed import get_encoder
     from pipeline.model.classify import CalibratedModel, ClassifierConfig, cross_validated_proba
-    from pipeline.model.embed import get_encoder
     from pipeline.model.impact_model import (
         CALIBRATION,
         ImpactModel,

@@ -2,8 +2,7 @@
 
 Reads the exports of NVivo, ATLAS.ti, MAXQDA and QualCoder within bounds, and writes codings back as a project.
 Used by ``imri import-qdpx``, ``imri agreement``, ``imri code`` and ``imri review export``. Imports the ground
-floor and :mod:`pipeline.ingest` (the codings table) only.
-"""
+floor and :mod:`pipeline.ingest` (the codings table) only."""
 
 import lazy_loader as lazy
 
@@ -13,8 +12,6 @@ __getattr__, __dir__, __all__ = lazy.attach(
     __name__,
     submod_attrs={
         "project": [
-            "ArchiveLimits",
-            "DEFAULT_LIMITS",
             "export_qdpx",
             "export_qdpx_files",
             "import_qdc",

@@ -1,8 +1,7 @@
 """The researcher's report and the gold corpus's datasheet.
 
 ``imri report``: report.html and one PNG per figure, drawn from reports/metrics.json. ``imri corpus stats``:
-the counts of data/DATASHEET.md.
-"""
+the counts of data/DATASHEET.md."""
 
 import lazy_loader as lazy
 

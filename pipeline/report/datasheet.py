@@ -209,7 +209,7 @@ def gold_stats(gold: str | Path, codebook: Codebook | None = None) -> dict:
 
 def human_agreement(codings: list[Coding], transcripts: dict, codebook: Codebook) -> dict:
     """Cohen's kappa between coders A and B per code (character unit, participant text, 95% CI by transcript)."""
-    from pipeline.evaluate import UnitConfig, span_agreement
+    from pipeline.agreement import UnitConfig, span_agreement
 
     result = span_agreement(
         codings, transcripts, ["A", "B"], codebook.impact_ids, UnitConfig("character"), n_boot=200, seed=0

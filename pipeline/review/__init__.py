@@ -2,8 +2,7 @@
 
 The decisions store (review.db), review runs and their queue, blind mode and reconciliation, the final export,
 retraining with reviewed decisions, and the local review app (FastAPI pages, their text in English and French,
-templates/ and static/).
-"""
+templates/ and static/)."""
 
 import lazy_loader as lazy
 

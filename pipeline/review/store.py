@@ -699,7 +699,7 @@ def progress(run: ReviewRun, history: pd.DataFrame) -> dict:
 
 def _kappas(values: np.ndarray, coders: list[str], ids: list[str], clusters: list[str]) -> dict:
     """Cohen's kappa of two coders per impact, their mean over impacts and pooled (agreement.py, no bootstrap)."""
-    from pipeline.evaluate import binary_agreement
+    from pipeline.agreement import binary_agreement
 
     result = binary_agreement(values, coders, ids, clusters=clusters, n_boot=0, unit="segment")
 
@@ -719,7 +719,7 @@ def reviewer_agreement(run: ReviewRun, decisions: pd.DataFrame) -> list[dict]:
 
     ``decisions`` are :func:`latest_decisions` (one per segment and reviewer). On the segments both
     reviewers decided, every impact is a present/absent rating of each segment; Cohen's kappa
-    (:func:`pipeline.evaluate.agreement.binary_agreement`) per impact, its mean over the impacts where it is
+    (:func:`pipeline.agreement.coefficients.binary_agreement`) per impact, its mean over the impacts where it is
     defined, and pooled over every (segment, impact) pair, for reviewer vs reviewer and for the run's
     model (its codes in ``segments.csv``) vs each reviewer. Undefined kappas (an impact nobody used on
     these segments) are ``None``.

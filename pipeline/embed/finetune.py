@@ -26,7 +26,7 @@ from typing import ClassVar
 import numpy as np
 
 from pipeline.codebook import Codebook
-from pipeline.model.e5_rebuild import INFO_FILE
+from pipeline.embed.e5_rebuild import INFO_FILE
 from pipeline.params import ParamsSection
 
 
@@ -120,8 +120,8 @@ def finetune_e5(
         SentenceTransformerTrainingArguments,
     )
 
-    from pipeline.model.e5_rebuild import build_e5_small, default_e5_dir
-    from pipeline.model.embed import cpu_threads
+    from pipeline.embed.e5_rebuild import build_e5_small, default_e5_dir
+    from pipeline.embed.encoders import cpu_threads
 
     config = config or FinetuneConfig()
     torch.manual_seed(config.seed)

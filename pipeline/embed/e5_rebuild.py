@@ -45,7 +45,7 @@ whole (e.g. a no-break space followed by a combining accent loses the accent). T
 activations to int8 inside every matmul, so embeddings agree to a cosine of about 0.999, not bit for bit.
 
 :func:`build_e5_small_int8` turns the fp32 folder into an int8 ONNX Runtime graph (``model.onnx``, same
-tokenizer and pooling) beside it, for fast CPU inference; ``pipeline.model.embed`` serves it as ``e5-small-int8``.
+tokenizer and pooling) beside it, for fast CPU inference; ``pipeline.embed.encoders`` serves it as ``e5-small-int8``.
 """
 
 from __future__ import annotations
@@ -793,7 +793,7 @@ def _fuse_onnx(exported: Path, fused: Path, num_heads: int, hidden: int) -> dict
     (onnxruntime 1.32, one thread): residual additions stay ``Add`` + ``LayerNormalization``
     (``SkipLayerNormalization`` on [32, 25, 384]: 1,896 against 332 us, a fifth of the int8 encoder's time),
     and the feed-forward bias stays an ``Add`` before ``Gelu`` (``BiasGelu`` on [32, 25, 1536]: 1,405 against
-    1,133 us). :class:`pipeline.model.embed.OnnxEncoder` keeps the session from fusing them back.
+    1,133 us). :class:`pipeline.embed.encoders.OnnxEncoder` keeps the session from fusing them back.
     """
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
@@ -976,7 +976,7 @@ def build_e5_small_int8(out_dir: Path, fp32_dir: Path | None = None, source_bin:
             "quantization": "dynamic: int8 weights per output channel, uint8 activations per batch; "
             f"every matrix product's input smoothed (SmoothQuant, alpha {SMOOTH_ALPHA})",
             "calibration": {
-                "file": f"pipeline/model/resources/{CALIBRATION_FILE.name}",
+                "file": f"pipeline/embed/resources/{CALIBRATION_FILE.name}",
                 "segments": len(calibration_texts()),
                 "sha256": hashlib.sha256(CALIBRATION_FILE.read_bytes()).hexdigest(),
             },
@@ -990,7 +990,7 @@ def build_e5_small_int8(out_dir: Path, fp32_dir: Path | None = None, source_bin:
     return _swap_in(out_dir, lambda d: _is_complete(d, digest, INT8_FORMAT_VERSION, _INT8_FILES), write)
 
 
-def _main() -> None:  # python -m pipeline.model.e5_rebuild [OUT_DIR] [--int8]
+def _main() -> None:  # python -m pipeline.embed.e5_rebuild [OUT_DIR] [--int8]
     import sys
 
     args = [a for a in sys.argv[1:] if a != "--int8"]

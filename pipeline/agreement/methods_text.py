@@ -14,7 +14,7 @@ import json
 import math
 from typing import Any
 
-from pipeline.evaluate.agreement import AgreementResult, MetricSet
+from pipeline.agreement.coefficients import AgreementResult, MetricSet
 
 FORMATS = ("text", "md", "csv", "json")
 
@@ -153,9 +153,9 @@ def rows(result: AgreementResult, all_metrics: bool = False) -> list[dict[str, A
 
     Compact keys: ``code, name, percent_agreement, kappa, kappa_ci_low, kappa_ci_high, kappa_band,
     krippendorff_alpha, alpha_band, prevalence``; ``all_metrics`` adds ``n_units``, every metric of
-    :data:`pipeline.evaluate.agreement.METRICS` and alpha's interval.
+    :data:`pipeline.agreement.coefficients.METRICS` and alpha's interval.
     """
-    from pipeline.evaluate.agreement import METRICS
+    from pipeline.agreement.coefficients import METRICS
 
     key = _kappa_key(result)
     labelled: list[tuple[str, str, MetricSet]] = [(code, result.name(code), m) for code, m in _per_code(result)]

