@@ -217,7 +217,8 @@ def test_public_names_are_defined_where_the_init_says(package):
             wrong.append(f"{name} is not defined in {module}")
     assert not wrong, "\n".join(wrong)
     code = (
-        f"import sys, pipeline.{package} as p; loaded = [m for m in sys.modules if m.startswith('pipeline.{package}.')]; "
+        f"import sys, pipeline.{package} as p; "
+        f"loaded = [m for m in sys.modules if m.startswith('pipeline.{package}.')]; "
         "assert not loaded, loaded; assert p.__doc__; "
         "[getattr(p, n) for n in p.__all__]"
     )

@@ -26,8 +26,8 @@ from lxml import etree
 
 from pipeline.codebook import DEFAULT_CODEBOOK, load_codebook
 from pipeline.errors import InputError
+from pipeline.limits import ArchiveLimits
 from pipeline.qdpx import (
-    ArchiveLimits,
     export_qdpx,
     import_qdc,
     import_qdpx,
