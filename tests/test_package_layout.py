@@ -53,7 +53,8 @@ def modules() -> dict[str, Path]:
 
 
 def subpackages() -> list[str]:
-    return sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py"))
+    """The stages' subpackages (the command line, ``pipeline/cli`` if it is a package, sits above them all)."""
+    return sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py") if p.parent.name != "cli")
 
 
 def type_checking_lines(tree: ast.Module) -> set[int]:
