@@ -8,6 +8,7 @@ cycle through one still ties two modules together); only ``if TYPE_CHECKING:`` b
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -257,3 +258,42 @@ def test_the_checks_see_a_cycle_and_an_upward_import(tmp_path, monkeypatch):
         test_lower_layers_never_import_upper_ones()
     with pytest.raises(AssertionError, match="write `from pipeline.ingest import"):
         test_other_subpackages_are_reached_through_their_public_names()
+
+
+def doc_references() -> list[tuple[str, int, str]]:
+    """Every ``pipeline.x.y`` name and ``pipeline/x/y.py`` path that README.md and docs/*.md mention."""
+    root = PACKAGE.parent
+    found = []
+    for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+            for match in re.finditer(r"(?<![\w/.-])pipeline(?:[./][A-Za-z_][\w]*)+(?:\.py|\.txt)?", line):
+                found.append((doc.name, number, match.group(0)))
+    return found
+
+
+def test_the_docs_name_modules_and_paths_that_exist():
+    """README.md and docs/ name modules, functions and files by the paths of this layout (a move updates them)."""
+    import importlib
+
+    root = PACKAGE.parent
+    stale = []
+    for doc, number, ref in doc_references():
+        if "/" in ref:
+            path = root / ref
+            if not (path.exists() or path.with_suffix(".py").exists() or (path / "__init__.py").exists()):
+                stale.append(f"{doc}:{number}: {ref}")
+            continue
+        parts = ref.rstrip(".").split(".")
+        obj, i = None, len(parts)
+        while i > 0:
+            try:
+                obj = importlib.import_module(".".join(parts[:i]))
+                break
+            except ModuleNotFoundError:
+                i -= 1
+        for attr in parts[i:]:
+            obj = getattr(obj, attr, None)
+        if obj is None:
+            stale.append(f"{doc}:{number}: {ref}")
+    assert len(doc_references()) > 20  # the scan finds the docs' references at all
+    assert not stale, "stale references:\n" + "\n".join(stale)
