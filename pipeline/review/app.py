@@ -54,24 +54,18 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from pipeline.codebook import LANGUAGES, Codebook
 from pipeline.errors import InputError
+from pipeline.review.run import ReviewRun, agreement, disagreements, pending, progress, reviewer_agreement, statuses
 from pipeline.review.store import (
     CONSENSUS,
     DECIDING,
     HISTORY_COLUMNS,
     MAX_MEMO,
-    ReviewRun,
-    agreement,
     applies,
-    disagreements,
     effective,
     latest_decisions,
-    pending,
-    progress,
-    reviewer_agreement,
     reviewers_only,
     set_aside_count,
     split_codes,
-    statuses,
 )
 from pipeline.review.text import Strings, format_number, reason_text, strings
 
@@ -1099,7 +1093,7 @@ def create_app(
         """The run's final coding (:func:`pipeline.review.store.export_final`) as a download: .qdpx or .csv."""
         import tempfile
 
-        from pipeline.review.store import export_final
+        from pipeline.review.export import export_final
 
         if view.blind:  # the final coding holds the model's codes and every reviewer's decisions
             return PlainTextResponse("blind review: the app does not export the final coding", status_code=403)
