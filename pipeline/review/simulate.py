@@ -1,6 +1,4 @@
-"""The active-learning simulation (``imri review simulate``): the review loop replayed on the gold set.
-
-Uncertainty-ordered and random review queues compared by macro-F1 on held-out transcripts, round by round."""
+"""``imri review simulate``: the review loop replayed on the gold set, uncertainty-ordered vs random queues."""
 
 from __future__ import annotations
 

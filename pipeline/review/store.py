@@ -1,4 +1,4 @@
-"""The decisions store: reviewers' actions kept safely in ``RUN_DIR/review.db`` (exports and training: :mod:`.export`).
+"""The decisions store: reviewers' actions kept safely in ``RUN_DIR/review.db``, and fed back into training.
 
 ``review.db`` is SQLite in WAL mode with ``synchronous=FULL``. Its one table, ``decisions``, is the
 append-only audit trail: every action of a reviewer on a segment is one row, written in its own
@@ -9,8 +9,8 @@ Columns: ``id`` (order of the actions), ``segment_id``, ``source``, ``start``, `
 (``accept`` | ``reject`` | ``change`` | ``skip`` | ``memo`` | ``undo``), ``codes_before`` (the model's
 codes, ``;``-joined), ``codes_after`` (the reviewer's codes, ``;``-joined, empty for "no impact"; NULL
 for ``skip``, ``memo`` and ``undo``), ``memo``, ``reviewer``, ``model_version`` (``name-version`` of
-the model that coded the run), ``decided_at`` (UTC, ISO 8601), ``run_id`` (:func:`run_id` of the run
-folder the action was taken in), ``transcript_sha256`` (:func:`transcript_fingerprints`: the
+the model that coded the run), ``decided_at`` (UTC, ISO 8601), ``run_id`` (:func:`.run.compute_run_id` of the run
+folder the action was taken in), ``transcript_sha256`` (:func:`.run.transcript_fingerprints`: the
 transcript's segmentation and text when the action was taken) and ``undoes`` (for ``undo``: the id
 of the action it takes back). Rows written before schema version 2 have NULL in the last three.
 
@@ -19,19 +19,23 @@ An ``undo`` row takes back one earlier action of the same reviewer; nothing is d
 (the codes the reviewer ticked) that has not been undone; skips and memos are history only. Two
 reviewers of one run each have their own decision on a segment. A consensus of two reviewers is a
 decision of reviewer ``consensus:<who made it>`` (:data:`CONSENSUS`); it never counts as a reviewer in
-agreement figures, and it comes first in the final coding (:func:`pipeline.review.export.final_codings`).
+agreement figures, and it comes first in the final coding (:func:`.run.final_codings`).
 
 Decisions belong to a run: ``imri code`` into a folder that already holds ``review.db`` may code
 other transcripts, or the same ones cut differently. A decision *applies* to the current run only
 when the run still has its segment (same ``segment_id``) in a transcript with the same fingerprint;
 the others are set aside (kept in the audit trail, left out of the app's queue, of exports and of
 training). ``review.db`` holds no segment text (the run folder has it) and nothing here logs any.
+
+Training with reviews (``imri train --include-reviews RUN_DIR``, see :func:`merge_reviews`): every
+reviewed segment becomes a training target labelled exactly by its decision, "no impact" included,
+whoever the chosen gold coders are, and replaces any gold segment it overlaps. Of the transcripts a
+run coded, only the reviewed segments are used: the rest carries the model's codes, not a human's.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -157,9 +161,6 @@ def latest_decisions(history: pd.DataFrame) -> pd.DataFrame:
         return kept
     decided = kept[kept.action.isin(DECIDING)]
     return decided.drop_duplicates(["segment_id", "reviewer"], keep="last").sort_values("id")
-
-
-# --- the store -----------------------------------------------------------------------------------
 
 
 class ReviewStore:
@@ -335,43 +336,3 @@ _INSERT = (
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-# --- which run a decision belongs to -----------------------------------------------------------------
-
-
-def compute_run_id(folder: str | Path) -> str:
-    """A short content hash of a run folder's segment table: the same for the same input and model."""
-    folder = Path(folder)
-    table = folder / "segments.csv" if (folder / "segments.csv").is_file() else folder / "segments.parquet"
-    digest = hashlib.sha256()
-    with table.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
-def transcript_fingerprints(segments: pd.DataFrame) -> dict[str, str]:
-    """Per transcript, a hash of its segments (offsets and text): equal when it was cut and read the same."""
-    out = {}
-    for source, rows in segments.sort_values(["source", "start"]).groupby("source", sort=True):
-        digest = hashlib.sha256()
-        for start, end, text in zip(rows.start, rows.end, rows.text.astype(str), strict=True):
-            digest.update(f"{int(start)}\t{int(end)}\t{text}\n".encode("utf-8", "surrogatepass"))
-        out[str(source)] = digest.hexdigest()
-    return out
-
-
-def applies(history: pd.DataFrame, segments: pd.DataFrame, fingerprints: dict[str, str]) -> pd.Series:
-    """Which actions apply to this run: their segment is in it, in a transcript with the same fingerprint.
-
-    ``segments`` is indexed by segment id. Actions written before schema version 2 carry no fingerprint:
-    they apply when the run still has their segment.
-    """
-    if history.empty:
-        return pd.Series([], dtype=bool, index=history.index)
-    sources = segments.source.reindex(history.segment_id).to_numpy()
-    present = pd.notna(sources) & (sources == history.source.to_numpy())
-    stored = history.transcript_sha256
-    same = stored.isna().to_numpy() | (stored.to_numpy() == history.source.map(fingerprints).to_numpy())
-    return pd.Series(present & same, index=history.index)
