@@ -1,8 +1,9 @@
 """Human review of the model's codes (``imri review ...``).
 
-The decisions store (review.db), review runs and their queue, blind mode and reconciliation, the final export,
-retraining with reviewed decisions, and the local review app (FastAPI pages, their text in English and French,
-templates/ and static/)."""
+Modules: ``store`` (the decisions store, review.db), ``run`` (a run under review: queue, agreement, the final
+export, the reviewed codings retraining reads), ``simulate`` (the active-learning simulation), ``views`` (what
+the pages show), ``app`` (the local review app: security, routes, blind mode and reconciliation) and ``text``
+(its labels in English and French); templates/ and static/ hold its pages."""
 
 import lazy_loader as lazy
 
@@ -11,23 +12,19 @@ import lazy_loader as lazy
 __getattr__, __dir__, __all__ = lazy.attach(
     __name__,
     submod_attrs={
-        "app": ["bind", "browser_language", "create_app", "searchable", "serve"],
-        "store": [
-            "CONSENSUS",
-            "REVIEW_DB",
+        "app": ["bind", "create_app", "serve"],
+        "run": [
             "ReviewRun",
-            "ReviewStore",
-            "SimulationConfig",
             "compute_run_id",
             "export_final",
             "export_history",
             "export_reviews",
             "final_codings",
-            "latest_decisions",
             "reviewed_codings",
-            "run_simulation",
-            "simulate",
         ],
+        "simulate": ["SimulationConfig", "run_simulation", "simulate"],
+        "store": ["CONSENSUS", "REVIEW_DB", "ReviewStore", "latest_decisions"],
         "text": ["EN", "FR"],
+        "views": ["browser_language", "searchable"],
     },
 )
