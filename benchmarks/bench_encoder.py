@@ -5,7 +5,7 @@ Candidates, each on ``--threads`` threads (default: the CPUs this process may us
 * ``fp32``: the rebuilt sentence-transformers folder (``embed.encoder: e5-small``), as ``imri code`` runs it;
 * ``torch-dynamic-int8``: the same model after ``torch.ao.quantization.quantize_dynamic`` of every
   ``nn.Linear`` (int8 weights per output channel, the more faithful of torch's two dynamic schemes);
-* ``onnx-int8``: the ONNX Runtime int8 build (``e5-small-int8``, ``pipeline.embed.e5_rebuild.build_e5_small_int8``).
+* ``onnx-int8``: the ONNX Runtime int8 build (``e5-small-int8``, ``pipeline.embed.e5_int8.build_e5_small_int8``).
 
 The texts are the segments of a segment table (``imri segment data/gold/transcripts --out g.parquet``),
 or ``--sample`` of them, with the ``query: `` prefix, through the encoders' own ``encode`` (no cache).

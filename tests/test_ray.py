@@ -3,7 +3,7 @@
 The slow tests start two ``ray start`` nodes (one CPU and an empty embedding cache each) once for the
 module and code three transcripts of the new study (269 segments) with a model trained here (use-m3,
 three folds) and zero-shot with the int8 encoder. Ray embeds in the local engine's windows
-(``pipeline.coding.code.EMBED_WINDOW`` segments of whole transcripts, one actor call each); both engines run
+(``pipeline.coding.run.EMBED_WINDOW`` segments of whole transcripts, one actor call each); both engines run
 here with windows of :data:`WINDOW` segments, so that the three transcripts make two windows, one for
 each node. The run folder must equal the local engine's byte for byte (probabilities to 1e-6), on the
 nodes' vectors and on vectors the local engine computed itself; a worker killed mid-run, an unreadable
@@ -50,8 +50,8 @@ main()
 # run starts, the Ray engine's driver when it makes the windows
 WINDOWED = """
 import sys
-import pipeline.coding.code
-pipeline.coding.code.EMBED_WINDOW = int(sys.argv[1])
+import pipeline.coding.run
+pipeline.coding.run.EMBED_WINDOW = int(sys.argv[1])
 from pipeline.cli import main
 sys.argv = ["imri", *sys.argv[2:]]
 main()
@@ -59,8 +59,8 @@ main()
 KILLED_ONCE = """
 import os, signal, sys
 from pathlib import Path
-import pipeline.coding.code
-pipeline.coding.code.EMBED_WINDOW = int(sys.argv[7])
+import pipeline.coding.run
+pipeline.coding.run.EMBED_WINDOW = int(sys.argv[7])
 from pipeline.codebook import load_codebook
 from pipeline.params import load_params
 from pipeline.coding.ray_engine import TranscriptCoder, code_transcripts_ray
@@ -121,7 +121,7 @@ def test_windows_are_the_local_engines():
 
 def test_cli_does_not_import_ray():
     check = (
-        "import sys, pipeline.cli, pipeline.coding.code; sys.exit(any(m.split('.')[0] == 'ray' for m in sys.modules))"
+        "import sys, pipeline.cli, pipeline.coding.run; sys.exit(any(m.split('.')[0] == 'ray' for m in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", check]).returncode == 0
 

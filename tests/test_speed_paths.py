@@ -119,12 +119,12 @@ def test_code_uses_the_encoder_the_model_was_trained_on(int8_model, fresh_cache,
 
 def test_streaming_run_writes_the_whole_runs_files_byte_for_byte(int8_model, fresh_cache, tmp_path, monkeypatch):
     """Windows of a few hundred segments, spanning transcripts, against one call over everything."""
-    import pipeline.coding.code
+    import pipeline.coding.run
     from pipeline.codebook import load_codebook
     from pipeline.coding import code_transcripts
 
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1606780800")  # coded.qdpx dates
-    monkeypatch.setattr(pipeline.coding.code, "EMBED_WINDOW", 150)
+    monkeypatch.setattr(pipeline.coding.run, "EMBED_WINDOW", 150)
     model_dir, _ = int8_model
     book = load_codebook()
     streamed = code_transcripts([NEW], tmp_path / "streamed", model_dir, book, {})
@@ -153,11 +153,11 @@ def test_streaming_run_reports_a_bad_transcript_and_writes_nothing(int8_model, f
 
 
 def test_zero_shot_streams_like_the_whole_run(fresh_cache, tmp_path, monkeypatch):
-    import pipeline.coding.code
+    import pipeline.coding.run
     from pipeline.codebook import load_codebook
     from pipeline.coding import code_transcripts
 
-    monkeypatch.setattr(pipeline.coding.code, "EMBED_WINDOW", 100)
+    monkeypatch.setattr(pipeline.coding.run, "EMBED_WINDOW", 100)
     params = {"embed": {"encoder": "e5-small", "precision": "int8"}}
     inputs = [NEW / "ns-02.txt", NEW / "ns-05.txt"]
     streamed = code_transcripts(inputs, tmp_path / "a", None, load_codebook(), params)

@@ -1,4 +1,4 @@
-"""``imri code --engine ray``: the same coding run as :func:`pipeline.coding.code.code_transcripts`, on a Ray cluster.
+"""``imri code --engine ray``: the same coding run as :func:`pipeline.coding.run.code_transcripts`, on a Ray cluster.
 
 Ray is an optional extra (``pip install 'imri-autocode[ray]'``); nothing imports this module unless
 ``--engine ray`` is asked for, and it imports Ray only when a run starts.
@@ -13,16 +13,16 @@ How a run goes (Ray Data):
    segmented transcripts are collected before any embedding: a transcript that fails is reported by
    name (the first in input order, as locally) and nothing is written.
 3. The driver cuts the transcripts, in the local engine's order, into the local engine's windows
-   (:func:`windows`: whole transcripts, ``pipeline.coding.code.EMBED_WINDOW`` segments or a little more).
+   (:func:`windows`: whole transcripts, ``pipeline.coding.run.EMBED_WINDOW`` segments or a little more).
    An actor pool (``--workers`` actors at most one per window, one CPU each, each loading the encoder
    once) embeds and scores each window in one call, as the local engine does
-   (:class:`pipeline.coding.code.Scorer`): an int8 encoder's vector of a text depends on the other texts of
+   (:class:`pipeline.coding.run.Scorer`): an int8 encoder's vector of a text depends on the other texts of
    its batch, so the same windows give the same vectors, and a window never splits a transcript (a
    segment's features depend on its neighbours, its probabilities are smoothed over its turn). The
    model's head travels with the actors (it is small); each node embeds through its own cache
    (``$IMRI_CACHE`` there).
 4. The driver puts the scores together in window order and writes the run folder with the same
-   :func:`pipeline.coding.code.write_run` (built aside, swapped in whole).
+   :func:`pipeline.coding.outputs.write_run` (built aside, swapped in whole).
 
 A local Ray instance (no ``--address``) gets token authentication with a fresh token.
 Segment texts travel only between the driver and the cluster's own nodes (Ray's object store); no
@@ -48,20 +48,11 @@ import numpy as np
 import pandas as pd
 
 from pipeline.codebook import Codebook
-from pipeline.coding import code as local
-from pipeline.coding.code import (
-    Clock,
-    CodingRun,
-    ReviewConfig,
-    Scorer,
-    check_run_folder,
-    code_segments,
-    code_transcripts,
-    run_setup,
-    standardise_zero_shot,
-    summarise,
-    write_run,
-)
+from pipeline.coding import run as local
+from pipeline.coding.decisions import code_segments, standardise_zero_shot
+from pipeline.coding.outputs import check_run_folder, summarise, write_run
+from pipeline.coding.queue import ReviewConfig
+from pipeline.coding.run import Clock, CodingRun, Scorer, code_transcripts, run_setup
 from pipeline.errors import InputError
 
 if TYPE_CHECKING:
@@ -78,7 +69,7 @@ _LOCAL_ARGUMENTS = ("inputs", "out", "model_dir", "codebook", "params")
 
 @dataclass
 class RayCodingRun(CodingRun):
-    """A :class:`~pipeline.coding.code.CodingRun` with where it ran."""
+    """A :class:`~pipeline.coding.run.CodingRun` with where it ran."""
 
     nodes: int = 0  # nodes whose actors embedded at least one transcript
     workers: int = 0  # actors in the pool: --workers (default one per CPU), at most one per window
@@ -175,7 +166,7 @@ class TranscriptCoder:
     """A Ray Data actor: embeds and scores windows of whole transcripts, its encoder loaded once.
 
     A window is one of the local engine's (:func:`windows`), and the actor scores it as the local
-    engine does (:class:`pipeline.coding.code.Scorer`): the window's texts embedded in one encoder call
+    engine does (:class:`pipeline.coding.run.Scorer`): the window's texts embedded in one encoder call
     (batches sorted by length over it), then each transcript scored from the cache: with a model, its
     calibrated, turn-smoothed probabilities; zero-shot, the codebook head's raw scores, which the driver
     standardises over the whole run. The actor keeps one embedding cache open (its node's
@@ -216,7 +207,7 @@ class TranscriptCoder:
 
 def windows(sizes: list[int], window: int) -> list[list[int]]:
     """The local engine's windows: consecutive transcripts (their participant segment counts ``sizes``
-    (:func:`pipeline.coding.code.window_rows`), in source order) gathered until they hold at least ``window``
+    (:func:`pipeline.coding.run.window_rows`), in source order) gathered until they hold at least ``window``
     segments; a list of indices per window."""
     out: list[list[int]] = [[]]
     held = 0
@@ -296,7 +287,7 @@ def _check_answers(address: str) -> None:
 def code_transcripts_ray(
     *args, address: str | None = None, workers: int | None = None, coder_class: type = TranscriptCoder, **kwargs
 ) -> RayCodingRun:
-    """``imri code --engine ray``: :func:`pipeline.coding.code.code_transcripts` with the work done by Ray.
+    """``imri code --engine ray``: :func:`pipeline.coding.run.code_transcripts` with the work done by Ray.
 
     Takes the local engine's arguments (bound to its signature, so both engines take the same ones;
     ``progress`` and ``stream`` are accepted and change nothing: a Ray run shows no progress bar) and:

