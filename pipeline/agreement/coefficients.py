@@ -78,7 +78,8 @@ COMPARISON_COLUMNS = (
     "b_and_not_a",
 )
 MAX_CODERS = 30
-_EPS = 1e-12
+#: a chance-corrected coefficient is undefined (NaN) when its denominator (``1 - pe``) is not above this
+MIN_DENOMINATOR = 1e-12
 
 
 class SpanLike(Protocol):
@@ -214,7 +215,7 @@ def _json_number(value: float) -> float | None:
 
 def _chance_corrected(po: np.ndarray, pe: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(1.0 - pe > _EPS, (po - pe) / (1.0 - pe), np.nan)
+        return np.where(1.0 - pe > MIN_DENOMINATOR, (po - pe) / (1.0 - pe), np.nan)
 
 
 def _category_counts(patterns: np.ndarray, q: int) -> sparse.csr_matrix:
@@ -239,7 +240,7 @@ def _one_hot(column: np.ndarray, q: int) -> sparse.csr_matrix:
     return sparse.csr_matrix((np.ones(len(column)), (rows, np.clip(column, 0, None))), shape=(len(column), q))
 
 
-def _metric_values(patterns: np.ndarray, weights: np.ndarray, q: int) -> dict[str, np.ndarray]:
+def metric_values(patterns: np.ndarray, weights: np.ndarray, q: int) -> dict[str, np.ndarray]:
     """Every metric for each row of ``weights`` (``(B, P)``: how many units show each of the ``P`` patterns).
 
     ``patterns`` is ``(P, m)``: one row per distinct unit, the category index of each coder or ``-1``.
@@ -277,7 +278,7 @@ def _metric_values(patterns: np.ndarray, weights: np.ndarray, q: int) -> dict[st
 
 
 @dataclass
-class _Tallies:
+class Tallies:
     """Reliability data reduced to distinct unit patterns, counted per cluster (transcript)."""
 
     patterns: np.ndarray  # (P, m) category indices, -1 = missing
@@ -332,22 +333,22 @@ def _count_matrix(clusters: np.ndarray, inverse: np.ndarray, n_clusters: int, n_
     return counts
 
 
-def _tally(codes: np.ndarray, clusters: np.ndarray, n_clusters: int, q: int) -> _Tallies:
+def tally_units(codes: np.ndarray, clusters: np.ndarray, n_clusters: int, q: int) -> Tallies:
     """Tally ``codes`` (``(m, n)`` category indices, ``-1`` missing) per cluster of each unit."""
     patterns, inverse = _pattern_index(codes, q)
     counts = _count_matrix(np.asarray(clusters, dtype=np.int64), inverse, n_clusters, patterns.shape[0])
-    return _Tallies(patterns, counts, q)
+    return Tallies(patterns, counts, q)
 
 
-def _binary_tallies(binary: np.ndarray, clusters: np.ndarray, n_clusters: int) -> tuple[list[_Tallies], _Tallies]:
+def binary_tallies(binary: np.ndarray, clusters: np.ndarray, n_clusters: int) -> tuple[list[Tallies], Tallies]:
     """Tallies of ``(m, n, K)`` binary data: one per code, in a shared pattern space, and their sum (pooled)."""
     patterns, inverse = _pattern_index(binary, 2)  # inverse: (n, K)
     per_code = [
-        _Tallies(patterns, _count_matrix(clusters, inverse[:, k], n_clusters, patterns.shape[0]), 2)
+        Tallies(patterns, _count_matrix(clusters, inverse[:, k], n_clusters, patterns.shape[0]), 2)
         for k in range(binary.shape[2])
     ]
     total = sum((t.counts for t in per_code), sparse.csr_matrix((n_clusters, patterns.shape[0])))
-    return per_code, _Tallies(patterns, sparse.csr_matrix(total), 2)
+    return per_code, Tallies(patterns, sparse.csr_matrix(total), 2)
 
 
 def _bootstrap_draws(n_clusters: int, n_boot: int, seed: int, chunk: int) -> Iterable[np.ndarray]:
@@ -360,18 +361,18 @@ def _bootstrap_draws(n_clusters: int, n_boot: int, seed: int, chunk: int) -> Ite
         yield np.bincount(flat, minlength=size * n_clusters).reshape(size, n_clusters).astype(float)
 
 
-def _evaluate(tallies: Sequence[_Tallies], n_clusters: int, n_boot: int, seed: int) -> list[dict[str, np.ndarray]]:
+def _evaluate(tallies: Sequence[Tallies], n_clusters: int, n_boot: int, seed: int) -> list[dict[str, np.ndarray]]:
     """For each tally: every metric's point value (index 0) followed by ``n_boot`` bootstrap replicates."""
     out = []
     for tally in tallies:
-        point = _metric_values(tally.patterns, np.asarray(tally.counts.sum(axis=0), dtype=float), tally.n_categories)
+        point = metric_values(tally.patterns, np.asarray(tally.counts.sum(axis=0), dtype=float), tally.n_categories)
         out.append({name: np.concatenate([values, np.full(n_boot, np.nan)]) for name, values in point.items()})
     if n_boot > 0 and n_clusters > 0:
         chunk = max(1, min(n_boot, 2_000_000 // n_clusters))
         done = 0
         for draws in _bootstrap_draws(n_clusters, n_boot, seed, chunk):
             for tally, values in zip(tallies, out, strict=True):
-                replicate = _metric_values(tally.patterns, tally.weights(draws), tally.n_categories)
+                replicate = metric_values(tally.patterns, tally.weights(draws), tally.n_categories)
                 for name, value in replicate.items():
                     values[name][1 + done : 1 + done + len(draws)] = value
             done += len(draws)
@@ -433,7 +434,8 @@ def encode_reliability_data(data: Any) -> tuple[np.ndarray, list[Any]]:
     return codes, categories
 
 
-def _check_coders(codes: np.ndarray) -> None:
+def check_coders(codes: np.ndarray) -> None:
+    """Refuse reliability data (``coders x ...``) with fewer than two coders or more than :data:`MAX_CODERS`."""
     if codes.shape[0] < 2:
         raise InputError(f"agreement needs at least two coders (got {codes.shape[0]})")
     if codes.shape[0] > MAX_CODERS:
@@ -447,10 +449,10 @@ def reliability_metrics(data: Any, n_categories: int | None = None) -> dict[str,
     ``cohen_kappa`` is only present for two coders.
     """
     codes, categories = encode_reliability_data(data)
-    _check_coders(codes)
+    check_coders(codes)
     q = max(n_categories or 0, len(categories), 2)
-    tally = _tally(codes, np.zeros(codes.shape[1], dtype=np.int64), 1, q)
-    values = _metric_values(tally.patterns, np.asarray(tally.counts.sum(axis=0), dtype=float), q)
+    tally = tally_units(codes, np.zeros(codes.shape[1], dtype=np.int64), 1, q)
+    values = metric_values(tally.patterns, np.asarray(tally.counts.sum(axis=0), dtype=float), q)
     return {name: float(values[name][0]) for name in METRICS if name in values}
 
 
@@ -507,11 +509,11 @@ def agreement(
     resampled one by one.
     """
     codes, categories = encode_reliability_data(data)
-    _check_coders(codes)
+    check_coders(codes)
     coders = list(coders) if coders is not None else [f"coder{i + 1}" for i in range(codes.shape[0])]
     q = max(n_categories or 0, len(categories), 2)
     labels, n_clusters = _clusters(clusters, codes.shape[1])
-    tally = _tally(codes, labels, n_clusters, q)
+    tally = tally_units(codes, labels, n_clusters, q)
     (values,) = _evaluate([tally], n_clusters, n_boot, seed)
     return AgreementResult(coders, _metric_set(values, tally.n_units), unit="unit", n_boot=n_boot, seed=seed)
 
@@ -534,9 +536,9 @@ def binary_agreement(
     if array.ndim != 3 or array.shape[0] != len(coders) or array.shape[2] != len(codes):
         raise ValueError("values must be (coders, units, codes) matching coders and codes")
     binary = np.where(np.isnan(array) | (array < 0), -1, (array > 0).astype(np.int64)).astype(np.int8)
-    _check_coders(binary)
+    check_coders(binary)
     labels, n_clusters = _clusters(clusters, binary.shape[1])
-    per_code, pooled = _binary_tallies(binary, labels, n_clusters)
+    per_code, pooled = binary_tallies(binary, labels, n_clusters)
     evaluated = _evaluate([*per_code, pooled], n_clusters, n_boot, seed)
     n_units = per_code[0].n_units if codes else 0
     per_code_sets = {
@@ -649,7 +651,8 @@ def _check_spans(codings: Sequence[SpanLike], transcripts: Mapping[str, Transcri
             )
 
 
-def _segment_frame(segments: pd.DataFrame, where: str | Path | None) -> pd.DataFrame:
+def segment_frame(segments: pd.DataFrame, where: str | Path | None) -> pd.DataFrame:
+    """The ``source,start,end[,role]`` columns of a segment table, offsets as integers (else :class:`InputError`)."""
     missing = [c for c in ("source", "start", "end") if c not in segments.columns]
     if missing:
         raise InputError(f"segment table lacks column(s): {', '.join(missing)}", where)
@@ -690,7 +693,7 @@ def span_units(
     for c in selected:
         if c.code in code_index:
             spans.setdefault((c.source, c.coder), []).append((code_index[c.code], c.start, c.end))
-    table = _segment_frame(segments, where) if config.unit == "segment" and segments is not None else None
+    table = segment_frame(segments, where) if config.unit == "segment" and segments is not None else None
     if config.unit == "segment" and table is None:
         raise InputError("the segment unit needs a segment table")
     blocks, clusters, starts, ends = [], [], [], []
@@ -839,7 +842,7 @@ def coding_comparison(
             both, neither = int((a & b).sum()), int((~a & ~b).sum())
             a_only, b_only = int((a & ~b).sum()), int((~a & b).sum())
             expected = (a.sum() * b.sum() + (~a).sum() * (~b).sum()) / n if n else math.nan
-            kappa = (both + neither - expected) / (n - expected) if n and n - expected > _EPS else math.nan
+            kappa = (both + neither - expected) / (n - expected) if n and n - expected > MIN_DENOMINATOR else math.nan
             pct = 100.0 / n if n else math.nan
             rows.append(
                 {
@@ -906,7 +909,7 @@ def read_model_output(folder: str | Path) -> ModelOutput:
     missing = [c for c in MODEL_SEGMENT_COLUMNS if c not in table.columns]
     if missing:
         raise InputError(f"bad columns: segments.csv lacks {', '.join(missing)}", table_path)
-    segments = _segment_frame(table, table_path)
+    segments = segment_frame(table, table_path)
     coder = model_name(folder)
     codings = []
     for row, codes in zip(segments.itertuples(index=False), table["codes"], strict=True):
@@ -1171,7 +1174,7 @@ def _segments_for(
     if segments is not None:
         from pipeline.io import read_table
 
-        return _segment_frame(read_table(segments), segments)
+        return segment_frame(read_table(segments), segments)
     if read.segments is not None:
         return read.segments
     from pipeline.ingest import SegmentConfig, segment_table
