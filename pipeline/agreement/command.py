@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.agreement.coefficients import (
-    MIN_DENOMINATOR,
+from pipeline.agreement.coefficients import MIN_DENOMINATOR
+from pipeline.agreement.units import (
     AgreementResult,
     Estimate,
     SpanLike,
