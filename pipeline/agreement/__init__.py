@@ -1,7 +1,10 @@
 """Coder agreement (``imri agreement``): coefficients, coding units, bootstrap intervals and a methods text.
 
-Modules: ``coefficients`` (percent agreement, Cohen's and Fleiss' kappa, Krippendorff's alpha, Gwet's AC1, PABAK;
-coded spans to units; bootstrap), ``methods_text`` (the compact table, interpretation bands and paragraph).
+Modules, lowest first: ``coefficients`` (percent agreement, Cohen's and Fleiss' kappa, Krippendorff's alpha,
+Gwet's AC1, PABAK on a coders x units table), ``units`` (agreement with bootstrap intervals; coded spans to
+character, segment or document units; the results), ``command`` (``imri agreement``: reading codings tables,
+.qdpx projects and model output, picking coders and codes; the coding-comparison and readable tables),
+``methods_text`` (the compact table, interpretation bands and paragraph).
 Used by evaluate (model vs coders), review (reviewer vs reviewer) and the datasheet. Imports ingest and qdpx.
 """
 
@@ -14,22 +17,19 @@ __getattr__, __dir__, __all__ = lazy.attach(
     submod_attrs={
         "coefficients": [
             "METRICS",
-            "UnitConfig",
-            "agreement",
-            "binary_agreement",
-            "coding_comparison",
             "cohen_kappa",
-            "expand_list_options",
             "fleiss_kappa",
             "gwet_ac1",
             "krippendorff_alpha",
             "pabak",
             "percent_agreement",
-            "read_model_output",
             "reliability_metrics",
+        ],
+        "command": [
+            "coding_comparison",
+            "expand_list_options",
+            "read_model_output",
             "run_agreement",
-            "segment_presence",
-            "span_agreement",
             "transcript_from_text",
         ],
         "methods_text": [
@@ -43,5 +43,6 @@ __getattr__, __dir__, __all__ = lazy.attach(
             "paradox_codes",
             "unit_words",
         ],
+        "units": ["UnitConfig", "agreement", "binary_agreement", "segment_presence", "span_agreement"],
     },
 )

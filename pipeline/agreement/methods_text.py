@@ -14,7 +14,7 @@ import json
 import math
 from typing import Any
 
-from pipeline.agreement.coefficients import AgreementResult, MetricSet
+from pipeline.agreement.units import AgreementResult, MetricSet
 
 FORMATS = ("text", "md", "csv", "json")
 
