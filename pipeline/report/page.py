@@ -172,7 +172,7 @@ def impact_rows(report: Report) -> list[ImpactRow]:
 
 def review_threshold(curve: list[dict], precision: float = REVIEW_PRECISION) -> dict | None:
     """The largest auto-accepted share whose suggested codes keep at least ``precision``, or None."""
-    good = [row for row in curve if _finite(row.get("precision")) and row["precision"] >= precision]
+    good = [row for row in curve if finite(row.get("precision")) and row["precision"] >= precision]
     return max(good, key=lambda row: row["coverage"]) if good else None
 
 
@@ -278,7 +278,8 @@ def category_confusion(report: Report):
     return fig
 
 
-def _kappa_pairs(report: Report) -> tuple[dict, dict]:
+def kappa_pairs(report: Report) -> tuple[dict, dict]:
+    """The mean Cohen's kappa of each coder pair: on the gold set, and on the transfer set (each {} where absent)."""
     gold = {
         name: pair.get("cohen_kappa") or {}
         for name, pair in ((report.results.get("human_vs_model") or {}).get("pairs") or {}).items()
@@ -289,7 +290,7 @@ def _kappa_pairs(report: Report) -> tuple[dict, dict]:
 
 def agreement(report: Report):
     """Mean Cohen's kappa of each coder pair, gold set and transfer set side by side; None without pairs."""
-    gold, transfer = _kappa_pairs(report)
+    gold, transfer = kappa_pairs(report)
     if not gold and not transfer:
         return None
     names = list(dict.fromkeys([*gold, *transfer]))
@@ -337,7 +338,7 @@ def bin_gaps(bins: list[dict]) -> list[dict]:
     out = []
     for k, b in enumerate(bins):
         n = int(b.get("n") or 0)
-        if not n or not _finite(b.get("mean_probability")) or not _finite(b.get("observed_rate")):
+        if not n or not finite(b.get("mean_probability")) or not finite(b.get("observed_rate")):
             continue
         low = b.get("low", k / len(bins))
         high = b.get("high", (k + 1) / len(bins))
@@ -371,12 +372,12 @@ def queue_window(report: Report) -> dict | None:
     coverage = report.results["coverage"]
     thresholds = coverage.get("thresholds")
     values = list(thresholds.values()) if isinstance(thresholds, dict) else list(thresholds or [])
-    values = [float(v) for v in values if _finite(v)]
+    values = [float(v) for v in values if finite(v)]
     if not values:
         return None
     margin = coverage.get("margin")
     source = "the margin these metrics were computed with"
-    if not _finite(margin):
+    if not finite(margin):
         chosen = review_threshold(coverage["curve"])
         margin = 1.0 if chosen is None else review_margin(chosen["min_confidence"])
         source = "the margin this report recommends"
@@ -413,7 +414,7 @@ def reliability(report: Report):
             [b["observed_rate"] for b in bins],
             style,
             color=color,
-            label=f"{label} (ECE {_num(entry.get('ece'))})",
+            label=f"{label} (ECE {number(entry.get('ece'))})",
         )
     ax.set_xlabel("mean probability the model gave an impact, per bin of 0.1")
     ax.set_ylabel("share of those (segment, impact) pairs that coder A coded")
@@ -520,7 +521,8 @@ def _impact_list(names: list[str], limit: int = 4) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def _caption_per_code(report: Report, rows: list[ImpactRow]) -> tuple[str, str]:
+def caption_per_code(report: Report, rows: list[ImpactRow]) -> tuple[str, str]:
+    """The per-impact F1 figure's caption: what it shows, what to do about it."""
     transfer = any(r.transfer_f1 is not None for r in rows)
     models = report.results["models"]
     baselines = [n for n, e in models.items() if e.get("kind") == "baseline"]
@@ -556,10 +558,10 @@ def _caption_per_code(report: Report, rows: list[ImpactRow]) -> tuple[str, str]:
     for r in rows:
         best = max(
             ((models[n]["per_code"].get(r.id, {}).get("f1"), n) for n in baselines),
-            key=lambda v: v[0] if _finite(v[0]) else -1,
+            key=lambda v: v[0] if finite(v[0]) else -1,
             default=(None, None),
         )
-        if _finite(best[0]) and best[0] > r.f1:
+        if finite(best[0]) and best[0] > r.f1:
             beaten.append(r.name)
     if baselines:
         parts.append(
@@ -576,7 +578,8 @@ def _caption_per_code(report: Report, rows: list[ImpactRow]) -> tuple[str, str]:
     return shows, " ".join(parts)
 
 
-def _caption_confusion(report: Report) -> tuple[str, str]:
+def caption_confusion(report: Report) -> tuple[str, str]:
+    """The category confusion figure's caption: what it shows, what to do about it."""
     confusion = report.results["categories"]
     matrix = np.asarray(confusion["matrix"], dtype=float)
     share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
@@ -624,13 +627,14 @@ def _compare_kappa(model: dict, humans: dict) -> str:
     ci, human_ci = model.get("ci95") or [None, None], humans.get("ci95") or [None, None]
     if value >= human:
         return "at least as well as"
-    if _finite(ci[1]) and _finite(human_ci[0]) and ci[1] < human_ci[0]:
+    if finite(ci[1]) and finite(human_ci[0]) and ci[1] < human_ci[0]:
         return "less well than"
     return "a little less well than (the intervals overlap)"
 
 
-def _caption_agreement(report: Report) -> tuple[str, str]:
-    gold, transfer = _kappa_pairs(report)
+def caption_agreement(report: Report) -> tuple[str, str]:
+    """The agreement figure's caption: the model's kappa against the humans', on each set."""
+    gold, transfer = kappa_pairs(report)
     agreement_data = report.results.get("human_vs_model") or {}
     transcripts = len(agreement_data.get("transcripts") or [])
     consensus = "model vs consensus" in gold or "model vs consensus" in transfer
@@ -650,7 +654,7 @@ def _caption_agreement(report: Report) -> tuple[str, str]:
     parts, below = [], []
     for label, pairs in (("gold set", gold), ("transfer set", transfer)):
         model, humans = pairs.get("model vs A") or {}, pairs.get("A vs B") or {}
-        if _finite(model.get("value")) and _finite(humans.get("value")):
+        if finite(model.get("value")) and finite(humans.get("value")):
             verdict = _compare_kappa(model, humans)
             below.append(not verdict.startswith("at least"))
             parts.append(
@@ -726,7 +730,8 @@ def calibration_verdict(bins: list[dict], label: str) -> tuple[str, list[dict]]:
     )
 
 
-def _caption_reliability(report: Report) -> tuple[str, str]:
+def caption_reliability(report: Report) -> tuple[str, str]:
+    """The reliability diagram's caption: the gap per bin, and where the review queue works."""
     calibration = report.results["calibration"]
     ece = calibration["ece"]
     bins = calibration.get("reliability") or []
@@ -751,7 +756,7 @@ def _caption_reliability(report: Report) -> tuple[str, str]:
     off_moved: list[dict] = []
     if moved.get("reliability"):
         text, off_moved = calibration_verdict(moved["reliability"], "transfer set")
-        sentences.append(f"{text} (ECE there {_num(moved.get('ece'))}.)")
+        sentences.append(f"{text} (ECE there {number(moved.get('ece'))}.)")
     window = queue_window(report)
     touched = []
     if window is None:
@@ -802,7 +807,8 @@ def _caption_reliability(report: Report) -> tuple[str, str]:
     return shows + " " + " ".join(sentences), todo
 
 
-def _caption_coverage(report: Report) -> tuple[str, str]:
+def caption_coverage(report: Report) -> tuple[str, str]:
+    """The review threshold figure's caption: how many segments to auto-accept, and the margin that does it."""
     curve = report.results["coverage"]["curve"]
     chosen = review_threshold(curve)
     shows = (
@@ -812,7 +818,7 @@ def _caption_coverage(report: Report) -> tuple[str, str]:
         f"({REVIEW_PRECISION:.2f})."
     )
     if chosen is None:
-        best = max((r for r in curve if _finite(r.get("precision"))), key=lambda r: r["precision"], default=None)
+        best = max((r for r in curve if finite(r.get("precision"))), key=lambda r: r["precision"], default=None)
         todo = (
             f"No share keeps precision at {REVIEW_PRECISION:.2f}"
             + (f" (the best is {best['precision']:.2f}, at the {best['coverage']:.0%} most confident)" if best else "")
@@ -822,7 +828,7 @@ def _caption_coverage(report: Report) -> tuple[str, str]:
         below = [
             r
             for r in curve
-            if r["coverage"] < chosen["coverage"] and _finite(r.get("precision")) and r["precision"] < REVIEW_PRECISION
+            if r["coverage"] < chosen["coverage"] and finite(r.get("precision")) and r["precision"] < REVIEW_PRECISION
         ]
         after = next((r for r in curve if r["coverage"] > chosen["coverage"]), None)
         todo = (
@@ -831,7 +837,7 @@ def _caption_coverage(report: Report) -> tuple[str, str]:
             f"{review_margin(chosen['min_confidence']):.2f}</code> in <code>params.yaml</code> so every segment "
             "below it goes to the review queue"
             + (
-                f"; accepting {after['coverage']:.0%} would bring precision to {_num(after.get('precision'), 2)}"
+                f"; accepting {after['coverage']:.0%} would bring precision to {number(after.get('precision'), 2)}"
                 if after
                 else ""
             )
@@ -853,33 +859,37 @@ def _caption_coverage(report: Report) -> tuple[str, str]:
 # --- HTML ---------------------------------------------------------------------------------------
 
 
-def _synthetic(results: dict) -> bool:
+def synthetic(results: dict) -> bool:
     """Whether the metrics come from the bundled synthetic gold set (its ``note`` says so)."""
     return "synthetic" in str(results.get("note", "")).lower()
 
 
-def _finite(value) -> bool:
+def finite(value) -> bool:
+    """Whether ``value`` is a number and not NaN (metrics write a missing figure as null or NaN)."""
     return isinstance(value, int | float) and not (isinstance(value, float) and math.isnan(value))
 
 
-def _num(value, digits: int = 3) -> str:
-    return f"{value:.{digits}f}" if _finite(value) else "&ndash;"
+def number(value, digits: int = 3) -> str:
+    """A number with ``digits`` decimals, or a dash when there is none."""
+    return f"{value:.{digits}f}" if finite(value) else "&ndash;"
 
 
-def _count(value) -> str:
+def count(value) -> str:
+    """A count with thousands separators, or ``?`` when it is not an integer."""
     return f"{value:,}" if isinstance(value, int) else "?"
 
 
-def _pct(value) -> str:
-    return f"{value:.0%}" if _finite(value) else "&ndash;"
+def percent(value) -> str:
+    """A share as a whole percentage, or a dash when there is none."""
+    return f"{value:.0%}" if finite(value) else "&ndash;"
 
 
 def _kappa_cell(kappa: dict | None) -> str:
     kappa = kappa or {}
     value, ci = kappa.get("value"), kappa.get("ci95") or [None, None]
-    if not _finite(value):
+    if not finite(value):
         return "&ndash;"
-    interval = f" <span class='ci'>[{_num(ci[0], 2)}, {_num(ci[1], 2)}]</span>" if _finite(ci[0]) else ""
+    interval = f" <span class='ci'>[{number(ci[0], 2)}, {number(ci[1], 2)}]</span>" if finite(ci[0]) else ""
     return f"{value:.2f}{interval}"
 
 
@@ -888,7 +898,7 @@ def _align(cell: str) -> str:
     return " class='n'" if re.match(r"(-?[0-9]|&ndash;|<span class='(met|missed)')", cell) else ""
 
 
-def _table(headers: list[str], rows: list[list[str]], row_classes: list[str] | None = None) -> str:
+def html_table(headers: list[str], rows: list[list[str]], row_classes: list[str] | None = None) -> str:
     """An HTML table; cells are HTML already (escape text before)."""
     head = "".join(f"<th>{h}</th>" for h in headers)
     body = []
@@ -898,7 +908,8 @@ def _table(headers: list[str], rows: list[list[str]], row_classes: list[str] | N
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _absent(text: str) -> str:
+def absent(text: str) -> str:
+    """A paragraph saying what is not in these metrics (greyed out)."""
     return f"<p class='absent'>{text}</p>"
 
 
@@ -942,7 +953,7 @@ def summary(report: Report, rows: list[ImpactRow]) -> str:
     lines = [
         f"<p>The default model, <b>{html.escape(report.model(results['default_model']))}</b>, "
         f"reaches macro-F1 {in_corpus:.2f} on the gold set "
-        f"({_count(results.get('transcripts'))} transcripts, {_count(results.get('segments'))} participant "
+        f"({count(results.get('transcripts'))} transcripts, {count(results.get('segments'))} participant "
         "segments, "
         "cross-validated by transcript).",
     ]
@@ -985,7 +996,8 @@ def summary(report: Report, rows: list[ImpactRow]) -> str:
     )
 
 
-def _impact_table(rows: list[ImpactRow]) -> str:
+def impact_table(rows: list[ImpactRow]) -> str:
+    """The per-impact table: figures, human kappa and the summary's recommendation, best first."""
     transfer = any(r.transfer_f1 is not None for r in rows)
     human = any(r.human_kappa is not None for r in rows)
     headers = ["impact", "category", "coded gold segments", "F1 gold set"]
@@ -994,13 +1006,13 @@ def _impact_table(rows: list[ImpactRow]) -> str:
     headers += ["recommendation"]
     body, classes = [], []
     for r in rows:
-        cells = [html.escape(r.name), html.escape(r.category), _count(r.support), _num(r.f1, 2)]
-        cells += [_num(r.transfer_f1, 2)] if transfer else []
-        cells += [_num(r.human_kappa, 2)] if human else []
+        cells = [html.escape(r.name), html.escape(r.category), count(r.support), number(r.f1, 2)]
+        cells += [number(r.transfer_f1, 2)] if transfer else []
+        cells += [number(r.human_kappa, 2)] if human else []
         cells.append(TIERS[r.tier] + (f" ({html.escape(r.reason)})" if r.reason else ""))
         body.append(cells)
         classes.append(r.tier)
-    return _table(headers, body, classes)
+    return html_table(headers, body, classes)
 
 
 def _figure_html(name: str, title: str, png: bytes, caption: tuple[str, str]) -> str:
@@ -1012,7 +1024,8 @@ def _figure_html(name: str, title: str, png: bytes, caption: tuple[str, str]) ->
     )
 
 
-def _models_section(report: Report) -> str:
+def models_section(report: Report) -> str:
+    """The models compared on the gold set: the table, the best baseline and the transfer between languages."""
     results = report.results
     rows, classes = [], []
     for name, entry in results["models"].items():
@@ -1027,10 +1040,10 @@ def _models_section(report: Report) -> str:
         ]
         label = html.escape(report.model(name)) + (" <b>(default)</b>" if name == results["default_model"] else "")
         rows.append(
-            [label, "baseline" if entry.get("kind") == "baseline" else "trained model"] + [_num(c) for c in cells]
+            [label, "baseline" if entry.get("kind") == "baseline" else "trained model"] + [number(c) for c in cells]
         )
         classes.append("default" if name == results["default_model"] else "")
-    table = _table(
+    table = html_table(
         [
             "model",
             "kind",
@@ -1048,9 +1061,9 @@ def _models_section(report: Report) -> str:
     baselines = {n: e for n, e in results["models"].items() if e.get("kind") == "baseline"}
     default = report.default
     if not baselines:
-        note = _absent("No baselines were evaluated in this run (<code>evaluate.baselines</code> is empty).")
+        note = absent("No baselines were evaluated in this run (<code>evaluate.baselines</code> is empty).")
     else:
-        best = max(baselines, key=lambda n: baselines[n]["macro_f1"] if _finite(baselines[n].get("macro_f1")) else -1)
+        best = max(baselines, key=lambda n: baselines[n]["macro_f1"] if finite(baselines[n].get("macro_f1")) else -1)
         gain = default["macro_f1"] - baselines[best]["macro_f1"]
         note = (
             f"<p>The default model's macro-F1 is {abs(gain):.3f} "
@@ -1068,7 +1081,7 @@ def _models_section(report: Report) -> str:
     for source, target in (("en", "fr"), ("fr", "en")):
         both = (lang.get(target) or {}).get("macro_f1")
         alone = (cross.get(f"{source}->{target}") or {}).get("macro_f1")
-        if _finite(both) and _finite(alone):
+        if finite(both) and finite(alone):
             text = (
                 f"trained on {LANGUAGE_NAMES[source]} only, {'it' if moved else 'the default model'} reaches "
                 f"{alone:.3f} on {LANGUAGE_NAMES[target]}, "
@@ -1097,35 +1110,34 @@ def _models_section(report: Report) -> str:
     )
 
 
-def _units_section(report: Report) -> str:
+def units_section(report: Report) -> str:
+    """The coding units compared on characters, or a line saying they were not compared."""
     compared = report.results.get("units")
     head = "<section id='units'><h2>Coding units</h2>"
     if not compared:
-        return (
-            head + _absent("Coding units were not compared in this run (<code>evaluate.units</code>).") + "</section>"
-        )
+        return head + absent("Coding units were not compared in this run (<code>evaluate.units</code>).") + "</section>"
     rows, classes = [], []
     for unit, entry in compared["units"].items():
         lang = entry.get("by_language", {})
         rows.append(
             [
                 html.escape(unit) + (" <b>(default)</b>" if unit == compared.get("default") else ""),
-                _count(entry.get("segments")),
-                _num(entry.get("mean_words"), 1),
-                _num(entry.get("macro_f1")),
-                _num(lang.get("en", {}).get("macro_f1")),
-                _num(lang.get("fr", {}).get("macro_f1")),
-                _num(entry.get("segment_macro_f1")),
+                count(entry.get("segments")),
+                number(entry.get("mean_words"), 1),
+                number(entry.get("macro_f1")),
+                number(lang.get("en", {}).get("macro_f1")),
+                number(lang.get("fr", {}).get("macro_f1")),
+                number(entry.get("segment_macro_f1")),
             ]
         )
         classes.append("default" if unit == compared.get("default") else "")
-    units = {u: e for u, e in compared["units"].items() if _finite(e.get("macro_f1"))}
+    units = {u: e for u, e in compared["units"].items() if finite(e.get("macro_f1"))}
     finding = ""
     if units:
         best = max(units, key=lambda u: units[u]["macro_f1"])
         by_size = sorted(units, key=lambda u: units[u].get("mean_words") or 0)
         segment = [units[u].get("segment_macro_f1") for u in by_size]
-        rising = all(_finite(v) for v in segment) and all(b >= a for a, b in zip(segment, segment[1:], strict=False))
+        rising = all(finite(v) for v in segment) and all(b >= a for a, b in zip(segment, segment[1:], strict=False))
         finding = f" On characters, <b>{html.escape(best)}</b> codes best ({units[best]['macro_f1']:.3f})" + (
             f", while on their own segments the coarsest unit, {html.escape(by_size[-1])}, looks best: segment "
             "figures favour coarse units (fewer decisions), so they are not compared."
@@ -1137,7 +1149,7 @@ def _units_section(report: Report) -> str:
         "their own segments (a turn is one decision, its sentences several), so each unit's codes are spread over "
         "the characters of its segments and scored against the coders' coded passages (character macro-F1)."
         f"{finding}</p>"
-        + _table(
+        + html_table(
             [
                 "unit",
                 "segments",
@@ -1187,7 +1199,7 @@ def _transfer_readings(report: Report, kappa: dict) -> dict[str, str]:
     transfer = report.transfer or {}
     out = dict.fromkeys(("kappa", "passages", "shift", "turns", "variants", "curve"), "")
     model, humans = (kappa.get("model vs A") or {}).get("value"), (kappa.get("A vs B") or {}).get("value")
-    if _finite(model) and _finite(humans) and humans > 0:
+    if finite(model) and finite(humans) and humans > 0:
         out["kappa"] = (
             f" Here the model agrees with coder A at {model:.2f}, {model / humans:.0%} of the {humans:.2f} at which "
             "the two coders agree"
@@ -1199,17 +1211,17 @@ def _transfer_readings(report: Report, kappa: dict) -> dict[str, str]:
     for lang in ("en", "fr"):
         entry = passages.get(lang) or {}
         value = entry.get("impact_top1")
-        if not _finite(value):
+        if not finite(value):
             continue
         parts = []
         alone = (prior.get(lang) or {}).get("impact_top1")
-        if _finite(alone):
+        if finite(alone):
             parts.append(
                 f"{_points(value - alone)} {'above' if value >= alone else 'below'} the codebook prior alone "
                 f"({alone:.0%})"
             )
         own = (in_corpus.get(lang) or {}).get("impact_top1")
-        if _finite(own):
+        if finite(own):
             parts.append(
                 f"{_points(own - value)} {'below' if value <= own else 'above'} its figure on the gold set ({own:.0%})"
             )
@@ -1220,7 +1232,7 @@ def _transfer_readings(report: Report, kappa: dict) -> dict[str, str]:
     if sentences:
         out["passages"] = " Read from the table: " + "; ".join(sentences) + "."
     change = (transfer.get("question_shift") or {}).get("max_probability_change")
-    if _finite(change):
+    if finite(change):
         out["shift"] = (
             f" Here the largest change of any participant probability is {change:.6f}: the codes do not depend on "
             "what the interviewer said."
@@ -1229,16 +1241,17 @@ def _transfer_readings(report: Report, kappa: dict) -> dict[str, str]:
             "the codes depend on the questions asked, so a study asking other questions will be coded differently."
         )
     turns = (transfer.get("turn_top1") or {}).get("all") or {}
-    if _finite(turns.get("impact_top1")):
+    if finite(turns.get("impact_top1")):
         out["turns"] = (
             f" Over both languages the model's most probable impact is coder A's for {turns['impact_top1']:.0%} of "
-            f"such turns, and coder A's impact is among its three most probable for {_pct(turns.get('impact_top3'))}."
+            "such turns, and coder A's impact is among its three most probable for "
+            f"{percent(turns.get('impact_top3'))}."
         )
     scored = {"default model": transfer.get("passage_score")}
     scored.update(
         {n: e.get("passage_score") for n, e in (transfer.get("variants") or {}).items() if "not_run" not in e}
     )
-    scored = {n: v for n, v in scored.items() if _finite(v)}
+    scored = {n: v for n, v in scored.items() if finite(v)}
     if len(scored) > 1 and "default model" in scored:
         best = max(scored, key=lambda n: scored[n])
         out["variants"] = (
@@ -1249,7 +1262,7 @@ def _transfer_readings(report: Report, kappa: dict) -> dict[str, str]:
             f"({scored['default model']:.3f}): the default should be chosen again."
         )
     curve = [
-        p for p in transfer.get("learning_curve") or [] if _finite((p["passages"].get("en") or {}).get("impact_top1"))
+        p for p in transfer.get("learning_curve") or [] if finite((p["passages"].get("en") or {}).get("impact_top1"))
     ]
     if len(curve) > 1:
         first, last = curve[0], curve[-1]
@@ -1257,7 +1270,7 @@ def _transfer_readings(report: Report, kappa: dict) -> dict[str, str]:
         for lang in ("en", "fr"):
             a = (first["passages"].get(lang) or {}).get("impact_top1")
             b = (last["passages"].get(lang) or {}).get("impact_top1")
-            if _finite(a) and _finite(b):
+            if finite(a) and finite(b):
                 rows.append(f"{LANGUAGE_NAMES[lang]} {a:.0%} to {b:.0%}")
         out["curve"] = (
             f" From {first['transcripts']} to {last['transcripts']} gold transcripts, impact top-1 goes from "
@@ -1267,7 +1280,7 @@ def _transfer_readings(report: Report, kappa: dict) -> dict[str, str]:
     return out
 
 
-def _caption_learning_curve(report: Report) -> tuple[str, str]:
+def caption_learning_curve(report: Report) -> tuple[str, str]:
     """What the learning curve shows, computed from its points: where each size stands between the prior alone
     and the whole gold set, on the mean of the three passage figures of both languages."""
     curve = report.transfer["learning_curve"]
@@ -1311,7 +1324,7 @@ def transfer_section(report: Report, curve_figure: str = "") -> str:
     if not transfer:
         return (
             head
-            + _absent(
+            + absent(
                 "The transfer evaluation is not in these metrics (run <code>imri evaluate</code> with "
                 "<code>evaluate.transfer</code> set, e.g. <code>data/transfer</code>)."
             )
@@ -1319,17 +1332,17 @@ def transfer_section(report: Report, curve_figure: str = "") -> str:
         )
     default = report.default
     cross = transfer["cross_corpus"]
-    gold_kappa, transfer_kappa = _kappa_pairs(report)
+    gold_kappa, transfer_kappa = kappa_pairs(report)
     intro = (
         "<p>"
         + (
             "The bundled gold set was written by authors who knew the code of every passage, so its coded passages "
             "are explicit and short. "
-            if _synthetic(report.results)
+            if synthetic(report.results)
             else ""
         )
         + f"The transfer set (<code>{html.escape(str(transfer.get('data') or ''))}</code>: "
-        f"{_count(transfer.get('transcripts'))} transcripts, {_count(transfer.get('segments'))} participant "
+        f"{count(transfer.get('transcripts'))} transcripts, {count(transfer.get('segments'))} participant "
         "segments) "
         "was written without the codebook and then coded by coder A and coder B, who saw only the codebook "
         "and the transcript. The model is trained on the whole gold set and tested there. The transfer set "
@@ -1338,21 +1351,21 @@ def transfer_section(report: Report, curve_figure: str = "") -> str:
         + (
             "<p class='warn'><b>Both the gold set and the transfer set are synthetic.</b> These figures compare "
             "models and show how much is lost on unfamiliar text; they are not real-world accuracy.</p>"
-            if _synthetic(report.results)
+            if synthetic(report.results)
             else "<p class='warn'>These figures compare models and show how much is lost on text the model was "
             "not written for.</p>"
         )
     )
     rows = [
-        ["macro-F1", _num(default.get("macro_f1")), _num(cross.get("macro_f1"))],
-        ["micro-F1", _num(default.get("micro_f1")), _num(cross.get("micro_f1"))],
+        ["macro-F1", number(default.get("macro_f1")), number(cross.get("macro_f1"))],
+        ["micro-F1", number(default.get("micro_f1")), number(cross.get("micro_f1"))],
     ]
     for lang in ("en", "fr"):
         rows.append(
             [
                 f"macro-F1, {LANGUAGE_NAMES[lang]}",
-                _num((default.get("by_language", {}).get(lang) or {}).get("macro_f1")),
-                _num((cross.get("by_language") or {}).get(lang)),
+                number((default.get("by_language", {}).get(lang) or {}).get("macro_f1")),
+                number((cross.get("by_language") or {}).get(lang)),
             ]
         )
     for pair in ("model vs A", "model vs B", "A vs B"):
@@ -1363,7 +1376,7 @@ def transfer_section(report: Report, curve_figure: str = "") -> str:
                 _kappa_cell(transfer_kappa.get(pair)),
             ]
         )
-    side = _table(["default model", "gold set (cross-validated)", "transfer set"], rows)
+    side = html_table(["default model", "gold set (cross-validated)", "transfer set"], rows)
 
     shift = transfer["question_shift"]
     shift_names = {
@@ -1372,14 +1385,14 @@ def transfer_section(report: Report, curve_figure: str = "") -> str:
         "leading": "replaced by a leading question (conflict and resistance)",
         "removed": "removed",
     }
-    shift_table = _table(
+    shift_table = html_table(
         ["interviewer turns", "macro-F1 (transfer set)", "largest change of a participant probability"],
-        [["as asked", _num((shift.get("asked") or {}).get("macro_f1")), ""]]
+        [["as asked", number((shift.get("asked") or {}).get("macro_f1")), ""]]
         + [
             [
                 text,
-                _num((shift.get(mode) or {}).get("macro_f1")),
-                _num((shift.get(mode) or {}).get("max_probability_change"), 6),
+                number((shift.get(mode) or {}).get("macro_f1")),
+                number((shift.get(mode) or {}).get("max_probability_change"), 6),
             ]
             for mode, text in shift_names.items()
             if mode in shift
@@ -1399,14 +1412,14 @@ def transfer_section(report: Report, curve_figure: str = "") -> str:
                 passage_rows.append(
                     [
                         f"{label} ({LANGUAGE_NAMES[lang]})",
-                        _count(entry.get("passages")),
-                        _pct(entry.get("category_top1")),
-                        _pct(entry.get("impact_top1")),
-                        _pct(entry.get("impact_top3")),
-                        _num(entry.get("presence_auc"), 2),
+                        count(entry.get("passages")),
+                        percent(entry.get("category_top1")),
+                        percent(entry.get("impact_top1")),
+                        percent(entry.get("impact_top3")),
+                        number(entry.get("presence_auc"), 2),
                     ]
                 )
-    passage_table = _table(
+    passage_table = html_table(
         ["model, data (language)", "coded passages", "category top-1", "impact top-1", "impact top-3", "presence AUC"],
         passage_rows,
     )
@@ -1414,15 +1427,15 @@ def transfer_section(report: Report, curve_figure: str = "") -> str:
     top_rows = [
         [
             LANGUAGE_NAMES.get(group, html.escape(group)),
-            _count(entry.get("turns")),
-            _pct(entry.get("impact_top1")),
-            _pct(entry.get("impact_top3")),
-            _pct(entry.get("category_top1")),
-            _pct(entry.get("category_top3")),
+            count(entry.get("turns")),
+            percent(entry.get("impact_top1")),
+            percent(entry.get("impact_top3")),
+            percent(entry.get("category_top1")),
+            percent(entry.get("category_top3")),
         ]
         for group, entry in sorted(top.items(), key=lambda kv: (kv[0] != "all", kv[0]))
     ]
-    top_table = _table(
+    top_table = html_table(
         ["language", "turns with one impact", "impact top-1", "impact top-3", "category top-1", "category top-3"],
         top_rows,
     )
@@ -1438,23 +1451,23 @@ def transfer_section(report: Report, curve_figure: str = "") -> str:
         cells = [
             html.escape(name),
             "" if name == "default model" else _settings(entry, transfer.get("default") or {}),
-            _num(entry.get("passage_score")),
+            number(entry.get("passage_score")),
         ]
         for lang in ("en", "fr"):
             e = p.get(lang) or {}
             cells.append(
-                f"{_pct(e.get('category_top1'))} / {_pct(e.get('impact_top1'))} / {_pct(e.get('impact_top3'))}"
+                f"{percent(e.get('category_top1'))} / {percent(e.get('impact_top1'))} / {percent(e.get('impact_top3'))}"
             )
         cells += [
-            "/".join(_num((p.get(lang) or {}).get("presence_auc"), 2) for lang in ("en", "fr")),
-            _num(c.get("macro_f1")),
-            _num(((c.get("kappa") or {}).get("model vs A") or {}).get("value"), 2),
-            _num(entry.get("in_corpus_macro_f1")),
-            _num((entry.get("question_shift") or {}).get("max_probability_change"), 3),
+            "/".join(number((p.get(lang) or {}).get("presence_auc"), 2) for lang in ("en", "fr")),
+            number(c.get("macro_f1")),
+            number(((c.get("kappa") or {}).get("model vs A") or {}).get("value"), 2),
+            number(entry.get("in_corpus_macro_f1")),
+            number((entry.get("question_shift") or {}).get("max_probability_change"), 3),
         ]
         variant_rows.append(cells)
         classes.append("default" if name == "default model" else "")
-    variants = _table(
+    variants = html_table(
         [
             "variant",
             "differs from the default in",
@@ -1471,7 +1484,7 @@ def transfer_section(report: Report, curve_figure: str = "") -> str:
         classes,
     )
     curve = transfer.get("learning_curve") or []
-    curve_table = _table(
+    curve_table = html_table(
         [
             "gold transcripts trained on",
             "random sets",
@@ -1480,12 +1493,12 @@ def transfer_section(report: Report, curve_figure: str = "") -> str:
         ],
         [
             [
-                "0 (codebook prior alone)" if point["transcripts"] == 0 else _count(point["transcripts"]),
-                _count(point.get("draws")),
+                "0 (codebook prior alone)" if point["transcripts"] == 0 else count(point["transcripts"]),
+                count(point.get("draws")),
                 *(
                     "{} / {} / {}".format(
                         *(
-                            _pct((point["passages"].get(lang) or {}).get(k))
+                            percent((point["passages"].get(lang) or {}).get(k))
                             for k in ("category_top1", "impact_top1", "impact_top3")
                         )
                     )
@@ -1507,9 +1520,9 @@ def transfer_section(report: Report, curve_figure: str = "") -> str:
         int8_part = (
             "<h3>int8 against fp32</h3><p>Loss of the int8 encoder (variant "
             f"<code>{html.escape(int8['variant'])}</code>) against the default, on the "
-            f"{_count(loss['passages'])} coded passages of {_count(loss['transcripts'])} "
-            f"transfer transcripts: {_num(loss['value'])} (95% interval {_num(loss['ci95'][0])} to "
-            f"{_num(loss['ci95'][1])}). The rule: {html.escape(int8['rule'])}; the interval "
+            f"{count(loss['passages'])} coded passages of {count(loss['transcripts'])} "
+            f"transfer transcripts: {number(loss['value'])} (95% interval {number(loss['ci95'][0])} to "
+            f"{number(loss['ci95'][1])}). The rule: {html.escape(int8['rule'])}; the interval "
             f"{'lies wholly above 0' if loss['ci95'][0] > 0 else 'reaches 0 or below'}, {verdict}.</p>"
         )
     targets = transfer.get("targets") or {}
@@ -1520,7 +1533,7 @@ def transfer_section(report: Report, curve_figure: str = "") -> str:
         target_rows.append(
             [
                 html.escape(name),
-                _num(target.get("value")) + (f" <span class='ci'>({figure})</span>" if figure else ""),
+                number(target.get("value")) + (f" <span class='ci'>({figure})</span>" if figure else ""),
                 "<span class='met'>&#10003; met</span>" if met else "<span class='missed'>&#10007; MISSED</span>",
             ]
         )
@@ -1531,9 +1544,9 @@ def transfer_section(report: Report, curve_figure: str = "") -> str:
         "evaluation, set in its issues (the model issue, 21): bounds the project chose to judge its model by, "
         "not a published standard and not a claim about your data. Each row gives the figure it judges. "
         f"{missed} of {len(targets)} targets missed.</p>"
-        + _table(["target", "figure judged", "result"], target_rows, target_classes)
+        + html_table(["target", "figure judged", "result"], target_rows, target_classes)
         if targets
-        else _absent("No targets in these metrics.")
+        else absent("No targets in these metrics.")
     )
     readings = _transfer_readings(report, transfer_kappa)
     return (
@@ -1993,19 +2006,19 @@ def build_report(results: dict, codebook: Codebook) -> tuple[str, dict[str, byte
         "learning_curve": "How much must we code?",
     }
     captions = {
-        "per_code_f1": lambda: _caption_per_code(report, rows),
-        "category_confusion": lambda: _caption_confusion(report),
-        "agreement": lambda: _caption_agreement(report),
-        "reliability": lambda: _caption_reliability(report),
-        "coverage": lambda: _caption_coverage(report),
-        "learning_curve": lambda: _caption_learning_curve(report),
+        "per_code_f1": lambda: caption_per_code(report, rows),
+        "category_confusion": lambda: caption_confusion(report),
+        "agreement": lambda: caption_agreement(report),
+        "reliability": lambda: caption_reliability(report),
+        "coverage": lambda: caption_coverage(report),
+        "learning_curve": lambda: caption_learning_curve(report),
     }
     pngs: dict[str, bytes] = {}
     blocks: dict[str, str] = {}
     for name in FIGURES:
         fig = DRAW[name](report)
         if fig is None:
-            blocks[name] = _absent(
+            blocks[name] = absent(
                 "No learning curve in these metrics (evaluate.learning_curve with a transfer set)."
                 if name == "learning_curve"
                 else "No agreement figures in these metrics: the gold set has no second coder (B) and no transfer "
@@ -2016,7 +2029,7 @@ def build_report(results: dict, codebook: Codebook) -> tuple[str, dict[str, byte
         blocks[name] = _figure_html(name, titles[name], pngs[name], captions[name]())
     note = ""
     if report.unknown:
-        note = _absent(
+        note = absent(
             f"{len(report.unknown)} id(s) in the metrics are not in codebook {html.escape(codebook.id)} "
             f"v{html.escape(codebook.version)} and are shown as ids: {html.escape(', '.join(report.unknown[:10]))} "
             "(pass the codebook the model was evaluated with: <code>imri report --codebook</code>)."
@@ -2038,15 +2051,15 @@ def build_report(results: dict, codebook: Codebook) -> tuple[str, dict[str, byte
     )
     glossary = "".join(f"<dt id='g-{t.slug}'>{t.name}</dt><dd>{t.text}</dd>" for t in GLOSSARY)
     curve = results["coverage"]["curve"]
-    curve_table = _table(
+    curve_table = html_table(
         ["auto-accepted", "segments", "confidence at least", "precision of suggested codes", "exactly coder A's codes"],
         [
             [
-                _pct(r["coverage"]),
-                _count(r.get("segments")),
-                _num(r.get("min_confidence"), 2),
-                _num(r.get("precision"), 2),
-                _num(r.get("exact_set_accuracy"), 2),
+                percent(r["coverage"]),
+                count(r.get("segments")),
+                number(r.get("min_confidence"), 2),
+                number(r.get("precision"), 2),
+                number(r.get("exact_set_accuracy"), 2),
             ]
             for r in curve
         ],
@@ -2054,7 +2067,7 @@ def build_report(results: dict, codebook: Codebook) -> tuple[str, dict[str, byte
     warning = (
         "The bundled gold set is synthetic, written for this project: its scores show what the model can do "
         "and how the options compare, not how accurate it will be on your interviews."
-        if _synthetic(results)
+        if synthetic(results)
         else "These figures come from the gold set named above, each transcript scored by a model that never saw "
         "it; they describe text like that gold set's, so check a sample of the model's coding of each new study."
     )
@@ -2070,14 +2083,14 @@ def build_report(results: dict, codebook: Codebook) -> tuple[str, dict[str, byte
 <section id="impacts"><h2>Per impact</h2>
 <p>Codebook {html.escape(codebook.id)} v{html.escape(codebook.version)}; coder A's codes are the reference.
 Best first, by the figure the summary judges on. Green: pre-code; red: full human coding.</p>
-{_impact_table(rows)}
+{impact_table(rows)}
 {blocks["per_code_f1"]}</section>
-{_models_section(report)}
+{models_section(report)}
 <section id="categories"><h2>Categories</h2>{blocks["category_confusion"]}</section>
 <section id="agreement-section"><h2>Agreement with human coders</h2>{blocks["agreement"]}</section>
 <section id="calibration"><h2>Calibration</h2>{blocks["reliability"]}</section>
 <section id="review"><h2>Review threshold</h2>{blocks["coverage"]}{curve_table}</section>
-{_units_section(report)}
+{units_section(report)}
 {transfer_section(report, blocks["learning_curve"])}
 <section id="glossary"><h2>Glossary</h2><dl>{glossary}</dl></section>
 </body></html>
