@@ -18,6 +18,7 @@ __getattr__, __dir__, __all__ = lazy.attach(
             "render_generated",
             "update_datasheet",
         ],
-        "page": ["DRAW", "FIGURES", "Report", "build_report", "impact_rows", "review_threshold", "write_report"],
+        "page": ["DRAW", "FIGURES", "build_report", "write_report"],
+        "reading": ["Report", "impact_rows", "review_threshold"],
     },
 )
