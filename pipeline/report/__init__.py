@@ -18,7 +18,8 @@ __getattr__, __dir__, __all__ = lazy.attach(
             "render_generated",
             "update_datasheet",
         ],
-        "page": ["DRAW", "FIGURES", "build_report", "write_report"],
+        "figures": ["DRAW"],
+        "page": ["FIGURES", "build_report", "write_report"],
         "reading": ["Report", "impact_rows", "review_threshold"],
     },
 )
