@@ -12,13 +12,7 @@ import json
 
 from pipeline.report.formatting import absent, count, finite, html_table, number, percent
 from pipeline.report.glossary import setting
-from pipeline.report.reading import (
-    LANGUAGE_NAMES,
-    PAIR_NAMES,
-    Report,
-    kappa_pairs,
-    synthetic,
-)
+from pipeline.report.reading import LANGUAGE_NAMES, PAIR_NAMES, Report, kappa_pairs, synthetic
 
 
 def _kappa_cell(kappa: dict | None) -> str:
