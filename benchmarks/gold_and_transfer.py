@@ -14,7 +14,7 @@ class Sets:
 
     params: dict
     codebook: object  # pipeline.codebook.Codebook
-    gold: object  # pipeline.model.labels.GoldSet, labelled by train.coders
+    gold: object  # pipeline.model.GoldSet, labelled by train.coders
     transfer: object  # pipeline.evaluate.transfer.TransferSet
     config: object  # pipeline.model.classify.ClassifierConfig
     evaluate: object  # pipeline.evaluate.evaluation.EvaluateConfig

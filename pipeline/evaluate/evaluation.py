@@ -225,7 +225,7 @@ def evaluate(
     results["coverage"] = {
         "model": name,
         "curve": coverage_precision(data.Y, proba, thresholds),
-        # where the review queue works: around each cut-off, review.margin wide (pipeline.coding.code.ReviewConfig)
+        # where the review queue works: around each cut-off, review.margin wide (pipeline.coding.ReviewConfig)
         "thresholds": dict(zip(ids, map(float, thresholds), strict=True)),
         "margin": float((params.get("review") or {}).get("margin", 0.3)),
     }

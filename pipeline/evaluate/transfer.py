@@ -550,7 +550,7 @@ def replay_review(
     chars: CharacterCodes | None = None,
 ) -> dict:
     """Review replayed on ``share`` of the text: the passages of ``order`` within it
-    (:func:`pipeline.coding.code.within_budget`) take coder A's codes, the others keep the model's (``predicted``);
+    (:func:`pipeline.coding.within_budget`) take coder A's codes, the others keep the model's (``predicted``);
     the result is measured against coder B (mean Cohen's kappa over impacts) on segments and, with ``chars``,
     on characters (a reviewed passage's characters take A's spans).
 
@@ -663,7 +663,7 @@ def review_effort(transfer: TransferSet, proba: np.ndarray, thresholds: np.ndarr
     ``proba`` holds the probabilities of the default model trained on the gold set for the transfer set's
     participant segments (``transfer.table``'s rows). Passages (participant turns, cut as ``imri code`` cuts
     them with the default ``review.passage_segments``) are ranked as ``imri code`` ranks them
-    (:func:`pipeline.coding.code.review_budget`); for each share of participant text (characters) from 0 to 1, the
+    (:func:`pipeline.coding.review_budget`); for each share of participant text (characters) from 0 to 1, the
     passages within it take coder A's codes and the others keep the model's, and the result is measured
     against coder B on segments and on characters, next to A-vs-B; and the same for random orders.
     ``recommended_budget`` is the queue's share at 90% of the A-vs-B kappa, at most :data:`MAX_DEFAULT_BUDGET`.

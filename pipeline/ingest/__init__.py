@@ -9,7 +9,7 @@ Imports only the ground floor."""
 import lazy_loader as lazy
 
 # public names, each imported from its module when first used (SPEC 1 lazy loading): importing the
-# package costs nothing, and `from pipeline.PKG import name` never loads the rest of the stage
+# package costs nothing, and `from pipeline.<stage> import name` never loads the rest of the stage
 __getattr__, __dir__, __all__ = lazy.attach(
     __name__,
     submod_attrs={

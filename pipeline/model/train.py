@@ -69,7 +69,7 @@ def load_gold(
 ) -> GoldSet:
     """Read one or more gold folders and label their segments from the chosen coders' spans.
 
-    ``extra_codings`` are reviewed decisions (:func:`pipeline.review.store.reviewed_codings` of review
+    ``extra_codings`` are reviewed decisions (:func:`pipeline.review.reviewed_codings` of review
     runs): whatever ``coders`` says, each reviewed segment is a target labelled exactly by its
     decision ("no impact" included) and replaces the gold segments it overlaps; the unreviewed
     segments of review runs are left out (see :func:`pipeline.model.reviewed.merge_reviews`).

@@ -163,7 +163,7 @@ def review_margin(min_confidence: float) -> float:
     """``review.margin`` that sends every segment below ``min_confidence`` to the review queue.
 
     ``imri code`` queues a segment when its least certain decision is below the margin, and its
-    confidence is 0.5 + 0.5 x that certainty (:func:`pipeline.coding.code.decide`); rounded up, so a
+    confidence is 0.5 + 0.5 x that certainty (:func:`pipeline.coding.decide`); rounded up, so a
     borderline segment is reviewed.
     """
     return min(1.0, math.ceil(round((2 * min_confidence - 1) * 100, 6)) / 100)
@@ -216,7 +216,7 @@ def queue_window(report: Report) -> dict | None:
     """Where the review queue works: the probabilities whose decision lies within the margin of its cut-off.
 
     A decision's certainty is 0 at its impact's cut-off *t* and 1 at probability 0 or 1
-    (:func:`pipeline.coding.code.certainty`), so a margin *m* queues probabilities from *t*(1 - *m*) to
+    (:func:`pipeline.coding.queue.certainty`), so a margin *m* queues probabilities from *t*(1 - *m*) to
     *t* + *m*(1 - *t*). The cut-offs are ``coverage.thresholds`` of the metrics (per impact); the margin is
     ``coverage.margin`` where the metrics give it, else the one this report recommends. None without cut-offs.
     """

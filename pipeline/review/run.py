@@ -398,7 +398,7 @@ def reviewer_agreement(run: ReviewRun, decisions: pd.DataFrame) -> list[dict]:
 
     ``decisions`` are :func:`latest_decisions` (one per segment and reviewer). On the segments both
     reviewers decided, every impact is a present/absent rating of each segment; Cohen's kappa
-    (:func:`pipeline.agreement.coefficients.binary_agreement`) per impact, its mean over the impacts where it is
+    (:func:`pipeline.agreement.binary_agreement`) per impact, its mean over the impacts where it is
     defined, and pooled over every (segment, impact) pair, for reviewer vs reviewer and for the run's
     model (its codes in ``segments.csv``) vs each reviewer. Undefined kappas (an impact nobody used on
     these segments) are ``None``.
@@ -521,7 +521,7 @@ def model_coder(card: dict) -> str:
 
 
 def final_codings(run: ReviewRun, history: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The whole run's coding after review, as passages (:func:`pipeline.coding.code.passage_codings`).
+    """The whole run's coding after review, as passages (:func:`pipeline.coding.passage_codings`).
 
     Per participant segment: the latest consensus decision where there is one (coder
     ``consensus:<who made it>``, status ``consensus``); else each reviewer's decision (coder = reviewer,

@@ -45,7 +45,7 @@ def simulate(
     rest of their segments the unlabelled pool. Each round the model is refitted on the labelled
     pool and scored on the test set, then the "reviewer" answers ``batch`` segments of the unlabelled
     pool from their gold labels: the ones the review queue would put first (highest
-    :func:`pipeline.coding.code.review_priority`) or a random draw. One row per strategy, repeat and round.
+    :func:`pipeline.coding.review_priority`) or a random draw. One row per strategy, repeat and round.
     """
     from pipeline.coding import ReviewConfig, review_priority
     from pipeline.model import f1_table

@@ -522,7 +522,7 @@ FR |= {
 
 TEXTS = {"en": EN, "fr": FR}
 
-# the reasons imri code gives for queueing a segment (pipeline.coding.code.review_priority)
+# the reasons imri code gives for queueing a segment (pipeline.coding.review_priority)
 REASONS = {
     "uncertain decision": {"en": "uncertain decision", "fr": "décision incertaine"},
     "rare code": {"en": "rare code", "fr": "code rare"},
