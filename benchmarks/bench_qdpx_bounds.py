@@ -1,4 +1,4 @@
-"""Hostile and large REFI-QDA inputs at (and past) the bounds of ``pipeline.qdpx.project.ArchiveLimits``.
+"""Hostile and large REFI-QDA inputs at (and past) the bounds of ``pipeline.limits.ArchiveLimits``.
 
 Each case is built in a temporary folder and run as ``imri import-qdpx`` (or ``export-qdpx``) in a fresh
 child process; the benchmark prints, per case, the exit code, the wall time, the child's peak RSS and the

@@ -110,7 +110,7 @@ def tree(root: Path) -> dict[str, bytes]:
 
 
 def expected_from_archive(archive: Path) -> dict:
-    """Count and list what the project holds, read with lxml independently of pipeline.qdpx.project."""
+    """Count and list what the project holds, read with lxml independently of pipeline.qdpx."""
     root = qde_of(archive)
     code_path: dict[str, str] = {}
     for code in root.iterfind(".//q:Code", NS):

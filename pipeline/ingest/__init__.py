@@ -2,9 +2,9 @@
 
 Reads text, .docx and the exports of transcription tools, finds speaker turns and their roles, compiles the gold
 corpus from its markup, and segments turns into sentences and coding units with a language each. Modules:
-``formats`` (layouts of transcription tools), ``transcripts`` (decoding, sidecars, speaker turns and roles),
-``corpus`` (the gold corpus's markup and codings table), ``segment`` (turns -> sentences -> coding units).
-Imports only the ground floor."""
+``formats`` (layouts of transcription tools), ``transcripts`` (decoding, sidecars, speaker turns),
+``speakers`` (speaker labels and who interviews: roles), ``corpus`` (the gold corpus's markup and codings
+table), ``segment`` (turns -> sentences -> coding units). Imports only the ground floor."""
 
 import lazy_loader as lazy
 
@@ -36,13 +36,11 @@ __getattr__, __dir__, __all__ = lazy.attach(
             "segment_frame",
             "segment_table",
         ],
+        "speakers": ["RoleCall", "RoleResolver", "apply_roles", "role_rows"],
         "transcripts": [
             "INTERVIEW_TYPES",
-            "RoleCall",
-            "RoleResolver",
             "Transcript",
             "Turn",
-            "apply_roles",
             "collect_transcripts",
             "decode_bytes",
             "find_turns",
@@ -51,7 +49,6 @@ __getattr__, __dir__, __all__ = lazy.attach(
             "read_sidecar",
             "read_transcript",
             "read_transcripts",
-            "role_rows",
         ],
     },
 )

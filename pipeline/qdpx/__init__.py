@@ -2,7 +2,10 @@
 
 Reads the exports of NVivo, ATLAS.ti, MAXQDA and QualCoder within bounds, and writes codings back as a project.
 Used by ``imri import-qdpx``, ``imri agreement``, ``imri code`` and ``imri review export``. Imports the ground
-floor and :mod:`pipeline.ingest` (the codings table) only."""
+floor and :mod:`pipeline.ingest` (the codings table) only. Modules, lowest first: ``archive`` (opening files
+from outside within bounds: archive entries, paths, safe XML), ``refi`` (the namespaces and id lines both
+directions share), ``read`` (a project's sources, code tree, users and codings; our codebook from its code
+tree), ``importing`` (a project or codebook into a folder), ``write`` (codings and transcripts as a project)."""
 
 import lazy_loader as lazy
 
@@ -11,16 +14,8 @@ import lazy_loader as lazy
 __getattr__, __dir__, __all__ = lazy.attach(
     __name__,
     submod_attrs={
-        "project": [
-            "export_qdpx",
-            "export_qdpx_files",
-            "import_qdc",
-            "import_qdpx",
-            "load_transcripts",
-            "project_language",
-            "read_qdpx",
-            "source_problem",
-            "unique_file_names",
-        ],
+        "importing": ["import_qdc", "import_qdpx", "unique_file_names"],
+        "read": ["read_qdpx"],
+        "write": ["export_qdpx", "export_qdpx_files", "load_transcripts", "project_language", "source_problem"],
     },
 )
