@@ -224,7 +224,7 @@ def write_run(
     run there is carried into the new folder; everything else of the old folder goes. Transcripts whose
     text was built from the source (captions, Whisper JSON, .docx) are kept as
     ``transcripts/<source>.txt``: the offsets of ``segments.csv`` refer to that text. ``roles``
-    (:func:`pipeline.ingest.transcripts.role_rows`) are kept as ``roles.csv``: who interviews in each file, and
+    (:func:`pipeline.ingest.role_rows`) are kept as ``roles.csv``: who interviews in each file, and
     how decided.
     """
     from pipeline.io import build_folder, write_table
