@@ -9,6 +9,7 @@ from typing import ClassVar, Self
 import yaml
 
 from pipeline.errors import InputError
+from pipeline.locations import shipped
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -16,8 +17,6 @@ DEFAULT_PARAMS = Path("params.yaml")
 def load_params(path: str | Path | None = None) -> dict:
     """Read the parameters file: ``path``; by default ``params.yaml`` in the working directory when it exists,
     else the repository's (:func:`pipeline.locations.shipped`), else none (the built-in defaults)."""
-    from pipeline.locations import shipped
-
     path = Path(path) if path else shipped(DEFAULT_PARAMS)
     if not path.exists():
         if path == DEFAULT_PARAMS:

@@ -20,6 +20,7 @@ import pandas as pd
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.errors import InputError
 from pipeline.ingest import SegmentConfig, segment_table
+from pipeline.locations import BUNDLED_GOLD, model_candidates, model_name, repository, scores_note
 from pipeline.model.labels import LabelConfig, check_offsets, read_codings, segment_labels
 from pipeline.params import label_coders
 
@@ -245,8 +246,6 @@ def train_model(
         },
         sort_keys=True,
     )
-    from pipeline.locations import model_name, scores_note
-
     card = {
         "name": name or model_name(gold_dirs),
         "version": hashlib.sha256(recipe.encode("utf-8")).hexdigest()[:12],
@@ -295,7 +294,6 @@ def default_model(say: Callable[[str], None]) -> Path:
     ``say`` gets one line before the training starts. Without a bundled gold set (a wheel install) the
     :class:`InputError` says how to get a model.
     """
-    from pipeline.locations import BUNDLED_GOLD, model_candidates, repository
     from pipeline.model.impact_model import CARD_FILE
 
     candidates = model_candidates()
