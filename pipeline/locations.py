@@ -18,6 +18,7 @@ The user's data folder is ``$IMRI_DATA``, else platformdirs' user data folder fo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -147,6 +148,8 @@ class ModelDestination:
             self.folder = out
             self._staging: Path | None = None
         else:
+            # a models/ folder made here goes again with the staging folder if nothing was placed in it
+            self._made_parent = not DEFAULT_MODEL.parent.exists()
             DEFAULT_MODEL.parent.mkdir(parents=True, exist_ok=True)
             self._staging = Path(tempfile.mkdtemp(prefix=".training-", dir=DEFAULT_MODEL.parent))
             self.folder = self._staging / "model"
@@ -174,3 +177,6 @@ class ModelDestination:
         """Remove the hidden training folder (after a failure, or once the model is in place)."""
         if self._staging is not None:
             shutil.rmtree(self._staging, ignore_errors=True)
+            if self._made_parent:
+                with contextlib.suppress(OSError):  # not empty: a model was placed there
+                    DEFAULT_MODEL.parent.rmdir()

@@ -162,6 +162,18 @@ def test_retraining_writes_a_new_model_folder_and_never_over_another(small_gold,
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # written again, whole
 
 
+def test_a_training_that_fails_leaves_the_folder_as_it_was(tmp_path, monkeypatch, run_cli):
+    """Without --out, training stages into models/: a failure (here: no gold set) takes the staging folder and
+    a models/ folder it made away again, and keeps one that was there (found by the CLI fuzz test)."""
+    monkeypatch.chdir(tmp_path)
+    failed = run_cli("train", "--gold", tmp_path / "no-gold")
+    assert failed.code == 2 and "a gold set needs transcripts/ and codings.csv" in failed.err
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "models").mkdir()
+    assert run_cli("train", "--gold", tmp_path / "no-gold").code == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["models"] and list((tmp_path / "models").iterdir()) == []
+
+
 def test_messages_know_whose_gold_set_it_is(small_gold, monkeypatch):
     """The bundled synthetic gold set is known by where it is: a copy of its transcripts elsewhere (small_gold) is a
     team's own gold set, named by its folder, and nothing said about it calls it synthetic."""
